@@ -1,0 +1,267 @@
+"""``edge bench``: the models alone, the pipelined runtime, and the naive loop, in one run.
+
+The naive loop is what a user would otherwise write: read, infer, draw, show, one after the
+other. Both loops read the same clip through the same Source, draw with the same overlay
+code and write to the same kind of sink, so the difference is the runtime's design alone.
+Scenarios: the configured models on a paced source (does it keep the source rate?) and as
+fast as possible (throughput), then a model slower than the frame interval on a paced source
+(does the display keep the rate, does latency stay bounded?).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.app import PeakRss, load_models
+from edge.config import DEFAULT_MODELS_DIR, Config, ModelConfig
+from edge.display import VideoFileSink
+from edge.inference.backend import SessionOptions
+from edge.inference.model import LoadedModel
+from edge.metrics import LatencyRecorder, summarize
+from edge.overlay import HudState, compose
+from edge.pipeline import ModelSlot, Pipeline
+from edge.results import Result, StageTimes, new_result_id
+from edge.sources import open_source
+
+log = logging.getLogger(__name__)
+SLOW_MODEL_DIR = DEFAULT_MODELS_DIR / "bench-slow"
+
+
+def with_query(url: str, **params: object) -> str:
+    base, _, query = url.partition("?")
+    kept = [kv for kv in query.split("&") if kv and kv.split("=")[0] not in params]
+    kept += [f"{k}={v}" for k, v in params.items()]
+    return f"{base}?{'&'.join(kept)}"
+
+
+def bench_model(model: LoadedModel, frames: list[np.ndarray], runs: int) -> dict[str, Any]:
+    """The session alone (model) and with pre/post-processing (infer), on real frames."""
+    model_ms, infer_ms = [], []
+    for i in range(runs):
+        image = frames[i % len(frames)]
+        t0 = time.perf_counter_ns()
+        out = model.infer(image)
+        infer_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        model_ms.append((out.t_model_end_ns - out.t_model_start_ns) / 1e6)
+    return {
+        "name": model.name,
+        "precision": model.precision,
+        "provider": model.info.provider,
+        "file_mb": round(model.path.stat().st_size / 2**20, 3),
+        "model_ms": summarize(model_ms),
+        "infer_ms": summarize(infer_ms),
+    }
+
+
+def sample_frames(url: str, n: int) -> list[np.ndarray]:
+    src = open_source(with_query(url, realtime=0, loop=1))
+    src.open()
+    try:
+        out = []
+        while len(out) < n:
+            f = src.read(1.0)
+            if f is None:
+                break
+            out.append(f.image)
+        return out
+    finally:
+        src.close()
+
+
+def run_pipelined(config: Config, url: str, slots: list[ModelSlot], frames: int, video: Path) -> dict[str, Any]:
+    src = open_source(url)
+    sink = VideoFileSink(video, fourcc=config.display.video_codec)
+    pipeline = Pipeline(src, slots, [sink], config.pipeline)
+    src.open()
+    try:
+        pipeline.run(max_frames=frames)
+    finally:
+        src.close()
+        sink.close()
+    c = pipeline.counters
+    elapsed = pipeline.elapsed_s()
+    lat = pipeline.latency.summary()
+    return {
+        "frames": c.acquired,
+        "elapsed_s": elapsed,
+        "source_fps": c.acquired / elapsed,
+        "ai_fps": c.inferred / elapsed,
+        "display_fps": c.displayed / elapsed,
+        "skipped": c.skipped,
+        "e2e_ms": lat.get("e2e", {}),
+        "model_ms": lat.get("model", {}),
+        "overhead_ms": lat.get("overhead", {}),
+        "display_latency_ms": lat.get("display", {}),
+        "result_on_screen_ms": lat.get("result_on_screen", {}),
+    }
+
+
+def run_naive(url: str, slots: list[ModelSlot], frames: int, video: Path, codec: str) -> dict[str, Any]:
+    """Read, infer, draw, show, in sequence: every frame inferred, nothing overlapped."""
+    src = open_source(url)
+    sink = VideoFileSink(video, fourcc=codec)
+    lat = LatencyRecorder()
+    out: np.ndarray | None = None
+    n = 0
+    src.open()
+    t_start = time.monotonic_ns()
+    try:
+        while n < frames:
+            frame = src.read(1.0)
+            if frame is None:
+                if src.eof:
+                    break
+                continue
+            n += 1
+            t_infer = time.monotonic_ns()
+            quality, findings, model_ns = None, [], 0
+            for slot in slots:
+                o = slot.model.infer(frame.image)
+                model_ns += o.t_model_end_ns - o.t_model_start_ns
+                quality = o.quality or quality
+                findings.extend(o.findings)
+            t_res = time.monotonic_ns()
+            result = Result(
+                result_id=new_result_id(),
+                frame_seq=frame.seq,
+                frame_wall_time=frame.wall_time,
+                source_id=frame.source_id,
+                modality=frame.modality,
+                quality=quality,
+                findings=tuple(findings),
+                models=tuple(s.model.info for s in slots),
+                times=StageTimes(frame.t_acquired_ns, t_infer, t_infer, t_infer + model_ns, t_res),
+                gated=False,
+                priority=0,
+            )
+            hud = HudState(source_fps=0.0, ai_fps=0.0, latency_ms=None, skipped=0, status=None)
+            out = compose(frame.image, result, hud, out=out)
+            sink.show(out, frame.seq)
+            t_shown = time.monotonic_ns()
+            lat.add("e2e", (t_res - frame.t_acquired_ns) / 1e6)
+            lat.add("overhead", (t_res - frame.t_acquired_ns - model_ns) / 1e6)
+            lat.add("display", (t_shown - frame.t_acquired_ns) / 1e6)
+            lat.add("model", model_ns / 1e6)
+    finally:
+        src.close()
+        sink.close()
+    elapsed = (time.monotonic_ns() - t_start) / 1e9
+    s = lat.summary()
+    return {
+        "frames": n,
+        "elapsed_s": elapsed,
+        "source_fps": n / elapsed,
+        "ai_fps": n / elapsed,
+        "display_fps": n / elapsed,
+        "skipped": 0,
+        "e2e_ms": s.get("e2e", {}),
+        "model_ms": s.get("model", {}),
+        "overhead_ms": s.get("overhead", {}),
+        "display_latency_ms": s.get("display", {}),
+        "latency_growth_ms_per_s": _growth(lat.values("display"), elapsed),
+    }
+
+
+def _growth(latencies: list[float], elapsed_s: float) -> float:
+    """How fast latency grows over the run: about 0 when a loop keeps up, positive when it falls behind."""
+    if len(latencies) < 10 or elapsed_s <= 0:
+        return 0.0
+    k = max(1, len(latencies) // 10)
+    return float((np.median(latencies[-k:]) - np.median(latencies[:k])) / elapsed_s)
+
+
+def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> dict[str, Any]:
+    url = config.source.url
+    opts = SessionOptions(providers=config.inference.providers, threads=config.inference.threads)
+    result: dict[str, Any] = {"source": url, "frames": frames, "models": [], "scenarios": {}}
+    sample = sample_frames(url, 64)
+    with PeakRss() as rss, tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        # (a) each model alone, every precision it ships
+        for mc in config.models:
+            folder = config.model_dir(mc)
+            for precision in ("fp32", "int8"):
+                try:
+                    model = LoadedModel(folder, precision=precision, options=opts, warmup_runs=10)
+                except Exception as exc:
+                    log.warning("skipping %s %s: %s", mc.name, precision, exc)
+                    continue
+                result["models"].append(bench_model(model, sample, model_runs))
+        slots = load_models(config)
+        paced, fast = with_query(url, realtime=1, loop=1), with_query(url, realtime=0, loop=1)
+        tmpdir = Path(tmp)
+        scenarios = result["scenarios"]
+        for name, src_url in (("paced", paced), ("max", fast)):
+            for s in slots:
+                s.last, s.runs = None, 0
+            scenarios[name] = {
+                "pipelined": run_pipelined(config, src_url, slots, frames, tmpdir / f"{name}-p.mp4"),
+                "naive": run_naive(src_url, slots, frames, tmpdir / f"{name}-n.mp4", config.display.video_codec),
+            }
+        if (SLOW_MODEL_DIR / "manifest.json").exists():
+            slow = LoadedModel(SLOW_MODEL_DIR, precision="fp32", options=opts, warmup_runs=2)
+            slow_slots = [ModelSlot(model=slow, config=ModelConfig(name=slow.name))]
+            result["slow_model"] = bench_model(slow, sample, 20)
+            n = min(frames, 150)
+            scenarios["paced_slow_model"] = {
+                "pipelined": run_pipelined(config, paced, slow_slots, n, tmpdir / "slow-p.mp4"),
+                "naive": run_naive(paced, slow_slots, n, tmpdir / "slow-n.mp4", config.display.video_codec),
+            }
+        else:
+            log.warning("no %s: the slow-model scenario is left out", SLOW_MODEL_DIR)
+    result["peak_rss_mb"] = round(rss.peak / 2**20, 1)
+    result["checks"] = _checks(result)
+    print_table(result)
+    return result
+
+
+def _checks(r: dict[str, Any]) -> dict[str, Any]:
+    sc = r["scenarios"]
+    paced, fast = sc["paced"], sc["max"]
+    model_p99 = max((m["model_ms"].get("p99", 0.0) for m in r["models"] if m["precision"] == "int8"), default=0.0)
+    checks: dict[str, Any] = {
+        "paced_keeps_source_rate_fps": paced["pipelined"]["display_fps"],
+        "overhead_p50_ms": paced["pipelined"]["overhead_ms"].get("p50"),
+        "e2e_p99_over_model_p99": paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99 if model_p99 else None,
+        "max_ai_throughput_ratio": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
+    }
+    if "paced_slow_model" in sc:
+        slow = sc["paced_slow_model"]
+        checks["slow_display_fps_pipelined"] = slow["pipelined"]["display_fps"]
+        checks["slow_display_fps_naive"] = slow["naive"]["display_fps"]
+        checks["slow_e2e_p99_pipelined_ms"] = slow["pipelined"]["e2e_ms"].get("p99")
+        checks["slow_display_latency_max_naive_ms"] = slow["naive"]["display_latency_ms"].get("max")
+        checks["slow_latency_growth_naive_ms_per_s"] = slow["naive"]["latency_growth_ms_per_s"]
+    return checks
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\nsource: {r['source']}")
+    print(f"\n{'model':22s} {'prec':5s} {'MB':>6s} {'model p50':>10s} {'p99':>8s} {'+pre/post p50':>14s} {'p99':>8s}")
+    for m in r["models"] + ([r["slow_model"]] if "slow_model" in r else []):
+        mm, im = m["model_ms"], m["infer_ms"]
+        print(
+            f"{m['name']:22s} {m['precision']:5s} {m['file_mb']:6.2f} {mm['p50']:10.2f} {mm['p99']:8.2f} "
+            f"{im['p50']:14.2f} {im['p99']:8.2f}"
+        )
+    print(
+        f"\n{'scenario':18s} {'loop':9s} {'src fps':>8s} {'AI fps':>7s} {'disp fps':>8s} {'skipped':>7s} "
+        f"{'e2e p50':>8s} {'e2e p99':>8s} {'ovh p50':>8s} {'disp lat p50':>12s} {'max':>8s}"
+    )
+    for name, pair in r["scenarios"].items():
+        for loop, s in pair.items():
+            e, o, d = s["e2e_ms"], s["overhead_ms"], s["display_latency_ms"]
+            print(
+                f"{name:18s} {loop:9s} {s['source_fps']:8.1f} {s['ai_fps']:7.1f} {s['display_fps']:8.1f} "
+                f"{s['skipped']:7d} {e.get('p50', 0):8.2f} {e.get('p99', 0):8.2f} {o.get('p50', 0):8.2f} "
+                f"{d.get('p50', 0):12.2f} {d.get('max', 0):8.1f}"
+            )
+    print("\nchecks:")
+    for k, v in r["checks"].items():
+        print(f"  {k:40s} {v:.2f}" if isinstance(v, float) else f"  {k:40s} {v}")
+    print(f"  {'peak_rss_mb':40s} {r['peak_rss_mb']}")

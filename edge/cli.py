@@ -1,0 +1,176 @@
+"""The ``edge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge import __version__
+from edge.config import Config, load_config
+from edge.errors import EdgeError
+
+log = logging.getLogger("edge")
+
+DESCRIPTION = """\
+Scanner edge runtime: reads frames from a probe, a video or DICOM, runs image-quality and
+detection models on them, and draws the results over the live image.
+
+Start here:
+  edge run                       the embedded default: the bundled lung clip and quality model,
+                                 in a window (or, with no display, an overlay video under runs/)
+  edge run --headless --max-frames 300 --report report.json
+  edge run --source dicom:///path/to/study --config my.toml
+  edge bench                     measure the runtime against a naive loop on this machine
+  edge models list               the bundled models and whether their files verify
+
+Sources: video:///clip.mp4[?loop=1&realtime=0]  dicom:///file_or_folder  uvc://0
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=getattr(args, "log_level", None) or "INFO",
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args))
+    except EdgeError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edge", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--version", action="version", version=f"edge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run the real-time loop (default: bundled clip and models)")
+    r.add_argument("--config", type=Path, help="TOML config file (default: the embedded default)")
+    r.add_argument("--source", help="source URL, overrides [source] url")
+    r.add_argument("--headless", action="store_true", help="no window: write the overlay video instead")
+    r.add_argument("--max-frames", type=int, metavar="N", help="stop after N acquired frames")
+    r.add_argument("--report", type=Path, metavar="F.json", help="where to write the JSON run report")
+    r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    r.set_defaults(func=_cmd_run)
+
+    b = sub.add_parser("bench", help="benchmark models, the pipelined runtime and a naive loop")
+    b.add_argument("--config", type=Path, help="TOML config file whose models are benchmarked")
+    b.add_argument("--source", help="clip to replay (default: the bundled clip)")
+    b.add_argument("--frames", type=int, default=300, help="frames per pipeline/naive run (default 300)")
+    b.add_argument("--model-runs", type=int, default=200, help="timed runs per model (default 200)")
+    b.add_argument("--out", type=Path, default=Path("runs/bench.json"), help="JSON output file")
+    b.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="WARNING")
+    b.set_defaults(func=_cmd_bench)
+
+    m = sub.add_parser("models", help="list or verify model folders")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ml = msub.add_parser("list", help="the configured models, their files and hash checks")
+    ml.add_argument("--config", type=Path)
+    ml.set_defaults(func=_cmd_models_list)
+    mv = msub.add_parser("verify", help="check a model folder's manifest and every file's sha256")
+    mv.add_argument("folder", type=Path)
+    mv.set_defaults(func=_cmd_models_verify)
+    return p
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(getattr(args, "config", None))
+    if getattr(args, "source", None):
+        config = config.with_overrides(source={"url": args.source})
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge.app import run
+
+    config = _config(args)
+    if args.log_level is None:
+        logging.getLogger().setLevel(config.log.level)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgeError("--max-frames must be at least 1")
+    report, outputs = run(config, headless=args.headless, max_frames=args.max_frames, report_path=args.report)
+    _print_summary(report)
+    print(f"report: {outputs.report}")
+    return 1 if report["exit"] == "error" else 0
+
+
+def _print_summary(report: dict) -> None:  # type: ignore[type-arg]
+    c, fps, lat = report["counters"], report["fps"], report["latency_ms"]
+
+    def p(stage: str, key: str) -> str:
+        v = lat.get(stage, {}).get(key)
+        return f"{v:.1f}" if v is not None else "-"
+
+    models = ", ".join(f"{m['name']} {m['precision']} on {m['backend']}/{m['provider']}" for m in report["models"])
+    print(f"source   {report['source']['url']}")
+    print(f"models   {models}")
+    print(
+        f"frames   acquired {c['acquired']}  inferred {c['inferred']}  skipped {c['skipped']}  "
+        f"displayed {c['displayed']}  errors {c['inference_errors'] + c['display_errors']}"
+    )
+    print(f"fps      source {fps['source']:.1f}  ai {fps['ai']:.1f}  display {fps['display']:.1f}")
+    print(
+        f"latency  e2e p50 {p('e2e', 'p50')} p99 {p('e2e', 'p99')} ms  model p50 {p('model', 'p50')} ms  "
+        f"overhead p50 {p('overhead', 'p50')} ms  display p50 {p('display', 'p50')} ms"
+    )
+    print(f"memory   peak RSS {report['peak_rss_mb']} MB")
+    out = report["outputs"]
+    if out["video"]:
+        print(f"video    {out['video']}")
+    if out["results"]:
+        print(f"results  {out['results']}")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench import run_bench
+
+    config = _config(args)
+    result = run_bench(config, frames=args.frames, model_runs=args.model_runs)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"bench JSON: {args.out}")
+    return 0
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from edge.inference.manifest import load_manifest, verify_folder
+
+    config = load_config(args.config)
+    for mc in config.models:
+        folder = config.model_dir(mc)
+        try:
+            m = load_manifest(folder).manifest
+            verify_folder(folder)
+            state = "ok"
+        except EdgeError as exc:
+            print(f"{mc.name:16s} {folder}  FAILED: {exc}")
+            continue
+        files = ", ".join(f"{p}={f.path}" for p, f in m.files.items())
+        print(f"{m.name:16s} {m.version:8s} {m.task:14s} {files}  [{state}]")
+    return 0
+
+
+def _cmd_models_verify(args: argparse.Namespace) -> int:
+    from edge.inference.manifest import verify_folder
+
+    hashes = verify_folder(args.folder)
+    for precision, sha in hashes.items():
+        print(f"{precision:5s} {sha}  ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

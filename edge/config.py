@@ -1,0 +1,181 @@
+"""The runtime's configuration: one TOML file, typed and validated at start.
+
+pydantic does the checking (types, ranges, unknown keys rejected with ``extra="forbid"``) and
+reports the exact location of each error; we add the file name so every message reads
+``FILE: key a.b[0].c: problem``. With no file at all, the defaults are the embedded default
+run: the bundled clip, the bundled models, overlay video and report under ``runs/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = PACKAGE_DIR / "assets"
+# Models live beside the package in a source checkout; EDGE_MODELS_DIR or [models] dir overrides.
+DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
+DEFAULT_CLIP = ASSETS_DIR / "clips" / "lung_convex.mp4"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Section):
+    url: str = Field(default_factory=lambda: f"video://{DEFAULT_CLIP}")
+    read_timeout_s: float = Field(0.5, gt=0, le=10)
+
+
+class PipelineConfig(_Section):
+    # Back-pressure, named: the display sees every frame through a bounded queue; "block" makes
+    # acquisition wait when display falls behind (every frame recorded), "drop_oldest" keeps the
+    # display live and counts what it dropped. Inference always takes the newest frame.
+    display_queue: int = Field(4, ge=1, le=256)
+    display_policy: Literal["block", "drop_oldest"] = "block"
+    inference_policy: Literal["latest"] = "latest"
+    # Results are never dropped: this only bounds memory if the consumer stalls; when full, the
+    # inference worker waits (and the wait shows up in its latency) rather than dropping a result.
+    result_queue: int = Field(4096, ge=16)
+    stop_timeout_s: float = Field(1.0, gt=0, le=10)
+
+
+class GateConfig(_Section):
+    """Run this model only when a quality model's latest state says the frame is usable."""
+
+    model: str
+    require_ok: bool = True
+    labels: tuple[str, ...] = ()  # explicit allowed labels; empty = the quality model's ok_labels
+
+
+class ModelConfig(_Section):
+    name: str
+    path: Path | None = None  # folder holding manifest.json; default <models dir>/<name>
+    precision: Literal["fp32", "fp16", "int8", "auto"] = "auto"
+    backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
+    every_n: int = Field(1, ge=1, le=1000)  # run on every Nth inferred frame, reuse the last result
+    enabled: bool = True
+    gate: GateConfig | None = None
+
+
+class InferenceConfig(_Section):
+    providers: tuple[str, ...] = ("auto",)  # ORT execution providers, in preference order
+    threads: int = Field(0, ge=0, le=64)  # ORT intra-op threads; 0 = ORT's choice
+    warmup_runs: int = Field(3, ge=0, le=100)
+    models_dir: Path = Field(default_factory=lambda: DEFAULT_MODELS_DIR)
+
+
+class DisplayConfig(_Section):
+    sinks: tuple[Literal["window", "video", "snapshots", "null"], ...] = ("window",)
+    title: str = "scanner edge"
+    video_codec: str = Field("mp4v", min_length=4, max_length=4)
+    snapshot_every_s: float = Field(5.0, gt=0)
+    review_below: float = Field(0.5, ge=0, le=1)  # findings under this confidence are "review"
+
+    @field_validator("sinks")
+    @classmethod
+    def _no_duplicate_sinks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("each sink may appear once")
+        return v
+
+
+class OutputConfig(_Section):
+    dir: Path = Path("runs")
+    results_jsonl: bool = True
+
+
+class LogConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _default_models() -> tuple[ModelConfig, ...]:
+    return (ModelConfig(name="us-quality"),)
+
+
+class Config(_Section):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
+    display: DisplayConfig = Field(default_factory=DisplayConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Config:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        for m in self.models:
+            if m.gate is not None:
+                if m.gate.model not in names:
+                    raise ValueError(f"model {m.name!r} is gated on {m.gate.model!r}, which is not configured")
+                if m.gate.model == m.name:
+                    raise ValueError(f"model {m.name!r} cannot gate itself")
+        return self
+
+    def model_dir(self, model: ModelConfig) -> Path:
+        return model.path if model.path is not None else self.inference.models_dir / model.name
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some fields of some sections replaced, validated again."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section] = {**data[section], **values}
+        return _validate(data, "<command line>")
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _validate(data: dict[str, Any], origin: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = _format_loc(tuple(err["loc"]))
+            msg = "unknown key (not a setting)" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{origin}: key {where}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate ``path``; None gives the embedded default."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    config = _validate(data, str(path))
+    # Relative paths in a config file are relative to the file, as a user reading it expects.
+    base = path.resolve().parent
+    inference = config.inference
+    if "inference" in data and "models_dir" in data["inference"] and not inference.models_dir.is_absolute():
+        config = config.with_overrides(inference={"models_dir": base / inference.models_dir})
+    models = [
+        m.model_copy(update={"path": base / m.path}) if m.path is not None and not m.path.is_absolute() else m
+        for m in config.models
+    ]
+    return config.model_copy(update={"models": tuple(models)})

@@ -1,0 +1,62 @@
+"""YOLO-style detection output -> boxes, with class-aware non-maximum suppression.
+
+The layout is Ultralytics' export: ``[1, 4+C, N]`` with rows cx, cy, w, h then one score per
+class (already sigmoid-ed, no separate objectness). ``[1, N, 4+C]`` is accepted too, told
+apart by which axis has 4+C entries, so a user's exported detector works with a manifest alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.errors import ModelError
+
+
+def decode_yolo(output: np.ndarray, num_classes: int, min_confidence: float) -> tuple[np.ndarray, ...]:
+    """(boxes xyxy [K,4], scores [K], class ids [K]) of candidates above ``min_confidence``."""
+    if output.ndim == 3 and output.shape[0] == 1:
+        output = output[0]
+    width = 4 + num_classes
+    if output.ndim != 2 or width not in output.shape:
+        raise ModelError(
+            f"detection output of shape {list(output.shape)} is not YOLO layout [1, 4+C, N] with C={num_classes}"
+        )
+    # When both axes are 4+C (N == 4+C) the documented Ultralytics layout wins.
+    preds = output.T if output.shape[0] == width else output
+    class_scores = preds[:, 4:width]
+    class_ids = class_scores.argmax(axis=1)
+    scores = class_scores[np.arange(len(preds)), class_ids]
+    keep = scores >= min_confidence
+    preds, scores, class_ids = preds[keep], scores[keep], class_ids[keep]
+    cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy NMS, highest score first."""
+    if len(boxes) == 0:
+        return np.empty(0, np.int64)
+    x0, y0, x1, y1 = boxes.T
+    areas = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
+        h = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
+        inter = w * h
+        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Class-aware NMS: boxes of different classes never suppress each other."""
+    if len(boxes) == 0:
+        return np.empty(0, np.int64)
+    # Shift each class into its own region of the plane, the usual trick, one NMS pass.
+    offset = (float(boxes.max() - boxes.min()) + 1.0) * class_ids.astype(np.float32)
+    return nms(boxes + offset[:, None], scores, iou_threshold)

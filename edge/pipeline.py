@@ -1,0 +1,374 @@
+"""The real-time loop: acquisition, inference and display on their own clocks.
+
+    acquisition thread --every frame--> bounded display queue --> display (caller's thread)
+                       --newest frame--> LatestSlot ----------> inference thread --> results
+
+The display never waits for inference: it draws every frame with the latest result. The
+inference worker always takes the newest frame; frames it never saw are counted as skipped.
+Results are never dropped: they go through a bounded queue to the result handlers, and the
+worker waits rather than drop one. Display runs on the caller's thread because GUI toolkits
+(OpenCV's HighGUI among them) want their windows driven from one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import ModelConfig, PipelineConfig
+from edge.display import Sink
+from edge.errors import SourceError
+from edge.frames import Frame
+from edge.inference.model import LoadedModel, ModelOutput
+from edge.metrics import Counters, LatencyRecorder, RateMeter
+from edge.overlay import HudState, compose
+from edge.results import Finding, Quality, Result, StageTimes, new_result_id
+
+log = logging.getLogger(__name__)
+
+_END = object()  # sentinel on the display queue: the source has ended
+ResultHandler = Callable[[Result], None]
+StatusProvider = Callable[[], str | None]
+
+
+class LatestSlot:
+    """A one-frame mailbox: put() replaces what the reader has not taken yet (latest wins)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._closed = False
+        self.replaced = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.replaced += 1
+            self._frame = frame
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> Frame | None:
+        """The newest frame, or None on timeout or when closed and empty."""
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    @property
+    def drained(self) -> bool:
+        with self._cond:
+            return self._closed and self._frame is None
+
+
+@dataclass
+class ModelSlot:
+    """A loaded model and how the pipeline should run it."""
+
+    model: LoadedModel
+    config: ModelConfig
+    last: ModelOutput | None = None
+    runs: int = 0
+
+    def gate_open(self, quality: Quality | None) -> bool:
+        gate = self.config.gate
+        if gate is None:
+            return True
+        if quality is None:  # the gating model has not run yet: do not guess
+            return False
+        if gate.labels:
+            return quality.label in gate.labels
+        return quality.ok or not gate.require_ok
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: object,
+        models: Sequence[ModelSlot],
+        sinks: Sequence[Sink],
+        config: PipelineConfig,
+        *,
+        result_handlers: Sequence[ResultHandler] = (),
+        status: StatusProvider | None = None,
+        read_timeout_s: float = 0.1,
+    ) -> None:
+        self.source = source
+        # Gating models run first so their verdict on this frame is known to the gated ones.
+        gates = {m.config.gate.model for m in models if m.config.gate}
+        self.models = sorted(models, key=lambda s: 0 if s.model.name in gates else 1)
+        self.sinks = list(sinks)
+        self.config = config
+        self.handlers = list(result_handlers)
+        self.status = status
+        self.read_timeout_s = min(read_timeout_s, 0.1)  # bounded so a stop is seen within 1 s
+        self.counters = Counters()
+        self.latency = LatencyRecorder()
+        self.source_rate = RateMeter()
+        self.ai_rate = RateMeter()
+        self.display_rate = RateMeter()
+        self.stop_event = threading.Event()
+        self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
+        self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
+        self._slot = LatestSlot()
+        self._latest: Result | None = None  # written by inference, read by display (atomic swap)
+        self._last_shown_id: str | None = None
+        self._out: np.ndarray | None = None
+        self._threads: list[threading.Thread] = []
+        self.error: BaseException | None = None
+        self.started_ns = 0
+        self.ended_ns = 0
+
+    # -- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask every stage to finish; safe from a signal handler."""
+        self.stop_event.set()
+
+    def run(self, max_frames: int | None = None) -> Counters:
+        """Run until the source ends, ``max_frames`` are acquired, or stop() is called."""
+        self.started_ns = time.monotonic_ns()
+        self._threads = [
+            threading.Thread(target=self._acquire_loop, args=(max_frames,), name="acquire", daemon=True),
+            threading.Thread(target=self._inference_loop, name="inference", daemon=True),
+            threading.Thread(target=self._results_loop, name="results", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        try:
+            ended_by_source = self._display_loop()
+            if ended_by_source:
+                # Let inference finish the newest frame so the last result is not lost to the race.
+                self._threads[1].join(self.config.stop_timeout_s)
+        finally:
+            self.stop_event.set()
+            self._slot.close()
+            self._join()
+            self.ended_ns = time.monotonic_ns()
+            self.counters.skipped = self._slot.replaced
+        return self.counters
+
+    def _join(self) -> None:
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.error("thread %s did not stop within %.1f s", t.name, self.config.stop_timeout_s)
+
+    # -- acquisition -----------------------------------------------------------------------
+    def _acquire_loop(self, max_frames: int | None) -> None:
+        src = self.source
+        try:
+            while not self.stop_event.is_set():
+                if max_frames is not None and self.counters.acquired >= max_frames:
+                    break
+                try:
+                    frame = src.read(self.read_timeout_s)  # type: ignore[attr-defined]
+                except SourceError as exc:
+                    self.counters.source_errors += 1
+                    log.error("source failed: %s", exc)
+                    self.error = exc
+                    break
+                if frame is None:
+                    if src.eof:  # type: ignore[attr-defined]
+                        break
+                    continue
+                self.counters.acquired += 1
+                self.source_rate.tick(frame.t_acquired_ns)
+                self._slot.put(frame)
+                self._to_display(frame)
+        finally:
+            self._slot.close()
+            self._put_display_end()
+
+    def _to_display(self, frame: Frame) -> None:
+        q = self._display_q
+        if self.config.display_policy == "drop_oldest":
+            while True:
+                try:
+                    q.put_nowait(frame)
+                    return
+                except queue.Full:
+                    try:
+                        q.get_nowait()
+                        self.counters.display_dropped += 1
+                    except queue.Empty:
+                        pass
+        while not self.stop_event.is_set():  # "block": wait, but keep seeing stop requests
+            try:
+                q.put(frame, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _put_display_end(self) -> None:
+        while True:
+            try:
+                self._display_q.put(_END, timeout=0.05)
+                return
+            except queue.Full:
+                if self.stop_event.is_set():
+                    return
+
+    # -- inference -------------------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        # On stop, finish the frame in hand but start no new one; at the source's end, drain.
+        while not self.stop_event.is_set():
+            frame = self._slot.take(0.05)
+            if frame is None:
+                if self._slot.drained:
+                    break
+                continue
+            try:
+                result, model_ns = self._infer(frame)
+            except Exception:  # one bad frame must never stop the live loop
+                self.counters.inference_errors += 1
+                log.exception("inference failed on frame %d of %s", frame.seq, frame.source_id)
+                continue
+            self.counters.inferred += 1
+            self.ai_rate.tick(result.times.t_result_ns)
+            self._record_inference(result, model_ns)
+            self._latest = result
+            self._emit(result)
+        self._results_q.put(None)
+
+    def _infer(self, frame: Frame) -> tuple[Result, int]:
+        t_start = time.monotonic_ns()
+        quality: Quality | None = None
+        findings: list[Finding] = []
+        gated = False
+        model_ns = 0
+        t_model_start = t_model_end = 0
+        for slot in self.models:
+            if not slot.gate_open(quality):
+                gated = True
+                continue
+            if slot.last is None or slot.runs % slot.config.every_n == 0:
+                out = slot.model.infer(frame.image)
+                slot.last = out
+                model_ns += out.t_model_end_ns - out.t_model_start_ns
+                t_model_start = t_model_start or out.t_model_start_ns
+                t_model_end = out.t_model_end_ns
+            slot.runs += 1
+            out = slot.last
+            if out.quality is not None:
+                quality = out.quality
+            findings.extend(out.findings)
+        if gated:
+            self.counters.gated += 1
+        t_result = time.monotonic_ns()
+        times = StageTimes(
+            t_acquired_ns=frame.t_acquired_ns,
+            t_infer_start_ns=t_start,
+            t_model_start_ns=t_model_start or t_start,
+            t_model_end_ns=t_model_end or t_start,
+            t_result_ns=t_result,
+        )
+        result = Result(
+            result_id=new_result_id(),
+            frame_seq=frame.seq,
+            frame_wall_time=frame.wall_time,
+            source_id=frame.source_id,
+            modality=frame.modality,
+            quality=quality,
+            findings=tuple(findings),
+            models=tuple(s.model.info for s in self.models),
+            times=times,
+            gated=gated,
+            priority=self._priority(findings),
+        )
+        return result, model_ns
+
+    def _priority(self, findings: list[Finding]) -> int:
+        if not findings:
+            return 0
+        urgent = {lab for s in self.models for lab in s.model.manifest.urgent_labels}
+        return 2 if any(f.label in urgent and not f.needs_review for f in findings) else 1
+
+    def _record_inference(self, result: Result, model_ns: int) -> None:
+        t = result.times
+        rec = self.latency.add
+        e2e_ns = t.t_result_ns - t.t_acquired_ns
+        rec("queue_wait", (t.t_infer_start_ns - t.t_acquired_ns) / 1e6)
+        rec("model", model_ns / 1e6)
+        rec("e2e", e2e_ns / 1e6)
+        rec("overhead", (e2e_ns - model_ns) / 1e6)
+
+    def _emit(self, result: Result) -> None:
+        self.counters.results += 1
+        while True:  # results are data: wait for room rather than drop one
+            try:
+                self._results_q.put(result, timeout=0.1)
+                return
+            except queue.Full:
+                log.warning("result handlers are behind; inference waits for room")
+
+    def _results_loop(self) -> None:
+        while True:
+            result = self._results_q.get()
+            if result is None:
+                return
+            for handler in self.handlers:
+                try:
+                    handler(result)
+                except Exception:
+                    log.exception("result handler %r failed on result %s", handler, result.result_id)
+
+    # -- display ---------------------------------------------------------------------------
+    def _display_loop(self) -> bool:
+        """Show frames until the source ends (True) or a stop is asked for (False)."""
+        q = self._display_q
+        while not self.stop_event.is_set():
+            try:
+                item = q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return True
+            assert isinstance(item, Frame)
+            self._show(item)
+            if any(s.wants_stop() for s in self.sinks):
+                log.info("display closed by the user")
+                return False
+        return False
+
+    def _show(self, frame: Frame) -> None:
+        result = self._latest
+        hud = HudState(
+            source_fps=self.source_rate.rate(),
+            ai_fps=self.ai_rate.rate(),
+            latency_ms=self.latency.recent_median("e2e"),
+            skipped=self._slot.replaced,
+            status=self.status() if self.status else None,
+        )
+        try:
+            self._out = compose(frame.image, result, hud, out=self._out)
+            for sink in self.sinks:
+                sink.show(self._out, frame.seq)
+        except Exception:
+            self.counters.display_errors += 1
+            log.exception("display failed on frame %d", frame.seq)
+            return
+        now = time.monotonic_ns()
+        self.counters.displayed += 1
+        self.display_rate.tick(now)
+        self.latency.add("display", (now - frame.t_acquired_ns) / 1e6)
+        if result is not None and result.result_id != self._last_shown_id:
+            # First frame on screen carrying this result: acquisition-to-eye latency of the AI.
+            self._last_shown_id = result.result_id
+            self.latency.add("result_on_screen", (now - result.times.t_acquired_ns) / 1e6)
+
+    # -- report ----------------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        end = self.ended_ns or time.monotonic_ns()
+        return max(1e-9, (end - self.started_ns) / 1e9)

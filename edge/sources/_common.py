@@ -1,0 +1,234 @@
+"""Pieces shared by the built-in sources: a context-manager base, URL query checks, BGR conversion and
+the realtime pacer that file replays (``video://``, ``dicom://``) use to behave like a live probe.
+
+Pacing semantics (one place, used by every file replay):
+
+- The clock starts at the first ``read()``, not at ``open()``: a pipeline that opens its source and
+  starts reading a second later does not receive a burst of "overdue" frames.
+- Frame k is released no earlier than ``t_start + sum(period of frames 0..k-1)`` on the monotonic
+  clock, and its ``t_acquired_ns`` is exactly that scheduled time, as a live probe would have
+  captured it, even when the caller reads late. A reader that falls behind gets every frame (nothing
+  is dropped) with growing latency; a frame released more than one period after its scheduled time
+  is counted in ``late_frames``.
+- Without pacing (``realtime=0``) ``t_acquired_ns`` is ``time.monotonic_ns()`` when the frame was
+  decoded.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import cv2
+import numpy as np
+
+from edge.errors import SourceError
+from edge.frames import Frame, Geometry, Modality
+from edge.sources.base import SourceInfo
+from edge.sources.registry import SourceURL
+
+MODALITIES: tuple[Modality, ...] = ("US", "DX", "CR", "OT")
+_S = TypeVar("_S", bound="SourceBase")
+
+
+class SourceBase:
+    """Context-manager support for sources: ``with open_source(url) as src: ...`` opens and closes."""
+
+    def open(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def check_query(url: SourceURL, allowed: Iterable[str]) -> None:
+    """Reject unknown query keys, so a typo (``?relatime=0``) fails loudly instead of being ignored."""
+    allowed_set = set(allowed)
+    unknown = sorted(set(url.query) - allowed_set)
+    if unknown:
+        raise SourceError(
+            f"{url.raw}: unknown query parameter(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(allowed_set)) or 'none'}"
+        )
+
+
+def positive_number(url: SourceURL, key: str) -> float | None:
+    """``?key=N`` as a finite number > 0, or None when absent."""
+    value = url.number(key, None)
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise SourceError(f"{url.raw}: query parameter {key}={url.query[key]!r} must be a number > 0")
+    return value
+
+
+def modality_param(url: SourceURL, default: Modality) -> Modality:
+    value = url.query.get("modality", default).upper()
+    if value not in MODALITIES:
+        raise SourceError(f"{url.raw}: modality={value!r} must be one of {', '.join(MODALITIES)}")
+    return cast(Modality, value)
+
+
+def period_ns(fps: float) -> int:
+    """Frame period in integer nanoseconds; scheduled times are exact multiples of it."""
+    return max(1, round(1e9 / fps))
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Gray (HxW or HxWx1), BGR or BGRA uint8 -> BGR uint8 HxWx3; BGR input is returned as is (no copy)."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cast(np.ndarray, cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cast(np.ndarray, cv2.cvtColor(image, cv2.COLOR_BGRA2BGR))
+    raise ValueError(f"unexpected image shape {image.shape}")
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A decoded frame waiting to be released by ``PacedSource.read``."""
+
+    image: np.ndarray
+    period_ns: int | None  # time until the next frame when paced; None: as fast as possible
+    t_decoded_ns: int
+    source_id: str
+    modality: Modality
+    raw: np.ndarray | None = None
+    geometry: Geometry = field(default_factory=Geometry)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class PacedSource(SourceBase):
+    """Template for finite file replays: subclasses decode, this class paces, stamps and counts.
+
+    Subclasses implement ``_open_input`` (I/O, raising SourceError), ``_decode_next`` (the next
+    frame of the replay, rewinding itself when looping, None at the end), ``_close_input`` and ``info``.
+    ``open()`` decodes the first frame, so an input with no decodable frame fails at open.
+    """
+
+    def __init__(self, url: SourceURL) -> None:
+        self._url = url
+        self._opened = False
+        self._eof = False
+        self._pending: Decoded | None = None
+        self._seq = 0
+        self._next_due_ns: int | None = None
+        self._late_frames = 0
+        self._stop = threading.Event()
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _open_input(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _decode_next(self) -> Decoded | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _close_input(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _empty_error(self) -> SourceError:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- Source protocol ------------------------------------------------------------------------
+    @property
+    def info(self) -> SourceInfo:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def eof(self) -> bool:
+        return self._eof
+
+    @property
+    def late_frames(self) -> int:
+        return self._late_frames
+
+    def open(self) -> None:
+        if self._opened:
+            return
+        self._eof = False
+        self._pending = None
+        self._seq = 0
+        self._next_due_ns = None
+        self._late_frames = 0
+        self._stop.clear()
+        self._open_input()
+        try:
+            first = self._decode_next()
+            if first is None:
+                raise self._empty_error()
+        except BaseException:
+            self._close_input()
+            raise
+        self._pending = first
+        self._opened = True
+
+    def close(self) -> None:
+        self._stop.set()  # wakes a reader sleeping until its frame is due
+        if self._opened:
+            self._opened = False
+            self._pending = None
+            self._close_input()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if not self._opened:
+            raise SourceError(f"{self._url.raw}: read() on a source that is not open")
+        if self._eof:
+            return None
+        if self._pending is None:
+            self._pending = self._decode_next()
+            if self._pending is None:
+                self._eof = True
+                return None
+        item = self._pending
+        if item.period_ns is None:
+            t_acquired = item.t_decoded_ns
+        else:
+            now = time.monotonic_ns()
+            if self._next_due_ns is None:
+                self._next_due_ns = now  # the clock starts at the first read
+            due = self._next_due_ns
+            wait_ns = due - now
+            if wait_ns > 0:
+                if timeout is not None and wait_ns > timeout * 1e9:
+                    self._stop.wait(max(0.0, timeout))
+                    return None  # not due within the timeout; the frame stays pending
+                if self._stop.wait(wait_ns / 1e9):
+                    return None  # closed while waiting
+                now = time.monotonic_ns()
+            if now - due > item.period_ns:
+                self._late_frames += 1
+            t_acquired = due
+            self._next_due_ns = due + item.period_ns
+        self._pending = None
+        wall = time.time() - (time.monotonic_ns() - t_acquired) / 1e9
+        frame = Frame(
+            image=item.image,
+            seq=self._seq,
+            t_acquired_ns=t_acquired,
+            source_id=item.source_id,
+            modality=item.modality,
+            wall_time=wall,
+            geometry=item.geometry,
+            raw=item.raw,
+            meta=item.meta,
+        )
+        self._seq += 1
+        return frame

@@ -1,0 +1,92 @@
+"""YOLO decode and NMS on known tensors, and a tiny YOLO-layout ONNX model end to end."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import ModelError
+from edge.inference.detection import batched_nms, decode_yolo, nms
+from edge.inference.model import LoadedModel
+from tests.conftest import write_model_folder, yolo_model
+
+# Seven candidates (columns), two classes. cx, cy, w, h, score_a, score_b.
+CANDIDATES = np.array(
+    [
+        [32, 32, 16, 16, 0.90, 0.05],  # 0: class a, best
+        [33, 32, 16, 16, 0.80, 0.05],  # 1: class a, overlaps 0 heavily -> suppressed
+        [32, 32, 16, 16, 0.05, 0.70],  # 2: class b, same place as 0 -> kept (other class)
+        [10, 10, 8, 8, 0.40, 0.10],  # 3: class a, alone, under review threshold
+        [50, 50, 8, 8, 0.10, 0.20],  # 4: below min_confidence 0.25 -> dropped
+        [10, 11, 8, 8, 0.35, 0.02],  # 5: overlaps 3 (IoU 0.78) -> suppressed
+        [60, 5, 4, 4, 0.01, 0.01],  # 6: background
+    ],
+    np.float32,
+).T[None]  # -> [1, 6, 7] as [1, 4+C, N]
+
+
+def test_decode_reads_the_ultralytics_layout() -> None:
+    boxes, scores, ids = decode_yolo(CANDIDATES, num_classes=2, min_confidence=0.25)
+    assert len(boxes) == 5  # candidate 4 dropped
+    np.testing.assert_allclose(boxes[0], [24, 24, 40, 40])
+    np.testing.assert_allclose(scores, [0.9, 0.8, 0.7, 0.4, 0.35], rtol=1e-6)
+    assert ids.tolist() == [0, 0, 1, 0, 0]
+
+
+def test_decode_accepts_the_transposed_layout() -> None:
+    a = decode_yolo(CANDIDATES, 2, 0.25)
+    b = decode_yolo(np.ascontiguousarray(CANDIDATES.transpose(0, 2, 1)), 2, 0.25)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_decode_rejects_a_wrong_shape() -> None:
+    with pytest.raises(ModelError, match=r"not YOLO layout \[1, 4\+C, N\] with C=3"):
+        decode_yolo(np.zeros((1, 6, 10), np.float32), num_classes=3, min_confidence=0.1)
+
+
+def test_nms_and_class_aware_nms() -> None:
+    boxes, scores, ids = decode_yolo(CANDIDATES, 2, 0.25)
+    keep = batched_nms(boxes, scores, ids, iou_threshold=0.45)
+    assert sorted(keep.tolist()) == [0, 2, 3]
+    # Class-blind NMS would let candidate 0 suppress candidate 2.
+    assert sorted(nms(boxes, scores, 0.45).tolist()) == [0, 3]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5).size == 0
+
+
+def test_tiny_yolo_model_end_to_end(tmp_path: Path) -> None:
+    folder = write_model_folder(
+        tmp_path / "tiny-yolo",
+        yolo_model(CANDIDATES, size=64),
+        {
+            "name": "tiny-yolo",
+            "task": "detection",
+            "input": {"name": "images", "shape": [1, 3, 64, 64], "color": "rgb", "resize": "letterbox"},
+            "outputs": [{"name": "output0", "kind": "yolo"}],
+            "labels": ["b_line", "pleura"],
+            "urgent_labels": ["pleura"],
+            "thresholds": {"min_confidence": 0.25, "review_below": 0.5, "iou": 0.45},
+        },
+    )
+    model = LoadedModel(folder)
+    assert model.info.provider == "CPUExecutionProvider"
+    # A 128x64 frame letterboxes to 64x32 with 16 px of padding above and below.
+    out = model.infer(np.full((64, 128, 3), 80, np.uint8))
+    assert out.quality is None
+    found = sorted(out.findings, key=lambda f: -f.confidence)
+    assert [(f.label, f.needs_review) for f in found] == [("b_line", False), ("pleura", False), ("b_line", True)]
+    b = found[0].box
+    assert b is not None
+    np.testing.assert_allclose([b.x0, b.y0, b.x1, b.y1], [48, 16, 80, 48], atol=1e-4)
+    assert out.t_model_end_ns >= out.t_model_start_ns
+
+
+def test_classification_result(tiny_classifier: Callable[..., Path]) -> None:
+    model = LoadedModel(tiny_classifier(labels=("dark", "mid", "bright")))
+    bright = model.infer(np.full((40, 60, 3), 250, np.uint8)).quality
+    dark = model.infer(np.zeros((40, 60), np.uint8)).quality
+    assert bright is not None and dark is not None
+    assert bright.label == "bright" and not bright.ok
+    assert dark.label == "dark" and dark.ok
+    assert abs(sum(bright.probabilities.values()) - 1) < 1e-5

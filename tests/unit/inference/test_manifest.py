@@ -1,0 +1,69 @@
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ManifestError, ModelIntegrityError
+from edge.inference.manifest import load_manifest, verify_folder
+from edge.inference.model import LoadedModel
+from tests.conftest import MODELS
+
+
+def test_bundled_models_verify() -> None:
+    for folder in (MODELS / "us-quality", MODELS / "bench-slow"):
+        hashes = verify_folder(folder)
+        assert hashes and all(len(h) == 64 for h in hashes.values())
+
+
+def test_a_tampered_file_is_refused(tiny_classifier: Callable[..., Path]) -> None:
+    folder = tiny_classifier()
+    model_file = folder / "model.onnx"
+    data = bytearray(model_file.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match=r"model\.onnx: sha256 .* does not match"):
+        LoadedModel(folder)
+    with pytest.raises(ModelIntegrityError):
+        verify_folder(folder)
+
+
+def test_missing_file_and_manifest_are_named(tiny_classifier: Callable[..., Path], tmp_path: Path) -> None:
+    folder = tiny_classifier()
+    (folder / "model.onnx").unlink()
+    with pytest.raises(ManifestError, match="model.onnx: cannot read model file"):
+        verify_folder(folder)
+    with pytest.raises(ManifestError, match="no manifest"):
+        load_manifest(tmp_path / "empty")
+
+
+def _rewrite(folder: Path, **changes: object) -> None:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"task": "segmentation"}, "task"),
+        ({"labels": []}, "labels"),
+        ({"ok_labels": ["nope"]}, "not among labels"),
+        ({"default_precision": "int8"}, "default_precision 'int8' has no entry"),
+        ({"colour": "x"}, "colour: unknown field"),
+        ({"input": {"name": "input", "shape": [1, 3, 32, 32], "color": "gray"}}, "channels but color is gray"),
+    ],
+)
+def test_bad_manifests_name_the_field(tiny_classifier: Callable[..., Path], changes: dict, needle: str) -> None:
+    folder = tiny_classifier()
+    _rewrite(folder, **changes)
+    with pytest.raises(ManifestError) as e:
+        load_manifest(folder)
+    assert str(folder / "manifest.json") in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_unknown_precision_is_refused(tiny_classifier: Callable[..., Path]) -> None:
+    with pytest.raises(ManifestError, match="has no int8 file"):
+        LoadedModel(tiny_classifier(), precision="int8")

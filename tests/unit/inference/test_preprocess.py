@@ -1,0 +1,53 @@
+import cv2
+import numpy as np
+import pytest
+
+from edge.inference.manifest import InputSpec, Normalize
+from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor
+
+
+def spec(**kw: object) -> InputSpec:
+    base: dict[str, object] = {"name": "x", "shape": (1, 1, 32, 32), "color": "gray"}
+    base.update(kw)
+    return InputSpec.model_validate(base)
+
+
+def test_gray_stretch_matches_the_reference_formula() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    pre = Preprocessor(spec(normalize=Normalize(scale=1 / 255, mean=(0.5,), std=(0.25,))))
+    tensor, t = pre(img)
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    ref = (cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255 - 0.5) / 0.25
+    np.testing.assert_allclose(tensor[0, 0], ref, atol=1e-5)
+    assert tensor.shape == (1, 1, 32, 32) and tensor.dtype == np.float32
+    assert (t.scale_x, t.scale_y) == (32 / 120, 32 / 90)
+
+
+def test_buffers_are_reused_between_frames() -> None:
+    pre = Preprocessor(spec())
+    a, _ = pre(np.zeros((50, 50), np.uint8))
+    b, _ = pre(np.full((70, 40), 255, np.uint8))
+    assert a is b, "the tensor buffer is allocated once per model"
+    assert float(b.max()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_rgb_channels_and_layouts(layout: str) -> None:
+    shape = (1, 3, 16, 16) if layout == "NCHW" else (1, 16, 16, 3)
+    pre = Preprocessor(spec(shape=shape, layout=layout, color="rgb",
+                            normalize=Normalize(scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 2.0, 4.0))))
+    img = np.zeros((16, 16, 3), np.uint8)
+    img[..., 0], img[..., 1], img[..., 2] = 10, 20, 40  # B, G, R
+    tensor, _ = pre(img)
+    per_channel = tensor[0, :, 0, 0] if layout == "NCHW" else tensor[0, 0, 0, :]
+    np.testing.assert_allclose(per_channel, [40 / 1, 20 / 2, 10 / 4])  # R, G, B after BGR->RGB
+
+
+def test_letterbox_pads_and_maps_back() -> None:
+    pre = Preprocessor(spec(shape=(1, 3, 64, 64), color="rgb", resize="letterbox", normalize=Normalize(scale=1.0)))
+    img = np.full((32, 128, 3), 200, np.uint8)  # wide: scale 0.5 -> 64x16, 24 px pad top and bottom
+    tensor, t = pre(img)
+    assert tensor[0, 0, 0, 0] == LETTERBOX_PAD and tensor[0, 0, 32, 32] == 200
+    boxes = t.to_frame(np.array([[0, 24, 64, 40]], np.float32))
+    np.testing.assert_allclose(boxes[0], [0, 0, 128, 32])

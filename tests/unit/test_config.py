@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from edge.config import DEFAULT_CLIP, Config, load_config
+from edge.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "edge.toml"
+    p.write_text(text)
+    return p
+
+
+def test_no_file_gives_the_embedded_default() -> None:
+    c = load_config(None)
+    assert c.source.url == f"video://{DEFAULT_CLIP}"
+    assert DEFAULT_CLIP.exists(), "the bundled clip of the embedded default is missing"
+    assert [m.name for m in c.models] == ["us-quality"]
+    assert c.pipeline.inference_policy == "latest"
+
+
+def test_a_full_file_is_read(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        """
+[source]
+url = "dicom:///data/study"
+[pipeline]
+display_queue = 8
+display_policy = "drop_oldest"
+[[models]]
+name = "us-quality"
+[[models]]
+name = "lung"
+path = "models/lung"
+every_n = 2
+gate = { model = "us-quality" }
+[display]
+sinks = ["video", "snapshots"]
+""",
+    )
+    c = load_config(p)
+    assert c.source.url == "dicom:///data/study"
+    assert c.pipeline.display_policy == "drop_oldest"
+    lung = c.models[1]
+    assert lung.gate is not None and lung.gate.model == "us-quality"
+    assert lung.path == tmp_path / "models/lung", "relative paths resolve against the config file"
+    assert c.display.sinks == ("video", "snapshots")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[pipeline]\ndisplay_qeue = 3\n", "key pipeline.display_qeue: unknown key"),
+        ("[pipeline]\ndisplay_queue = 0\n", "key pipeline.display_queue: Input should be greater than or equal to 1"),
+        ("[pipeline]\ndisplay_policy = 'sometimes'\n", "key pipeline.display_policy"),
+        ("[[models]]\nname = 'a'\nprecision = 'int4'\n", "key models[0].precision"),
+        ("[[models]]\nname = 'a'\ngate = { model = 'b' }\n", "gated on 'b', which is not configured"),
+        ("[[models]]\nname = 'a'\n[[models]]\nname = 'a'\n", "repeated: a"),
+        ("colour = 'blue'\n", "key colour: unknown key"),
+        ("[display]\nsinks = ['video', 'video']\n", "key display.sinks"),
+    ],
+)
+def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, needle: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_bad_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
+    p = write(tmp_path, "[source\nurl=1")
+    with pytest.raises(ConfigError, match=f"{p}: not valid TOML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="nope.toml: cannot read config file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_are_validated() -> None:
+    c = Config().with_overrides(source={"url": "uvc://0"})
+    assert c.source.url == "uvc://0"
+    with pytest.raises(ConfigError, match="<command line>: key pipeline.display_queue"):
+        Config().with_overrides(pipeline={"display_queue": -1})

@@ -1,0 +1,231 @@
+"""The loop's scheduling: every frame displayed, inference on the newest, back-pressure, stop, gating."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.config import GateConfig, ModelConfig, PipelineConfig
+from edge.frames import Frame
+from edge.inference.model import LoadedModel, ModelOutput
+from edge.pipeline import LatestSlot, ModelSlot, Pipeline
+from edge.results import ModelInfo, Quality, Result
+from edge.sources.base import SourceInfo
+
+
+class ListSource:
+    """Frames from memory at a fixed period, timestamped at their scheduled time like a live probe."""
+
+    def __init__(self, n: int, period_s: float = 0.0, shape: tuple[int, ...] = (48, 64, 3)) -> None:
+        self.n, self.period_s, self.shape = n, period_s, shape
+        self.i = 0
+        self.closed = False
+        self._t0 = 0
+        self.info = SourceInfo(url="list://", kind="list", fps=1 / period_s if period_s else None)
+
+    def open(self) -> None:
+        self._t0 = time.monotonic_ns()
+
+    @property
+    def eof(self) -> bool:
+        return self.i >= self.n
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self.eof:
+            return None
+        due = self._t0 + int(self.i * self.period_s * 1e9)
+        wait = (due - time.monotonic_ns()) / 1e9
+        if wait > 0:
+            if timeout is not None and wait > timeout:
+                time.sleep(timeout)
+                return None
+            time.sleep(wait)
+        img = np.full(self.shape, self.i % 256, np.uint8)
+        f = Frame(image=img, seq=self.i, t_acquired_ns=max(due, self._t0), source_id="list")
+        self.i += 1
+        return f
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeModel:
+    """Test double with LoadedModel's per-frame surface: a fixed cost, a fixed answer."""
+
+    def __init__(self, name: str, cost_s: float = 0.0, label: str = "ok", fail_on: set[int] | None = None) -> None:
+        self.name, self.cost_s, self.label = name, cost_s, label
+        self.fail_on = fail_on or set()
+        self.task = "classification"
+        self.calls = 0
+        self.info = ModelInfo(name, "0", "0" * 64, "fp32", "fake", "none")
+
+        class _M:
+            urgent_labels: tuple[str, ...] = ()
+
+        self.manifest = _M()
+
+    def infer(self, image: np.ndarray) -> ModelOutput:
+        self.calls += 1
+        if int(image.flat[0]) in self.fail_on:
+            raise ValueError("bad frame")
+        t0 = time.monotonic_ns()
+        if self.cost_s:
+            time.sleep(self.cost_s)
+        q = Quality(self.label, 0.9, self.label == "ok", {self.label: 0.9})
+        return ModelOutput(q, (), t0, time.monotonic_ns())
+
+
+class RecordingSink:
+    name = "recording"
+
+    def __init__(self, cost_s: float = 0.0) -> None:
+        self.seqs: list[int] = []
+        self.cost_s = cost_s
+
+    def open(self, width: int, height: int, fps: float) -> None: ...
+
+    def show(self, image: np.ndarray, frame_seq: int) -> None:
+        if self.cost_s:
+            time.sleep(self.cost_s)
+        self.seqs.append(frame_seq)
+
+    def wants_stop(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+
+def slot(model: FakeModel, **cfg: object) -> ModelSlot:
+    return ModelSlot(model=model, config=ModelConfig(name=model.name, **cfg))  # type: ignore[arg-type]
+
+
+def run_pipeline(source: ListSource, models: list[ModelSlot], sink: RecordingSink, **cfg: object):
+    results: list[Result] = []
+    p = Pipeline(source, models, [sink], PipelineConfig(**cfg), result_handlers=[results.append])  # type: ignore[arg-type]
+    source.open()
+    p.run()
+    return p, results
+
+
+def test_every_frame_is_displayed_and_fast_inference_sees_them_all() -> None:
+    src, sink = ListSource(60, period_s=0.005), RecordingSink()
+    p, results = run_pipeline(src, [slot(FakeModel("q"))], sink)
+    c = p.counters
+    assert sink.seqs == list(range(60))
+    assert c.acquired == c.displayed == 60
+    assert c.inferred + c.skipped == 60
+    assert len(results) == c.inferred == c.results
+    assert [r.frame_seq for r in results] == sorted(r.frame_seq for r in results)
+
+
+def test_slow_inference_skips_frames_but_display_keeps_every_one() -> None:
+    src, sink = ListSource(40, period_s=0.005), RecordingSink()
+    model = FakeModel("slow", cost_s=0.05)
+    p, results = run_pipeline(src, [slot(model)], sink)
+    c = p.counters
+    assert sink.seqs == list(range(40)), "display must not wait for inference"
+    assert c.skipped > 0 and c.inferred + c.skipped == 40
+    assert model.calls == c.inferred == len(results)
+    # Latest wins: after the first, each inferred frame is newer than the previous by more than one.
+    seqs = [r.frame_seq for r in results]
+    assert seqs == sorted(seqs) and any(b - a > 1 for a, b in zip(seqs, seqs[1:]))
+    assert results[-1].frame_seq == 39, "the newest frame at the end is inferred, not lost"
+
+
+def test_block_policy_applies_back_pressure_to_acquisition() -> None:
+    src, sink = ListSource(30), RecordingSink(cost_s=0.01)  # source as fast as possible, slow display
+    p, _ = run_pipeline(src, [slot(FakeModel("q"))], sink, display_queue=2, display_policy="block")
+    assert sink.seqs == list(range(30))
+    assert p.counters.display_dropped == 0
+
+
+def test_drop_oldest_policy_keeps_display_live_and_counts_drops() -> None:
+    src, sink = ListSource(60), RecordingSink(cost_s=0.01)
+    p, _ = run_pipeline(src, [slot(FakeModel("q"))], sink, display_queue=2, display_policy="drop_oldest")
+    c = p.counters
+    assert c.display_dropped > 0
+    assert c.displayed + c.display_dropped == 60
+    assert sink.seqs == sorted(sink.seqs) and sink.seqs[-1] == 59
+
+
+def test_a_bad_frame_does_not_stop_the_loop() -> None:
+    src, sink = ListSource(30, period_s=0.004), RecordingSink()
+    p, results = run_pipeline(src, [slot(FakeModel("q", fail_on={3, 4, 5}))], sink)
+    assert p.counters.displayed == 30
+    assert p.counters.inference_errors >= 1
+    assert all(r.frame_seq not in {3, 4, 5} for r in results)
+    assert results[-1].frame_seq == 29
+
+
+def test_quality_gates_detection() -> None:
+    quality = FakeModel("quality", label="no_contact")
+    detector = FakeModel("detector")
+    gated = slot(detector, gate=GateConfig(model="quality"))
+    p, results = run_pipeline(ListSource(10, period_s=0.004), [gated, slot(quality)], RecordingSink())
+    assert detector.calls == 0, "no detection on a frame without probe contact"
+    assert quality.calls == p.counters.inferred > 0
+    assert all(r.gated for r in results) and p.counters.gated == len(results)
+
+    quality.label = "ok"
+    detector.calls = 0
+    ok_slots = [slot(detector, gate=GateConfig(model="quality")), slot(quality)]
+    _, results = run_pipeline(ListSource(10, period_s=0.004), ok_slots, RecordingSink())
+    assert detector.calls == len(results) and not any(r.gated for r in results)
+
+
+def test_every_n_reuses_the_last_output() -> None:
+    model = FakeModel("q")
+    _, results = run_pipeline(ListSource(30, period_s=0.004), [slot(model, every_n=3)], RecordingSink())
+    assert model.calls == -(-len(results) // 3)
+
+
+def test_stop_is_prompt_on_an_endless_source() -> None:
+    src = ListSource(10**9, period_s=0.01)
+    p = Pipeline(src, [slot(FakeModel("q", cost_s=0.02))], [RecordingSink()], PipelineConfig())
+    src.open()
+    threading.Timer(0.5, p.stop).start()
+    t0 = time.monotonic()
+    p.run()
+    took = time.monotonic() - t0
+    assert took < 0.5 + 1.0, f"stop took {took - 0.5:.2f} s after the request"
+    assert not any(t.is_alive() for t in p._threads)
+    assert p.counters.displayed > 10
+
+
+def test_latest_slot_counts_replacements() -> None:
+    s = LatestSlot()
+    for i in range(5):
+        s.put(Frame(np.zeros((2, 2), np.uint8), i, i, "x"))
+    f = s.take(0.01)
+    assert f is not None and f.seq == 4 and s.replaced == 4
+    assert s.take(0.01) is None
+    s.close()
+    assert s.drained
+
+
+def test_real_model_in_the_loop(tiny_classifier: Callable[..., Path]) -> None:
+    model = LoadedModel(tiny_classifier())
+    src, sink = ListSource(20, period_s=0.004), RecordingSink()
+    p, results = run_pipeline(src, [ModelSlot(model=model, config=ModelConfig(name=model.name))], sink)
+    assert len(results) == p.counters.inferred > 0
+    assert results[0].models[0].provider == "CPUExecutionProvider"
+    lat = p.latency.summary()
+    for stage in ("e2e", "model", "overhead", "display", "queue_wait"):
+        assert lat[stage]["count"] > 0
+    assert lat["overhead"]["p50"] >= 0
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest"])
+def test_stop_while_display_is_stuck(policy: str) -> None:
+    src, sink = ListSource(10**9), RecordingSink(cost_s=0.2)
+    p = Pipeline(src, [slot(FakeModel("q"))], [sink], PipelineConfig(display_queue=1, display_policy=policy))
+    src.open()
+    threading.Timer(0.3, p.stop).start()
+    t0 = time.monotonic()
+    p.run()
+    assert time.monotonic() - t0 < 0.3 + 1.0

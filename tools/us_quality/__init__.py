@@ -1,0 +1,10 @@
+"""Offline toolchain for the bundled ``us-quality`` model: ultrasound frame-quality classification.
+
+One module per step: ``data`` (clips, sector masks, split by clip), ``degrade`` (synthetic,
+labelled degradations), ``model`` (the CNN), ``train``, ``quantize``, ``evaluate``, ``publish``.
+Run everything with ``python -m tools.us_quality --data /work/shared/data/pocus_dev``.
+"""
+
+LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
+MODEL_NAME = "us-quality"
+MODEL_VERSION = "1.0.0"

@@ -1,0 +1,376 @@
+"""Synthetic, labelled degradations of ultrasound frames (pure numpy / OpenCV).
+
+Every function takes a gray uint8 frame (HxW, full resolution, as the scanner shows it), the
+frame's :class:`SectorGeometry` and a ``numpy.random.Generator``, and returns a new gray uint8
+frame of the same shape. Pixels outside the imaged sector are left as they are: a real
+degradation happens in the beam, not in the black surround of the display.
+
+Intensities of a B-mode frame are already log-compressed, so receiver gain is an additive
+offset and dynamic range a scale on the gray levels; a shadow multiplies the echo amplitude,
+which in the log domain is also a subtraction, and is modelled here as an attenuation towards a
+noise floor. Strengths are drawn at random in ranges wide enough that the label, not one
+parameter setting, is learnt. The ranges are module constants so the model card can quote them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Rng = np.random.Generator
+
+# Parameter ranges (low, high), quoted in the model card.
+NO_CONTACT = {
+    "band_spacing_frac": (0.03, 0.10),  # reverberation period, fraction of the sector depth
+    "band_peak": (40.0, 190.0),  # gray level of the first (transducer-face) band
+    "band_decay": (0.25, 0.9),  # per-band decay, exp(-k * decay)
+    "floor": (0.0, 12.0),  # mean gray level of the noise floor
+    "noise_sigma": (1.0, 8.0),
+    "residual": (0.0, 0.08),  # faint remnant of tissue (e.g. a film of gel)
+}
+SHADOW = {
+    "coverage": (0.38, 0.75),  # fraction of the sector's width in shadow (area >= 35% checked)
+    "strength": (0.80, 0.98),  # attenuation of the echo in the shadow
+    "start_depth": (0.0, 0.18),  # where the shadow starts, fraction of sector depth
+    "edge_softness": (0.005, 0.04),  # lateral blur of the shadow's edges, fraction of width
+}
+GAIN_HIGH = {
+    "saturated_frac": (0.08, 0.55),  # fraction of the sector driven to 255
+    "scale": (1.0, 1.8),  # contrast of the gained-up image (< 1 in the washed-out variant)
+    "washed_scale": (0.45, 0.85),
+    "noise_sigma": (2.0, 10.0),  # electronic noise made visible by the gain
+}
+GAIN_LOW = {
+    "black_frac": (0.45, 0.90),  # fraction of the sector pushed below the display floor
+    "scale": (0.35, 0.85),
+    "tgc_slope": (0.0, 1.5),  # extra darkening with depth (time-gain compensation too low)
+}
+MILD = {
+    "offset": (-10.0, 10.0),
+    "scale": (0.9, 1.1),
+    "noise_sigma": (0.0, 4.0),
+    "blur_sigma": (0.0, 0.9),
+}
+SHADOW_MIN_AREA = 0.35
+
+
+@dataclass(frozen=True)
+class SectorGeometry:
+    """Beam coordinates of each pixel: ``u`` lateral (0 at one edge, 1 at the other, along rays
+    from the apex for a convex probe) and ``v`` depth (0 at the skin line, 1 at the bottom).
+    Both are NaN outside ``mask``. ``depth_px`` is the sector's depth in pixels."""
+
+    mask: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    depth_px: float
+    convex: bool
+
+
+def _fit_edge(ys: np.ndarray, xs: np.ndarray, border: int, width: int) -> tuple[float, float] | None:
+    """Line x = a*y + b through one edge of the sector, ignoring rows where it is cut by the border."""
+    keep = (xs > 1) & (xs < width - 2) if border < 0 else np.ones_like(xs, bool)
+    if keep.sum() < max(8, len(ys) // 5):
+        return None
+    a, b = np.polyfit(ys[keep].astype(np.float64), xs[keep].astype(np.float64), 1)
+    return float(a), float(b)
+
+
+def sector_geometry(mask: np.ndarray) -> SectorGeometry:
+    """Estimate beam coordinates from a sector mask (convex fan, linear rectangle, or a crop)."""
+    mask = mask.astype(bool)
+    h, w = mask.shape
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size < 4:
+        raise ValueError("sector mask is (nearly) empty")
+    y0, y1 = int(rows[0]), int(rows[-1])
+    left = np.argmax(mask[rows], axis=1)
+    right = w - 1 - np.argmax(mask[rows, ::-1], axis=1)
+    mid = (rows >= y0 + 0.1 * (y1 - y0)) & (rows <= y0 + 0.9 * (y1 - y0))  # skip the rounded ends
+    fl = _fit_edge(rows[mid], left[mid], -1, w) or (0.0, 0.0)
+    fr = _fit_edge(rows[mid], right[mid], -1, w) or (0.0, float(w - 1))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    convex = abs(fl[0] - fr[0]) > 0.08
+    apex_y = (fr[1] - fl[1]) / (fl[0] - fr[0]) if convex else 0.0
+    if convex and apex_y > y0 + 0.2 * (y1 - y0):  # apex below the skin line: not a fan, treat as linear
+        convex = False
+    if convex:
+        apex_x = fl[0] * apex_y + fl[1]
+        theta = np.arctan2(xx - apex_x, yy - apex_y)
+        th_l, th_r = np.arctan(fl[0]), np.arctan(fr[0])
+        u = (theta - th_l) / (th_r - th_l)
+        r = np.hypot(xx - apex_x, yy - apex_y)
+        r_top, r_bot = np.percentile(r[mask], [0.5, 99.5])
+        v = (r - r_top) / max(r_bot - r_top, 1.0)
+        depth = float(r_bot - r_top)
+    else:
+        xl = fl[0] * yy + fl[1]
+        xr = fr[0] * yy + fr[1]
+        u = (xx - xl) / np.maximum(xr - xl, 1.0)
+        v = (yy - y0) / max(y1 - y0, 1)
+        depth = float(y1 - y0)
+    u = np.clip(u, 0.0, 1.0).astype(np.float32)
+    v = np.clip(v, 0.0, 1.0).astype(np.float32)
+    u[~mask] = np.nan
+    v[~mask] = np.nan
+    return SectorGeometry(mask=mask, u=u, v=v, depth_px=max(depth, 1.0), convex=bool(convex))
+
+
+def _u(low_high: tuple[float, float], rng: Rng) -> float:
+    return float(rng.uniform(*low_high))
+
+
+def _finish(out: np.ndarray, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Clip to uint8 and keep the pixels outside the sector untouched."""
+    res = img.copy()
+    res[mask] = np.clip(np.rint(out[mask]), 0, 255).astype(np.uint8)
+    return res
+
+
+def _grain(shape: tuple[int, int], rng: Rng, grain_px: float) -> np.ndarray:
+    """Zero-mean, unit-variance noise with a speckle-like grain of about ``grain_px`` pixels."""
+    h, w = shape
+    gh, gw = max(2, int(h / grain_px)), max(2, int(w / grain_px))
+    small = rng.standard_normal((gh, gw)).astype(np.float32)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return big / max(float(big.std()), 1e-6)
+
+
+def _check(img: np.ndarray) -> None:
+    if img.ndim != 2 or img.dtype != np.uint8:
+        raise ValueError(f"expected a gray uint8 HxW frame, got {img.dtype} {img.shape}")
+
+
+def reverberation(geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Probe-in-air echo: ring-down haze at the face and decaying bands repeating with depth.
+
+    The bands follow the transducer face (arcs for a convex probe, rows for a linear one), as
+    reverberations between the face and the lens do.
+    """
+    v = np.nan_to_num(geo.v, nan=1.0)
+    spacing = _u(NO_CONTACT["band_spacing_frac"], rng)
+    peak = _u(NO_CONTACT["band_peak"], rng)
+    decay = _u(NO_CONTACT["band_decay"], rng)
+    width = spacing * rng.uniform(0.12, 0.3)
+    out = np.zeros_like(v)
+    k = 0
+    while k * spacing < 0.6 and peak * np.exp(-k * decay) > 3:
+        out += peak * np.exp(-k * decay) * np.exp(-0.5 * ((v - k * spacing - width) / width) ** 2)
+        k += 1
+    out += peak * rng.uniform(0.1, 0.5) * np.exp(-v / rng.uniform(0.02, 0.08))  # ring-down haze
+    # Lateral unevenness: the face is not coupled to air uniformly (element-to-element variation).
+    u = np.nan_to_num(geo.u, nan=0.5)
+    out *= 1.0 + rng.uniform(0.0, 0.35) * np.cos(2 * np.pi * (u * rng.uniform(0.5, 3.0) + rng.uniform()))
+    return out.astype(np.float32)
+
+
+def no_contact(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Probe in air: the sector goes nearly black, with reverberation bands near the face and noise."""
+    _check(img)
+    floor = _u(NO_CONTACT["floor"], rng)
+    sigma = _u(NO_CONTACT["noise_sigma"], rng)
+    residual = _u(NO_CONTACT["residual"], rng)
+    noise = np.abs(_grain(img.shape, rng, rng.uniform(1.0, 3.0))) * sigma
+    out = reverberation(geo, rng) + floor + noise + residual * img.astype(np.float32)
+    return _finish(out, img, geo.mask)
+
+
+def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str, list[tuple[float, float]]]:
+    """Shadow weight in [0, 1] per pixel, its kind, and the shadowed (u0, u1) intervals."""
+    kind = str(rng.choice(["ribs", "edge", "centre"], p=[0.5, 0.35, 0.15]))
+    cover = _u(SHADOW["coverage"], rng)
+    if kind == "ribs":  # 1-3 rib shadows, the gaps between them imaged
+        n = int(rng.integers(1, 4))
+        widths = rng.dirichlet(np.ones(n)) * cover
+        gaps = rng.dirichlet(np.ones(n + 1)) * (1.0 - cover)
+        spans, pos = [], 0.0
+        for i in range(n):
+            pos += gaps[i]
+            spans.append((pos, pos + widths[i]))
+            pos += widths[i]
+    elif kind == "edge":  # one edge of the probe lifted off the skin
+        spans = [(0.0, cover)] if rng.random() < 0.5 else [(1.0 - cover, 1.0)]
+    else:  # poor coupling in the middle (air bubble under the gel, a dressing)
+        c = rng.uniform(cover / 2, 1 - cover / 2)
+        spans = [(c - cover / 2, c + cover / 2)]
+    u = np.nan_to_num(geo.u, nan=-1.0)
+    v = np.nan_to_num(geo.v, nan=-1.0)
+    lateral = np.zeros_like(u)
+    for a, b in spans:
+        lateral = np.maximum(lateral, ((u >= a) & (u <= b)).astype(np.float32))
+    soft = _u(SHADOW["edge_softness"], rng) * geo.mask.shape[1]
+    if soft >= 0.5:
+        lateral = cv2.GaussianBlur(lateral, (0, 0), sigmaX=soft, sigmaY=0.1)
+    start = 0.0 if kind == "edge" else _u(SHADOW["start_depth"], rng)
+    depth = np.clip((v - start) / 0.03, 0.0, 1.0)  # the shadow begins just under the rib / the skin
+    return (lateral * depth * geo.mask).astype(np.float32), kind, spans
+
+
+def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Dark wedge(s) from the skin line down over >= 35% of the sector (rib shadows, lifted edge).
+
+    Inside the shadow the echo is attenuated towards a noise floor; a rib shadow may be capped by
+    the bright rib surface; a lifted edge may show reverberation bands, as a probe in air does.
+    Wedges are re-drawn wider until they cover at least 35% of the sector's pixels.
+    """
+    _check(img)
+    for _ in range(8):
+        field, kind, spans = _shadow_field(geo, rng)
+        if (field[geo.mask] > 0.5).mean() >= SHADOW_MIN_AREA + 0.01:
+            break
+    else:  # narrow sectors with a deep start: fall back to a lifted edge covering half the width
+        u = np.nan_to_num(geo.u, nan=-1.0)
+        field = ((u >= 0) & (u <= 0.55)).astype(np.float32) * geo.mask
+        kind, spans = "edge", [(0.0, 0.55)]
+    strength = _u(SHADOW["strength"], rng)
+    x = img.astype(np.float32)
+    floor = rng.uniform(0.0, 10.0) + np.abs(_grain(img.shape, rng, rng.uniform(1.0, 3.0))) * rng.uniform(1, 6)
+    out = x * (1.0 - strength * field) + field * floor
+    if kind == "edge" and rng.random() < 0.5:
+        out += field * reverberation(geo, rng)
+    if kind == "ribs" and rng.random() < 0.6:  # bright, thin rib surface capping each shadow
+        v = np.nan_to_num(geo.v, nan=-1.0)
+        top = np.min(v[field > 0.5]) if (field > 0.5).any() else 0.0
+        cap = np.exp(-0.5 * ((v - top) / rng.uniform(0.004, 0.012)) ** 2) * (field > 0.2)
+        out += cap * rng.uniform(30.0, 110.0)
+    return _finish(out, img, geo.mask)
+
+
+def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Gain too high: an offset (and contrast) on the log-compressed levels, clipped at 255.
+
+    The offset is chosen so a random fraction of the sector saturates, whatever the frame's own
+    brightness; in the washed-out variant contrast drops as well. The noise floor rises with it.
+    """
+    _check(img)
+    x = img.astype(np.float32)
+    inside = x[geo.mask]
+    sat = _u(GAIN_HIGH["saturated_frac"], rng)
+    scale = _u(GAIN_HIGH["washed_scale"] if rng.random() < 0.35 else GAIN_HIGH["scale"], rng)
+    q = float(np.percentile(inside, 100 * (1 - sat)))
+    offset = max(255.0 - scale * q, 30.0)
+    noise = _grain(img.shape, rng, rng.uniform(1.0, 3.0)) * _u(GAIN_HIGH["noise_sigma"], rng)
+    out = x * scale + offset + noise
+    return _finish(out, img, geo.mask)
+
+
+def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Gain too low: levels shifted down (and contrast reduced) so weak echoes drop to black.
+
+    A random fraction of the sector goes below the display floor; optionally the far field is
+    darkened further, as when time-gain compensation is turned down.
+    """
+    _check(img)
+    x = img.astype(np.float32)
+    inside = x[geo.mask]
+    black = _u(GAIN_LOW["black_frac"], rng)
+    scale = _u(GAIN_LOW["scale"], rng)
+    q = float(np.percentile(inside, 100 * black))
+    offset = max(q, 12.0)
+    v = np.nan_to_num(geo.v, nan=0.0)
+    tgc = np.exp(-_u(GAIN_LOW["tgc_slope"], rng) * v) if rng.random() < 0.5 else 1.0
+    out = (x - offset) * scale * tgc
+    out = np.maximum(out, 0.0) + np.abs(_grain(img.shape, rng, 1.5)) * rng.uniform(0.0, 2.5)
+    # A dark frame must end up clearly darker than it was: at most 55% of its mean level.
+    mean_in, mean_out = float(inside.mean()), float(out[geo.mask].mean())
+    if mean_out > 0.55 * mean_in:
+        out *= 0.55 * mean_in / max(mean_out, 1e-6)
+    return _finish(out, img, geo.mask)
+
+
+def mild(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """Acceptable variation: small gain / contrast jitter, noise and blur (the diagnostic class)."""
+    _check(img)
+    x = img.astype(np.float32)
+    out = x * _u(MILD["scale"], rng) + _u(MILD["offset"], rng)
+    sigma = _u(MILD["blur_sigma"], rng)
+    if sigma > 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)
+    out = out + _grain(img.shape, rng, rng.uniform(1.0, 2.5)) * _u(MILD["noise_sigma"], rng)
+    return _finish(out, img, geo.mask)
+
+
+Degradation = Callable[[np.ndarray, SectorGeometry, Rng], np.ndarray]
+DEGRADATIONS: dict[str, Degradation] = {
+    "diagnostic": mild,
+    "no_contact": no_contact,
+    "shadow": shadow,
+    "gain_high": gain_high,
+    "gain_low": gain_low,
+}
+
+
+# --- geometry augmentation (all classes, before the degradation) -----------------------------
+
+
+def fan_mask(h: int, w: int, rng: Rng) -> np.ndarray:
+    """A random convex-probe fan (apex above the frame) or linear rectangle, as a bool mask."""
+    m = np.zeros((h, w), np.uint8)
+    if rng.random() < 0.75:
+        half = np.deg2rad(rng.uniform(22, 42))
+        top = rng.uniform(0.0, 0.08) * h
+        r0 = rng.uniform(0.15, 0.6) * h  # apex distance above the skin line
+        r1 = r0 + (h - top) * rng.uniform(0.8, 1.0)
+        cx = w / 2 + rng.uniform(-0.05, 0.05) * w
+        cy = top - r0
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r = np.hypot(xx - cx, yy - cy)
+        th = np.arctan2(xx - cx, yy - cy)
+        m = ((r >= r0) & (r <= r1) & (np.abs(th) <= half)).astype(np.uint8)
+    else:
+        x0, x1 = rng.uniform(0.0, 0.15) * w, rng.uniform(0.85, 1.0) * w
+        y0, y1 = rng.uniform(0.0, 0.08) * h, rng.uniform(0.85, 1.0) * h
+        m[int(y0) : int(y1), int(x0) : int(x1)] = 1
+    if m.sum() < 0.1 * h * w:
+        m[:] = 1
+    return m.astype(bool)
+
+
+def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
+    """Flip, crop, rescale, re-frame and re-mask a frame so sector shape and size vary.
+
+    Only left-right flips: the transducer face is always at the top of a B-mode display.
+    """
+    _check(img)
+    img, mask = img.copy(), mask.astype(bool).copy()
+    if rng.random() < 0.5:
+        img, mask = img[:, ::-1].copy(), mask[:, ::-1].copy()
+    h, w = img.shape
+    full = mask.mean() > 0.9
+    if rng.random() < (0.35 if full else 0.1):  # a clip cropped inside the sector, shown as a fan
+        fan = fan_mask(h, w, rng)
+        img[~fan] = 0
+        mask &= fan
+    if rng.random() < 0.5:  # small crop
+        t, b, lft, r = (rng.uniform(0, 0.08, size=4) * [h, h, w, w]).astype(int)
+        img, mask = img[t : h - b, lft : w - r], mask[t : h - b, lft : w - r]
+    if rng.random() < 0.3:  # a different display resolution (changes the speckle grain size)
+        f = rng.uniform(0.6, 1.5)
+        size = (max(32, int(img.shape[1] * f)), max(32, int(img.shape[0] * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if rng.random() < 0.3:  # sector placed in a wider / taller black display
+        h, w = img.shape
+        pt, pb = (rng.uniform(0, 0.12, size=2) * h).astype(int)
+        pl, pr = (rng.uniform(0, 0.3, size=2) * w).astype(int)
+        img = cv2.copyMakeBorder(img, pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=0)
+        mask = cv2.copyMakeBorder(mask.astype(np.uint8), pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=0) > 0
+    if mask.sum() < 64:
+        mask = np.ones_like(mask)
+    return np.ascontiguousarray(img), np.ascontiguousarray(mask)
+
+
+def make_sample(
+    img: np.ndarray, mask: np.ndarray, label: str, rng: Rng, augment: bool = True
+) -> np.ndarray:
+    """One training / evaluation frame of class ``label`` from a clean frame and its sector mask."""
+    if augment:
+        img, mask = augment_geometry(img, mask, rng)
+    geo = sector_geometry(mask)
+    out = DEGRADATIONS[label](img, geo, rng)
+    if label in ("no_contact", "shadow") and rng.random() < 0.5:  # vary noise / blur there too
+        out = mild(out, geo, rng)
+    return out
