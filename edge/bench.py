@@ -26,7 +26,7 @@ from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
 from edge.overlay import HudState, compose
 from edge.pipeline import ModelSlot, Pipeline
-from edge.results import Result, StageTimes, new_result_id
+from edge.results import Finding, Quality, Result, StageTimes, new_result_id
 from edge.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def sample_frames(url: str, n: int) -> list[np.ndarray]:
     src = open_source(with_query(url, realtime=0, loop=1))
     src.open()
     try:
-        out = []
+        out: list[np.ndarray] = []
         while len(out) < n:
             f = src.read(1.0)
             if f is None:
@@ -74,7 +74,9 @@ def sample_frames(url: str, n: int) -> list[np.ndarray]:
         src.close()
 
 
-def run_pipelined(config: Config, url: str, slots: list[ModelSlot], frames: int, video: Path) -> dict[str, Any]:
+def run_pipelined(
+    config: Config, url: str, slots: list[ModelSlot], frames: int, video: Path
+) -> dict[str, Any]:
     src = open_source(url)
     sink = VideoFileSink(video, fourcc=config.display.video_codec)
     pipeline = Pipeline(src, slots, [sink], config.pipeline)
@@ -120,7 +122,9 @@ def run_naive(url: str, slots: list[ModelSlot], frames: int, video: Path, codec:
                 continue
             n += 1
             t_infer = time.monotonic_ns()
-            quality, findings, model_ns = None, [], 0
+            quality: Quality | None = None
+            findings: list[Finding] = []
+            model_ns = 0
             for slot in slots:
                 o = slot.model.infer(frame.image)
                 model_ns += o.t_model_end_ns - o.t_model_start_ns
@@ -201,7 +205,9 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
                 s.last, s.runs = None, 0
             scenarios[name] = {
                 "pipelined": run_pipelined(config, src_url, slots, frames, tmpdir / f"{name}-p.mp4"),
-                "naive": run_naive(src_url, slots, frames, tmpdir / f"{name}-n.mp4", config.display.video_codec),
+                "naive": run_naive(
+                    src_url, slots, frames, tmpdir / f"{name}-n.mp4", config.display.video_codec
+                ),
             }
         if (SLOW_MODEL_DIR / "manifest.json").exists():
             slow = LoadedModel(SLOW_MODEL_DIR, precision="fp32", options=opts, warmup_runs=2)
@@ -223,11 +229,15 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
 def _checks(r: dict[str, Any]) -> dict[str, Any]:
     sc = r["scenarios"]
     paced, fast = sc["paced"], sc["max"]
-    model_p99 = max((m["model_ms"].get("p99", 0.0) for m in r["models"] if m["precision"] == "int8"), default=0.0)
+    model_p99 = max(
+        (m["model_ms"].get("p99", 0.0) for m in r["models"] if m["precision"] == "int8"), default=0.0
+    )
     checks: dict[str, Any] = {
         "paced_keeps_source_rate_fps": paced["pipelined"]["display_fps"],
         "overhead_p50_ms": paced["pipelined"]["overhead_ms"].get("p50"),
-        "e2e_p99_over_model_p99": paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99 if model_p99 else None,
+        "e2e_p99_over_model_p99": paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99
+        if model_p99
+        else None,
         "max_ai_throughput_ratio": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
     }
     if "paced_slow_model" in sc:
@@ -242,7 +252,10 @@ def _checks(r: dict[str, Any]) -> dict[str, Any]:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"\nsource: {r['source']}")
-    print(f"\n{'model':22s} {'prec':5s} {'MB':>6s} {'model p50':>10s} {'p99':>8s} {'+pre/post p50':>14s} {'p99':>8s}")
+    print(
+        f"\n{'model':22s} {'prec':5s} {'MB':>6s} {'model p50':>10s} {'p99':>8s} "
+        f"{'+pre/post p50':>14s} {'p99':>8s}"
+    )
     for m in r["models"] + ([r["slow_model"]] if "slow_model" in r else []):
         mm, im = m["model_ms"], m["infer_ms"]
         print(

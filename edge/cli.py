@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge import __version__
 from edge.config import Config, load_config
@@ -107,14 +108,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if report["exit"] == "error" else 0
 
 
-def _print_summary(report: dict) -> None:  # type: ignore[type-arg]
+def _print_summary(report: dict[str, Any]) -> None:
     c, fps, lat = report["counters"], report["fps"], report["latency_ms"]
 
     def p(stage: str, key: str) -> str:
         v = lat.get(stage, {}).get(key)
         return f"{v:.1f}" if v is not None else "-"
 
-    models = ", ".join(f"{m['name']} {m['precision']} on {m['backend']}/{m['provider']}" for m in report["models"])
+    models = ", ".join(
+        f"{m['name']} {m['precision']} on {m['backend']}/{m['provider']}" for m in report["models"]
+    )
     print(f"source   {report['source']['url']}")
     print(f"models   {models}")
     print(

@@ -121,7 +121,9 @@ class Config(_Section):
         for m in self.models:
             if m.gate is not None:
                 if m.gate.model not in names:
-                    raise ValueError(f"model {m.name!r} is gated on {m.gate.model!r}, which is not configured")
+                    raise ValueError(
+                        f"model {m.name!r} is gated on {m.gate.model!r}, which is not configured"
+                    )
                 if m.gate.model == m.name:
                     raise ValueError(f"model {m.name!r} cannot gate itself")
         return self

@@ -286,6 +286,8 @@ class Pipeline:
             times=times,
             gated=gated,
             priority=self._priority(findings),
+            image_size=(frame.width, frame.height),
+            pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
         )
         return result, model_ns
 

@@ -86,7 +86,11 @@ def _iso_utc(wall_time: float) -> str:
 # --- types --------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Box:
-    """An axis-aligned box in image pixels of the frame the result belongs to (x right, y down)."""
+    """An axis-aligned box in image pixels of the frame the result belongs to (x right, y down).
+
+    Corners given out of order are swapped (a model's quirk should not cost a result); non-finite
+    coordinates raise ValueError (no box can be drawn or published from them).
+    """
 
     x0: float
     y0: float
@@ -96,8 +100,15 @@ class Box:
     def __post_init__(self) -> None:
         if not all(math.isfinite(v) for v in (self.x0, self.y0, self.x1, self.y1)):
             raise ValueError(f"box coordinates must be finite: {self}")
-        if self.x1 < self.x0 or self.y1 < self.y0:
-            raise ValueError(f"box corners out of order (need x0<=x1, y0<=y1): {self}")
+        # Frozen dataclass: object.__setattr__ is the sanctioned way to fix fields in __post_init__.
+        if self.x1 < self.x0:
+            x0, x1 = self.x1, self.x0
+            object.__setattr__(self, "x0", x0)
+            object.__setattr__(self, "x1", x1)
+        if self.y1 < self.y0:
+            y0, y1 = self.y1, self.y0
+            object.__setattr__(self, "y0", y0)
+            object.__setattr__(self, "y1", y1)
 
     @property
     def width(self) -> float:

@@ -34,7 +34,10 @@ def build(layers: int, channels: int, seed: int) -> onnx.ModelProto:
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         prev, prev_c = f"r{i}", channels
     fc = (rng.standard_normal((len(LABELS), channels)) * 0.1).astype(np.float32)
-    inits += [numpy_helper.from_array(fc, "fc_w"), numpy_helper.from_array(np.zeros(len(LABELS), np.float32), "fc_b")]
+    inits += [
+        numpy_helper.from_array(fc, "fc_w"),
+        numpy_helper.from_array(np.zeros(len(LABELS), np.float32), "fc_b"),
+    ]
     nodes += [
         helper.make_node("GlobalAveragePool", [prev], ["gap"]),
         helper.make_node("Flatten", ["gap"], ["flat"]),
@@ -69,10 +72,17 @@ def main() -> None:
         "version": "1.0.0",
         "task": "classification",
         "modality": ["US"],
-        "description": "Benchmark-only model, random weights, slower than a 30 fps frame interval. Not for use.",
+        "description": (
+            "Benchmark-only model, random weights, slower than a 30 fps frame interval. Not for use."
+        ),
         "input": {
-            "name": "input", "shape": [1, 1, 128, 128], "layout": "NCHW", "color": "gray", "dtype": "float32",
-            "resize": "stretch", "normalize": {"scale": 1 / 255, "mean": [0.5], "std": [0.25]},
+            "name": "input",
+            "shape": [1, 1, 128, 128],
+            "layout": "NCHW",
+            "color": "gray",
+            "dtype": "float32",
+            "resize": "stretch",
+            "normalize": {"scale": 1 / 255, "mean": [0.5], "std": [0.25]},
         },
         "outputs": [{"name": "logits", "kind": "logits"}],
         "labels": LABELS,
@@ -81,7 +91,9 @@ def main() -> None:
         "default_precision": "fp32",
         "provenance": {
             "tool": "tools/make_bench_slow_model.py",
-            "layers": args.layers, "channels": args.channels, "seed": args.seed,
+            "layers": args.layers,
+            "channels": args.channels,
+            "seed": args.seed,
             "created": dt.date.today().isoformat(),
         },
     }

@@ -19,14 +19,16 @@ def decode_yolo(output: np.ndarray, num_classes: int, min_confidence: float) -> 
     width = 4 + num_classes
     if output.ndim != 2 or width not in output.shape:
         raise ModelError(
-            f"detection output of shape {list(output.shape)} is not YOLO layout [1, 4+C, N] with C={num_classes}"
+            f"detection output of shape {list(output.shape)} is not YOLO layout [1, 4+C, N] "
+            f"with C={num_classes}"
         )
     # When both axes are 4+C (N == 4+C) the documented Ultralytics layout wins.
     preds = output.T if output.shape[0] == width else output
     class_scores = preds[:, 4:width]
     class_ids = class_scores.argmax(axis=1)
     scores = class_scores[np.arange(len(preds)), class_ids]
-    keep = scores >= min_confidence
+    # A NaN/inf row (a numerically broken model) is dropped here rather than drawn or reported.
+    keep = (scores >= min_confidence) & np.isfinite(preds[:, :width]).all(axis=1)
     preds, scores, class_ids = preds[keep], scores[keep], class_ids[keep]
     cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
@@ -53,7 +55,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, np.int64)
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
+def batched_nms(
+    boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float
+) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other."""
     if len(boxes) == 0:
         return np.empty(0, np.int64)

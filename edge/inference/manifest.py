@@ -54,7 +54,9 @@ class InputSpec(_Strict):
     def _consistent(self) -> InputSpec:
         want = 1 if self.color == "gray" else 3
         if self.channels != want:
-            raise ValueError(f"shape {list(self.shape)} has {self.channels} channels but color is {self.color}")
+            raise ValueError(
+                f"shape {list(self.shape)} has {self.channels} channels but color is {self.color}"
+            )
         if self.shape[0] != 1:
             raise ValueError("batch size must be 1 (the runtime infers one frame at a time)")
         for seq in (self.normalize.mean, self.normalize.std):
@@ -117,27 +119,27 @@ class ModelPackage:
         self.folder = folder
         self.manifest = manifest
 
-    def file_for(self, precision: str) -> tuple[Path, FileSpec]:
+    def file_for(self, precision: str) -> tuple[Path, FileSpec, Precision]:
+        """The file for ``precision`` ("auto" = the manifest's default), unchecked."""
         m = self.manifest
         chosen = m.default_precision if precision == "auto" else precision
-        spec = m.files.get(chosen)  # type: ignore[call-overload]
-        if spec is None:
-            raise ManifestError(
-                f"{self.folder / MANIFEST_NAME}: model {m.name!r} has no {chosen} file "
-                f"(has: {', '.join(sorted(m.files))})"
-            )
-        return self.folder / spec.path, spec
+        for p, spec in m.files.items():
+            if p == chosen:
+                return self.folder / spec.path, spec, p
+        raise ManifestError(
+            f"{self.folder / MANIFEST_NAME}: model {m.name!r} has no {chosen} file "
+            f"(has: {', '.join(sorted(m.files))})"
+        )
 
-    def verified_file(self, precision: str) -> tuple[Path, str, str]:
+    def verified_file(self, precision: str) -> tuple[Path, Precision, str]:
         """Path, precision and sha256 of the file to load, after checking its hash."""
-        path, spec = self.file_for(precision)
+        path, spec, chosen = self.file_for(precision)
         actual = sha256_file(path)
         if actual != spec.sha256:
             raise ModelIntegrityError(
                 f"{path}: sha256 {actual} does not match the manifest's {spec.sha256}; "
                 "the file was changed or damaged, refusing to load it"
             )
-        chosen = self.manifest.default_precision if precision == "auto" else precision
         return path, chosen, actual
 
 

@@ -34,7 +34,7 @@ class ModelOutput:
 
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
-    return e / e.sum()  # type: ignore[no-any-return]
+    return e / e.sum()
 
 
 class LoadedModel:
@@ -53,7 +53,8 @@ class LoadedModel:
         self.session = get_backend(backend).open(path, options or SessionOptions())
         if m.input.name not in self.session.input_names:
             raise ModelError(
-                f"{path}: manifest input {m.input.name!r} is not a model input {list(self.session.input_names)}"
+                f"{path}: manifest input {m.input.name!r} is not among the model's inputs "
+                f"{list(self.session.input_names)}"
             )
         self.manifest = m
         self.path = path
@@ -71,7 +72,12 @@ class LoadedModel:
         self._output_kind = m.outputs[0].kind
         self.warmup(warmup_runs)
         log.info(
-            "model %s %s (%s) on %s/%s", m.name, m.version, self.precision, self.info.backend, self.info.provider
+            "model %s %s (%s) on %s/%s",
+            m.name,
+            m.version,
+            self.precision,
+            self.info.backend,
+            self.info.provider,
         )
 
     @property

@@ -53,7 +53,7 @@ class OnnxRuntimeSession:
         self.input_shapes = {i.name: tuple(i.shape) for i in self._session.get_inputs()}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
-        return self._session.run(None, dict(inputs))  # type: ignore[no-any-return]
+        return self._session.run(None, dict(inputs))
 
 
 class OnnxRuntimeBackend:

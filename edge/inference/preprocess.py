@@ -68,8 +68,11 @@ class Preprocessor:
     def _color(self, image: np.ndarray) -> np.ndarray:
         color = self.spec.color
         if image.ndim == 2:
-            return image if color == "gray" else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if color == "bgr"
-                                                              else cv2.COLOR_GRAY2RGB)
+            return (
+                image
+                if color == "gray"
+                else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if color == "bgr" else cv2.COLOR_GRAY2RGB)
+            )
         if color == "gray":
             if self._gray is None or self._gray.shape != image.shape[:2]:
                 self._gray = np.empty(image.shape[:2], np.uint8)

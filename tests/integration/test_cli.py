@@ -58,7 +58,10 @@ def test_sigterm_stops_within_a_second_and_still_reports(tmp_path: Path) -> None
     url = f"video://{DEFAULT_CLIP}?loop=1"
     proc = subprocess.Popen(
         [*EDGE, "run", "--headless", "--source", url, "--report", "r.json"],
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 60

@@ -53,7 +53,10 @@ sinks = ["video", "snapshots"]
     ("text", "needle"),
     [
         ("[pipeline]\ndisplay_qeue = 3\n", "key pipeline.display_qeue: unknown key"),
-        ("[pipeline]\ndisplay_queue = 0\n", "key pipeline.display_queue: Input should be greater than or equal to 1"),
+        (
+            "[pipeline]\ndisplay_queue = 0\n",
+            "key pipeline.display_queue: Input should be greater than or equal to 1",
+        ),
         ("[pipeline]\ndisplay_policy = 'sometimes'\n", "key pipeline.display_policy"),
         ("[[models]]\nname = 'a'\nprecision = 'int4'\n", "key models[0].precision"),
         ("[[models]]\nname = 'a'\ngate = { model = 'b' }\n", "gated on 'b', which is not configured"),
@@ -74,12 +77,12 @@ def test_bad_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
     p = write(tmp_path, "[source\nurl=1")
     with pytest.raises(ConfigError, match=f"{p}: not valid TOML"):
         load_config(p)
-    with pytest.raises(ConfigError, match="nope.toml: cannot read config file"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read config file"):
         load_config(tmp_path / "nope.toml")
 
 
 def test_overrides_are_validated() -> None:
     c = Config().with_overrides(source={"url": "uvc://0"})
     assert c.source.url == "uvc://0"
-    with pytest.raises(ConfigError, match="<command line>: key pipeline.display_queue"):
+    with pytest.raises(ConfigError, match=r"<command line>: key pipeline\.display_queue"):
         Config().with_overrides(pipeline={"display_queue": -1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,9 @@ class ListSource:
 class FakeModel:
     """Test double with LoadedModel's per-frame surface: a fixed cost, a fixed answer."""
 
-    def __init__(self, name: str, cost_s: float = 0.0, label: str = "ok", fail_on: set[int] | None = None) -> None:
+    def __init__(
+        self, name: str, cost_s: float = 0.0, label: str = "ok", fail_on: set[int] | None = None
+    ) -> None:
         self.name, self.cost_s, self.label = name, cost_s, label
         self.fail_on = fail_on or set()
         self.task = "classification"
@@ -133,7 +136,7 @@ def test_slow_inference_skips_frames_but_display_keeps_every_one() -> None:
     assert model.calls == c.inferred == len(results)
     # Latest wins: after the first, each inferred frame is newer than the previous by more than one.
     seqs = [r.frame_seq for r in results]
-    assert seqs == sorted(seqs) and any(b - a > 1 for a, b in zip(seqs, seqs[1:]))
+    assert seqs == sorted(seqs) and any(b - a > 1 for a, b in itertools.pairwise(seqs))
     assert results[-1].frame_seq == 39, "the newest frame at the end is inferred, not lost"
 
 

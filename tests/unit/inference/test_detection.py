@@ -75,7 +75,11 @@ def test_tiny_yolo_model_end_to_end(tmp_path: Path) -> None:
     out = model.infer(np.full((64, 128, 3), 80, np.uint8))
     assert out.quality is None
     found = sorted(out.findings, key=lambda f: -f.confidence)
-    assert [(f.label, f.needs_review) for f in found] == [("b_line", False), ("pleura", False), ("b_line", True)]
+    assert [(f.label, f.needs_review) for f in found] == [
+        ("b_line", False),
+        ("pleura", False),
+        ("b_line", True),
+    ]
     b = found[0].box
     assert b is not None
     np.testing.assert_allclose([b.x0, b.y0, b.x1, b.y1], [48, 16, 80, 48], atol=1e-4)

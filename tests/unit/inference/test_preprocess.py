@@ -35,8 +35,14 @@ def test_buffers_are_reused_between_frames() -> None:
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_rgb_channels_and_layouts(layout: str) -> None:
     shape = (1, 3, 16, 16) if layout == "NCHW" else (1, 16, 16, 3)
-    pre = Preprocessor(spec(shape=shape, layout=layout, color="rgb",
-                            normalize=Normalize(scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 2.0, 4.0))))
+    pre = Preprocessor(
+        spec(
+            shape=shape,
+            layout=layout,
+            color="rgb",
+            normalize=Normalize(scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 2.0, 4.0)),
+        )
+    )
     img = np.zeros((16, 16, 3), np.uint8)
     img[..., 0], img[..., 1], img[..., 2] = 10, 20, 40  # B, G, R
     tensor, _ = pre(img)
@@ -45,7 +51,9 @@ def test_rgb_channels_and_layouts(layout: str) -> None:
 
 
 def test_letterbox_pads_and_maps_back() -> None:
-    pre = Preprocessor(spec(shape=(1, 3, 64, 64), color="rgb", resize="letterbox", normalize=Normalize(scale=1.0)))
+    pre = Preprocessor(
+        spec(shape=(1, 3, 64, 64), color="rgb", resize="letterbox", normalize=Normalize(scale=1.0))
+    )
     img = np.full((32, 128, 3), 200, np.uint8)  # wide: scale 0.5 -> 64x16, 24 px pad top and bottom
     tensor, t = pre(img)
     assert tensor[0, 0, 0, 0] == LETTERBOX_PAD and tensor[0, 0, 32, 32] == 200
