@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -81,7 +82,15 @@ def modality_param(url: SourceURL, default: Modality) -> Modality:
     value = url.query.get("modality", default).upper()
     if value not in MODALITIES:
         raise SourceError(f"{url.raw}: modality={value!r} must be one of {', '.join(MODALITIES)}")
-    return cast(Modality, value)
+    return value  # narrowed to Modality by the membership test
+
+
+def url_path(url: SourceURL, example: str) -> Path:
+    """``scheme:///abs/x`` -> /abs/x; ``scheme://rel/x`` -> rel/x (netloc and path joined)."""
+    text = url.netloc + url.path if url.netloc else url.path
+    if not text:
+        raise SourceError(f"{url.raw}: no file path; expected {example}")
+    return Path(text).expanduser()
 
 
 def period_ns(fps: float) -> int:

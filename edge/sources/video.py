@@ -16,7 +16,6 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import cast
 
 import cv2
 import numpy as np
@@ -31,6 +30,7 @@ from edge.sources._common import (
     period_ns,
     positive_number,
     to_bgr,
+    url_path,
 )
 from edge.sources.base import SourceInfo
 from edge.sources.registry import SourceURL
@@ -44,21 +44,13 @@ MAX_CONTAINER_FPS = 240.0
 _QUERY_KEYS = ("realtime", "loop", "fps", "modality")
 
 
-def url_path(url: SourceURL) -> Path:
-    """``video:///abs/a.mp4`` -> /abs/a.mp4; ``video://rel/a.mp4`` -> rel/a.mp4."""
-    text = url.netloc + url.path if url.netloc else url.path
-    if not text:
-        raise SourceError(f"{url.raw}: no file path; expected video:///path/to/clip.mp4")
-    return Path(text).expanduser()
-
-
 class VideoSource(PacedSource):
     """A video clip or still image file replayed as a frame source."""
 
     def __init__(self, url: SourceURL) -> None:
         super().__init__(url)
         check_query(url, _QUERY_KEYS)
-        self.path = url_path(url)
+        self.path = url_path(url, "video:///path/to/clip.mp4")
         self._realtime = url.flag("realtime", True)
         self._loop = url.flag("loop", False)
         self._fps_override = positive_number(url, "fps")
@@ -99,7 +91,9 @@ class VideoSource(PacedSource):
         raw: np.ndarray | None = None
         if image.dtype == np.uint16:
             raw = image
-            image = cast(np.ndarray, cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U))
+            lo, hi = int(image.min()), int(image.max())
+            scale = 255.0 / (hi - lo) if hi > lo else 0.0
+            image = np.rint((image.astype(np.float32) - lo) * scale).astype(np.uint8)
         elif image.dtype != np.uint8:
             raise UnsupportedSourceError(f"{path}: unsupported pixel type {image.dtype}")
         bgr = to_bgr(image)

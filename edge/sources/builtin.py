@@ -1,0 +1,41 @@
+"""The schemes the runtime ships with: ``video://``, ``dicom://`` and ``uvc://``.
+
+Each factory imports its module on first use, so opening a camera does not import pydicom and
+opening a DICOM file does not touch the camera code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from edge.sources.base import Source
+from edge.sources.registry import SourceURL, register_scheme
+
+
+def _video(url: SourceURL) -> Source:
+    from edge.sources.video import VideoSource
+
+    return VideoSource(url)
+
+
+def _dicom(url: SourceURL) -> Source:
+    from edge.sources.dicom import DicomSource
+
+    return DicomSource(url)
+
+
+def _uvc(url: SourceURL) -> Source:
+    from edge.sources.uvc import UvcSource
+
+    return UvcSource(url)
+
+
+BUILTIN_SCHEMES = {"video": _video, "dicom": _dicom, "uvc": _uvc}
+
+
+def register_all() -> None:
+    """Register the built-in schemes; a scheme a user registered first keeps the user's factory."""
+    for scheme, factory in BUILTIN_SCHEMES.items():
+        # already registered: by a user plugin (theirs wins) or by an earlier call
+        with contextlib.suppress(ValueError):
+            register_scheme(scheme, factory)
