@@ -125,6 +125,7 @@ class Pipeline:
         self._latest: Result | None = None  # written by inference, read by display (atomic swap)
         self._last_shown_id: str | None = None
         self._out: np.ndarray | None = None
+        self._sinks_open = False
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.started_ns = 0
@@ -353,6 +354,13 @@ class Pipeline:
             skipped=self._slot.replaced,
             status=self.status() if self.status else None,
         )
+        if not self._sinks_open:
+            # Opened here, on the display thread, at the first frame's size: GUI windows must be
+            # created by the thread that draws them, and a video file needs the real size and rate.
+            self._sinks_open = True
+            fps = getattr(getattr(self.source, "info", None), "fps", None)
+            for sink in self.sinks:
+                sink.open(frame.width, frame.height, fps)
         try:
             self._out = compose(frame.image, result, hud, out=self._out)
             for sink in self.sinks:

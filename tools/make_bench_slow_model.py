@@ -4,7 +4,7 @@ It takes the us-quality input (1x1x128x128) and output (5 logits) but runs a sta
 3x3 convolutions at full resolution, so one inference takes longer than a 30 fps frame
 interval on a small CPU. Weights are random (seeded): it measures scheduling, not medicine.
 
-    python -m tools.make_bench_slow_model [--layers 6] [--channels 40] [--out models/bench-slow]
+    python -m tools.make_bench_slow_model [--layers 8] [--channels 56] [--out models/bench-slow]
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def build(layers: int, channels: int, seed: int) -> onnx.ModelProto:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--channels", type=int, default=40)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--channels", type=int, default=56)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("models/bench-slow"))
     args = ap.parse_args()
