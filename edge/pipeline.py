@@ -122,7 +122,9 @@ class Pipeline:
         self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
         self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
         self._slot = LatestSlot()
-        self._latest: Result | None = None  # written by inference, read by display (atomic swap)
+        self._latest: Result | None = None  # written by inference, read by display
+        self._busy_seq = -1  # frame the inference worker is on; -1 when idle
+        self._result_cond = threading.Condition()
         self._last_shown_id: str | None = None
         self._out: np.ndarray | None = None
         self._sinks_open = False
@@ -230,18 +232,27 @@ class Pipeline:
                 if self._slot.drained:
                     break
                 continue
+            self._busy_seq = frame.seq
             try:
                 result, model_ns = self._infer(frame)
             except Exception:  # one bad frame must never stop the live loop
                 self.counters.inference_errors += 1
                 log.exception("inference failed on frame %d of %s", frame.seq, frame.source_id)
+                self._publish(None)
                 continue
             self.counters.inferred += 1
             self.ai_rate.tick(result.times.t_result_ns)
             self._record_inference(result, model_ns)
-            self._latest = result
+            self._publish(result)
             self._emit(result)
         self._results_q.put(None)
+
+    def _publish(self, result: Result | None) -> None:
+        with self._result_cond:
+            if result is not None:
+                self._latest = result
+            self._busy_seq = -1
+            self._result_cond.notify_all()
 
     def _infer(self, frame: Frame) -> tuple[Result, int]:
         t_start = time.monotonic_ns()
@@ -304,6 +315,7 @@ class Pipeline:
         e2e_ns = t.t_result_ns - t.t_acquired_ns
         rec("queue_wait", (t.t_infer_start_ns - t.t_acquired_ns) / 1e6)
         rec("model", model_ns / 1e6)
+        rec("pre_post", (t.t_result_ns - t.t_infer_start_ns - model_ns) / 1e6)
         rec("e2e", e2e_ns / 1e6)
         rec("overhead", (e2e_ns - model_ns) / 1e6)
 
@@ -345,8 +357,33 @@ class Pipeline:
                 return False
         return False
 
+    def _await_result(self, frame: Frame) -> Result | None:
+        """The latest result, after waiting (bounded by display_sync_ms) for this frame's own.
+
+        A fast model's overlay then lands on the frame it describes instead of the next one, so
+        boxes do not trail moving anatomy by a frame. The display waits only when the worker is
+        on this frame or idle; a worker busy on an older frame means a slow model, and the frame
+        is shown at once with the last overlay, keeping the display at the source's rate.
+        """
+        wait_s = self.config.display_sync_ms / 1000
+        if wait_s <= 0 or not self.models:
+            return self._latest
+        deadline = time.monotonic() + wait_s
+        with self._result_cond:
+            while True:
+                latest = self._latest
+                if latest is not None and latest.frame_seq >= frame.seq:
+                    break
+                if self._busy_seq not in (-1, frame.seq):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.stop_event.is_set():
+                    break
+                self._result_cond.wait(remaining)
+            return self._latest
+
     def _show(self, frame: Frame) -> None:
-        result = self._latest
+        result = self._await_result(frame)
         hud = HudState(
             source_fps=self.source_rate.rate(),
             ai_fps=self.ai_rate.rate(),

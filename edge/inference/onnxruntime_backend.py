@@ -38,7 +38,9 @@ class OnnxRuntimeSession:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if options.threads:
             so.intra_op_num_threads = options.threads
-            so.inter_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        # Idle ORT workers spin by default, burning the cores that decoding and display need.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(str(model_path), sess_options=so, providers=wanted)

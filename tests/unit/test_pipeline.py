@@ -232,3 +232,45 @@ def test_stop_while_display_is_stuck(policy: str) -> None:
     t0 = time.monotonic()
     p.run()
     assert time.monotonic() - t0 < 0.3 + 1.0
+
+
+def _composed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
+    """Record (frame seq, seq of the result drawn on it) for every composed frame."""
+    import edge.pipeline as pl
+
+    seen: list[tuple[int, int | None]] = []
+    real = pl.compose
+
+    def spy(image: np.ndarray, result: Result | None, hud: object, **kw: object) -> np.ndarray:
+        seen.append((int(image.flat[0]), None if result is None else result.frame_seq))
+        return real(image, result, hud, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl, "compose", spy)
+    return seen
+
+
+def test_display_sync_puts_a_fast_models_overlay_on_its_own_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _composed(monkeypatch)
+    _, results = run_pipeline(
+        ListSource(30, period_s=0.01),
+        [slot(FakeModel("q", cost_s=0.002))],
+        RecordingSink(),
+        display_sync_ms=100,
+    )
+    inferred = {r.frame_seq for r in results}
+    own = [(f, r) for f, r in seen if f in inferred]
+    assert len(own) >= 20
+    assert all(f == r for f, r in own), "each inferred frame is drawn with its own result"
+
+
+def test_display_sync_never_waits_for_a_slow_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _composed(monkeypatch)
+    p, _ = run_pipeline(
+        ListSource(40, period_s=0.005),
+        [slot(FakeModel("slow", cost_s=0.08))],
+        RecordingSink(),
+        display_sync_ms=50,
+    )
+    assert p.counters.displayed == 40
+    stale = [f for f, r in seen if r is not None and r < f]
+    assert len(stale) > 20, "frames go out with the last overlay rather than wait for the busy worker"
