@@ -214,7 +214,7 @@ def build_report(
     return {
         "edge_version": __version__,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "exit": "error" if pipeline.error else ("stopped" if pipeline.stop_event.is_set() else "completed"),
+        "exit": pipeline.exit_reason,
         "error": str(pipeline.error) if pipeline.error else None,
         "source": {"url": info.url, "kind": info.kind, "native_fps": info.fps, "realtime": info.realtime},
         "models": [

@@ -25,7 +25,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 # Models live beside the package in a source checkout; EDGE_MODELS_DIR or [models] dir overrides.
 DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
-DEFAULT_CLIP = ASSETS_DIR / "clips" / "lung_convex.mp4"
+# A CC BY convex lung clip (attribution in assets/clips/SOURCE.md), looped like a live probe stream.
+DEFAULT_CLIP = ASSETS_DIR / "clips" / "Reg_Image_182106_crop.mp4"
+DEFAULT_SOURCE_URL = f"video://{DEFAULT_CLIP}?loop=1"
 
 
 class _Section(BaseModel):
@@ -33,7 +35,7 @@ class _Section(BaseModel):
 
 
 class SourceConfig(_Section):
-    url: str = Field(default_factory=lambda: f"video://{DEFAULT_CLIP}")
+    url: str = DEFAULT_SOURCE_URL
     read_timeout_s: float = Field(0.5, gt=0, le=10)
 
 

@@ -119,6 +119,7 @@ class Pipeline:
         self.ai_rate = RateMeter()
         self.display_rate = RateMeter()
         self.stop_event = threading.Event()
+        self.stop_requested = False  # by a signal or the user, as opposed to the source's end
         self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
         self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
         self._slot = LatestSlot()
@@ -136,6 +137,7 @@ class Pipeline:
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask every stage to finish; safe from a signal handler."""
+        self.stop_requested = True
         self.stop_event.set()
 
     def run(self, max_frames: int | None = None) -> Counters:
@@ -354,6 +356,7 @@ class Pipeline:
             self._show(item)
             if any(s.wants_stop() for s in self.sinks):
                 log.info("display closed by the user")
+                self.stop_requested = True
                 return False
         return False
 
@@ -414,6 +417,12 @@ class Pipeline:
             # First frame on screen carrying this result: acquisition-to-eye latency of the AI.
             self._last_shown_id = result.result_id
             self.latency.add("result_on_screen", (now - result.times.t_acquired_ns) / 1e6)
+
+    @property
+    def exit_reason(self) -> str:
+        if self.error is not None:
+            return "error"
+        return "stopped" if self.stop_requested else "completed"
 
     # -- report ----------------------------------------------------------------------------
     def elapsed_s(self) -> float:
