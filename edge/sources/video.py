@@ -113,7 +113,9 @@ class VideoSource(PacedSource):
         else:
             log.warning(
                 "%s: container frame rate %r is missing or implausible; replaying at %g fps",
-                path, container_fps, DEFAULT_FPS,
+                path,
+                container_fps,
+                DEFAULT_FPS,
             )
             self._fps = DEFAULT_FPS
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -175,7 +177,9 @@ class VideoSource(PacedSource):
             if expected is not None and self._index < expected and (self._index > 0 or self._passes > 0):
                 log.warning(
                     "%s: clip ended after %d of %d frames (truncated or corrupt)",
-                    self.path, self._index, expected,
+                    self.path,
+                    self._index,
+                    expected,
                 )
             return None
         try:

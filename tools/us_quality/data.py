@@ -15,10 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tools.us_quality.degrade import natural_shadow, sector_geometry
 from tools.us_quality.preprocess import to_gray
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_CACHE = Path("/tmp/us_quality_cache")
+FRAME_STEP = 3  # every 3rd frame of each clip is decoded (neighbouring frames are near-duplicates)
+NATURAL_SHADOW_MAX = 0.4  # frames with more natural (rib) shadow than this are never 'diagnostic'
+MAX_SIDE = 640  # larger stills (figures up to 2700 px) are shrunk to a scanner-like display size
 
 # Clips left out of training and evaluation, with the reason (written to the model card).
 EXCLUDED: dict[str, str] = {
@@ -75,13 +79,21 @@ def load_labels(data_dir: Path) -> list[ClipRecord]:
     ]
 
 
+def _fit(gray: np.ndarray) -> np.ndarray:
+    h, w = gray.shape
+    f = MAX_SIDE / max(h, w)
+    if f >= 1:
+        return gray
+    return cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+
+
 def read_gray_frames(path: Path, step: int) -> np.ndarray:
     """Every ``step``-th frame of a video (or the one still) as gray uint8, shape (N, H, W)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise OSError(f"cannot read image {path}")
-        return to_gray(img)[None]
+        return _fit(to_gray(img))[None]
     cap = cv2.VideoCapture(str(path))
     frames: list[np.ndarray] = []
     i = 0
@@ -91,7 +103,7 @@ def read_gray_frames(path: Path, step: int) -> np.ndarray:
             if not ok:
                 break
             if i % step == 0:
-                frames.append(to_gray(frame))
+                frames.append(_fit(to_gray(frame)))
             i += 1
     finally:
         cap.release()
@@ -128,24 +140,33 @@ class ClipData:
     record: ClipRecord
     frames: np.ndarray  # (N, H, W) uint8 gray
     mask: np.ndarray  # (H, W) bool
+    shadow: np.ndarray  # (N,) natural shadow coverage of each frame, see degrade.natural_shadow
+
+    @property
+    def diagnostic_ok(self) -> np.ndarray:
+        """Frames that may stand for the diagnostic class: natural shadows below NATURAL_SHADOW_MAX."""
+        return self.shadow < NATURAL_SHADOW_MAX
 
 
 def load_clip(data_dir: Path, rec: ClipRecord, step: int, cache_dir: Path = DEFAULT_CACHE) -> ClipData:
     """Decode (or read from the cache) every ``step``-th frame and the clip's sector mask."""
     path = data_dir / rec.file
     st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{step}|v2".encode()).hexdigest()[:20]
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{step}|v4"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     cache = cache_dir / f"{path.stem}-{key}.npz"
     if cache.exists():
         with np.load(cache) as z:
-            return ClipData(rec, z["frames"], z["mask"])
+            return ClipData(rec, z["frames"], z["mask"], z["shadow"])
     frames = read_gray_frames(path, step)
     mask = sector_mask(frames)
+    geo = sector_geometry(mask)
+    shadow = np.array([natural_shadow(f, geo) for f in frames], np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, frames=frames, mask=mask)
+    np.savez(tmp, frames=frames, mask=mask, shadow=shadow)
     tmp.replace(cache)
-    return ClipData(rec, frames, mask)
+    return ClipData(rec, frames, mask, shadow)
 
 
 def split_by_clip(
@@ -207,3 +228,10 @@ def split_by_clip(
         for g in remaining:
             out["train"] += [r.file for r in groups[g]]
     return {k: sorted(v) for k, v in out.items()}
+
+
+def load_clips(
+    data_dir: Path, files: list[str], step: int, cache_dir: Path = DEFAULT_CACHE
+) -> list[ClipData]:
+    by_file = {r.file: r for r in load_labels(data_dir)}
+    return [load_clip(data_dir, by_file[f], step, cache_dir) for f in files]

@@ -38,14 +38,15 @@ SHADOW = {
     "edge_softness": (0.005, 0.04),  # lateral blur of the shadow's edges, fraction of width
 }
 GAIN_HIGH = {
-    "saturated_frac": (0.08, 0.55),  # fraction of the sector driven to 255
-    "scale": (1.0, 1.8),  # contrast of the gained-up image (< 1 in the washed-out variant)
-    "washed_scale": (0.45, 0.85),
+    "offset": (35.0, 140.0),  # gray levels added (about +8 to +33 dB at 60 dB over 255 levels)
+    "scale": (1.0, 1.7),  # contrast of the gained-up image
+    "washed_scale": (0.5, 0.85),  # washed-out variant (35%): less contrast, offset >= 80
+    "saturated_frac": (0.01, 0.15),  # at least this fraction of the sector is driven to 255
     "noise_sigma": (2.0, 10.0),  # electronic noise made visible by the gain
 }
 GAIN_LOW = {
-    "black_frac": (0.45, 0.90),  # fraction of the sector pushed below the display floor
-    "scale": (0.35, 0.85),
+    "black_frac": (0.35, 0.90),  # fraction of the sector pushed below the display floor
+    "scale": (0.4, 0.9),
     "tgc_slope": (0.0, 1.5),  # extra darkening with depth (time-gain compensation too low)
 }
 MILD = {
@@ -54,6 +55,7 @@ MILD = {
     "noise_sigma": (0.0, 4.0),
     "blur_sigma": (0.0, 0.9),
 }
+DISPLAY_GAMMA = (0.8, 1.25)  # gray-map variation between scanners, all classes
 SHADOW_MIN_AREA = 0.35
 
 
@@ -119,6 +121,26 @@ def sector_geometry(mask: np.ndarray) -> SectorGeometry:
     return SectorGeometry(mask=mask, u=u, v=v, depth_px=max(depth, 1.0), convex=bool(convex))
 
 
+def natural_shadow(img: np.ndarray, geo: SectorGeometry, bins: int = 24, ratio: float = 0.45) -> float:
+    """Fraction of the sector (depth 10-80%) in beam directions much darker than the bright ones.
+
+    Real frames already hold rib shadows; one whose shadows cover >= ~35-40% of the sector is a
+    ``shadow`` frame by this model's definition and must not be used as a ``diagnostic`` example.
+    A direction is dark when its mean level is below ``ratio`` x the 85th percentile of directions.
+    """
+    _check(img)
+    v = np.nan_to_num(geo.v, nan=-1.0)
+    band = geo.mask & (v >= 0.1) & (v <= 0.8)
+    if not band.any():
+        return 0.0
+    b = np.clip((geo.u[band] * bins).astype(np.int64), 0, bins - 1)
+    cnt = np.bincount(b, minlength=bins)
+    mean = np.bincount(b, weights=img[band].astype(np.float64), minlength=bins) / np.maximum(cnt, 1)
+    ref = np.percentile(mean[cnt > 0], 85)
+    dark = (mean < ratio * ref) & (cnt > 0)
+    return float(cnt[dark].sum() / cnt.sum())
+
+
 def _u(low_high: tuple[float, float], rng: Rng) -> float:
     return float(rng.uniform(*low_high))
 
@@ -178,8 +200,8 @@ def no_contact(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     return _finish(out, img, geo.mask)
 
 
-def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str, list[tuple[float, float]]]:
-    """Shadow weight in [0, 1] per pixel, its kind, and the shadowed (u0, u1) intervals."""
+def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str]:
+    """Shadow weight in [0, 1] per pixel, and the kind of shadow."""
     kind = str(rng.choice(["ribs", "edge", "centre"], p=[0.5, 0.35, 0.15]))
     cover = _u(SHADOW["coverage"], rng)
     if kind == "ribs":  # 1-3 rib shadows, the gaps between them imaged
@@ -206,7 +228,7 @@ def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str, list[
         lateral = cv2.GaussianBlur(lateral, (0, 0), sigmaX=soft, sigmaY=0.1)
     start = 0.0 if kind == "edge" else _u(SHADOW["start_depth"], rng)
     depth = np.clip((v - start) / 0.03, 0.0, 1.0)  # the shadow begins just under the rib / the skin
-    return (lateral * depth * geo.mask).astype(np.float32), kind, spans
+    return (lateral * depth * geo.mask).astype(np.float32), kind
 
 
 def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
@@ -218,13 +240,13 @@ def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """
     _check(img)
     for _ in range(8):
-        field, kind, spans = _shadow_field(geo, rng)
+        field, kind = _shadow_field(geo, rng)
         if (field[geo.mask] > 0.5).mean() >= SHADOW_MIN_AREA + 0.01:
             break
     else:  # narrow sectors with a deep start: fall back to a lifted edge covering half the width
         u = np.nan_to_num(geo.u, nan=-1.0)
         field = ((u >= 0) & (u <= 0.55)).astype(np.float32) * geo.mask
-        kind, spans = "edge", [(0.0, 0.55)]
+        kind = "edge"
     strength = _u(SHADOW["strength"], rng)
     x = img.astype(np.float32)
     floor = rng.uniform(0.0, 10.0) + np.abs(_grain(img.shape, rng, rng.uniform(1.0, 3.0))) * rng.uniform(1, 6)
@@ -240,18 +262,22 @@ def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 
 
 def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
-    """Gain too high: an offset (and contrast) on the log-compressed levels, clipped at 255.
+    """Gain too high: an offset (and contrast) added to the log-compressed levels, clipped at 255.
 
-    The offset is chosen so a random fraction of the sector saturates, whatever the frame's own
-    brightness; in the washed-out variant contrast drops as well. The noise floor rises with it.
+    The black level inside the sector rises with the offset and at least 1-15% of the sector
+    saturates; in the washed-out variant contrast drops as well. Electronic noise becomes visible.
     """
     _check(img)
     x = img.astype(np.float32)
-    inside = x[geo.mask]
+    offset = _u(GAIN_HIGH["offset"], rng)
+    washed = rng.random() < 0.35
+    scale = _u(GAIN_HIGH["washed_scale" if washed else "scale"], rng)
+    if washed:
+        offset = max(offset, 80.0)
+    # Too much gain saturates the strongest echoes: at least a drawn fraction of the sector hits 255
+    # (a dark frame needs a larger offset for that than a bright one).
     sat = _u(GAIN_HIGH["saturated_frac"], rng)
-    scale = _u(GAIN_HIGH["washed_scale"] if rng.random() < 0.35 else GAIN_HIGH["scale"], rng)
-    q = float(np.percentile(inside, 100 * (1 - sat)))
-    offset = max(255.0 - scale * q, 30.0)
+    offset = max(offset, 258.0 - scale * float(np.percentile(x[geo.mask], 100 * (1 - sat))))
     noise = _grain(img.shape, rng, rng.uniform(1.0, 3.0)) * _u(GAIN_HIGH["noise_sigma"], rng)
     out = x * scale + offset + noise
     return _finish(out, img, geo.mask)
@@ -274,10 +300,10 @@ def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     tgc = np.exp(-_u(GAIN_LOW["tgc_slope"], rng) * v) if rng.random() < 0.5 else 1.0
     out = (x - offset) * scale * tgc
     out = np.maximum(out, 0.0) + np.abs(_grain(img.shape, rng, 1.5)) * rng.uniform(0.0, 2.5)
-    # A dark frame must end up clearly darker than it was: at most 55% of its mean level.
+    # A dark frame must end up clearly darker than it was: at most 60% of its mean level.
     mean_in, mean_out = float(inside.mean()), float(out[geo.mask].mean())
-    if mean_out > 0.55 * mean_in:
-        out *= 0.55 * mean_in / max(mean_out, 1e-6)
+    if mean_out > 0.6 * mean_in:
+        out *= 0.6 * mean_in / max(mean_out, 1e-6)
     return _finish(out, img, geo.mask)
 
 
@@ -350,8 +376,10 @@ def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.nd
     if rng.random() < 0.3:  # a different display resolution (changes the speckle grain size)
         f = rng.uniform(0.6, 1.5)
         size = (max(32, int(img.shape[1] * f)), max(32, int(img.shape[0] * f)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, size, interpolation=interp)
+        # Same interpolation for the mask, so every pixel that took a value from the sector is in it.
+        mask = cv2.resize(mask.astype(np.float32), size, interpolation=interp) > 0
     if rng.random() < 0.3:  # sector placed in a wider / taller black display
         h, w = img.shape
         pt, pb = (rng.uniform(0, 0.12, size=2) * h).astype(int)
@@ -363,12 +391,20 @@ def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.nd
     return np.ascontiguousarray(img), np.ascontiguousarray(mask)
 
 
-def make_sample(
-    img: np.ndarray, mask: np.ndarray, label: str, rng: Rng, augment: bool = True
-) -> np.ndarray:
+def display_map(img: np.ndarray, rng: Rng) -> np.ndarray:
+    """A different scanner gray map: gamma in ``DISPLAY_GAMMA`` on the displayed levels (0 stays 0)."""
+    _check(img)
+    gamma = float(np.exp(rng.uniform(*np.log(DISPLAY_GAMMA))))
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+    return cv2.LUT(img, lut)
+
+
+def make_sample(img: np.ndarray, mask: np.ndarray, label: str, rng: Rng, augment: bool = True) -> np.ndarray:
     """One training / evaluation frame of class ``label`` from a clean frame and its sector mask."""
     if augment:
         img, mask = augment_geometry(img, mask, rng)
+        if rng.random() < 0.5:
+            img = display_map(img, rng)
     geo = sector_geometry(mask)
     out = DEGRADATIONS[label](img, geo, rng)
     if label in ("no_contact", "shadow") and rng.random() < 0.5:  # vary noise / blur there too

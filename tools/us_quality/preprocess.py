@@ -27,9 +27,17 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected HxW or HxWx3 image, got shape {image.shape}")
 
 
+def resize(image: np.ndarray) -> np.ndarray:
+    """uint8 frame (HxW gray or HxWx3 BGR) -> gray uint8 128x128, stretched (no letterbox)."""
+    return cv2.resize(to_gray(image), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+def normalize(small: np.ndarray) -> np.ndarray:
+    """uint8 ...x128x128 -> float32 of the same shape, ``(x * scale - mean) / std``."""
+    x = small.astype(np.float32)
+    return ((x * np.float32(SCALE) - np.float32(MEAN)) / np.float32(STD)).astype(np.float32, copy=False)
+
+
 def preprocess(image: np.ndarray) -> np.ndarray:
     """uint8 frame (HxW gray or HxWx3 BGR) -> float32 tensor [1, 1, 128, 128] (NCHW)."""
-    gray = to_gray(image)
-    x = cv2.resize(gray, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
-    x = (x * SCALE - MEAN) / STD
-    return x[None, None, :, :].astype(np.float32, copy=False)
+    return normalize(resize(image))[None, None, :, :]

@@ -59,3 +59,17 @@ def test_letterbox_pads_and_maps_back() -> None:
     assert tensor[0, 0, 0, 0] == LETTERBOX_PAD and tensor[0, 0, 32, 32] == 200
     boxes = t.to_frame(np.array([[0, 24, 64, 40]], np.float32))
     np.testing.assert_allclose(boxes[0], [0, 0, 128, 32])
+
+
+def test_runtime_matches_the_training_preprocessing_of_us_quality() -> None:
+    """The bundled model was trained through tools/us_quality/preprocess.py: the runtime must agree."""
+    from edge.inference.manifest import load_manifest
+    from tests.conftest import MODELS
+    from tools.us_quality.preprocess import preprocess
+
+    spec_ = load_manifest(MODELS / "us-quality").manifest.input
+    rng = np.random.default_rng(1)
+    for shape in ((382, 382, 3), (480, 640, 3), (300, 200)):
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        tensor, _ = Preprocessor(spec_)(img)
+        np.testing.assert_allclose(tensor, preprocess(img), rtol=0, atol=1e-5)

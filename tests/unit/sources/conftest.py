@@ -228,4 +228,3 @@ def dicom_writer(tmp_path: Path) -> Callable[..., Path]:
         return write_dicom(tmp_path / name, pixel_bytes, **kwargs)
 
     return write
-

@@ -72,7 +72,14 @@ def ybr_full_422(rgb: np.ndarray) -> bytes:
 
 
 def us_region(
-    x0: int, y0: int, x1: int, y1: int, *, spatial_format: int, data_type: int, units: tuple[int, int],
+    x0: int,
+    y0: int,
+    x1: int,
+    y1: int,
+    *,
+    spatial_format: int,
+    data_type: int,
+    units: tuple[int, int],
     delta: tuple[float, float],
 ) -> Dataset:
     item = Dataset()
@@ -302,8 +309,13 @@ def test_multi_frame_ybr_422_ultrasound_with_regions(dicom_writer: Writer) -> No
     path = dicom_writer(
         "cine.dcm",
         b"".join(ybr_full_422(rgb) for rgb in rgb_frames),
-        rows=rows, cols=cols, samples=3, photometric="YBR_FULL_422", frames=n,
-        FrameTime=20.0, SequenceOfUltrasoundRegions=regions,
+        rows=rows,
+        cols=cols,
+        samples=3,
+        photometric="YBR_FULL_422",
+        frames=n,
+        FrameTime=20.0,
+        SequenceOfUltrasoundRegions=regions,
     )
     src = opened(f"dicom://{path}")  # multi-frame: realtime by default, at 1000/FrameTime fps
     assert src.info.realtime is True and src.info.fps == 50.0 and src.info.frame_count == n
@@ -321,8 +333,14 @@ def test_multi_frame_ybr_422_ultrasound_with_regions(dicom_writer: Writer) -> No
     assert geo.regions[1].spatial_format == 3
     meta = frames[0].meta
     assert set(meta) == {
-        "Modality", "Manufacturer", "PhotometricInterpretation", "BitsStored", "NumberOfFrames",
-        "TransferSyntaxUID", "file", "frame_index",
+        "Modality",
+        "Manufacturer",
+        "PhotometricInterpretation",
+        "BitsStored",
+        "NumberOfFrames",
+        "TransferSyntaxUID",
+        "file",
+        "frame_index",
     }
     text = repr([f.meta for f in frames])
     assert "DOE" not in text and "PID-12345" not in text and "1970" not in text and "2024" not in text
@@ -331,9 +349,19 @@ def test_multi_frame_ybr_422_ultrasound_with_regions(dicom_writer: Writer) -> No
 def test_16_bit_dx_monochrome1_with_rescale_and_first_window(dicom_writer: Writer) -> None:
     stored = (np.arange(32 * 40, dtype=np.uint16).reshape(32, 40) * 3).astype(np.uint16)
     path = dicom_writer(
-        "dx.dcm", stored.tobytes(), rows=32, cols=40, photometric="MONOCHROME1", modality="DX",
-        bits=16, bits_stored=12, RescaleSlope=2, RescaleIntercept=-100,
-        WindowCenter=[2000, 10], WindowWidth=[3000, 5], ImagerPixelSpacing=[0.15, 0.14],
+        "dx.dcm",
+        stored.tobytes(),
+        rows=32,
+        cols=40,
+        photometric="MONOCHROME1",
+        modality="DX",
+        bits=16,
+        bits_stored=12,
+        RescaleSlope=2,
+        RescaleIntercept=-100,
+        WindowCenter=[2000, 10],
+        WindowWidth=[3000, 5],
+        ImagerPixelSpacing=[0.15, 0.14],
     )
     (frame,) = frames_of(path)
     assert frame.modality == "DX" and frame.raw is not None
@@ -353,8 +381,17 @@ def test_16_bit_dx_with_voi_lut_sequence(dicom_writer: Writer) -> None:
     item.LUTDescriptor = [4096, 0, 16]
     item.add_new(0x00283006, "US", lut.tolist())  # LUTData
     path = dicom_writer(
-        "dx_voi.dcm", stored.tobytes(), rows=24, cols=24, photometric="MONOCHROME2", modality="DX",
-        bits=16, bits_stored=12, VOILUTSequence=[item], WindowCenter=100, WindowWidth=10,
+        "dx_voi.dcm",
+        stored.tobytes(),
+        rows=24,
+        cols=24,
+        photometric="MONOCHROME2",
+        modality="DX",
+        bits=16,
+        bits_stored=12,
+        VOILUTSequence=[item],
+        WindowCenter=100,
+        WindowWidth=10,
     )
     (frame,) = frames_of(path)
     expected = np.rint((lut[stored].astype(np.float64) - lut.min()) / (lut.max() - lut.min()) * 255)
@@ -371,8 +408,17 @@ def test_16_bit_dx_with_voi_lut_sequence(dicom_writer: Writer) -> None:
 def test_window_functions(dicom_writer: Writer, function: str, formula: Callable[[np.ndarray], Any]) -> None:
     stored = np.arange(0, 1024, 4, dtype=np.uint16).reshape(16, 16)
     path = dicom_writer(
-        "w.dcm", stored.tobytes(), rows=16, cols=16, photometric="MONOCHROME2", modality="CR",
-        bits=16, bits_stored=10, WindowCenter=500, WindowWidth=400, VOILUTFunction=function,
+        "w.dcm",
+        stored.tobytes(),
+        rows=16,
+        cols=16,
+        photometric="MONOCHROME2",
+        modality="CR",
+        bits=16,
+        bits_stored=10,
+        WindowCenter=500,
+        WindowWidth=400,
+        VOILUTFunction=function,
     )
     (frame,) = frames_of(path)
     expected = np.rint(formula(stored.astype(np.float64)) * 255)
@@ -382,8 +428,14 @@ def test_window_functions(dicom_writer: Writer, function: str, formula: Callable
 def test_16_bit_without_window_is_min_max_scaled(dicom_writer: Writer) -> None:
     stored = np.linspace(1000, 3000, 64).astype(np.int16).reshape(8, 8)
     path = dicom_writer(
-        "mr.dcm", stored.tobytes(), rows=8, cols=8, photometric="MONOCHROME2", modality="MR",
-        bits=16, signed=True,
+        "mr.dcm",
+        stored.tobytes(),
+        rows=8,
+        cols=8,
+        photometric="MONOCHROME2",
+        modality="MR",
+        bits=16,
+        signed=True,
     )
     (frame,) = frames_of(path)
     assert frame.modality == "OT"
@@ -414,7 +466,9 @@ def test_folder_reads_good_files_in_name_order_and_logs_bad_ones(
         frames = read_all(src)
     src.close()
     assert [(Path(f.meta["file"]).name, f.meta["frame_index"]) for f in frames] == [
-        ("a_good.dcm", 0), ("c_cine.dcm", 0), ("c_cine.dcm", 1),
+        ("a_good.dcm", 0),
+        ("c_cine.dcm", 0),
+        ("c_cine.dcm", 1),
     ]
     assert [f.seq for f in frames] == [0, 1, 2]
     assert {f.source_id for f in frames} == {"study"}
@@ -509,8 +563,13 @@ def test_truncated_files(dicom_file: Finder, tmp_path: Path, name: str, fraction
 
 def test_transfer_syntax_without_decoder(dicom_writer: Writer) -> None:
     path = dicom_writer(
-        "video.dcm", encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60]), rows=8, cols=8,
-        photometric="YBR_PARTIAL_420", samples=3, transfer_syntax=MPEG2MPML,
+        "video.dcm",
+        encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60]),
+        rows=8,
+        cols=8,
+        photometric="YBR_PARTIAL_420",
+        samples=3,
+        transfer_syntax=MPEG2MPML,
     )
     with pytest.raises(UnsupportedSourceError, match=r"video\.dcm: pydicom has no decoder for .*MPEG2"):
         opened(f"dicom://{path}")

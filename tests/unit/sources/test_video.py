@@ -60,7 +60,11 @@ def test_clip_as_fast_as_possible(mp4_clip: Path, clip_spec: ClipSpec) -> None:
         assert f.raw is None
     info = src.info
     assert (info.kind, info.fps, info.frame_count, info.width, info.height) == (
-        "video", clip_spec.fps, clip_spec.frames, clip_spec.width, clip_spec.height,
+        "video",
+        clip_spec.fps,
+        clip_spec.frames,
+        clip_spec.width,
+        clip_spec.height,
     )
     assert info.realtime is False
 

@@ -1,0 +1,189 @@
+"""The us-quality degradations, tested on the pixels of synthetic sector images (no data set, no torch)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tools.us_quality.degrade import (
+    DEGRADATIONS,
+    SHADOW_MIN_AREA,
+    augment_geometry,
+    gain_high,
+    gain_low,
+    make_sample,
+    natural_shadow,
+    no_contact,
+    sector_geometry,
+    shadow,
+)
+
+SEEDS = range(12)
+
+
+def _tissue(h: int, w: int, seed: int) -> np.ndarray:
+    """Speckle-like tissue, mean ~110, with a bright pleura-like line and brighter A-lines."""
+    rng = np.random.default_rng(seed)
+    small = rng.gamma(4.0, 25.0, size=(h // 3, w // 3)).astype(np.float32)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    img = np.clip(img, 60, 200)
+    img[int(0.25 * h) : int(0.25 * h) + 6] = 245  # pleural line
+    img[int(0.5 * h) : int(0.5 * h) + 4] = 215  # A-line
+    return img.astype(np.uint8)
+
+
+def convex_frame(h: int = 300, w: int = 360, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A convex-probe fan (apex above the frame) on black, and its mask."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w / 2, -80.0
+    r = np.hypot(xx - cx, yy - cy)
+    th = np.arctan2(xx - cx, yy - cy)
+    mask = (r >= 90) & (r <= 90 + h - 15) & (np.abs(th) <= np.deg2rad(35))
+    img = _tissue(h, w, seed)
+    img[~mask] = 0
+    return img, mask
+
+
+def linear_frame(h: int = 240, w: int = 260, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.zeros((h, w), bool)
+    mask[10 : h - 10, 30 : w - 30] = True
+    img = _tissue(h, w, seed)
+    img[~mask] = 0
+    return img, mask
+
+
+FRAMES = {"convex": convex_frame, "linear": linear_frame}
+
+
+@pytest.fixture(params=sorted(FRAMES))
+def frame(request: pytest.FixtureRequest) -> tuple[np.ndarray, np.ndarray]:
+    return FRAMES[request.param]()
+
+
+def test_geometry_tells_convex_from_linear() -> None:
+    assert sector_geometry(convex_frame()[1]).convex
+    assert not sector_geometry(linear_frame()[1]).convex
+
+
+def test_geometry_coordinates_span_the_sector(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    _, mask = frame
+    geo = sector_geometry(mask)
+    for coord in (geo.u, geo.v):
+        inside = coord[mask]
+        assert np.isnan(coord[~mask]).all()
+        assert inside.min() < 0.05 and inside.max() > 0.95
+        assert ((inside >= 0) & (inside <= 1)).all()
+    # depth grows downwards along the centre of the sector
+    col = geo.v[:, mask.shape[1] // 2]
+    col = col[~np.isnan(col)]
+    assert np.all(np.diff(col) >= -1e-6)
+
+
+@pytest.mark.parametrize("label", sorted(DEGRADATIONS))
+def test_every_degradation_keeps_shape_dtype_and_surround(
+    label: str, frame: tuple[np.ndarray, np.ndarray]
+) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    for seed in SEEDS:
+        out = DEGRADATIONS[label](img, geo, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert np.array_equal(out[~mask], img[~mask]), "pixels outside the sector must be left alone"
+
+
+@pytest.mark.parametrize("label", sorted(DEGRADATIONS))
+def test_every_degradation_is_deterministic_for_a_seed(label: str) -> None:
+    img, mask = convex_frame()
+    geo = sector_geometry(mask)
+    a = DEGRADATIONS[label](img, geo, np.random.default_rng(7))
+    b = DEGRADATIONS[label](img, geo, np.random.default_rng(7))
+    c = DEGRADATIONS[label](img, geo, np.random.default_rng(8))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_no_contact_blackens_the_sector_except_near_the_face(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    for seed in SEEDS:
+        out = no_contact(img, geo, np.random.default_rng(seed)).astype(np.float32)
+        assert out[mask].mean() < 40, seed  # input sector mean is ~110
+        deep = mask & (np.nan_to_num(geo.v) > 0.6)
+        assert out[deep].mean() < 25, seed
+        near = mask & (np.nan_to_num(geo.v, nan=1) < 0.15)
+        assert out[near].mean() > out[deep].mean(), "reverberation sits near the transducer face"
+
+
+def test_shadow_darkens_at_least_35_percent_of_the_sector(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    x = img.astype(np.float32)
+    for seed in SEEDS:
+        out = shadow(img, geo, np.random.default_rng(seed)).astype(np.float32)
+        darkened = (out <= 0.5 * x) & mask
+        assert darkened.sum() / mask.sum() >= SHADOW_MIN_AREA, seed
+        assert darkened.sum() / mask.sum() < 0.95, "a shadow leaves part of the sector imaged"
+
+
+def test_shadow_runs_from_the_top_of_the_sector_down() -> None:
+    img, mask = linear_frame()
+    geo = sector_geometry(mask)
+    x = img.astype(np.float32)
+    for seed in SEEDS:
+        out = shadow(img, geo, np.random.default_rng(seed)).astype(np.float32)
+        dark_cols = ((out <= 0.5 * x) & mask).sum(axis=0)
+        # the shadowed columns are dark over most of the sector's depth, not in patches
+        deepest = dark_cols.max()
+        assert deepest >= 0.75 * mask.any(axis=1).sum(), seed
+
+
+def test_gain_high_raises_the_mean_and_saturates(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    for seed in SEEDS:
+        out = gain_high(img, geo, np.random.default_rng(seed))
+        assert out[mask].astype(float).mean() >= img[mask].astype(float).mean() + 25, seed
+        assert (out[mask] == 255).mean() >= 0.01, seed
+
+
+def test_gain_low_lowers_the_mean_and_blackens(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    for seed in SEEDS:
+        out = gain_low(img, geo, np.random.default_rng(seed))
+        assert out[mask].astype(float).mean() <= 0.6 * img[mask].astype(float).mean() + 1e-6, seed
+        assert (out[mask] < 12).mean() >= 0.3, seed
+
+
+def test_degradations_reject_colour_frames() -> None:
+    img, mask = convex_frame()
+    geo = sector_geometry(mask)
+    with pytest.raises(ValueError):
+        no_contact(np.dstack([img] * 3), geo, np.random.default_rng(0))
+
+
+def test_augment_geometry_keeps_image_and_mask_aligned() -> None:
+    img, mask = convex_frame()
+    for seed in SEEDS:
+        a, m = augment_geometry(img, mask, np.random.default_rng(seed))
+        assert a.dtype == np.uint8 and a.shape == m.shape and m.dtype == bool
+        assert a[~m].max(initial=0) == 0  # the surround stays black
+        assert m.mean() > 0.1
+
+
+@pytest.mark.parametrize("label", sorted(DEGRADATIONS))
+def test_make_sample_is_deterministic_and_gray(label: str) -> None:
+    img, mask = linear_frame()
+    a = make_sample(img, mask, label, np.random.default_rng(3))
+    b = make_sample(img, mask, label, np.random.default_rng(3))
+    assert a.ndim == 2 and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+
+
+def test_natural_shadow_measures_dark_beam_directions(frame: tuple[np.ndarray, np.ndarray]) -> None:
+    img, mask = frame
+    geo = sector_geometry(mask)
+    assert natural_shadow(img, geo) < 0.1
+    covered = [natural_shadow(shadow(img, geo, np.random.default_rng(s)), geo) for s in SEEDS]
+    assert min(covered) >= 0.3, covered

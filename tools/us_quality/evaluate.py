@@ -1,0 +1,159 @@
+"""Held-out evaluation of the exported ONNX files with ONNX Runtime (the runtime's backend).
+
+Every class is rendered on the same evenly spaced frames of each held-out clip with a fixed seed,
+so the test set is balanced and identical for FP32 and INT8. Latency is measured for both files
+in the same process, interleaved run by run, so both see the same machine load.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from tools.us_quality import LABELS
+from tools.us_quality.data import ClipData
+from tools.us_quality.preprocess import normalize, resize
+from tools.us_quality.samples import STREAM_TEST, grid_jobs, render
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(LABELS)) -> dict[str, object]:
+    """Per-class precision / recall / F1, macro-F1, accuracy and the confusion matrix (rows: truth)."""
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per_class = {}
+    f1s = []
+    for k in range(n_classes):
+        tp = cm[k, k]
+        p = tp / cm[:, k].sum() if cm[:, k].sum() else 0.0
+        r = tp / cm[k, :].sum() if cm[k, :].sum() else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        f1s.append(f1)
+        per_class[LABELS[k]] = {
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f1), 4),
+            "support": int(cm[k, :].sum()),
+        }
+    return {
+        "per_class": per_class,
+        "macro_f1": round(float(np.mean(f1s)), 4),
+        "accuracy": round(float(np.trace(cm) / max(cm.sum(), 1)), 4),
+        "confusion": cm.tolist(),
+    }
+
+
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def predict(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
+    """Logits for uint8 samples (N, 128, 128), one frame per run as the runtime does (batch 1)."""
+    out = np.zeros((len(x), len(LABELS)), np.float32)
+    for i in range(len(x)):
+        out[i] = sess.run(["logits"], {"input": normalize(x[i])[None, None]})[0][0]
+    return out
+
+
+def latency(sessions: dict[str, ort.InferenceSession], x: np.ndarray, runs: int, warmup: int = 30) -> dict:
+    """Median / p99 / mean of single-frame run time in ms per session, interleaved."""
+    feed = normalize(x[0])[None, None]
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(warmup):
+        for s in sessions.values():
+            s.run(["logits"], {"input": feed})
+    for i in range(runs):
+        feed = normalize(x[i % len(x)])[None, None]
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(["logits"], {"input": feed})
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {
+        k: {
+            "median_ms": round(float(np.median(v)), 4),
+            "p99_ms": round(float(np.percentile(v, 99)), 4),
+            "mean_ms": round(float(np.mean(v)), 4),
+            "runs": runs,
+        }
+        for k, v in times.items()
+    }
+
+
+def evaluate(
+    out_dir: Path,
+    test_clips: list[ClipData],
+    seed: int,
+    frames_per_clip: int = 40,
+    latency_runs: int = 1000,
+    workers: int = 2,
+) -> dict:
+    jobs = grid_jobs(test_clips, frames_per_clip)
+    x = render(test_clips, jobs, seed, STREAM_TEST, workers)
+    y = np.array([j.label for j in jobs])
+    files = {"fp32": out_dir / "us-quality-fp32.onnx", "int8": out_dir / "us-quality-int8.onnx"}
+    sessions = {k: session(p) for k, p in files.items()}
+    result: dict[str, object] = {
+        "labels": list(LABELS),
+        "test_clips": [c.record.file for c in test_clips],
+        "samples": len(y),
+        "samples_per_class": int(len(y) // len(LABELS)),
+        "frames_per_clip": frames_per_clip,
+        "seed": seed,
+    }
+    clip_of = np.array([j.clip for j in jobs])
+    for k, s in sessions.items():
+        pred = predict(s, x).argmax(1)
+        sc = scores(y, pred)
+        sc["per_clip_accuracy"] = {
+            c.record.file: round(float((pred[clip_of == ci] == y[clip_of == ci]).mean()), 4)
+            for ci, c in enumerate(test_clips)
+        }
+        sc["size_bytes"] = files[k].stat().st_size
+        result[k] = sc
+        # Untouched held-out frames, exactly as the runtime would see them: those without large natural
+        # shadows should be called diagnostic; the share of those with them called shadow is reported too.
+        clean, natural = {}, {}
+        for c in test_clips:
+            pc = predict(s, np.stack([resize(f) for f in c.frames])).argmax(1)
+            ok = c.diagnostic_ok
+            clean[c.record.file] = round(float((pc[ok] == 0).mean()), 4) if ok.any() else None
+            shadowed = round(float((pc[~ok] == 2).mean()), 4) if (~ok).any() else None
+            natural[c.record.file] = {"frames": int((~ok).sum()), "of": len(ok), "called_shadow": shadowed}
+        sc["clean_frames_diagnostic"] = clean
+        sc["natural_shadow_frames"] = natural
+    lat = latency(sessions, x, latency_runs)
+    for k in sessions:
+        result[k]["latency"] = lat[k]  # type: ignore[index]
+    result["environment"] = {
+        "onnxruntime": ort.__version__,
+        "provider": "CPUExecutionProvider",
+        "intra_op_threads": 1,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def summary(metrics: dict) -> str:
+    lines = []
+    for k in ("fp32", "int8"):
+        m = metrics[k]
+        lines.append(
+            f"{k}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  "
+            f"size {m['size_bytes']} B  latency median {m['latency']['median_ms']:.3f} ms "
+            f"p99 {m['latency']['p99_ms']:.3f} ms"
+        )
+        for lab, s in m["per_class"].items():
+            lines.append(
+                f"  {lab:11s} P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  n {s['support']}"
+            )
+    return "\n".join(lines)

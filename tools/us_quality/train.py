@@ -1,0 +1,159 @@
+"""Training on rendered samples of the training clips, model selection on the validation clips,
+and export to ONNX (checked against torch in ONNX Runtime).
+
+The training set is a fixed pool of rendered samples (degrading full-size frames costs ~10 ms
+each, too slow to redo every epoch on a 2-core machine); left-right flips are added per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tools.us_quality import LABELS
+from tools.us_quality.data import ClipData
+from tools.us_quality.evaluate import scores, session
+from tools.us_quality.model import QualityNet, n_params
+from tools.us_quality.preprocess import normalize
+from tools.us_quality.samples import STREAM_TRAIN, STREAM_VAL, grid_jobs, random_jobs, render
+
+CHECKPOINT = "model.pt"
+FP32_FILE = "us-quality-fp32.onnx"
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 14
+    pool_size: int = 10000  # rendered training samples (balanced over classes)
+    max_frames_per_clip: int = 80
+    val_frames_per_clip: int = 16
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    threads: int = 2
+    workers: int = 2
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # only for libraries that use the global state; ours pass Generators
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(normalize(x)[:, None])
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    return np.concatenate([model(_tensor(x[i : i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
+def train(
+    cfg: TrainConfig, train_clips: list[ClipData], val_clips: list[ClipData], out_dir: Path, work_dir: Path
+) -> dict:
+    t_start = time.time()
+    set_determinism(cfg.seed, cfg.threads)
+    jobs = random_jobs(train_clips, cfg.pool_size, cfg.seed, STREAM_TRAIN, cfg.max_frames_per_clip)
+    x_train = render(train_clips, jobs, cfg.seed, STREAM_TRAIN, cfg.workers)
+    y_train = torch.tensor([j.label for j in jobs])
+    vjobs = grid_jobs(val_clips, cfg.val_frames_per_clip)
+    x_val = render(val_clips, vjobs, cfg.seed, STREAM_VAL, cfg.workers)
+    y_val = np.array([j.label for j in vjobs])
+    t_render = time.time() - t_start
+    print(f"rendered {len(x_train)} train / {len(x_val)} val samples in {t_render:.0f} s", flush=True)
+
+    model = QualityNet(len(LABELS))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * ((len(x_train) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_all = _tensor(x_train)
+    history, best_f1, best_state = [], -1.0, None
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            xb, yb = x_all[idx], y_train[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach().item() * len(idx)
+        val = scores(y_val, _predict(model, x_val).argmax(1))
+        loss_avg = total / len(x_all)
+        history.append({"epoch": epoch + 1, "loss": round(loss_avg, 4), "val_macro_f1": val["macro_f1"]})
+        print(
+            f"epoch {epoch + 1}/{cfg.epochs} loss {loss_avg:.4f} val macro-F1 {val['macro_f1']:.4f} "
+            f"({time.time() - t_start:.0f} s)",
+            flush=True,
+        )
+        if val["macro_f1"] >= best_f1:  # ties go to the later epoch (lower learning rate)
+            best_f1, best_state = val["macro_f1"], {k: v.clone() for k, v in model.state_dict().items()}
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), work_dir / CHECKPOINT)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    diff = export_onnx(model, out_dir / FP32_FILE, x_val[:64])
+    print(f"ONNX export: max |ORT - torch| over {min(64, len(x_val))} frames = {diff:.3e}", flush=True)
+    val_best = scores(y_val, _predict(model, x_val).argmax(1))
+    log = {
+        "config": asdict(cfg),
+        "params": n_params(model),
+        "train_samples": len(x_train),
+        "val_samples": len(x_val),
+        "history": history,
+        "best_epoch": max(history, key=lambda h: (h["val_macro_f1"], h["epoch"]))["epoch"],
+        "val": val_best,
+        "onnx_max_abs_diff": diff,
+        "decoded_frames": int(sum(len(c.frames) for c in train_clips + val_clips)),
+        "natural_shadow_frames": int(sum((~c.diagnostic_ok).sum() for c in train_clips + val_clips)),
+        "render_s": round(t_render, 1),
+        "train_s": round(time.time() - t_start, 1),
+        "torch": torch.__version__,
+    }
+    (out_dir / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    return log
+
+
+def export_onnx(model: nn.Module, path: Path, check: np.ndarray) -> float:
+    """Export with a static batch of 1; return the max |ORT - torch| logit difference on ``check``."""
+    model.eval()
+    dummy = torch.zeros(1, 1, 128, 128)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        dynamo=False,  # the TorchScript exporter: no onnxscript dependency, folds BatchNorm
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
+        do_constant_folding=True,
+    )
+    sess = session(path)
+    diff = 0.0
+    with torch.no_grad():
+        for i in range(len(check)):
+            x = normalize(check[i])[None, None]
+            ref = model(torch.from_numpy(x)).numpy()
+            got = sess.run(["logits"], {"input": x})[0]
+            assert got.shape == (1, len(LABELS)), got.shape
+            diff = max(diff, float(np.abs(ref - got).max()))
+    return diff
