@@ -45,7 +45,9 @@ class PipelineConfig(_Section):
     # display live and counts what it dropped. Inference always takes the newest frame.
     display_queue: int = Field(4, ge=1, le=256)
     display_policy: Literal["block", "drop_oldest"] = "block"
-    inference_policy: Literal["latest"] = "latest"
+    # "latest": inference takes the newest frame and skips the rest (live use, bounded latency);
+    # "every": every frame is inferred and acquisition waits for inference (analysing a recording).
+    inference_policy: Literal["latest", "every"] = "latest"
     # Results are never dropped: this only bounds memory if the consumer stalls; when full, the
     # inference worker waits (and the wait shows up in its latency) rather than dropping a result.
     result_queue: int = Field(4096, ge=16)

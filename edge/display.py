@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import sys
 import threading
@@ -152,9 +153,20 @@ class VideoFileSink:
     """Writes every frame to a video file; the writer opens on the first frame, at its size.
 
     Later frames of another size are resized to that size; gray frames are converted to BGR.
+    With ``background`` (the runtime's default) encoding runs on a writer thread fed by a small
+    bounded queue: colour conversion and encoding cost as much as the model on small CPUs and
+    overlap with drawing the next frame; a full queue makes ``show`` wait (never drops a frame).
     """
 
-    def __init__(self, path: str | Path, fourcc: str = "mp4v", *, default_fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fourcc: str = "mp4v",
+        *,
+        default_fps: float = 30.0,
+        background: bool = True,
+        queue_size: int = 4,
+    ) -> None:
         if len(fourcc) != 4:
             raise DisplayError(f"video codec must be a 4-character fourcc, got {fourcc!r} for {path}")
         self.name = "video"
@@ -165,6 +177,9 @@ class VideoFileSink:
         self._fps: float | None = None
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None  # (width, height) the writer was opened with
+        self._queue: queue.Queue[np.ndarray | None] | None = queue.Queue(queue_size) if background else None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def open(self, width: int, height: int, fps: float | None) -> None:
         # fps may be unknown for a live source; the file still needs one.
@@ -197,13 +212,34 @@ class VideoFileSink:
             self._writer = self._open_writer(w, h)
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-        self.frames_written += 1
+        if self._queue is None:
+            self._writer.write(image)
+            self.frames_written += 1
+            return
+        if self._failure is not None:
+            raise DisplayError(f"writing video {self.path} failed: {self._failure}") from self._failure
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_loop, name="video-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(image.copy())  # the caller reuses its buffer for the next frame
+
+    def _write_loop(self) -> None:
+        assert self._queue is not None and self._writer is not None
+        while (item := self._queue.get()) is not None:
+            try:
+                self._writer.write(item)
+                self.frames_written += 1
+            except Exception as exc:  # e.g. disk full: reported on the next show()
+                self._failure = exc
 
     def wants_stop(self) -> bool:
         return False
 
     def close(self) -> None:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)  # after the frames already queued: all of them get written
+            self._thread.join()
+            self._thread = None
         if self._writer is not None:
             self._writer.release()
             self._writer = None

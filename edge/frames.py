@@ -46,7 +46,10 @@ class Frame:
     ``image`` is what is displayed and fed to models: HxW or HxWx3 (BGR, OpenCV order), uint8.
     ``raw`` keeps the stored values when display needed a transform (a 16-bit CR with its VOI
     LUT applied, say), so nothing the detector measured is lost.
-    ``t_acquired_ns`` is ``time.monotonic_ns()`` at capture; latency is measured from it.
+    ``t_acquired_ns`` is ``time.monotonic_ns()`` at capture (for a paced replay, the frame's
+    scheduled time). ``t_received_ns`` is when the source handed the frame to the runtime, when
+    that differs (transport, or a reader that fell behind): the runtime's own latency is measured
+    from it, capture-to-screen latency from ``t_acquired_ns``.
     """
 
     image: np.ndarray
@@ -58,6 +61,11 @@ class Frame:
     geometry: Geometry = field(default_factory=Geometry)
     raw: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    t_received_ns: int | None = None
+
+    @property
+    def received_ns(self) -> int:
+        return self.t_acquired_ns if self.t_received_ns is None else self.t_received_ns
 
     @property
     def height(self) -> int:

@@ -38,20 +38,30 @@ StatusProvider = Callable[[], str | None]
 
 
 class LatestSlot:
-    """A one-frame mailbox: put() replaces what the reader has not taken yet (latest wins)."""
+    """A one-frame mailbox between acquisition and inference.
 
-    def __init__(self) -> None:
+    "latest" (live use): put() replaces what the reader has not taken yet, and counts it.
+    "every" (offline analysis of a recording): put() waits until the reader has taken the
+    previous frame, so every frame is inferred and acquisition slows to inference's pace.
+    """
+
+    def __init__(self, policy: str = "latest") -> None:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._closed = False
+        self._wait = policy == "every"
         self.replaced = 0
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame, stop: threading.Event | None = None) -> None:
         with self._cond:
+            while self._wait and self._frame is not None and not self._closed:
+                if stop is not None and stop.is_set():
+                    return
+                self._cond.wait(0.05)
             if self._frame is not None:
                 self.replaced += 1
             self._frame = frame
-            self._cond.notify()
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -64,6 +74,8 @@ class LatestSlot:
             if self._frame is None and not self._closed:
                 self._cond.wait(timeout)
             frame, self._frame = self._frame, None
+            if self._wait and frame is not None:
+                self._cond.notify_all()  # the waiting put() may go on
             return frame
 
     @property
@@ -122,13 +134,15 @@ class Pipeline:
         self.stop_requested = False  # by a signal or the user, as opposed to the source's end
         self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
         self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
-        self._slot = LatestSlot()
+        self._slot = LatestSlot(config.inference_policy)
         self._latest: Result | None = None  # written by inference, read by display
         self._busy_seq = -1  # frame the inference worker is on; -1 when idle
         self._result_cond = threading.Condition()
         self._last_shown_id: str | None = None
         self._out: np.ndarray | None = None
         self._sinks_open = False
+        self._hud: HudState | None = None
+        self._hud_ns = 0
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.started_ns = 0
@@ -190,7 +204,7 @@ class Pipeline:
                     continue
                 self.counters.acquired += 1
                 self.source_rate.tick(frame.t_acquired_ns)
-                self._slot.put(frame)
+                self._slot.put(frame, self.stop_event)
                 self._to_display(frame)
         finally:
             self._slot.close()
@@ -244,7 +258,7 @@ class Pipeline:
                 continue
             self.counters.inferred += 1
             self.ai_rate.tick(result.times.t_result_ns)
-            self._record_inference(result, model_ns)
+            self._record_inference(frame, result, model_ns)
             self._publish(result)
             self._emit(result)
         self._results_q.put(None)
@@ -311,11 +325,16 @@ class Pipeline:
         urgent = {lab for s in self.models for lab in s.model.manifest.urgent_labels}
         return 2 if any(f.label in urgent and not f.needs_review for f in findings) else 1
 
-    def _record_inference(self, result: Result, model_ns: int) -> None:
+    def _record_inference(self, frame: Frame, result: Result, model_ns: int) -> None:
+        # e2e: from the frame's hand-over to the runtime to its result; capture_to_result adds what
+        # happened before (transport, a replay's pacing, a reader that fell behind).
         t = result.times
         rec = self.latency.add
-        e2e_ns = t.t_result_ns - t.t_acquired_ns
-        rec("queue_wait", (t.t_infer_start_ns - t.t_acquired_ns) / 1e6)
+        received = frame.received_ns
+        e2e_ns = t.t_result_ns - received
+        rec("source_wait", (received - t.t_acquired_ns) / 1e6)
+        rec("capture_to_result", (t.t_result_ns - t.t_acquired_ns) / 1e6)
+        rec("queue_wait", (t.t_infer_start_ns - received) / 1e6)
         rec("model", model_ns / 1e6)
         rec("pre_post", (t.t_result_ns - t.t_infer_start_ns - model_ns) / 1e6)
         rec("e2e", e2e_ns / 1e6)
@@ -385,15 +404,23 @@ class Pipeline:
                 self._result_cond.wait(remaining)
             return self._latest
 
+    def _hud_state(self) -> HudState:
+        """HUD figures, refreshed 4 times a second: a median per frame would cost the GIL dearly."""
+        now = time.monotonic_ns()
+        if self._hud is None or now - self._hud_ns > 250_000_000:
+            self._hud_ns = now
+            self._hud = HudState(
+                source_fps=self.source_rate.rate(now),
+                ai_fps=self.ai_rate.rate(now),
+                latency_ms=self.latency.recent_median("e2e"),
+                skipped=self._slot.replaced,
+                status=self.status() if self.status else None,
+            )
+        return self._hud
+
     def _show(self, frame: Frame) -> None:
         result = self._await_result(frame)
-        hud = HudState(
-            source_fps=self.source_rate.rate(),
-            ai_fps=self.ai_rate.rate(),
-            latency_ms=self.latency.recent_median("e2e"),
-            skipped=self._slot.replaced,
-            status=self.status() if self.status else None,
-        )
+        hud = self._hud_state()
         if not self._sinks_open:
             # Opened here, on the display thread, at the first frame's size: GUI windows must be
             # created by the thread that draws them, and a video file needs the real size and rate.

@@ -17,6 +17,21 @@ from edge.inference.manifest import InputSpec
 LETTERBOX_PAD = 114  # Ultralytics' pad value, so exported YOLO models see what they trained on
 
 
+def area_resize(src: np.ndarray, size: tuple[int, int], dst: np.ndarray | None = None) -> np.ndarray:
+    """Antialiased downscale to ``size`` (w, h): bilinear to the nearest integer multiple, then area.
+
+    OpenCV's INTER_AREA is fast for integer factors and 2-4x slower for others (0.30 against
+    0.14 ms for 382->128 on this project's 2-core reference box); the result differs from plain
+    INTER_AREA by at most one grey level. Models are trained through this same function.
+    """
+    w, h = size
+    ih, iw = src.shape[:2]
+    kx, ky = max(1, round(iw / w)), max(1, round(ih / h))
+    if (iw, ih) != (w * kx, h * ky):
+        src = cv2.resize(src, (w * kx, h * ky), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(src, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
+
+
 @dataclass(frozen=True, slots=True)
 class Transform:
     """Maps model-input pixel coordinates back to frame pixels: x_frame = (x_in - pad_x) / scale."""
@@ -56,7 +71,7 @@ class Preprocessor:
         src = self._color(image)
         ih, iw = src.shape[:2]
         if self.spec.resize == "stretch":
-            cv2.resize(src, (self.w, self.h), dst=self._resized, interpolation=cv2.INTER_AREA)
+            area_resize(src, (self.w, self.h), dst=self._resized)
             transform = Transform(self.w / iw, self.h / ih, 0.0, 0.0)
         else:
             transform = self._letterbox(src)
@@ -85,8 +100,11 @@ class Preprocessor:
         nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
         px, py = (self.w - nw) // 2, (self.h - nh) // 2
         self._resized.fill(LETTERBOX_PAD)
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        self._resized[py : py + nh, px : px + nw] = cv2.resize(src, (nw, nh), interpolation=interp)
+        region = self._resized[py : py + nh, px : px + nw]
+        if scale < 1:
+            region[...] = area_resize(src, (nw, nh))
+        else:
+            region[...] = cv2.resize(src, (nw, nh), interpolation=cv2.INTER_LINEAR)
         return Transform(nw / iw, nh / ih, float(px), float(py))
 
     def _normalize(self) -> None:

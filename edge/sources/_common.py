@@ -10,6 +10,9 @@ Pacing semantics (one place, used by every file replay):
   captured it, even when the caller reads late. A reader that falls behind gets every frame (nothing
   is dropped) with growing latency; a frame released more than one period after its scheduled time
   is counted in ``late_frames``.
+- ``t_received_ns`` is when ``read()`` hands the frame over (at or after the scheduled time): the
+  runtime's own latency is measured from it, so the replay's sleep jitter is not counted as the
+  runtime's, while capture-to-screen latency (from ``t_acquired_ns``) still shows a late reader.
 - Without pacing (``realtime=0``) ``t_acquired_ns`` is ``time.monotonic_ns()`` when the frame was
   decoded.
 """
@@ -232,6 +235,7 @@ class PacedSource(SourceBase):
             image=item.image,
             seq=self._seq,
             t_acquired_ns=t_acquired,
+            t_received_ns=time.monotonic_ns(),
             source_id=item.source_id,
             modality=item.modality,
             wall_time=wall,

@@ -4,7 +4,9 @@ URL forms: ``video:///abs/clip.mp4`` or ``video://relative/clip.mp4`` (netloc an
 Query: ``realtime=1`` (default; native rate, see ``_common`` for the timestamp semantics),
 ``realtime=0`` (as fast as possible), ``loop=1`` (rewind at the end forever; ``seq`` keeps growing),
 ``fps=N`` (override the container's rate; a still repeats at ``fps``, default 30, when looping),
-``modality=US|DX|CR|OT`` (default US).
+``modality=US|DX|CR|OT`` (default US), ``threads=N`` decoder threads (default 1: the pipeline's
+stages already use the cores, and FFmpeg's frame threads cost CPU and hold frames back; 0 lets
+FFmpeg choose).
 
 Frames are BGR uint8 HxWx3; a 16-bit still is scaled to uint8 by min-max with the stored values
 kept in ``Frame.raw``. ``source_id`` is the file name; ``meta`` is ``{"file", "frame_index"}``.
@@ -41,7 +43,7 @@ CLIP_EXTENSIONS = frozenset({".mp4", ".mov", ".mpeg", ".mpg", ".avi"})
 STILL_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
 DEFAULT_FPS = 30.0
 MAX_CONTAINER_FPS = 240.0
-_QUERY_KEYS = ("realtime", "loop", "fps", "modality")
+_QUERY_KEYS = ("realtime", "loop", "fps", "modality", "threads")
 
 
 class VideoSource(PacedSource):
@@ -55,6 +57,10 @@ class VideoSource(PacedSource):
         self._loop = url.flag("loop", False)
         self._fps_override = positive_number(url, "fps")
         self._modality: Modality = modality_param(url, "US")
+        threads = url.number("threads", 1.0)
+        if threads is None or threads < 0 or threads != int(threads):
+            raise SourceError(f"{url.raw}: threads must be a whole number >= 0")
+        self._threads = int(threads)
         self._cap: cv2.VideoCapture | None = None
         self._still: np.ndarray | None = None
         self._still_raw: np.ndarray | None = None
@@ -104,7 +110,7 @@ class VideoSource(PacedSource):
         self._size = (bgr.shape[1], bgr.shape[0])
 
     def _open_clip(self, path: Path) -> None:
-        self._cap = self._new_capture(path)
+        self._cap = self._new_capture(path, self._threads)
         container_fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if self._fps_override is not None:
             self._fps = self._fps_override
@@ -122,9 +128,10 @@ class VideoSource(PacedSource):
         self._container_count = count if count > 0 else None
 
     @staticmethod
-    def _new_capture(path: Path) -> cv2.VideoCapture:
+    def _new_capture(path: Path, threads: int) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
         try:
-            cap = cv2.VideoCapture(str(path))
+            cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, params)
         except cv2.error as exc:
             raise CorruptInputError(f"{path}: OpenCV cannot open this file: {exc}") from exc
         if not cap.isOpened():
@@ -195,7 +202,7 @@ class VideoSource(PacedSource):
         # Reopening is slower than seeking by a few ms but exact for every container and codec.
         if self._cap is not None:
             self._cap.release()
-        self._cap = self._new_capture(self.path)
+        self._cap = self._new_capture(self.path, self._threads)
         self._index = 0
         self._passes += 1
 

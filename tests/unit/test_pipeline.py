@@ -274,3 +274,22 @@ def test_display_sync_never_waits_for_a_slow_model(monkeypatch: pytest.MonkeyPat
     assert p.counters.displayed == 40
     stale = [f for f, r in seen if r is not None and r < f]
     assert len(stale) > 20, "frames go out with the last overlay rather than wait for the busy worker"
+
+
+def test_every_policy_infers_every_frame_in_order() -> None:
+    model = FakeModel("slow", cost_s=0.01)
+    src, sink = ListSource(30), RecordingSink()
+    p, results = run_pipeline(src, [slot(model)], sink, inference_policy="every")
+    assert [r.frame_seq for r in results] == list(range(30))
+    assert p.counters.skipped == 0 and sink.seqs == list(range(30))
+
+
+def test_every_policy_still_stops_promptly() -> None:
+    src = ListSource(10**9)
+    cfg = PipelineConfig(inference_policy="every")
+    p = Pipeline(src, [slot(FakeModel("q", cost_s=0.2))], [RecordingSink()], cfg)
+    src.open()
+    threading.Timer(0.3, p.stop).start()
+    t0 = time.monotonic()
+    p.run()
+    assert time.monotonic() - t0 < 0.3 + 1.0

@@ -1,14 +1,16 @@
 """The model's input preprocessing.
 
-``edge/inference/`` mirrors this function exactly (grayscale, INTER_AREA stretch to 128x128,
-``(x / 255 - 0.5) / 0.25``); any change here must be made there too and recorded in the
-manifest, or the runtime feeds the model something it was not trained on.
+``edge/inference/`` mirrors this function exactly (grayscale, the runtime's own ``area_resize``
+stretch to 128x128, ``(x / 255 - 0.5) / 0.25``); any change here must be made there too and
+recorded in the manifest, or the runtime feeds the model something it was not trained on.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from edge.inference.preprocess import area_resize
 
 SIZE = 128
 SCALE = 1.0 / 255.0  # 0.00392156862745098, written to the manifest as is
@@ -29,7 +31,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def resize(image: np.ndarray) -> np.ndarray:
     """uint8 frame (HxW gray or HxWx3 BGR) -> gray uint8 128x128, stretched (no letterbox)."""
-    return cv2.resize(to_gray(image), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return area_resize(to_gray(image), (SIZE, SIZE))
 
 
 def normalize(small: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ def test_gray_stretch_matches_the_reference_formula() -> None:
     pre = Preprocessor(spec(normalize=Normalize(scale=1 / 255, mean=(0.5,), std=(0.25,))))
     tensor, t = pre(img)
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    ref = (cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255 - 0.5) / 0.25
+    up = cv2.resize(gray, (128, 96), interpolation=cv2.INTER_LINEAR)  # to 4x and 3x of 32
+    ref = (cv2.resize(up, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255 - 0.5) / 0.25
     np.testing.assert_allclose(tensor[0, 0], ref, atol=1e-5)
     assert tensor.shape == (1, 1, 32, 32) and tensor.dtype == np.float32
     assert (t.scale_x, t.scale_y) == (32 / 120, 32 / 90)
@@ -73,3 +74,15 @@ def test_runtime_matches_the_training_preprocessing_of_us_quality() -> None:
         img = rng.integers(0, 256, shape, dtype=np.uint8)
         tensor, _ = Preprocessor(spec_)(img)
         np.testing.assert_allclose(tensor, preprocess(img), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(382, 382), (480, 640), (128, 128), (256, 384), (90, 60)])
+def test_area_resize_is_within_one_level_of_inter_area(shape: tuple[int, int]) -> None:
+    from edge.inference.preprocess import area_resize
+
+    rng = np.random.default_rng(2)
+    img = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 1.5)
+    ours = area_resize(img, (128, 128)).astype(int)
+    ref = cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA).astype(int)
+    assert ours.shape == (128, 128)
+    assert np.abs(ours - ref).max() <= 1 if shape[0] >= 128 else np.abs(ours - ref).mean() < 2

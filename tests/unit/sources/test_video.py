@@ -328,3 +328,44 @@ def test_read_before_open_and_reopen(mp4_clip: Path) -> None:
     frame = src.read()
     src.close()
     assert frame is not None and frame.seq == 0
+
+
+def test_decoder_threads_parameter(tmp_path: Path) -> None:
+    import cv2
+
+    from edge.errors import SourceError
+    from edge.sources import open_source
+
+    clip = tmp_path / "c.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (32, 32))
+    for i in range(5):
+        w.write(np.full((32, 32, 3), i * 40, np.uint8))
+    w.release()
+    for threads in ("0", "1", "2"):
+        src = open_source(f"video://{clip}?realtime=0&threads={threads}")
+        src.open()
+        frames = [src.read(1.0) for _ in range(5)]
+        src.close()
+        assert all(f is not None for f in frames)
+    with pytest.raises(SourceError, match="threads must be a whole number"):
+        open_source(f"video://{clip}?threads=1.5")
+
+
+def test_received_time_shows_a_late_reader(tmp_path: Path) -> None:
+    import cv2
+
+    clip = tmp_path / "c.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 50.0, (16, 16))
+    for i in range(6):
+        w.write(np.full((16, 16, 3), i * 30, np.uint8))
+    w.release()
+    src = open_source(f"video://{clip}?fps=50")
+    src.open()
+    frames = []
+    for _ in range(5):
+        frames.append(src.read(1.0))
+        time.sleep(0.05)  # 2.5 periods per read: the reader falls behind
+    src.close()
+    lags = [f.received_ns - f.t_acquired_ns for f in frames if f is not None]
+    assert len(lags) == 5 and all(lag >= 0 for lag in lags)
+    assert lags[-1] > lags[0] + 50_000_000, "capture times stay on schedule while hand-over falls behind"

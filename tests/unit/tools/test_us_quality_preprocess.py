@@ -22,7 +22,9 @@ def test_preprocess_takes_bgr_as_opencv_gray() -> None:
     rng = np.random.default_rng(0)
     bgr = rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    expected = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+    # 320 -> 256 and 240 -> 256 bilinear (round(2.5) and round(1.875) are 2), then area by 2
+    up = cv2.resize(gray, (256, 256), interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(up, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
     expected = (expected * np.float32(1 / 255) - np.float32(0.5)) / np.float32(0.25)
     np.testing.assert_allclose(preprocess(bgr)[0, 0], expected, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(preprocess(bgr), preprocess(gray))
