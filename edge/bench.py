@@ -25,8 +25,8 @@ from edge.inference.backend import SessionOptions
 from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
 from edge.overlay import HudState, compose
-from edge.pipeline import ModelSlot, Pipeline
-from edge.results import Finding, Quality, Result, StageTimes, new_result_id
+from edge.pipeline import ModelSlot, Pipeline, result_for
+from edge.results import Finding, Quality, StageTimes
 from edge.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -132,19 +132,8 @@ def run_naive(url: str, slots: list[ModelSlot], frames: int, video: Path, codec:
                 quality = o.quality or quality
                 findings.extend(o.findings)
             t_res = time.monotonic_ns()
-            result = Result(
-                result_id=new_result_id(),
-                frame_seq=frame.seq,
-                frame_wall_time=frame.wall_time,
-                source_id=frame.source_id,
-                modality=frame.modality,
-                quality=quality,
-                findings=tuple(findings),
-                models=tuple(s.model.info for s in slots),
-                times=StageTimes(frame.t_acquired_ns, t_infer, t_infer, t_infer + model_ns, t_res),
-                gated=False,
-                priority=0,
-            )
+            times = StageTimes(frame.t_acquired_ns, t_infer, t_infer, t_infer + model_ns, t_res)
+            result = result_for(frame, quality, findings, tuple(s.model.info for s in slots), times)
             hud = HudState(source_fps=0.0, ai_fps=0.0, latency_ms=None, skipped=0, status=None)
             out = compose(frame.image, result, hud, out=out)
             sink.show(out, frame.seq)

@@ -152,6 +152,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     from edge.inference.manifest import load_manifest, verify_folder
 
     config = load_config(args.config)
+    failed = 0
     for mc in config.models:
         folder = config.model_dir(mc)
         try:
@@ -160,10 +161,11 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
             state = "ok"
         except EdgeError as exc:
             print(f"{mc.name:16s} {folder}  FAILED: {exc}")
+            failed += 1
             continue
         files = ", ".join(f"{p}={f.path}" for p, f in m.files.items())
         print(f"{m.name:16s} {m.version:8s} {m.task:14s} {files}  [{state}]")
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_models_verify(args: argparse.Namespace) -> int:

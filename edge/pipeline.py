@@ -28,13 +28,40 @@ from edge.frames import Frame
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.overlay import HudState, compose
-from edge.results import Finding, Quality, Result, StageTimes, new_result_id
+from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
 
 log = logging.getLogger(__name__)
 
 _END = object()  # sentinel on the display queue: the source has ended
 ResultHandler = Callable[[Result], None]
 StatusProvider = Callable[[], str | None]
+
+
+def result_for(
+    frame: Frame,
+    quality: Quality | None,
+    findings: Sequence[Finding],
+    models: tuple[ModelInfo, ...],
+    times: StageTimes,
+    gated: bool = False,
+    priority: int = 0,
+) -> Result:
+    """The Result of one inferred frame, carrying what the frame knows of itself."""
+    return Result(
+        result_id=new_result_id(),
+        frame_seq=frame.seq,
+        frame_wall_time=frame.wall_time,
+        source_id=frame.source_id,
+        modality=frame.modality,
+        quality=quality,
+        findings=tuple(findings),
+        models=models,
+        times=times,
+        gated=gated,
+        priority=priority,
+        image_size=(frame.width, frame.height),
+        pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
+    )
 
 
 class LatestSlot:
@@ -302,21 +329,8 @@ class Pipeline:
             t_model_end_ns=t_model_end or t_start,
             t_result_ns=t_result,
         )
-        result = Result(
-            result_id=new_result_id(),
-            frame_seq=frame.seq,
-            frame_wall_time=frame.wall_time,
-            source_id=frame.source_id,
-            modality=frame.modality,
-            quality=quality,
-            findings=tuple(findings),
-            models=tuple(s.model.info for s in self.models),
-            times=times,
-            gated=gated,
-            priority=self._priority(findings),
-            image_size=(frame.width, frame.height),
-            pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
-        )
+        models = tuple(s.model.info for s in self.models)
+        result = result_for(frame, quality, findings, models, times, gated, self._priority(findings))
         return result, model_ns
 
     def _priority(self, findings: list[Finding]) -> int:

@@ -196,7 +196,8 @@ clip is pinned to the test split. The split ships as [split.json](split.json).
 ## Method
 
 - **Input** (the runtime mirrors `tools/us_quality/preprocess.py`): BGR uint8 frame -> gray
-  (`cv2.COLOR_BGR2GRAY`) -> `cv2.resize` to {SIZE}x{SIZE}, `INTER_AREA`, stretched -> float32
+  (`cv2.COLOR_BGR2GRAY`) -> `edge.inference.preprocess.area_resize` to {SIZE}x{SIZE} (bilinear to
+  the nearest integer multiple, then `INTER_AREA`), stretched -> float32
   `(x * {SCALE} - {MEAN}) / {STD}` -> tensor `[1, 1, {SIZE}, {SIZE}]`, NCHW. Output `logits` `[1, 5]`.
 - **Network**: {len(CHANNELS)} conv 3x3 layers (channels/stride {", ".join(f"{c}/{s}" for c, s in CHANNELS)})
   each with BatchNorm and ReLU, global average pool, dropout 0.2, linear; {log.get("params")} parameters.
