@@ -233,9 +233,21 @@ def _checks(r: dict[str, Any]) -> dict[str, Any]:
     checks: dict[str, Any] = {
         "paced_keeps_source_rate_fps": paced["pipelined"]["display_fps"],
         "overhead_p50_ms": paced["pipelined"]["overhead_ms"].get("p50"),
-        "e2e_p99_over_model_p99": paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99
-        if model_p99
-        else None,
+        "e2e_p99_over_model_p99": (
+            paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99 if model_p99 else None
+        ),
+        # The same model timed inside the paced run: one frame every 33 ms finds caches and clocks
+        # colder than the back-to-back timing of (a), so its p99 there is the fairer yardstick.
+        "e2e_p99_over_in_run_model_p99": (
+            paced["pipelined"]["e2e_ms"].get("p99", 0.0) / paced["pipelined"]["model_ms"]["p99"]
+            if paced["pipelined"]["model_ms"].get("p99")
+            else None
+        ),
+        "naive_e2e_p99_over_in_run_model_p99": (
+            paced["naive"]["e2e_ms"].get("p99", 0.0) / paced["naive"]["model_ms"]["p99"]
+            if paced["naive"]["model_ms"].get("p99")
+            else None
+        ),
         "max_ai_throughput_ratio_latest": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
         "max_ai_throughput_ratio_every": fast["pipelined_every"]["ai_fps"]
         / max(fast["naive"]["ai_fps"], 1e-9),

@@ -162,6 +162,7 @@ class Pipeline:
         self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
         self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
         self._slot = LatestSlot(config.inference_policy)
+        self._every = config.inference_policy == "every"
         self._latest: Result | None = None  # written by inference, read by display
         self._busy_seq = -1  # frame the inference worker is on; -1 when idle
         self._result_cond = threading.Condition()
@@ -232,10 +233,12 @@ class Pipeline:
                 self.counters.acquired += 1
                 self.source_rate.tick(frame.t_acquired_ns)
                 self._slot.put(frame, self.stop_event)
-                self._to_display(frame)
+                if not self._every:
+                    self._to_display(frame)
         finally:
             self._slot.close()
-            self._put_display_end()
+            if not self._every:
+                self._put_display_end()
 
     def _to_display(self, frame: Frame) -> None:
         q = self._display_q
@@ -268,7 +271,17 @@ class Pipeline:
 
     # -- inference -------------------------------------------------------------------------
     def _inference_loop(self) -> None:
+        try:
+            self._infer_frames()
+        finally:
+            self._results_q.put(None)
+            if self._every:
+                self._put_display_end()
+
+    def _infer_frames(self) -> None:
         # On stop, finish the frame in hand but start no new one; at the source's end, drain.
+        # With "every", frames reach the display from here, after their result: each one is shown
+        # with its own overlay, and display, inference and decoding overlap as three stages.
         while not self.stop_event.is_set():
             frame = self._slot.take(0.05)
             if frame is None:
@@ -282,13 +295,14 @@ class Pipeline:
                 self.counters.inference_errors += 1
                 log.exception("inference failed on frame %d of %s", frame.seq, frame.source_id)
                 self._publish(None)
-                continue
-            self.counters.inferred += 1
-            self.ai_rate.tick(result.times.t_result_ns)
-            self._record_inference(frame, result, model_ns)
-            self._publish(result)
-            self._emit(result)
-        self._results_q.put(None)
+            else:
+                self.counters.inferred += 1
+                self.ai_rate.tick(result.times.t_result_ns)
+                self._record_inference(frame, result, model_ns)
+                self._publish(result)
+                self._emit(result)
+            if self._every:
+                self._to_display(frame)
 
     def _publish(self, result: Result | None) -> None:
         with self._result_cond:

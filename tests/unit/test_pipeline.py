@@ -293,3 +293,13 @@ def test_every_policy_still_stops_promptly() -> None:
     t0 = time.monotonic()
     p.run()
     assert time.monotonic() - t0 < 0.3 + 1.0
+
+
+def test_every_policy_shows_each_frame_with_its_own_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _composed(monkeypatch)
+    src, sink = ListSource(25), RecordingSink()
+    _, results = run_pipeline(
+        src, [slot(FakeModel("q", cost_s=0.003))], sink, inference_policy="every", display_sync_ms=0
+    )
+    assert len(results) == 25 and sink.seqs == list(range(25))
+    assert seen == [(i, i) for i in range(25)]
