@@ -44,8 +44,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras}"
+  echo "setup: installing into .venv (log: .venv/pip.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e ".${extras}"; } > .venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    echo "setup: pip failed; the whole log is in .venv/pip.log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 echo "setup: ready (.venv, $(.venv/bin/python --version))"
