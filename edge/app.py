@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,36 +142,35 @@ def run(
     source: Source | None = None,
 ) -> tuple[dict[str, Any], RunOutputs]:
     """Run the pipeline to the end; return the report (also written to disk) and the outputs."""
-    with PeakRss() as rss:
+    # Input and models are checked before anything is written, so a bad file or a tampered model
+    # leaves no empty run folder behind; everything opened is closed whatever happens.
+    with PeakRss() as rss, ExitStack() as opened:
         t_start = time.monotonic()
-        outputs = RunOutputs(run_dir=new_run_dir(config.output.dir))
         src = source or open_source(config.source.url)
+        src.open()  # the replay clock starts at the first read, so opening early costs nothing
+        opened.callback(src.close)
         slots = load_models(config)
         t_loaded = time.monotonic()
+        outputs = RunOutputs(run_dir=new_run_dir(config.output.dir))
         sinks = _sinks(config, headless, outputs)
-        writer = None
+        for sink in sinks:
+            opened.callback(sink.close)
+        handlers: list[JsonlResultWriter] = []
         if config.output.results_jsonl:
             outputs.results = outputs.run_dir / "results.jsonl"
-            writer = JsonlResultWriter(outputs.results)
+            handlers.append(JsonlResultWriter(outputs.results))
+            opened.callback(handlers[0].close)
         pipeline = Pipeline(
             src,
             slots,
             sinks,
             config.pipeline,
-            result_handlers=[writer] if writer else [],
+            result_handlers=handlers,
             read_timeout_s=config.source.read_timeout_s,
         )
-        src.open()
         log.info("running %s; stop with Ctrl-C", src.info.url)
-        try:
-            with stop_on_signals(pipeline):
-                pipeline.run(max_frames=max_frames)
-        finally:
-            src.close()
-            for sink in sinks:
-                sink.close()
-            if writer:
-                writer.close()
+        with stop_on_signals(pipeline):
+            pipeline.run(max_frames=max_frames)
     report = build_report(config, pipeline, src, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start)
     outputs.report = report_path or outputs.run_dir / "report.json"
     outputs.report.parent.mkdir(parents=True, exist_ok=True)

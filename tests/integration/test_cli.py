@@ -92,6 +92,7 @@ def test_missing_source_file_is_named(tmp_path: Path) -> None:
     out = edge("run", "--headless", "--source", f"video://{tmp_path}/nope.mp4", cwd=tmp_path)
     assert out.returncode == 2
     assert "nope.mp4" in out.stderr
+    assert not (tmp_path / "runs").exists(), "a run that cannot start leaves no empty run folder"
 
 
 def test_models_list_and_verify(tmp_path: Path) -> None:
@@ -100,3 +101,21 @@ def test_models_list_and_verify(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     out = edge("models", "verify", str(repo / "models" / "us-quality"), cwd=tmp_path)
     assert out.returncode == 0 and "int8" in out.stdout and "fp32" in out.stdout
+
+
+def test_a_tampered_model_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    models = tmp_path / "models"
+    shutil.copytree(repo / "models" / "us-quality", models / "us-quality")
+    int8 = models / "us-quality" / "us-quality-int8.onnx"
+    data = bytearray(int8.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    int8.write_bytes(bytes(data))
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text('[inference]\nmodels_dir = "models"\n')
+    out = edge("run", "--config", str(cfg), "--headless", "--max-frames", "5", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "us-quality-int8.onnx: sha256" in out.stderr and "refusing to load it" in out.stderr
+    assert not (tmp_path / "runs").exists()
