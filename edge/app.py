@@ -235,7 +235,7 @@ def build_report(
         },
         "latency_ms": pipeline.latency.summary(),
         "peak_rss_mb": round(peak_rss / 2**20, 1),
-        "pipeline": config.pipeline.model_dump(),
+        "pipeline": {**config.pipeline.model_dump(), "inference_policy_used": pipeline.inference_policy},
         "outputs": {
             "run_dir": str(outputs.run_dir),
             "video": str(outputs.video) if outputs.video else None,

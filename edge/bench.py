@@ -193,18 +193,18 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
         tmpdir = Path(tmp)
         scenarios = result["scenarios"]
         codec = config.display.video_codec
-        every = config.model_copy(
-            update={"pipeline": config.pipeline.model_copy(update={"inference_policy": "every"})}
+        latest = config.model_copy(
+            update={"pipeline": config.pipeline.model_copy(update={"inference_policy": "latest"})}
         )
         scenarios["paced"] = {
             "pipelined": run_pipelined(config, paced, slots, frames, tmpdir / "paced-p.mp4"),
             "naive": run_naive(paced, slots, frames, tmpdir / "paced-n.mp4", codec),
         }
-        # As fast as possible: the live policy ("latest": inference skips what it cannot keep up
-        # with) and the policy for analysing a recording ("every": every frame inferred).
+        # As fast as possible: the configured policy ("auto" infers every frame of a replay run
+        # flat out) and, for comparison, the live policy ("latest") forced on the same replay.
         scenarios["max"] = {
             "pipelined": run_pipelined(config, fast, slots, 2 * frames, tmpdir / "max-p.mp4"),
-            "pipelined_every": run_pipelined(every, fast, slots, 2 * frames, tmpdir / "max-e.mp4"),
+            "pipelined_latest": run_pipelined(latest, fast, slots, 2 * frames, tmpdir / "max-l.mp4"),
             "naive": run_naive(fast, slots, 2 * frames, tmpdir / "max-n.mp4", codec),
         }
         if (SLOW_MODEL_DIR / "manifest.json").exists():
@@ -248,8 +248,8 @@ def _checks(r: dict[str, Any]) -> dict[str, Any]:
             if paced["naive"]["model_ms"].get("p99")
             else None
         ),
-        "max_ai_throughput_ratio_latest": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
-        "max_ai_throughput_ratio_every": fast["pipelined_every"]["ai_fps"]
+        "max_ai_throughput_ratio": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
+        "max_ai_throughput_ratio_latest": fast["pipelined_latest"]["ai_fps"]
         / max(fast["naive"]["ai_fps"], 1e-9),
     }
     if "paced_slow_model" in sc:

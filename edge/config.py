@@ -46,8 +46,9 @@ class PipelineConfig(_Section):
     display_queue: int = Field(4, ge=1, le=256)
     display_policy: Literal["block", "drop_oldest"] = "block"
     # "latest": inference takes the newest frame and skips the rest (live use, bounded latency);
-    # "every": every frame is inferred and acquisition waits for inference (analysing a recording).
-    inference_policy: Literal["latest", "every"] = "latest"
+    # "every": every frame is inferred and acquisition waits for inference (analysing a recording);
+    # "auto": "latest" for live and paced sources, "every" for a replay run as fast as possible.
+    inference_policy: Literal["auto", "latest", "every"] = "auto"
     # Results are never dropped: this only bounds memory if the consumer stalls; when full, the
     # inference worker waits (and the wait shows up in its latency) rather than dropping a result.
     result_queue: int = Field(4096, ge=16)

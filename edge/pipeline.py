@@ -64,6 +64,14 @@ def result_for(
     )
 
 
+def resolve_policy(policy: str, source: object) -> str:
+    """ "auto": skip frames only where the source runs on its own clock (a probe, a paced replay)."""
+    if policy != "auto":
+        return policy
+    info = getattr(source, "info", None)
+    return "latest" if getattr(info, "realtime", True) else "every"
+
+
 class LatestSlot:
     """A one-frame mailbox between acquisition and inference.
 
@@ -161,8 +169,9 @@ class Pipeline:
         self.stop_requested = False  # by a signal or the user, as opposed to the source's end
         self._display_q: queue.Queue[object] = queue.Queue(maxsize=config.display_queue)
         self._results_q: queue.Queue[Result | None] = queue.Queue(maxsize=config.result_queue)
-        self._slot = LatestSlot(config.inference_policy)
-        self._every = config.inference_policy == "every"
+        self.inference_policy = resolve_policy(config.inference_policy, source)
+        self._slot = LatestSlot(self.inference_policy)
+        self._every = self.inference_policy == "every"
         self._latest: Result | None = None  # written by inference, read by display
         self._busy_seq = -1  # frame the inference worker is on; -1 when idle
         self._result_cond = threading.Condition()

@@ -303,3 +303,16 @@ def test_every_policy_shows_each_frame_with_its_own_result(monkeypatch: pytest.M
     )
     assert len(results) == 25 and sink.seqs == list(range(25))
     assert seen == [(i, i) for i in range(25)]
+
+
+def test_auto_policy_follows_the_source() -> None:
+    from edge.pipeline import resolve_policy
+
+    live = ListSource(1, period_s=0.01)
+    flat_out = ListSource(1)
+    flat_out.info = SourceInfo(url="list://", kind="list", realtime=False)
+    assert resolve_policy("auto", live) == "latest"
+    assert resolve_policy("auto", flat_out) == "every"
+    assert resolve_policy("latest", flat_out) == "latest"
+    _, results = run_pipeline(flat_out, [slot(FakeModel("q"))], RecordingSink())
+    assert len(results) == 1
