@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge.app import PeakRss, load_models
@@ -31,6 +32,7 @@ from edge.sources import open_source
 
 log = logging.getLogger(__name__)
 SLOW_MODEL_DIR = DEFAULT_MODELS_DIR / "bench-slow"
+MAX_ROUNDS = 3
 
 
 def with_query(url: str, **params: object) -> str:
@@ -40,16 +42,30 @@ def with_query(url: str, **params: object) -> str:
     return f"{base}?{'&'.join(kept)}"
 
 
-def bench_model(model: LoadedModel, frames: list[np.ndarray], runs: int) -> dict[str, Any]:
-    """The session alone (model) and with pre/post-processing (infer), on real frames."""
+def _time_model(
+    model: LoadedModel, frames: list[np.ndarray], runs: int, period_s: float
+) -> tuple[list[float], ...]:
     model_ms, infer_ms = [], []
     for i in range(runs):
-        image = frames[i % len(frames)]
+        if period_s:
+            time.sleep(period_s)
         t0 = time.perf_counter_ns()
-        out = model.infer(image)
+        out = model.infer(frames[i % len(frames)])
         infer_ms.append((time.perf_counter_ns() - t0) / 1e6)
         model_ms.append((out.t_model_end_ns - out.t_model_start_ns) / 1e6)
-    return {
+    return model_ms, infer_ms
+
+
+def bench_model(
+    model: LoadedModel, frames: list[np.ndarray], runs: int, period_s: float | None = None
+) -> dict[str, Any]:
+    """The session alone (model) and with pre/post-processing (infer), on real frames.
+
+    Back to back, and, given ``period_s``, once per frame interval as the runtime calls it: a
+    model idle for 30 ms between frames finds colder caches and clocks, and runs slower.
+    """
+    model_ms, infer_ms = _time_model(model, frames, runs, 0.0)
+    out = {
         "name": model.name,
         "precision": model.precision,
         "provider": model.info.provider,
@@ -57,9 +73,15 @@ def bench_model(model: LoadedModel, frames: list[np.ndarray], runs: int) -> dict
         "model_ms": summarize(model_ms),
         "infer_ms": summarize(infer_ms),
     }
+    if period_s:
+        paced_model, paced_infer = _time_model(model, frames, max(50, runs // 2), period_s)
+        out["model_ms_paced"] = summarize(paced_model)
+        out["infer_ms_paced"] = summarize(paced_infer)
+    return out
 
 
-def sample_frames(url: str, n: int) -> list[np.ndarray]:
+def sample_frames(url: str, n: int) -> tuple[list[np.ndarray], float | None]:
+    """Up to ``n`` decoded frames of the clip, and its native frame rate."""
     src = open_source(with_query(url, realtime=0, loop=1))
     src.open()
     try:
@@ -69,7 +91,7 @@ def sample_frames(url: str, n: int) -> list[np.ndarray]:
             if f is None:
                 break
             out.append(f.image)
-        return out
+        return out, src.info.fps
     finally:
         src.close()
 
@@ -102,6 +124,8 @@ def run_pipelined(
         "display_latency_ms": lat.get("display", {}),
         "capture_to_result_ms": lat.get("capture_to_result", {}),
         "result_on_screen_ms": lat.get("result_on_screen", {}),
+        "queue_wait_ms": lat.get("queue_wait", {}),
+        "pre_post_ms": lat.get("pre_post", {}),
     }
 
 
@@ -176,7 +200,10 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
     url = config.source.url
     opts = SessionOptions(providers=config.inference.providers, threads=config.inference.threads)
     result: dict[str, Any] = {"source": url, "frames": frames, "models": [], "scenarios": {}}
-    sample = sample_frames(url, 64)
+    if config.pipeline.opencv_threads:  # the runtime's setting, for every loop measured here
+        cv2.setNumThreads(config.pipeline.opencv_threads)
+    sample, fps = sample_frames(url, 64)
+    period_s = 1.0 / (fps or 30.0)
     with PeakRss() as rss, tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         # (a) each model alone, every precision it ships
         for mc in config.models:
@@ -187,7 +214,7 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
                 except Exception as exc:
                     log.warning("skipping %s %s: %s", mc.name, precision, exc)
                     continue
-                result["models"].append(bench_model(model, sample, model_runs))
+                result["models"].append(bench_model(model, sample, model_runs, period_s=period_s))
         slots = load_models(config)
         paced, fast = with_query(url, realtime=1, loop=1), with_query(url, realtime=0, loop=1)
         tmpdir = Path(tmp)
@@ -202,19 +229,32 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
         }
         # As fast as possible: the configured policy ("auto" infers every frame of a replay run
         # flat out) and, for comparison, the live policy ("latest") forced on the same replay.
+        # Rounds alternate the two loops so that a noisy neighbour on a shared machine weighs on
+        # both alike; the round with the median ratio is reported, every round is kept.
+        rounds = []
+        for k in range(MAX_ROUNDS):
+            piped = run_pipelined(config, fast, slots, frames, tmpdir / f"max-p{k}.mp4")
+            naive = run_naive(fast, slots, frames, tmpdir / f"max-n{k}.mp4", codec)
+            rounds.append((piped["ai_fps"] / max(naive["ai_fps"], 1e-9), piped, naive))
+        rounds.sort(key=lambda r: r[0])
+        _, p_med, n_med = rounds[len(rounds) // 2]
+        result["max_rounds"] = [
+            {"ratio": ratio, "pipelined_ai_fps": a["ai_fps"], "naive_ai_fps": b["ai_fps"]}
+            for ratio, a, b in rounds
+        ]
         scenarios["max"] = {
-            "pipelined": run_pipelined(config, fast, slots, 2 * frames, tmpdir / "max-p.mp4"),
-            "pipelined_latest": run_pipelined(latest, fast, slots, 2 * frames, tmpdir / "max-l.mp4"),
-            "naive": run_naive(fast, slots, 2 * frames, tmpdir / "max-n.mp4", codec),
+            "pipelined": p_med,
+            "pipelined_latest": run_pipelined(latest, fast, slots, frames, tmpdir / "max-l.mp4"),
+            "naive": n_med,
         }
         if (SLOW_MODEL_DIR / "manifest.json").exists():
             slow = LoadedModel(SLOW_MODEL_DIR, precision="fp32", options=opts, warmup_runs=2)
             slow_slots = [ModelSlot(model=slow, config=ModelConfig(name=slow.name))]
             result["slow_model"] = bench_model(slow, sample, 20)
-            n = min(frames, 150)
+            n_slow = min(frames, 150)
             scenarios["paced_slow_model"] = {
-                "pipelined": run_pipelined(config, paced, slow_slots, n, tmpdir / "slow-p.mp4"),
-                "naive": run_naive(paced, slow_slots, n, tmpdir / "slow-n.mp4", codec),
+                "pipelined": run_pipelined(config, paced, slow_slots, n_slow, tmpdir / "slow-p.mp4"),
+                "naive": run_naive(paced, slow_slots, n_slow, tmpdir / "slow-n.mp4", codec),
             }
         else:
             log.warning("no %s: the slow-model scenario is left out", SLOW_MODEL_DIR)
@@ -227,14 +267,17 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
 def _checks(r: dict[str, Any]) -> dict[str, Any]:
     sc = r["scenarios"]
     paced, fast = sc["paced"], sc["max"]
-    model_p99 = max(
-        (m["model_ms"].get("p99", 0.0) for m in r["models"] if m["precision"] == "int8"), default=0.0
-    )
+    int8 = [m for m in r["models"] if m["precision"] == "int8"]
+    model_p99 = max((m["model_ms"].get("p99", 0.0) for m in int8), default=0.0)
+    paced_p99 = max((m.get("model_ms_paced", {}).get("p99", 0.0) for m in int8), default=0.0)
     checks: dict[str, Any] = {
         "paced_keeps_source_rate_fps": paced["pipelined"]["display_fps"],
         "overhead_p50_ms": paced["pipelined"]["overhead_ms"].get("p50"),
         "e2e_p99_over_model_p99": (
             paced["pipelined"]["e2e_ms"].get("p99", 0.0) / model_p99 if model_p99 else None
+        ),
+        "e2e_p99_over_paced_model_p99": (
+            paced["pipelined"]["e2e_ms"].get("p99", 0.0) / paced_p99 if paced_p99 else None
         ),
         # The same model timed inside the paced run: one frame every 33 ms finds caches and clocks
         # colder than the back-to-back timing of (a), so its p99 there is the fairer yardstick.
@@ -248,7 +291,9 @@ def _checks(r: dict[str, Any]) -> dict[str, Any]:
             if paced["naive"]["model_ms"].get("p99")
             else None
         ),
-        "max_ai_throughput_ratio": fast["pipelined"]["ai_fps"] / max(fast["naive"]["ai_fps"], 1e-9),
+        "max_ai_throughput_ratio_median_round": fast["pipelined"]["ai_fps"]
+        / max(fast["naive"]["ai_fps"], 1e-9),
+        "max_ai_throughput_ratio_rounds": [round(x["ratio"], 2) for x in r.get("max_rounds", [])],
         "max_ai_throughput_ratio_latest": fast["pipelined_latest"]["ai_fps"]
         / max(fast["naive"]["ai_fps"], 1e-9),
     }
@@ -266,13 +311,14 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"\nsource: {r['source']}")
     print(
         f"\n{'model':22s} {'prec':5s} {'MB':>6s} {'model p50':>10s} {'p99':>8s} "
-        f"{'+pre/post p50':>14s} {'p99':>8s}"
+        f"{'+pre/post p50':>14s} {'p99':>8s} {'paced p50':>10s} {'p99':>8s}"
     )
     for m in r["models"] + ([r["slow_model"]] if "slow_model" in r else []):
-        mm, im = m["model_ms"], m["infer_ms"]
+        mm, im, pm = m["model_ms"], m["infer_ms"], m.get("model_ms_paced", {})
         print(
             f"{m['name']:22s} {m['precision']:5s} {m['file_mb']:6.2f} {mm['p50']:10.2f} {mm['p99']:8.2f} "
-            f"{im['p50']:14.2f} {im['p99']:8.2f}"
+            f"{im['p50']:14.2f} {im['p99']:8.2f} {pm.get('p50', float('nan')):10.2f} "
+            f"{pm.get('p99', float('nan')):8.2f}"
         )
     print(
         f"\n{'scenario':18s} {'loop':15s} {'src fps':>8s} {'AI fps':>7s} {'disp fps':>8s} {'skipped':>7s} "

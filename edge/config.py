@@ -57,6 +57,10 @@ class PipelineConfig(_Section):
     # overlay then lands on its own frame rather than the next (one frame interval later); a slow
     # model is never waited for beyond this, so the display keeps the source's rate. 0 = never wait.
     display_sync_ms: float = Field(8.0, ge=0, le=100)
+    # OpenCV's own worker threads for resize/colour conversion. The pipeline already runs its
+    # stages in parallel; on small boxes OpenCV's pool only adds wake-ups (measured on 2 cores:
+    # less CPU per frame with 1). 0 = OpenCV's default. Process-wide.
+    opencv_threads: int = Field(1, ge=0, le=64)
 
 
 class GateConfig(_Section):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge.config import ModelConfig, PipelineConfig
@@ -193,6 +194,8 @@ class Pipeline:
 
     def run(self, max_frames: int | None = None) -> Counters:
         """Run until the source ends, ``max_frames`` are acquired, or stop() is called."""
+        if self.config.opencv_threads:
+            cv2.setNumThreads(self.config.opencv_threads)
         self.started_ns = time.monotonic_ns()
         self._threads = [
             threading.Thread(target=self._acquire_loop, args=(max_frames,), name="acquire", daemon=True),

@@ -145,6 +145,8 @@ class PacedSource(SourceBase):
         self._next_due_ns: int | None = None
         self._late_frames = 0
         self._stop = threading.Event()
+        self._last_period_ns: int | None = None  # None until a paced frame was released
+        self._decode_ewma_ns = 2_000_000.0
 
     # -- subclass hooks -------------------------------------------------------------------------
     def _open_input(self) -> None:  # pragma: no cover - overridden
@@ -199,13 +201,36 @@ class PacedSource(SourceBase):
             self._pending = None
             self._close_input()
 
+    def _wait_to_decode(self, timeout: float | None) -> bool:
+        """When paced, sleep until shortly before the next frame is due, then let it be decoded.
+
+        Decoding straight after handing a frame over would compete for the CPU with the models
+        working on that very frame; a live probe's next frame does not exist yet either. The lead
+        (3x the recent decode time, at least 2 ms, at most half a period) keeps frames on time.
+        False when the timeout ran out or the source was closed first.
+        """
+        if self._last_period_ns is None or self._next_due_ns is None:
+            return True
+        lead = min(self._last_period_ns // 2, max(2_000_000, int(3 * self._decode_ewma_ns)))
+        wait_ns = self._next_due_ns - lead - time.monotonic_ns()
+        if wait_ns <= 0:
+            return True
+        if timeout is not None and wait_ns > timeout * 1e9:
+            self._stop.wait(max(0.0, timeout))
+            return False
+        return not self._stop.wait(wait_ns / 1e9)
+
     def read(self, timeout: float | None = None) -> Frame | None:
         if not self._opened:
             raise SourceError(f"{self._url.raw}: read() on a source that is not open")
         if self._eof:
             return None
         if self._pending is None:
+            if not self._wait_to_decode(timeout):
+                return None
+            t0 = time.monotonic_ns()
             self._pending = self._decode_next()
+            self._decode_ewma_ns += 0.2 * ((time.monotonic_ns() - t0) - self._decode_ewma_ns)
             if self._pending is None:
                 self._eof = True
                 return None
@@ -229,6 +254,7 @@ class PacedSource(SourceBase):
                 self._late_frames += 1
             t_acquired = due
             self._next_due_ns = due + item.period_ns
+            self._last_period_ns = item.period_ns
         self._pending = None
         wall = time.time() - (time.monotonic_ns() - t_acquired) / 1e9
         frame = Frame(
