@@ -17,7 +17,7 @@ def test_no_file_gives_the_embedded_default() -> None:
     assert c.source.url == DEFAULT_SOURCE_URL == f"video://{DEFAULT_CLIP}?loop=1"
     assert DEFAULT_CLIP.exists(), "the bundled clip of the embedded default is missing"
     assert [m.name for m in c.models] == ["us-quality"]
-    assert c.pipeline.inference_policy == "latest"
+    assert c.pipeline.inference_policy == "auto"
 
 
 def test_a_full_file_is_read(tmp_path: Path) -> None:
