@@ -26,8 +26,8 @@ from edge.inference.backend import SessionOptions
 from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
 from edge.overlay import HudState, compose
-from edge.pipeline import ModelSlot, Pipeline, result_for
-from edge.results import Finding, Quality, StageTimes
+from edge.pipeline import ModelSlot, Pipeline
+from edge.results import Finding, Quality, StageTimes, result_for
 from edge.sources import open_source
 
 log = logging.getLogger(__name__)

@@ -26,98 +26,17 @@ from edge.config import ModelConfig, PipelineConfig
 from edge.display import Sink
 from edge.errors import SourceError
 from edge.frames import Frame
+from edge.handoff import LatestSlot, resolve_policy
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.overlay import HudState, compose
-from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+from edge.results import Finding, Quality, Result, StageTimes, result_for
 
 log = logging.getLogger(__name__)
 
 _END = object()  # sentinel on the display queue: the source has ended
 ResultHandler = Callable[[Result], None]
 StatusProvider = Callable[[], str | None]
-
-
-def result_for(
-    frame: Frame,
-    quality: Quality | None,
-    findings: Sequence[Finding],
-    models: tuple[ModelInfo, ...],
-    times: StageTimes,
-    gated: bool = False,
-    priority: int = 0,
-) -> Result:
-    """The Result of one inferred frame, carrying what the frame knows of itself."""
-    return Result(
-        result_id=new_result_id(),
-        frame_seq=frame.seq,
-        frame_wall_time=frame.wall_time,
-        source_id=frame.source_id,
-        modality=frame.modality,
-        quality=quality,
-        findings=tuple(findings),
-        models=models,
-        times=times,
-        gated=gated,
-        priority=priority,
-        image_size=(frame.width, frame.height),
-        pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
-    )
-
-
-def resolve_policy(policy: str, source: object) -> str:
-    """ "auto": skip frames only where the source runs on its own clock (a probe, a paced replay)."""
-    if policy != "auto":
-        return policy
-    info = getattr(source, "info", None)
-    return "latest" if getattr(info, "realtime", True) else "every"
-
-
-class LatestSlot:
-    """A one-frame mailbox between acquisition and inference.
-
-    "latest" (live use): put() replaces what the reader has not taken yet, and counts it.
-    "every" (offline analysis of a recording): put() waits until the reader has taken the
-    previous frame, so every frame is inferred and acquisition slows to inference's pace.
-    """
-
-    def __init__(self, policy: str = "latest") -> None:
-        self._cond = threading.Condition()
-        self._frame: Frame | None = None
-        self._closed = False
-        self._wait = policy == "every"
-        self.replaced = 0
-
-    def put(self, frame: Frame, stop: threading.Event | None = None) -> None:
-        with self._cond:
-            while self._wait and self._frame is not None and not self._closed:
-                if stop is not None and stop.is_set():
-                    return
-                self._cond.wait(0.05)
-            if self._frame is not None:
-                self.replaced += 1
-            self._frame = frame
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def take(self, timeout: float) -> Frame | None:
-        """The newest frame, or None on timeout or when closed and empty."""
-        with self._cond:
-            if self._frame is None and not self._closed:
-                self._cond.wait(timeout)
-            frame, self._frame = self._frame, None
-            if self._wait and frame is not None:
-                self._cond.notify_all()  # the waiting put() may go on
-            return frame
-
-    @property
-    def drained(self) -> bool:
-        with self._cond:
-            return self._closed and self._frame is None
 
 
 @dataclass

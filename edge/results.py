@@ -15,11 +15,12 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from edge.frames import Modality
+from edge.frames import Frame, Modality
 
 SCHEMA_VERSION = 1
 Precision = Literal["fp32", "fp16", "int8"]
@@ -314,3 +315,30 @@ class Result:
             "models": [m.to_dict() for m in self.models],
             "times": self.times.to_dict(),
         }
+
+
+def result_for(
+    frame: Frame,
+    quality: Quality | None,
+    findings: Sequence[Finding],
+    models: tuple[ModelInfo, ...],
+    times: StageTimes,
+    gated: bool = False,
+    priority: int = 0,
+) -> Result:
+    """The Result of one inferred frame, carrying what the frame knows of itself."""
+    return Result(
+        result_id=new_result_id(),
+        frame_seq=frame.seq,
+        frame_wall_time=frame.wall_time,
+        source_id=frame.source_id,
+        modality=frame.modality,
+        quality=quality,
+        findings=tuple(findings),
+        models=models,
+        times=times,
+        gated=gated,
+        priority=priority,
+        image_size=(frame.width, frame.height),
+        pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
+    )

@@ -14,7 +14,7 @@ import pytest
 from edge.config import GateConfig, ModelConfig, PipelineConfig
 from edge.frames import Frame
 from edge.inference.model import LoadedModel, ModelOutput
-from edge.pipeline import LatestSlot, ModelSlot, Pipeline
+from edge.pipeline import ModelSlot, Pipeline
 from edge.results import ModelInfo, Quality, Result
 from edge.sources.base import SourceInfo
 
@@ -200,17 +200,6 @@ def test_stop_is_prompt_on_an_endless_source() -> None:
     assert p.counters.displayed > 10
 
 
-def test_latest_slot_counts_replacements() -> None:
-    s = LatestSlot()
-    for i in range(5):
-        s.put(Frame(np.zeros((2, 2), np.uint8), i, i, "x"))
-    f = s.take(0.01)
-    assert f is not None and f.seq == 4 and s.replaced == 4
-    assert s.take(0.01) is None
-    s.close()
-    assert s.drained
-
-
 def test_real_model_in_the_loop(tiny_classifier: Callable[..., Path]) -> None:
     model = LoadedModel(tiny_classifier())
     src, sink = ListSource(20, period_s=0.004), RecordingSink()
@@ -306,7 +295,7 @@ def test_every_policy_shows_each_frame_with_its_own_result(monkeypatch: pytest.M
 
 
 def test_auto_policy_follows_the_source() -> None:
-    from edge.pipeline import resolve_policy
+    from edge.handoff import resolve_policy
 
     live = ListSource(1, period_s=0.01)
     flat_out = ListSource(1)
