@@ -28,7 +28,7 @@ from edge.inference.backend import SessionOptions
 from edge.inference.model import LoadedModel
 from edge.pipeline import ModelSlot, Pipeline
 from edge.results import Result
-from edge.sources import Source, open_source
+from edge.sources import Source, SourceInfo, open_source
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,17 @@ def run(
             sinks,
             config.pipeline,
             result_handlers=handlers,
+            status=getattr(src, "status_text", None),
+            hud_extra=getattr(src, "hud_text", None),
             read_timeout_s=config.source.read_timeout_s,
         )
         log.info("running %s; stop with Ctrl-C", src.info.url)
         with stop_on_signals(pipeline):
             pipeline.run(max_frames=max_frames)
-    report = build_report(config, pipeline, src, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start)
+        info = src.info  # before the source closes: a probe's link figures go with it
+    report = build_report(
+        config, pipeline, info, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start
+    )
     outputs.report = report_path or outputs.run_dir / "report.json"
     outputs.report.parent.mkdir(parents=True, exist_ok=True)
     outputs.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -200,7 +205,7 @@ def _sinks(config: Config, headless: bool, outputs: RunOutputs) -> list[Sink]:
 def build_report(
     config: Config,
     pipeline: Pipeline,
-    source: Source,
+    info: SourceInfo,
     slots: list[ModelSlot],
     outputs: RunOutputs,
     *,
@@ -209,13 +214,18 @@ def build_report(
 ) -> dict[str, Any]:
     c = pipeline.counters
     elapsed = pipeline.elapsed_s()
-    info = source.info
     return {
         "edge_version": __version__,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "exit": pipeline.exit_reason,
         "error": str(pipeline.error) if pipeline.error else None,
-        "source": {"url": info.url, "kind": info.kind, "native_fps": info.fps, "realtime": info.realtime},
+        "source": {
+            "url": info.url,
+            "kind": info.kind,
+            "native_fps": info.fps,
+            "realtime": info.realtime,
+            "extra": info.extra,
+        },
         "models": [
             {
                 **_asdict(s.model.info),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.config import Config, load_config
+from edge.config import DEFAULT_CLIP_URL, Config, load_config
 from edge.errors import EdgeError
 
 log = logging.getLogger("edge")
@@ -20,14 +20,16 @@ Scanner edge runtime: reads frames from a probe, a video or DICOM, runs image-qu
 detection models on them, and draws the results over the live image.
 
 Start here:
-  edge run                       the embedded default: the bundled lung clip and quality model,
-                                 in a window (or, with no display, an overlay video under runs/)
+  edge run                       the embedded default: the virtual probe (a simulated lung scan
+                                 over a serial link) and the bundled quality model, in a window
+                                 (or, with no display, an overlay video under runs/)
   edge run --headless --max-frames 300 --report report.json
   edge run --source dicom:///path/to/study --config my.toml
   edge bench                     measure the runtime against a naive loop on this machine
   edge models list               the bundled models and whether their files verify
 
-Sources: video:///clip.mp4[?loop=1&realtime=0]  dicom:///file_or_folder  uvc://0
+Sources: probe+emu://?preset=lung  serial:///dev/ttyACM0  video:///clip.mp4[?loop=1&realtime=0]
+         dicom:///file_or_folder  uvc://0
 """
 
 
@@ -141,6 +143,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from edge.bench import run_bench
 
     config = _config(args)
+    if not args.source:  # the bench replays the bundled clip unless told otherwise
+        config = config.with_overrides(source={"url": DEFAULT_CLIP_URL})
     result = run_bench(config, frames=args.frames, model_runs=args.model_runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -25,9 +25,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 # Models live beside the package in a source checkout; EDGE_MODELS_DIR or [models] dir overrides.
 DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
-# A CC BY convex lung clip (attribution in assets/clips/SOURCE.md), looped like a live probe stream.
+# A CC BY convex lung clip (attribution in assets/clips/SOURCE.md), looped like a live probe stream:
+# what `edge bench` replays.
 DEFAULT_CLIP = ASSETS_DIR / "clips" / "Reg_Image_182106_crop.mp4"
-DEFAULT_SOURCE_URL = f"video://{DEFAULT_CLIP}?loop=1"
+DEFAULT_CLIP_URL = f"video://{DEFAULT_CLIP}?loop=1"
+# The embedded default: the virtual probe (B-mode lung phantom) on a pty, read through the serial path.
+DEFAULT_SOURCE_URL = "probe+emu://?preset=lung&fps=30"
 
 
 class _Section(BaseModel):

@@ -69,6 +69,7 @@ class Pipeline:
         *,
         result_handlers: Sequence[ResultHandler] = (),
         status: StatusProvider | None = None,
+        hud_extra: StatusProvider | None = None,
         read_timeout_s: float = 0.1,
     ) -> None:
         self.source = source
@@ -79,6 +80,7 @@ class Pipeline:
         self.config = config
         self.handlers = list(result_handlers)
         self.status = status
+        self.hud_extra = hud_extra
         self.read_timeout_s = min(read_timeout_s, 0.1)  # bounded so a stop is seen within 1 s
         self.counters = Counters()
         self.latency = LatencyRecorder()
@@ -99,6 +101,8 @@ class Pipeline:
         self._out: np.ndarray | None = None
         self._sinks_open = False
         self._hud: HudState | None = None
+        self._last_frame: Frame | None = None
+        self._hold_ns = 0
         self._hud_ns = 0
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
@@ -335,6 +339,7 @@ class Pipeline:
             try:
                 item = q.get(timeout=0.05)
             except queue.Empty:
+                self._hold_redraw()
                 continue
             if item is _END:
                 return True
@@ -382,10 +387,34 @@ class Pipeline:
                 latency_ms=self.latency.recent_median("e2e"),
                 skipped=self._slot.replaced,
                 status=self.status() if self.status else None,
+                extra=tuple(t for t in (self.hud_extra() if self.hud_extra else None,) if t),
             )
         return self._hud
 
+    def _hold_redraw(self) -> None:
+        """No frame is coming (probe unplugged, say): redraw the last one so an alarm still shows.
+
+        Only while the source reports a status, at most 4 times a second, and not counted as a
+        displayed frame: nothing new was acquired.
+        """
+        frame = self._last_frame
+        if frame is None or self.status is None:
+            return
+        now = time.monotonic_ns()
+        if now - self._hold_ns < 250_000_000 or self.status() is None:
+            return
+        self._hold_ns = now
+        self._hud = None  # refresh the HUD so the new status is drawn
+        try:
+            self._out = compose(frame.image, self._latest, self._hud_state(), out=self._out)
+            for sink in self.sinks:
+                sink.show(self._out, frame.seq)
+        except Exception:
+            self.counters.display_errors += 1
+            log.exception("redrawing the last frame failed")
+
     def _show(self, frame: Frame) -> None:
+        self._last_frame = frame
         result = self._await_result(frame)
         hud = self._hud_state()
         if not self._sinks_open:

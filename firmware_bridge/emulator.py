@@ -101,9 +101,18 @@ class CallablePort:
 
 
 class VirtualProbe:
-    def __init__(self, scenario: Scenario, *, fps: float = 30.0, seed: int = 0, chunk_size: int = 16384,
-                 truth_path: str | Path | None = None, faults: Faults | None = None,
-                 serial_number: str = "EMU-0001", model: str = "VP-1 virtual probe") -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        fps: float = 30.0,
+        seed: int = 0,
+        chunk_size: int = 16384,
+        truth_path: str | Path | None = None,
+        faults: Faults | None = None,
+        serial_number: str = "EMU-0001",
+        model: str = "VP-1 virtual probe",
+    ) -> None:
         if not 1 <= chunk_size <= 65536 - m.CHUNK_HEADER_SIZE:
             raise ValueError(f"chunk_size {chunk_size} outside 1..{65536 - m.CHUNK_HEADER_SIZE}")
         self.scenario, self.fps, self.seed, self.chunk_size = scenario, fps, seed, chunk_size
@@ -253,14 +262,28 @@ class VirtualProbe:
     def _restart_frames(self) -> None:
         # PRESET / DEPTH leave the scenario: one long live segment with the current segment's other fields.
         base = self.scenario.segments[0] if self.scenario.segments else single().segments[0]
-        seg = dataclasses.replace(base, start_s=0.0, duration_s=24 * 3600.0,
-                                  preset=self.preset or base.preset, depth_mm=self.depth_mm or base.depth_mm)
+        seg = dataclasses.replace(
+            base,
+            start_s=0.0,
+            duration_s=24 * 3600.0,
+            preset=self.preset or base.preset,
+            depth_mm=self.depth_mm or base.depth_mm,
+        )
         self._frames = frames(Scenario((seg,)), self.fps, self.seed)
 
     def capabilities(self) -> m.Capabilities:
         presets = tuple(m.Preset(i, name) for i, name in PRESET_IDS.items())
-        return m.Capabilities(m.PROTOCOL_VERSION_MIN, m.PROTOCOL_VERSION, self.model, self.serial_number,
-                              presets, 512, 512, 8, self.chunk_size)
+        return m.Capabilities(
+            m.PROTOCOL_VERSION_MIN,
+            m.PROTOCOL_VERSION,
+            self.model,
+            self.serial_number,
+            presets,
+            512,
+            512,
+            8,
+            self.chunk_size,
+        )
 
     # -------------------------------------------------------------------------------- frames, status
 
@@ -284,10 +307,17 @@ class VirtualProbe:
         fid, ts = self._frame_id, int((now - self._t0) * 1e6)
         self._frame_id = (fid + 1) & 0xFFFFFFFF
         g = truth.geometry
-        head = (image.shape[1], image.shape[0], 8, _GEOMETRY.get(g.get("kind", "convex"), m.Geometry.CONVEX),
-                g.get("pixel_spacing_mm", 0.0), g.get("pixel_spacing_mm", 0.0), g.get("depth_mm", 0.0),
-                g.get("fov_deg", 0.0) if g.get("kind") == "convex" else 0.0,
-                g.get("radius_mm", 0.0) if g.get("kind") == "convex" else 0.0)
+        head = (
+            image.shape[1],
+            image.shape[0],
+            8,
+            _GEOMETRY.get(g.get("kind", "convex"), m.Geometry.CONVEX),
+            g.get("pixel_spacing_mm", 0.0),
+            g.get("pixel_spacing_mm", 0.0),
+            g.get("depth_mm", 0.0),
+            g.get("fov_deg", 0.0) if g.get("kind") == "convex" else 0.0,
+            g.get("radius_mm", 0.0) if g.get("kind") == "convex" else 0.0,
+        )
         pixels = image.tobytes()
         count = max(1, -(-len(pixels) // self.chunk_size))
         dropped = []
@@ -303,10 +333,19 @@ class VirtualProbe:
         self.injector.corrupt(self._out, start, now)
         self.stats["frames_sent"] += 1
         if self._truth is not None:
-            settings = {"preset": self.preset or truth.preset, "depth_mm": self.depth_mm,
-                        "gain_db": self.gain_db, "frame_rate": self.frame_rate}
-            line = {"frame_id": fid, "device_time_us": ts, "dropped_chunks": dropped, "settings": settings,
-                    "truth": truth.to_dict()}
+            settings = {
+                "preset": self.preset or truth.preset,
+                "depth_mm": self.depth_mm,
+                "gain_db": self.gain_db,
+                "frame_rate": self.frame_rate,
+            }
+            line = {
+                "frame_id": fid,
+                "device_time_us": ts,
+                "dropped_chunks": dropped,
+                "settings": settings,
+                "truth": truth.to_dict(),
+            }
             self._truth.write(json.dumps(line) + "\n")
             self._truth.flush()  # readers (tests, evaluation) tail the file while the probe runs
 
@@ -332,17 +371,23 @@ class VirtualProbe:
 def main(argv: list[str] | None = None) -> int:
     from firmware_bridge.emulator_pty import PtyProbe  # here, not at the top: that module imports this one
 
-    ap = argparse.ArgumentParser(prog="python -m firmware_bridge.emulator",
-                                 description="Virtual probe on a pty (firmware_bridge/EMULATOR.md).")
+    ap = argparse.ArgumentParser(
+        prog="python -m firmware_bridge.emulator",
+        description="Virtual probe on a pty (firmware_bridge/EMULATOR.md).",
+    )
     ap.add_argument("--preset", default="lung", choices=list(PRESETS))
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--scenario", help="scenario JSON file (docs/phantom.md); overrides --preset")
     ap.add_argument("--truth", help="append per-frame truth as JSON lines to this file")
     ap.add_argument("--link", help="keep this symlink pointing at the current pty")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parent", type=int, help="exit when this process is gone (the runtime that started us)")
     args = ap.parse_args(argv)
-    scenario = (Scenario.from_json(Path(args.scenario).read_text()) if args.scenario
-                else single(args.preset, duration_s=24 * 3600.0))
+    scenario = (
+        Scenario.from_json(Path(args.scenario).read_text())
+        if args.scenario
+        else single(args.preset, duration_s=24 * 3600.0)
+    )
     probe = VirtualProbe(scenario, fps=args.fps, seed=args.seed, truth_path=args.truth)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -352,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.link:
         print(args.link, flush=True)
     while not done.wait(0.2):
-        pass
+        if args.parent and os.getppid() != args.parent:
+            break  # the runtime that started us died (even by SIGKILL): do not stream to nobody
     pty.stop()
     probe.close()
     return 0

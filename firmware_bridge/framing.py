@@ -276,8 +276,9 @@ class Deframer:
             self._buf_start = base + pos
         self._buf += data[pos:]
         if len(self._buf) > self.max_encoded:
-            self._emit_error("oversize", f"more than {self.max_encoded} bytes without a delimiter",
-                             self._buf_start, events)
+            self._emit_error(
+                "oversize", f"more than {self.max_encoded} bytes without a delimiter", self._buf_start, events
+            )
             self._buf.clear()
             self._skipping = True
 

@@ -60,11 +60,19 @@ EventCallback = Callable[[str, str], Any]
 
 
 class ProbeLink:
-    def __init__(self, url: str, *, on_frame: FrameCallback | None = None,
-                 on_status: StatusCallback | None = None, on_event: EventCallback | None = None,
-                 protocol_versions: tuple[int, int] = (1, 1), command_timeout: float = 1.0,
-                 heartbeat_s: float = HEARTBEAT_S, link_loss_s: float = LINK_LOSS_S,
-                 backoff: tuple[float, float] = (0.1, 1.0)) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_frame: FrameCallback | None = None,
+        on_status: StatusCallback | None = None,
+        on_event: EventCallback | None = None,
+        protocol_versions: tuple[int, int] = (1, 1),
+        command_timeout: float = 1.0,
+        heartbeat_s: float = HEARTBEAT_S,
+        link_loss_s: float = LINK_LOSS_S,
+        backoff: tuple[float, float] = (0.1, 1.0),
+    ) -> None:
         self.url = url
         self._on_frame, self._on_status, self._on_event = on_frame, on_status, on_event
         self.protocol_versions = protocol_versions
@@ -132,7 +140,9 @@ class ProbeLink:
             if reply.code == m.NackCode.UNSUPPORTED_VERSION:
                 raise m.VersionMismatchError(
                     f"no common protocol version: host speaks {vmin}..{vmax}, "
-                    "probe refused HELLO with NACK UNSUPPORTED_VERSION", field="version")
+                    "probe refused HELLO with NACK UNSUPPORTED_VERSION",
+                    field="version",
+                )
             raise CommandRejected("HELLO", reply.code)
         assert isinstance(reply, Capabilities)
         version = m.negotiate_version((vmin, vmax), (reply.version_min, reply.version_max))
@@ -176,8 +186,9 @@ class ProbeLink:
         assert pending.result is not None
         return pending.result
 
-    def _send(self, msg: Message, *, flags: int = 0, pending: _Pending | None = None,
-              hello: bool = False) -> None:
+    def _send(
+        self, msg: Message, *, flags: int = 0, pending: _Pending | None = None, hello: bool = False
+    ) -> None:
         with self._tx_lock:
             transport = self._transport
             if transport is None:
@@ -370,8 +381,16 @@ class ProbeLink:
 
     def _rx_counts(self) -> Counter[str]:
         d, s, a = self._deframer, self._rx_seq, self._assembler
-        c: Counter[str] = Counter({"bytes_in": d.bytes_in, "packets_in": d.packets, "seq_lost": s.lost,
-                                   "seq_gaps": s.gaps, "seq_stale": s.stale, "frames_delivered": a.completed})
+        c: Counter[str] = Counter(
+            {
+                "bytes_in": d.bytes_in,
+                "packets_in": d.packets,
+                "seq_lost": s.lost,
+                "seq_gaps": s.gaps,
+                "seq_stale": s.stale,
+                "frames_delivered": a.completed,
+            }
+        )
         c.update({f"decode_errors.{k}": v for k, v in d.errors.items()})
         c.update({f"frames_dropped.{k}": v for k, v in a.dropped.items()})
         c.update({f"chunks_rejected.{k}": v for k, v in a.rejected.items()})
@@ -384,8 +403,18 @@ class ProbeLink:
             state = self.state
         out: dict[str, Any] = {"state": state}
         out.update({group: {} for group in ("decode_errors", "frames_dropped", "chunks_rejected")})
-        for key in ("bytes_in", "bytes_out", "packets_in", "packets_out", "seq_lost", "seq_gaps",
-                    "seq_stale", "frames_delivered", "reconnects", "heartbeats_out"):
+        for key in (
+            "bytes_in",
+            "bytes_out",
+            "packets_in",
+            "packets_out",
+            "seq_lost",
+            "seq_gaps",
+            "seq_stale",
+            "frames_delivered",
+            "reconnects",
+            "heartbeats_out",
+        ):
             out[key] = flat.get(key, 0)
         for key, value in sorted(flat.items()):
             group, dot, kind = key.partition(".")

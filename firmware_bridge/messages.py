@@ -164,16 +164,31 @@ def encode_payload(msg: Message) -> tuple[MsgType, bytes]:
     """The type code and payload bytes of ``msg`` (before header, CRC and COBS)."""
     if isinstance(msg, FrameChunk):  # hot path first
         head = _CHUNK.pack(
-            msg.frame_id, msg.chunk_index, msg.chunk_count, msg.offset, msg.timestamp_us, msg.width,
-            msg.height, msg.bit_depth, msg.geometry, msg.spacing_x_mm, msg.spacing_y_mm, msg.depth_mm,
-            msg.sector_angle_deg, msg.radius_mm,
+            msg.frame_id,
+            msg.chunk_index,
+            msg.chunk_count,
+            msg.offset,
+            msg.timestamp_us,
+            msg.width,
+            msg.height,
+            msg.bit_depth,
+            msg.geometry,
+            msg.spacing_x_mm,
+            msg.spacing_y_mm,
+            msg.depth_mm,
+            msg.sector_angle_deg,
+            msg.radius_mm,
         )
         return MsgType.FRAME_CHUNK, head + bytes(msg.data)
     if isinstance(msg, Hello):
         return MsgType.HELLO, _HELLO.pack(msg.version_min, msg.version_max)
     if isinstance(msg, Capabilities):
-        parts = [_HELLO.pack(msg.version_min, msg.version_max), _str(msg.model, "model"),
-                 _str(msg.serial, "serial"), bytes((len(msg.presets),))]
+        parts = [
+            _HELLO.pack(msg.version_min, msg.version_max),
+            _str(msg.model, "model"),
+            _str(msg.serial, "serial"),
+            bytes((len(msg.presets),)),
+        ]
         parts += [bytes((p.id,)) + _str(p.name, "preset name") for p in msg.presets]
         parts.append(_CAPS_TAIL.pack(msg.max_width, msg.max_height, msg.max_bit_depth, msg.max_chunk))
         return MsgType.CAPABILITIES, b"".join(parts)
@@ -231,7 +246,8 @@ class _Reader:
     def end(self) -> None:
         if self.pos != len(self.data):
             raise PayloadError(
-                f"{self.msg}: {len(self.data) - self.pos} unexpected trailing bytes", field="payload",
+                f"{self.msg}: {len(self.data) - self.pos} unexpected trailing bytes",
+                field="payload",
                 offset=self.pos,
             )
 
@@ -250,8 +266,23 @@ def decode(packet: Packet) -> Message:
             raise PayloadError(f"FRAME_CHUNK: chunk {idx} of {count}", field="chunk_index", offset=4)
         if not 1 <= depth <= 16:
             raise PayloadError(f"FRAME_CHUNK: bit depth {depth}", field="bit_depth", offset=24)
-        return FrameChunk(fid, idx, count, offset, ts, w, h, depth, geometry, sx, sy, dmm, ang, rad,  # type: ignore[arg-type]
-                          packet.payload[CHUNK_HEADER_SIZE:])
+        return FrameChunk(
+            fid,
+            idx,
+            count,
+            offset,
+            ts,
+            w,
+            h,
+            depth,
+            geometry,
+            sx,
+            sy,
+            dmm,
+            ang,
+            rad,  # type: ignore[arg-type]
+            packet.payload[CHUNK_HEADER_SIZE:],
+        )
     name = MsgType(t).name if t in MsgType._value2member_map_ else f"0x{t:02X}"
     r = _Reader(name, packet.payload)
     msg: Message

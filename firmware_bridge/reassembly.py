@@ -143,5 +143,15 @@ class FrameAssembler:
         self.completed += 1
         self._last_id = c.frame_id
         self._cur = None
-        return AssembledFrame(c.frame_id, c.timestamp_us, image, c.bit_depth, c.geometry, c.spacing_x_mm,
-                              c.spacing_y_mm, c.depth_mm, c.sector_angle_deg, c.radius_mm)
+        return AssembledFrame(
+            c.frame_id,
+            c.timestamp_us,
+            image,
+            c.bit_depth,
+            c.geometry,
+            c.spacing_x_mm,
+            c.spacing_y_mm,
+            c.depth_mm,
+            c.sector_angle_deg,
+            c.radius_mm,
+        )

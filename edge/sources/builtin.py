@@ -1,4 +1,4 @@
-"""The schemes the runtime ships with: ``video://``, ``dicom://`` and ``uvc://``.
+"""The schemes the runtime ships with: ``video://``, ``dicom://``, ``uvc://``, ``serial://``, ``probe+emu://``.
 
 Each factory imports its module on first use, so opening a camera does not import pydicom and
 opening a DICOM file does not touch the camera code.
@@ -30,7 +30,25 @@ def _uvc(url: SourceURL) -> Source:
     return UvcSource(url)
 
 
-BUILTIN_SCHEMES = {"video": _video, "dicom": _dicom, "uvc": _uvc}
+def _serial(url: SourceURL) -> Source:
+    from edge.sources.probe import open_serial
+
+    return open_serial(url)
+
+
+def _probe_emu(url: SourceURL) -> Source:
+    from edge.sources.probe import open_emulated
+
+    return open_emulated(url)
+
+
+BUILTIN_SCHEMES = {
+    "video": _video,
+    "dicom": _dicom,
+    "uvc": _uvc,
+    "serial": _serial,
+    "probe+emu": _probe_emu,
+}
 
 
 def register_all() -> None:

@@ -45,8 +45,9 @@ def shadow_range(params: dict[str, Any], rng: np.random.Generator) -> tuple[floa
     return (0.0, width) if rng.random() < 0.5 else (1.0 - width, 1.0)
 
 
-def apply_shadow(scene: Scene, sc: ScanConverter, rng: np.random.Generator, params: dict[str, Any],
-                 kind: str) -> None:
+def apply_shadow(
+    scene: Scene, sc: ScanConverter, rng: np.random.Generator, params: dict[str, Any], kind: str
+) -> None:
     """Attenuate the beams of a lateral range to near zero from a depth downward (acoustic shadow)."""
     u0, u1 = shadow_range(params, rng)
     cols = (sc.u >= u0) & (sc.u <= u1)

@@ -138,7 +138,8 @@ class ScanConverter:
             **asdict(g),
             "pixel_spacing_mm": round(self.pixel_mm, 4),
             "apex_px": [round(float(-self.x0_mm / self.pixel_mm), 1), round(float(apex_y), 1)]
-            if apex_y is not None else None,
+            if apex_y is not None
+            else None,
             "skin_line_px": round(float(-self.y0_mm / self.pixel_mm), 1),
         }
 

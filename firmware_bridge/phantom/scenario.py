@@ -118,8 +118,12 @@ def frames(scenario: Scenario, fps: float = 30.0, seed: int = 0) -> Iterator[tup
             scene = build_scene(seg, sim, np.random.default_rng(rng.integers(1 << 63)))
             sim.set_scene(scene)
             shadow = sim.sc.fraction_of_sector(scene.shadow) if scene.shadow is not None else 0.0
-            truth_static = {"boxes": boxes_of(scene, sim.sc), "contact": scene.contact,
-                            "shadow_fraction": round(shadow, 4), "geometry": sim.sc.info()}
+            truth_static = {
+                "boxes": boxes_of(scene, sim.sc),
+                "contact": scene.contact,
+                "shadow_fraction": round(shadow, 4),
+                "geometry": sim.sc.info(),
+            }
             current = idx
         frozen = "freeze" in seg.events and last is not None
         if not frozen:
@@ -129,9 +133,16 @@ def frames(scenario: Scenario, fps: float = 30.0, seed: int = 0) -> Iterator[tup
             blur = "motion_blur" in seg.events
             last = sim.image(gain_db(seg.events, seg.params), blur_steps=4 if blur else 0)
         assert last is not None
-        truth = Truth(frame_index=k, t_s=round(t, 6), preset=seg.preset, events=seg.events,
-                      gain_offset_db=gain_db(seg.events, seg.params), frozen=frozen,
-                      params=dict(seg.params), **truth_static)
+        truth = Truth(
+            frame_index=k,
+            t_s=round(t, 6),
+            preset=seg.preset,
+            events=seg.events,
+            gain_offset_db=gain_db(seg.events, seg.params),
+            frozen=frozen,
+            params=dict(seg.params),
+            **truth_static,
+        )
         yield (last.copy() if frozen else last), truth
 
 

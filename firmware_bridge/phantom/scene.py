@@ -65,8 +65,9 @@ def band(y: np.ndarray, level: np.ndarray | float, thick_mm: float) -> np.ndarra
     return np.abs(y - level) <= thick_mm / 2
 
 
-def ellipse(sc: ScanConverter, cx: float, cy: float, ax: float, ay: float, angle_deg: float = 0.0,
-            power: float = 2.0) -> np.ndarray:
+def ellipse(
+    sc: ScanConverter, cx: float, cy: float, ax: float, ay: float, angle_deg: float = 0.0, power: float = 2.0
+) -> np.ndarray:
     """Normalised radius of a (super)ellipse in Cartesian mm: < 1 inside, 1 on the border."""
     a = np.radians(angle_deg)
     dx, dy = sc.x_mm - cx, sc.y_mm - cy

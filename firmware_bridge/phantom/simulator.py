@@ -62,8 +62,13 @@ class Simulator:
         self.static_iq = (spec + comet).astype(np.float32)
         self.scene = scene
 
-    def advance(self, lateral_lines: float = 0.0, redraw_fraction: float = 0.0, slide_lines: float = 0.0,
-                axial_rows: float = 0.0) -> None:
+    def advance(
+        self,
+        lateral_lines: float = 0.0,
+        redraw_fraction: float = 0.0,
+        slide_lines: float = 0.0,
+        axial_rows: float = 0.0,
+    ) -> None:
         """One frame of motion: probe translation (lines, rows), elevational change (re-drawn
         fraction of scatterers) and lung sliding (lateral shift below the pleura)."""
         self.scat.move(lateral_lines, axial_rows)

@@ -39,6 +39,8 @@ def test_run_headless_on_the_embedded_default(tmp_path: Path) -> None:
     assert report["models"][0]["name"] == "us-quality"
     assert report["models"][0]["precision"] == "int8"
     assert report["models"][0]["provider"] == "CPUExecutionProvider"
+    assert report["source"]["kind"] == "probe+emu", "the embedded default is the virtual probe"
+    assert report["source"]["extra"]["link"]["frames_delivered"] >= 60
     for stage in ("e2e", "model", "overhead", "display"):
         assert {"p50", "p95", "p99", "max"} <= report["latency_ms"][stage].keys()
     assert 0 < report["peak_rss_mb"] < 400

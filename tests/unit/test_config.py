@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import DEFAULT_CLIP, DEFAULT_SOURCE_URL, Config, load_config
+from edge.config import DEFAULT_CLIP, DEFAULT_CLIP_URL, DEFAULT_SOURCE_URL, Config, load_config
 from edge.errors import ConfigError
 
 
@@ -14,8 +14,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_no_file_gives_the_embedded_default() -> None:
     c = load_config(None)
-    assert c.source.url == DEFAULT_SOURCE_URL == f"video://{DEFAULT_CLIP}?loop=1"
-    assert DEFAULT_CLIP.exists(), "the bundled clip of the embedded default is missing"
+    assert c.source.url == DEFAULT_SOURCE_URL == "probe+emu://?preset=lung&fps=30"
+    assert f"video://{DEFAULT_CLIP}?loop=1" == DEFAULT_CLIP_URL
+    assert DEFAULT_CLIP.exists(), "the bundled clip that edge bench replays is missing"
     assert [m.name for m in c.models] == ["us-quality"]
     assert c.pipeline.inference_policy == "auto"
 

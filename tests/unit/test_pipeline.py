@@ -305,3 +305,34 @@ def test_auto_policy_follows_the_source() -> None:
     assert resolve_policy("latest", flat_out) == "latest"
     _, results = run_pipeline(flat_out, [slot(FakeModel("q"))], RecordingSink())
     assert len(results) == 1
+
+
+def test_an_alarm_is_redrawn_while_no_frame_comes() -> None:
+    class Stalling(ListSource):
+        """Delivers its frames, then nothing (a probe unplugged), until the test stops the run."""
+
+        @property
+        def eof(self) -> bool:
+            return False
+
+        def read(self, timeout: float | None = None) -> Frame | None:
+            if self.i >= self.n:
+                time.sleep(timeout or 0.05)
+                return None
+            return super().read(timeout)
+
+    src, sink = Stalling(5, period_s=0.005), RecordingSink()
+    shown_states: list[str | None] = []
+    state = {"status": None}
+
+    def status() -> str | None:
+        shown_states.append(state["status"])
+        return state["status"]
+
+    p = Pipeline(src, [slot(FakeModel("q"))], [sink], PipelineConfig(), status=status)
+    src.open()
+    threading.Timer(0.3, lambda: state.update(status="probe disconnected")).start()
+    threading.Timer(1.3, p.stop).start()
+    p.run()
+    assert p.counters.displayed == 5, "redraws are not counted as displayed frames"
+    assert len(sink.seqs) > 5 and set(sink.seqs[5:]) == {4}, "the last frame is redrawn with the alarm"

@@ -231,8 +231,12 @@ def test_disconnect_repoints_symlink(probe_factory, tmp_path: Path) -> None:  # 
 
 def test_cli_prints_path_and_exits_on_sigterm(tmp_path: Path) -> None:
     link = tmp_path / "cli-probe"
-    proc = subprocess.Popen([sys.executable, "-m", "firmware_bridge.emulator", "--preset", "bladder",
-                             "--link", str(link)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_bridge.emulator", "--preset", "bladder", "--link", str(link)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         path = proc.stdout.readline().strip()

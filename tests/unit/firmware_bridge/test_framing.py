@@ -154,7 +154,13 @@ def _fuzz_case(rng: random.Random, valid: list[bytes]) -> bytes:
 
 def _valid_wire() -> list[bytes]:
     msgs: list[Message] = [
-        Hello(1, 1), Start(), Stop(), Heartbeat(), Ack(7), Nack(8, NackCode.BUSY), Set(Param.GAIN_DB, 3.0),
+        Hello(1, 1),
+        Start(),
+        Stop(),
+        Heartbeat(),
+        Ack(7),
+        Nack(8, NackCode.BUSY),
+        Set(Param.GAIN_DB, 3.0),
         Status(50, -12, 0, 3, 1),
         Capabilities(1, 2, "PX", "S1", (Preset(1, "lung"),), 512, 512, 8, 16384),
         FrameChunk(1, 0, 1, 0, 5, 8, 4, 8, Geometry.LINEAR, 0.2, 0.2, 40.0, 0.0, 0.0, bytes(range(32))),

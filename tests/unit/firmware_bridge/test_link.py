@@ -72,7 +72,7 @@ class PtyDevice:
     def write(self, data: bytes) -> None:
         try:
             while data:
-                data = data[os.write(self.fd, data):]
+                data = data[os.write(self.fd, data) :]
         except OSError:
             pass
 
@@ -95,6 +95,7 @@ class FakeProbe:
 
     def reset(self) -> None:  # power-on state: what a replugged probe comes back with
         from firmware_bridge.framing import Deframer
+
         self.deframer, self.seq, self.streaming, self.frame_id = Deframer(), 1000, False, 0
         self.last_tx = self.next_frame = 0.0
 
@@ -155,9 +156,25 @@ class FakeProbe:
         for idx in range(count):
             if (fid, idx) in self.drop:
                 continue
-            self.send(FrameChunk(fid, idx, count, idx * CHUNK, 1_000_000 + 33_333 * fid, W, H, 8,
-                                 Geometry.CONVEX, 0.25, 0.25, 160.0, 60.0, 40.0,
-                                 data[idx * CHUNK : (idx + 1) * CHUNK]))
+            self.send(
+                FrameChunk(
+                    fid,
+                    idx,
+                    count,
+                    idx * CHUNK,
+                    1_000_000 + 33_333 * fid,
+                    W,
+                    H,
+                    8,
+                    Geometry.CONVEX,
+                    0.25,
+                    0.25,
+                    160.0,
+                    60.0,
+                    40.0,
+                    data[idx * CHUNK : (idx + 1) * CHUNK],
+                )
+            )
         self.send(Status(87, 352, 0, 0, 1))
 
 
@@ -176,9 +193,11 @@ class Recorder:
             self.cond.notify_all()
 
     def callbacks(self) -> dict[str, Callable[..., Any]]:
-        return {"on_frame": lambda f: self._add(self.frames, f),
-                "on_status": lambda s: self._add(self.statuses, s),
-                "on_event": lambda s, d: self._add(self.events, (s, d))}
+        return {
+            "on_frame": lambda f: self._add(self.frames, f),
+            "on_status": lambda s: self._add(self.statuses, s),
+            "on_event": lambda s, d: self._add(self.events, (s, d)),
+        }
 
     def wait(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
         with self.cond:
@@ -209,7 +228,12 @@ def check_frame(f: AssembledFrame, fid: int) -> None:
     np.testing.assert_array_equal(f.image, pixels(fid))
     assert f.timestamp_us == 1_000_000 + 33_333 * fid
     assert (f.geometry, f.spacing_x_mm, f.depth_mm, f.sector_angle_deg, f.radius_mm) == (
-        Geometry.CONVEX, 0.25, 160.0, 60.0, 40.0)
+        Geometry.CONVEX,
+        0.25,
+        160.0,
+        60.0,
+        40.0,
+    )
 
 
 def test_hello_stream_status_set(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
@@ -231,7 +255,8 @@ def test_hello_stream_status_set(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Re
 
 
 def test_dropped_chunk_costs_exactly_one_frame(
-        rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
+    rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder],
+) -> None:
     link, probe, _dev, rec = rig
     probe.drop = {(2, 1)}
     link.hello()
@@ -297,7 +322,8 @@ def test_heartbeat_sent_when_idle(rig: tuple[ProbeLink, FakeProbe, LoopDevice, R
 
 
 def test_cable_pull_loop_reconnects_and_resumes(
-        rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
+    rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder],
+) -> None:
     link, probe, dev, rec = rig
     link.hello()
     link.start_streaming()

@@ -18,8 +18,23 @@ def chunks(frame_id: int, image: np.ndarray, chunk_size: int, bit_depth: int = 8
     offsets = list(range(0, len(data), chunk_size))
     h, w = image.shape
     return [
-        FrameChunk(frame_id, i, len(offsets), off, 1000 * frame_id, w, h, bit_depth, Geometry.CONVEX,
-                   0.3, 0.3, 150.0, 60.0, 40.0, data[off : off + chunk_size])
+        FrameChunk(
+            frame_id,
+            i,
+            len(offsets),
+            off,
+            1000 * frame_id,
+            w,
+            h,
+            bit_depth,
+            Geometry.CONVEX,
+            0.3,
+            0.3,
+            150.0,
+            60.0,
+            40.0,
+            data[off : off + chunk_size],
+        )
         for i, off in enumerate(offsets)
     ]
 

@@ -60,9 +60,11 @@ def test_loop_read_timeout_returns_empty() -> None:
 def test_loop_read_wakes_on_write_from_other_thread() -> None:
     host, dev = loop_pair()
     payload = bytes(range(256)) * 200
+
     def writer() -> None:
         for i in range(0, len(payload), 97):
             dev.write(payload[i : i + 97])
+
     th = threading.Thread(target=writer)
     th.start()
     got = bytearray()
@@ -111,11 +113,13 @@ def test_loop_cable_pull_and_replug() -> None:
 def test_loop_pull_wakes_blocked_reader() -> None:
     host, dev = loop_pair()
     errors: list[BaseException] = []
+
     def reader() -> None:
         try:
             host.read(10, 5.0)
         except LinkDownError as exc:
             errors.append(exc)
+
     th = threading.Thread(target=reader)
     th.start()
     time.sleep(0.02)

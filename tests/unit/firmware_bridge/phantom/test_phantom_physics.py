@@ -37,7 +37,7 @@ def test_deterministic_for_a_seed() -> None:
 @pytest.mark.parametrize("preset", ["lung", "abdomen", "bladder"])
 @pytest.mark.parametrize("probe", ["convex", "linear"])
 def test_format_and_black_outside_sector(preset: str, probe: str) -> None:
-    (img, truth), = first(preset, probe=probe)
+    ((img, truth),) = first(preset, probe=probe)
     assert img.dtype == np.uint8 and img.shape == (512, 512)
     g = truth.geometry
     sc = scan_converter(ProbeGeometry(**{k: g[k] for k in ProbeGeometry.__dataclass_fields__}))
@@ -72,7 +72,7 @@ def test_lung_sliding_moves_speckle_below_the_pleura_only() -> None:
     y0, y1 = int(pleura.px[1]), int(pleura.px[3])
     sc = scan_converter(ProbeGeometry(depth_mm=100.0))
     above = sc.mask.astype(bool).copy()
-    above[max(y0 - 3, 0):] = False
+    above[max(y0 - 3, 0) :] = False
     below = sc.mask.astype(bool).copy()
     below[: y1 + 10] = False
     a, b = speckle(a), speckle(b)

@@ -16,7 +16,7 @@ def one(
 
 
 def mean_in(img: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> float:
-    return float(img[int(y0):int(y1) + 1, int(x0):int(x1) + 1].mean())
+    return float(img[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].mean())
 
 
 def shrink(b: Box, f: float) -> tuple[float, float, float, float]:
@@ -61,7 +61,7 @@ def test_normal_lung_has_a_bright_pleural_line_and_no_b_lines() -> None:
     assert truth.count("b_line") == 0 and truth.count("pleural_line") == 1
     (p,) = [b for b in truth.boxes if b.label == "pleural_line"]
     cx0, _, cx1, _ = shrink(p, 0.6)
-    pleura = img[int(p.px[1]):int(p.px[3]) + 1, int(cx0):int(cx1)].max(axis=0).mean()
+    pleura = img[int(p.px[1]) : int(p.px[3]) + 1, int(cx0) : int(cx1)].max(axis=0).mean()
     assert pleura > 200
     assert mean_in(img, cx0, p.px[3] + 5, cx1, p.px[3] + 40) < 0.6 * pleura
 
@@ -113,7 +113,9 @@ def test_motion_blur_smooths_speckle() -> None:
     sharp, _ = one("abdomen", seed=6)
     blurred, truth = one("abdomen", ("motion_blur",), seed=6, motion_mm_s=20.0)
     inside = scan_converter(ProbeGeometry(depth_mm=150.0)).mask.astype(bool)
-    hp = [np.abs(i.astype(np.float32) - cv2.blur(i.astype(np.float32), (7, 7)))[inside].mean()
-          for i in (sharp, blurred)]
+    hp = [
+        np.abs(i.astype(np.float32) - cv2.blur(i.astype(np.float32), (7, 7)))[inside].mean()
+        for i in (sharp, blurred)
+    ]
     assert hp[1] < 0.8 * hp[0]
     assert "motion_blur" in truth.events

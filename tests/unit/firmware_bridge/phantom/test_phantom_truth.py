@@ -25,15 +25,19 @@ def test_truth_is_json_serialisable_and_boxes_agree_in_px_and_mm() -> None:
 
 
 def test_scenario_json_round_trip_and_timeline() -> None:
-    sc = Scenario((
-        Segment(0.0, 0.1, "lung", params={"b_line_count": 3}),
-        Segment(0.1, 0.1, "bladder", events=("gain_up",)),
-        Segment(0.3, 0.1, "abdomen", params={"free_fluid": True}),
-    ))
+    sc = Scenario(
+        (
+            Segment(0.0, 0.1, "lung", params={"b_line_count": 3}),
+            Segment(0.1, 0.1, "bladder", events=("gain_up",)),
+            Segment(0.3, 0.1, "abdomen", params={"free_fluid": True}),
+        )
+    )
     again = Scenario.from_json(sc.to_json())
     assert again == sc and again.duration_s == pytest.approx(0.4)
-    got = [(t.preset, t.events, t.contact, t.count("b_line"), t.count("free_fluid"))
-           for _, t in frames(again, fps=20, seed=1)]
+    got = [
+        (t.preset, t.events, t.contact, t.count("b_line"), t.count("free_fluid"))
+        for _, t in frames(again, fps=20, seed=1)
+    ]
     assert len(got) == 8
     assert got[0] == ("lung", (), True, 3, 0)
     assert got[2] == ("bladder", ("gain_up",), True, 0, 0)

@@ -1,0 +1,63 @@
+"""The probe sources: the virtual probe as its own process on a real pty, read through serial://."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from edge.errors import SourceError
+from edge.sources import open_source
+from edge.sources.probe import ProbeSource
+
+
+def test_virtual_probe_frames_arrive_through_the_serial_path() -> None:
+    src = open_source("probe+emu://?preset=lung&fps=30&seed=1")
+    assert isinstance(src, ProbeSource)
+    src.open()
+    try:
+        frames = []
+        deadline = time.monotonic() + 20
+        while len(frames) < 20 and time.monotonic() < deadline:
+            f = src.read(0.5)
+            if f is not None:
+                frames.append(f)
+        assert len(frames) == 20
+        f = frames[-1]
+        assert f.image.shape == (512, 512) and f.image.dtype == np.uint8
+        assert f.image.mean() > 10, "a lung phantom, not a blank frame"
+        assert f.geometry.pixel_spacing_mm is not None and f.geometry.sector == "convex"
+        assert [x.seq for x in frames] == list(range(20))
+        assert all(x.t_acquired_ns <= x.received_ns for x in frames)
+        ids = [x.meta["frame_id"] for x in frames]
+        assert ids == sorted(ids)
+        info = src.info
+        assert info.kind == "probe+emu" and info.extra["probe_model"] and info.extra["protocol_version"] == 1
+        assert info.extra["link"]["frames_delivered"] >= 20
+        assert src.status_text() is None
+        assert not src.eof
+    finally:
+        src.close()
+    emulator = src._emulator
+    assert emulator is None, "closing stops the virtual probe's process"
+
+
+def test_a_missing_serial_device_is_named() -> None:
+    src = open_source("serial:///dev/ttyNOPE0")
+    with pytest.raises(SourceError, match="ttyNOPE0"):
+        src.open()
+
+
+def test_status_text_reports_a_disconnected_probe() -> None:
+    src = open_source("serial:///dev/ttyNOPE0")
+    assert isinstance(src, ProbeSource)
+    assert src.status_text() is None  # not open: nothing to alarm about
+    src._link = object()  # as if open
+    src._state = "connected"
+    src._on_event("disconnected", "read failed")
+    assert src.status_text() == "probe disconnected" and src.disconnects == 1
+    src._on_event("reconnecting", "attempt 1")
+    src._on_event("connected", "serial://x")
+    assert src.status_text() is None and src.disconnects == 1
+    src._link = None
