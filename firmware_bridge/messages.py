@@ -275,12 +275,12 @@ def decode(packet: Packet) -> Message:
             w,
             h,
             depth,
-            geometry,
+            geometry,  # type: ignore[arg-type]
             sx,
             sy,
             dmm,
             ang,
-            rad,  # type: ignore[arg-type]
+            rad,
             packet.payload[CHUNK_HEADER_SIZE:],
         )
     name = MsgType(t).name if t in MsgType._value2member_map_ else f"0x{t:02X}"

@@ -58,8 +58,16 @@ from firmware_bridge.reassembly import FrameAssembler
 
 def valid_packets(rng: random.Random) -> list[bytes]:
     msgs: list[Message] = [
-        Hello(1, 1), Start(), Stop(), Heartbeat(), Ack(7), Nack(8, NackCode.BUSY), Set(Param.GAIN_DB, 3.0),
-        Set(Param.PRESET, 2), Set(Param.FREEZE, 1), Status(50, -12, 0, 3, 1),
+        Hello(1, 1),
+        Start(),
+        Stop(),
+        Heartbeat(),
+        Ack(7),
+        Nack(8, NackCode.BUSY),
+        Set(Param.GAIN_DB, 3.0),
+        Set(Param.PRESET, 2),
+        Set(Param.FREEZE, 1),
+        Status(50, -12, 0, 3, 1),
         Capabilities(1, 2, "PX-1", "SN042", (Preset(1, "lung"), Preset(2, "abdo")), 512, 512, 8, 16384),
     ]
     for i in range(4):  # one 64x32 frame in 4 chunks: reassembly sees real frames among the noise
@@ -144,8 +152,10 @@ def fuzz(n: int, seed: int, time_limit: float, watchdog_s: float) -> int:
             break
     done.set()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    print(f"cases fed:        {i:,} (seed {seed}) in {wall:.1f} s wall, {cpu:.1f} s CPU: "
-          f"{i / wall:,.0f} cases/s")
+    print(
+        f"cases fed:        {i:,} (seed {seed}) in {wall:.1f} s wall, {cpu:.1f} s CPU: "
+        f"{i / wall:,.0f} cases/s"
+    )
     print(f"bytes fed:        {deframer.bytes_in:,} ({deframer.bytes_in / wall / 1e6:.1f} MB/s)")
     print(f"packets decoded:  {decoded:,}, frames reassembled: {frames:,}")
     print(f"framing errors:   {dict(sorted(deframer.errors.items()))}")
@@ -180,8 +190,23 @@ def bench(frames: int, chunk_size: int, read_size: int, seed: int, repeats: int 
             count = -(-len(data) // chunk_size)
             for k in range(count):
                 pixels = data[k * chunk_size : (k + 1) * chunk_size]
-                chunk = FrameChunk(fid, k, count, k * chunk_size, fid * 33333, w, h, 8, Geometry.CONVEX,
-                                   0.3, 0.3, 150.0, 60.0, 40.0, pixels)
+                chunk = FrameChunk(
+                    fid,
+                    k,
+                    count,
+                    k * chunk_size,
+                    fid * 33333,
+                    w,
+                    h,
+                    8,
+                    Geometry.CONVEX,
+                    0.3,
+                    0.3,
+                    150.0,
+                    60.0,
+                    40.0,
+                    pixels,
+                )
                 wire += encode(chunk, seq)
                 seq = (seq + 1) & 0xFFFF
         wire_b = bytes(wire)
@@ -202,13 +227,19 @@ def bench(frames: int, chunk_size: int, read_size: int, seed: int, repeats: int 
         fps = frames / cpu
         need_mb_s = 30 * h * w / 1e6
         print(f"{label}: {frames} frames of {w}x{h} 8-bit, {chunk_size}-byte chunks, {read_size}-byte reads")
-        print(f"  wire {len(wire_b) / frames / 1024:.1f} KiB/frame (COBS+headers overhead "
-              f"{(len(wire_b) / frames / (h * w) - 1) * 100:.2f} %)")
-        print(f"  parse+reassembly: {per_frame_ms:.3f} ms CPU/frame (best of {repeats}; median "
-              f"{sorted(runs)[len(runs) // 2] / frames * 1e3:.3f} ms), "
-              f"{fps:,.0f} frames/s, {frames * h * w / cpu / 1e6:.0f} MB/s of pixels")
-        print(f"  30 fps of 512x512 needs {need_mb_s:.2f} MB/s: headroom x{fps / 30:.0f} "
-              f"(uses {30 * per_frame_ms / 10:.2f} % of one core)")
+        print(
+            f"  wire {len(wire_b) / frames / 1024:.1f} KiB/frame (COBS+headers overhead "
+            f"{(len(wire_b) / frames / (h * w) - 1) * 100:.2f} %)"
+        )
+        print(
+            f"  parse+reassembly: {per_frame_ms:.3f} ms CPU/frame (best of {repeats}; median "
+            f"{sorted(runs)[len(runs) // 2] / frames * 1e3:.3f} ms), "
+            f"{fps:,.0f} frames/s, {frames * h * w / cpu / 1e6:.0f} MB/s of pixels"
+        )
+        print(
+            f"  30 fps of 512x512 needs {need_mb_s:.2f} MB/s: headroom x{fps / 30:.0f} "
+            f"(uses {30 * per_frame_ms / 10:.2f} % of one core)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,8 +32,14 @@ TILES: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = [
     ("gain down", "lung", ("gain_down",), {}),
     ("motion blur", "abdomen", ("motion_blur",), {"motion_mm_s": 20.0}),
 ]
-COLORS = {"b_line": (0, 200, 255), "pleural_line": (0, 255, 0), "consolidation": (255, 0, 255),
-          "effusion": (255, 200, 0), "free_fluid": (255, 128, 0), "bladder": (0, 128, 255)}
+COLORS = {
+    "b_line": (0, 200, 255),
+    "pleural_line": (0, 255, 0),
+    "consolidation": (255, 0, 255),
+    "effusion": (255, 200, 0),
+    "free_fluid": (255, 128, 0),
+    "bladder": (0, 128, 255),
+}
 
 
 def frame_of(
@@ -54,14 +60,15 @@ def draw_truth(img: np.ndarray, truth: Truth) -> np.ndarray:
     for b in truth.boxes:
         x0, y0, x1, y1 = (round(v) for v in b.px)
         cv2.rectangle(bgr, (x0, y0), (x1, y1), COLORS.get(b.label, (255, 255, 255)), 2)
-    info = (f"contact={int(truth.contact)} shadow={truth.shadow_fraction:.2f} "
-            f"gain={truth.gain_offset_db:+.0f}dB")
+    info = (
+        f"contact={int(truth.contact)} shadow={truth.shadow_fraction:.2f} gain={truth.gain_offset_db:+.0f}dB"
+    )
     cv2.putText(bgr, info, (8, 500), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return bgr
 
 
 def grid(tiles: list[np.ndarray], cols: int = 4) -> np.ndarray:
-    rows = [np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)]
+    rows = [np.hstack(tiles[i : i + cols]) for i in range(0, len(tiles), cols)]
     return np.vstack(rows)
 
 
