@@ -382,13 +382,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--link", help="keep this symlink pointing at the current pty")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--parent", type=int, help="exit when this process is gone (the runtime that started us)")
+    ap.add_argument("--disconnect-at", type=float, help="cable pull: close the pty this many s after START")
+    ap.add_argument("--reconnect-after", type=float, default=1.0, help="... and reopen it this much later")
+    ap.add_argument("--drop-chunk-p", type=float, default=0.0, help="probability of dropping a FRAME_CHUNK")
     args = ap.parse_args(argv)
+    faults = Faults(
+        drop_chunk_p=args.drop_chunk_p,
+        disconnect_at_s=args.disconnect_at,
+        reconnect_after_s=args.reconnect_after,
+        seed=args.seed,
+    )
     scenario = (
         Scenario.from_json(Path(args.scenario).read_text())
         if args.scenario
         else single(args.preset, duration_s=24 * 3600.0)
     )
-    probe = VirtualProbe(scenario, fps=args.fps, seed=args.seed, truth_path=args.truth)
+    probe = VirtualProbe(scenario, fps=args.fps, seed=args.seed, truth_path=args.truth, faults=faults)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

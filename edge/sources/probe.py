@@ -80,6 +80,10 @@ class ProbeSource:
         ]
         if "truth" in q:
             cmd += ["--truth", q["truth"]]
+        # Fault injection for soak and cable-pull tests (firmware_bridge/EMULATOR.md).
+        for key in ("disconnect_at", "reconnect_after", "drop_chunk_p"):
+            if key in q:
+                cmd += [f"--{key.replace('_', '-')}", q[key]]
         self._emulator = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + EMULATOR_START_S
         while not link.exists():
