@@ -26,6 +26,7 @@ Start here:
   edge run --headless --max-frames 300 --report report.json
   edge run --source dicom:///path/to/study --config my.toml
   edge bench                     measure the runtime against a naive loop on this machine
+  edge emulate --preset lung     a virtual probe on a pseudo-terminal, for serial:///dev/pts/N
   edge models list               the bundled models and whether their files verify
 
 Sources: probe+emu://?preset=lung  serial:///dev/ttyACM0  video:///clip.mp4[?loop=1&realtime=0]
@@ -34,6 +35,11 @@ Sources: probe+emu://?preset=lung  serial:///dev/ttyACM0  video:///clip.mp4[?loo
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulate"]:  # all its options belong to the emulator: hand them over untouched
+        from firmware_bridge.emulator import main as emulator_main
+
+        return emulator_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -77,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=Path("runs/bench.json"), help="JSON output file")
     b.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="WARNING")
     b.set_defaults(func=_cmd_bench)
+
+    e = sub.add_parser(
+        "emulate",
+        help="run the virtual probe on a pty (prints its path); same as python -m firmware_bridge.emulator",
+        add_help=False,
+    )
+    e.set_defaults(func=lambda _args: 0)  # handled in main() before parsing
 
     m = sub.add_parser("models", help="list or verify model folders")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)

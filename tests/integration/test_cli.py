@@ -121,3 +121,17 @@ def test_a_tampered_model_is_refused_before_anything_runs(tmp_path: Path) -> Non
     assert out.returncode == 2
     assert "us-quality-int8.onnx: sha256" in out.stderr and "refusing to load it" in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_emulate_prints_a_pty_and_stops_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*EDGE, "emulate", "--preset", "bladder", "--fps", "10"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    path = proc.stdout.readline().strip()
+    assert path.startswith("/dev/pts/") and Path(path).exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
