@@ -395,7 +395,8 @@ class Pipeline:
         """No frame is coming (probe unplugged, say): redraw the last one so an alarm still shows.
 
         Only while the source reports a status, at most 4 times a second, and not counted as a
-        displayed frame: nothing new was acquired.
+        displayed frame: nothing new was acquired. No overlay is drawn: the last result describes
+        a scan that is no longer happening, so the meter goes grey rather than stay green.
         """
         frame = self._last_frame
         if frame is None or self.status is None:
@@ -406,7 +407,7 @@ class Pipeline:
         self._hold_ns = now
         self._hud = None  # refresh the HUD so the new status is drawn
         try:
-            self._out = compose(frame.image, self._latest, self._hud_state(), out=self._out)
+            self._out = compose(frame.image, None, self._hud_state(), out=self._out)
             for sink in self.sinks:
                 sink.show(self._out, frame.seq)
         except Exception:

@@ -307,7 +307,8 @@ def test_auto_policy_follows_the_source() -> None:
     assert len(results) == 1
 
 
-def test_an_alarm_is_redrawn_while_no_frame_comes() -> None:
+def test_an_alarm_is_redrawn_while_no_frame_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _composed(monkeypatch)
     class Stalling(ListSource):
         """Delivers its frames, then nothing (a probe unplugged), until the test stops the run."""
 
@@ -336,3 +337,4 @@ def test_an_alarm_is_redrawn_while_no_frame_comes() -> None:
     p.run()
     assert p.counters.displayed == 5, "redraws are not counted as displayed frames"
     assert len(sink.seqs) > 5 and set(sink.seqs[5:]) == {4}, "the last frame is redrawn with the alarm"
+    assert all(r is None for _, r in seen[5:]), "no stale quality verdict while nothing is scanned"
