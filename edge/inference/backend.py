@@ -6,6 +6,7 @@ not, what to install, so an error tells the user what to do rather than failing 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,20 @@ import numpy as np
 
 from edge.errors import BackendUnavailableError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
     providers: tuple[str, ...] = ("auto",)
     threads: int = 0
+    # What a backend that compiles the model (TensorRT) needs to find its cached engine for an
+    # ONNX file; LoadedModel fills them from the verified manifest. Ignored by ONNX Runtime.
+    model_name: str = ""
+    model_sha256: str = ""
+    precision: str = ""
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    engine_cache_dir: str = ""  # "" = $EDGE_ENGINE_CACHE or ~/.cache/scanner-edge/engines
 
 
 class Session(Protocol):
@@ -41,6 +51,7 @@ class Backend(Protocol):
 
 
 _BACKENDS: dict[str, Callable[[], Backend]] = {}
+_LOGGED_FALLBACKS: set[str] = set()  # "auto" logs why it skipped a backend once per reason
 
 
 def register_backend(name: str, factory: Callable[[], Backend]) -> None:
@@ -60,6 +71,9 @@ def get_backend(name: str) -> Backend:
             if ok:
                 return backend
             reasons.append(f"{candidate}: {why}")
+            if candidate == "tensorrt" and "onnxruntime" in _BACKENDS and why not in _LOGGED_FALLBACKS:
+                _LOGGED_FALLBACKS.add(why)
+                log.info("TensorRT backend unavailable (%s); using ONNX Runtime", why)
         raise BackendUnavailableError("no inference backend is available: " + "; ".join(reasons))
     factory = _BACKENDS.get(name)
     if factory is None:
@@ -77,6 +91,10 @@ def available_backends() -> dict[str, tuple[bool, str]]:
 
 
 def _load_builtin() -> None:
+    if "tensorrt" not in _BACKENDS:
+        from edge.inference.tensorrt_backend import TensorRTBackend
+
+        register_backend("tensorrt", TensorRTBackend)
     if "onnxruntime" not in _BACKENDS:
         from edge.inference.onnxruntime_backend import OnnxRuntimeBackend
 

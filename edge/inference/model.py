@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backend import SessionOptions, get_backend
+from edge.inference.backend import Session, SessionOptions, get_backend
 from edge.inference.detection import batched_nms, decode_yolo
+from edge.inference.engine_cache import EngineNotBuiltError
 from edge.inference.manifest import ModelPackage, load_manifest
 from edge.inference.preprocess import Preprocessor
 from edge.results import Box, Finding, ModelInfo, Quality
@@ -37,6 +38,18 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def _open_session(backend: str, path: Path, opts: SessionOptions) -> Session:
+    """Open with ``backend``; with "auto", a TensorRT box without a built engine still runs (on ORT)."""
+    chosen = get_backend(backend)
+    try:
+        return chosen.open(path, opts)
+    except EngineNotBuiltError as exc:
+        if backend != "auto":
+            raise
+        log.info("%s; using ONNX Runtime meanwhile", exc)
+        return get_backend("onnxruntime").open(path, opts)
+
+
 class LoadedModel:
     def __init__(
         self,
@@ -50,7 +63,15 @@ class LoadedModel:
         self.package: ModelPackage = load_manifest(folder)
         m = self.package.manifest
         path, self.precision, sha = self.package.verified_file(precision)
-        self.session = get_backend(backend).open(path, options or SessionOptions())
+        # A compiling backend (TensorRT) finds its cached engine by model sha256 and precision.
+        opts = replace(
+            options or SessionOptions(),
+            model_name=m.name,
+            model_sha256=sha,
+            precision=self.precision,
+            input_shapes=((m.input.name, tuple(m.input.shape)),),
+        )
+        self.session = _open_session(backend, path, opts)
         if m.input.name not in self.session.input_names:
             raise ModelError(
                 f"{path}: manifest input {m.input.name!r} is not among the model's inputs "

@@ -309,6 +309,7 @@ def test_auto_policy_follows_the_source() -> None:
 
 def test_an_alarm_is_redrawn_while_no_frame_comes(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _composed(monkeypatch)
+
     class Stalling(ListSource):
         """Delivers its frames, then nothing (a probe unplugged), until the test stops the run."""
 

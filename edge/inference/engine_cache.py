@@ -1,0 +1,248 @@
+"""TensorRT engine cache: keys, file names, buffer shapes, and the engine builder.
+
+A serialized TensorRT engine is only valid for the TensorRT version and the GPU it was built
+on, so, as in Holoscan's inference operator (which names engines after the GPU, compute
+capability, SM count and TensorRT version), the cache key covers everything that makes an
+engine unusable elsewhere: the model file's sha256, the precision, the TensorRT version, the
+GPU name, its compute capability ("8.7" on Jetson Orin) and its SM count. Everything here but
+:func:`build_engine` is pure Python and runs without TensorRT.
+
+TensorRT 10 references:
+
+* Builder / network / ONNX parser / builder config (``trt.Builder``, ``create_network(0)``,
+  ``trt.OnnxParser``, ``set_memory_pool_limit``, ``build_serialized_network``):
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Builder.html,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/BuilderConfig.html,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/parsers/Onnx/pyOnnx.html
+* Timing cache (``create_timing_cache``, ``set_timing_cache``, ``ITimingCache.serialize``):
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/BuilderConfig.html
+* Explicit quantization (Q/DQ nodes in the ONNX, no calibrator):
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-quantized-types.html
+  and the 10.x to 11.x Python migration page, which lists ``BuilderFlag.INT8`` as removed in
+  TensorRT 11 in favour of "explicit quantization with Q/DQ nodes":
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-python-api-reference.html
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import BackendUnavailableError, ModelError
+from edge.inference.manifest import InputSpec, Manifest
+
+log = logging.getLogger(__name__)
+
+ENGINE_CACHE_ENV = "EDGE_ENGINE_CACHE"
+ENGINE_SUFFIX = ".engine"
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class EngineNotBuiltError(BackendUnavailableError):
+    """TensorRT is here but no engine was built for this model, precision and GPU."""
+
+
+def default_cache_dir() -> Path:
+    """``$EDGE_ENGINE_CACHE``, else ``~/.cache/scanner-edge/engines``."""
+    env = os.environ.get(ENGINE_CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "scanner-edge" / "engines"
+
+
+def slug(text: str) -> str:
+    """``"NVIDIA Jetson AGX Orin (64GB)"`` -> ``"nvidia-jetson-agx-orin-64gb"``."""
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineKey:
+    """Everything an engine depends on. ``model_name`` only makes the file name readable."""
+
+    model_name: str
+    model_sha256: str
+    precision: str
+    trt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.7"
+    sm_count: int
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+
+    @property
+    def digest(self) -> str:
+        """sha256 over every field that makes an engine unusable elsewhere (not the name)."""
+        fields = asdict(self)
+        del fields["model_name"]
+        blob = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    @property
+    def file_name(self) -> str:
+        cc = self.compute_capability.replace(".", "")
+        return (
+            f"{slug(self.model_name)}-{self.precision}-trt{self.trt_version}-{slug(self.gpu_name)}"
+            f"-sm{cc}-{self.digest[:12]}{ENGINE_SUFFIX}"
+        )
+
+
+def engine_path(cache_dir: Path, key: EngineKey) -> Path:
+    """Where the engine for ``key`` lives, e.g.
+    ``us-quality-int8-trt10.3.0-orin-sm87-1a2b3c4d5e6f.engine``."""
+    return Path(cache_dir) / key.file_name
+
+
+def timing_cache_path(cache_dir: Path, trt_version: str, gpu_name: str, compute_capability: str) -> Path:
+    """One timing cache per (TensorRT version, GPU, compute capability), shared by all models:
+    kernel timings depend on the GPU and TensorRT, not on the model."""
+    cc = compute_capability.replace(".", "")
+    return Path(cache_dir) / f"timing-trt{trt_version}-{slug(gpu_name)}-sm{cc}.cache"
+
+
+@dataclass(frozen=True, slots=True)
+class BufferSpec:
+    """One host/device buffer of a TensorRT session: tensor name, shape, numpy dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    is_input: bool
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def buffer_specs(
+    input_spec: InputSpec,
+    outputs: Mapping[str, Sequence[int]],
+    output_dtype: str | np.dtype[Any] = "float32",
+) -> tuple[BufferSpec, ...]:
+    """Host buffers from the manifest's input (name, shape, dtype) and the outputs' shapes."""
+    specs = [BufferSpec(input_spec.name, tuple(input_spec.shape), np.dtype(input_spec.dtype), True)]
+    for name, shape in outputs.items():
+        dims = tuple(int(d) for d in shape)
+        if any(d < 1 for d in dims):
+            raise ModelError(f"output {name!r} has an unresolved shape {list(dims)}")
+        specs.append(BufferSpec(name, dims, np.dtype(output_dtype), False))
+    return tuple(specs)
+
+
+def manifest_buffer_specs(
+    manifest: Manifest, output_shapes: Mapping[str, Sequence[int]] | None = None
+) -> tuple[BufferSpec, ...]:
+    """Buffer specs for a manifest. A classifier's output is ``(1, len(labels))``; a detector's
+    output shape is not in the manifest and must be given (it comes from the engine)."""
+    if output_shapes is None:
+        if manifest.task != "classification":
+            raise ModelError(f"model {manifest.name!r}: a {manifest.task} output shape must be given")
+        output_shapes = {o.name: (1, len(manifest.labels)) for o in manifest.outputs}
+    return buffer_specs(manifest.input, output_shapes)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over: readers never see
+    a half-written engine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_engine(
+    onnx_path: Path,
+    engine_file: Path,
+    timing_cache_file: Path | None,
+    precision: str,
+    workspace_mb: int = 1024,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> Path:
+    """Build a serialized TensorRT 10 engine from ``onnx_path`` and write it atomically.
+
+    * ``create_network(0)``: explicit batch is the only mode in TensorRT 10 (the
+      ``EXPLICIT_BATCH`` flag is deprecated and ignored).
+    * ``fp16``: ``BuilderFlag.FP16`` lets TensorRT pick FP16 kernels.
+    * ``int8``: explicit quantization: the ONNX carries QuantizeLinear/DequantizeLinear nodes,
+      no calibrator is used (calibrators are deprecated since TensorRT 10.1). The network is
+      weakly typed, so on TensorRT 10 ``BuilderFlag.INT8`` is still set to let the Q/DQ-scaled
+      layers run in INT8 (layers left in float stay FP32); TensorRT 11 removed the
+      flag, and there the Q/DQ nodes alone select INT8, so it is set only when it exists.
+    * The timing cache is loaded when present and saved back after the build, so a rebuild
+      (new model, other precision) skips kernel timing already done on this GPU.
+    * Dynamic inputs get one optimization profile fixed at ``input_shapes`` (batch 1).
+    """
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendUnavailableError(f"building an engine needs TensorRT: {exc}") from exc
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        problems = []
+        for i in range(parser.num_errors):
+            err = parser.get_error(i)
+            node_name = err.node_name() if hasattr(err, "node_name") else ""
+            op = err.node_operator() if hasattr(err, "node_operator") else ""
+            problems.append(f"node {err.node()} {node_name} ({op}): {err.desc()}".replace("  ", " "))
+        raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed: " + "; ".join(problems))
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "int8" and hasattr(trt.BuilderFlag, "INT8"):  # gone in TensorRT 11
+        config.set_flag(trt.BuilderFlag.INT8)
+
+    shapes = dict(input_shapes or {})
+    profile = None
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        dims = tuple(tensor.shape)
+        if all(d >= 0 for d in dims):
+            continue
+        want = shapes.get(tensor.name)
+        if want is None:
+            want = tuple(1 if d < 0 else d for d in dims)
+        profile = profile or builder.create_optimization_profile()
+        profile.set_shape(tensor.name, want, want, want)
+    if profile is not None:
+        config.add_optimization_profile(profile)
+
+    if timing_cache_file is not None:
+        blob = timing_cache_file.read_bytes() if timing_cache_file.is_file() else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"{onnx_path}: TensorRT failed to build a {precision} engine (see the log above)")
+    atomic_write(engine_file, bytes(serialized))
+    if timing_cache_file is not None:
+        atomic_write(timing_cache_file, bytes(config.get_timing_cache().serialize()))
+    log.info("built %s engine %s from %s", precision, engine_file, onnx_path.name)
+    return engine_file
