@@ -228,7 +228,7 @@ def build_report(
         },
         "models": [
             {
-                **_asdict(s.model.info),
+                **s.model.info.to_dict(),
                 "task": s.model.task,
                 "file": s.model.path.name,
                 "gate": s.config.gate.model_dump() if s.config.gate else None,
@@ -255,6 +255,3 @@ def build_report(
         "pid": os.getpid(),
     }
 
-
-def _asdict(obj: object) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in getattr(obj, "__slots__", ())} or dict(vars(obj))

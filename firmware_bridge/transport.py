@@ -128,6 +128,11 @@ class _Pipe:
         self.buf = bytearray()
         self.cond = cond
 
+    def take(self, max_bytes: int) -> bytes:
+        out = bytes(self.buf[:max_bytes])
+        del self.buf[:max_bytes]
+        return out
+
 
 class _LoopLink:
     """Shared state of a loop pair: two pipes and a plug generation (bumped by each reconnect)."""
@@ -169,9 +174,7 @@ class LoopTransport:
             while True:
                 self._check()
                 if link.to_host.buf:
-                    out = bytes(link.to_host.buf[:max_bytes])
-                    del link.to_host.buf[:max_bytes]
-                    return out
+                    return link.to_host.take(max_bytes)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return b""
@@ -208,9 +211,7 @@ class LoopDevice:
         with link.cond:
             while True:
                 if link.plugged and link.to_device.buf:
-                    out = bytes(link.to_device.buf[:max_bytes])
-                    del link.to_device.buf[:max_bytes]
-                    return out
+                    return link.to_device.take(max_bytes)
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._open:
                     return b""

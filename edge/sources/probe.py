@@ -30,12 +30,13 @@ from edge.errors import SourceError
 from edge.frames import Frame, Geometry
 from edge.sources.base import SourceInfo
 from edge.sources.registry import SourceURL
+from firmware_bridge.messages import Geometry as ProbeGeometry
 
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 8  # frames waiting for the pipeline; older ones are dropped (and counted) past this
 EMULATOR_START_S = 15.0
-_SECTORS = {0: "linear", 1: "convex", 2: "phased"}
+_SECTORS = {g.value: g.name.lower() for g in ProbeGeometry}  # the wire's enum, as Frame words
 
 
 class ProbeSource:
