@@ -133,7 +133,10 @@ def test_a_file_that_is_not_a_capture_device(tmp_path: Path) -> None:
         open_source(f"uvc://{path}").open()
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="needs a non-root POSIX user: root opens any device node, so no permission error can occur")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="needs a non-root POSIX user: root opens any device node, so no permission error occurs",
+)
 def test_unreadable_device_mentions_group_video(tmp_path: Path) -> None:
     path = tmp_path / "video3"
     path.write_bytes(b"")
