@@ -6,24 +6,39 @@ always works: numpy scalars are converted, and non-finite floats become ``None``
 
 ``Result.result_id`` is a UUIDv7 (RFC 9562) from :func:`new_result_id`: unique, sortable by
 creation time as a string, and stable once made, so the outbox and the broker can de-duplicate.
+
+Wire schema v2 (``docs/result-schema.md``, ``docs/result.schema.json``): :func:`result_message`
+wraps ``Result.to_dict()`` with who sent it (device id, site), the exam pseudonym and an optional
+thumbnail; :func:`feedback_message` is the operator's confirm / reject of a result. Both carry
+``kind`` ("result" | "feedback") and ``schema_version``.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from edge.frames import Frame, Modality
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Precision = Literal["fp32", "fp16", "int8"]
+Verdict = Literal["confirm", "reject"]
+VERDICTS: tuple[str, ...] = ("confirm", "reject")
+
+# Priority (set by the pipeline from the model manifests' ``urgent_labels``; the outbox sends the
+# highest first): a confident finding with an urgent label, then any finding (including urgent
+# labels that need review), then frames without findings.
+PRIORITY_NONE = 0
+PRIORITY_FINDING = 1
+PRIORITY_URGENT = 2
 
 # --- UUIDv7 -------------------------------------------------------------------------------------
 # Layout (RFC 9562 section 5.7): 48-bit unix_ts_ms | ver(4)=7 | rand_a(12) | var(2)=0b10 | rand_b(62).
@@ -297,8 +312,10 @@ class Result:
         return any(f.needs_review for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result's own fields (schema v2 without the envelope that :func:`result_message` adds)."""
         return {
             "schema_version": SCHEMA_VERSION,
+            "kind": "result",
             "result_id": self.result_id,
             "frame_seq": int(self.frame_seq),
             "frame_time": _iso_utc(self.frame_wall_time),
@@ -307,6 +324,7 @@ class Result:
             "quality": None if self.quality is None else self.quality.to_dict(),
             "gated": bool(self.gated),
             "priority": int(self.priority),
+            "needs_review": self.needs_review,
             "image_size": None if self.image_size is None else [int(v) for v in self.image_size],
             "pixel_spacing_mm": (
                 None if self.pixel_spacing_mm is None else [_num(v) for v in self.pixel_spacing_mm]
@@ -315,6 +333,15 @@ class Result:
             "models": [m.to_dict() for m in self.models],
             "times": self.times.to_dict(),
         }
+
+
+def priority_for(findings: Sequence[Finding], urgent_labels: Collection[str]) -> int:
+    """The priority rule above, in one place."""
+    if not findings:
+        return PRIORITY_NONE
+    if any(f.label in urgent_labels and not f.needs_review for f in findings):
+        return PRIORITY_URGENT
+    return PRIORITY_FINDING
 
 
 def result_for(
@@ -342,3 +369,76 @@ def result_for(
         image_size=(frame.width, frame.height),
         pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
     )
+
+
+# --- wire messages (schema v2) ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Device:
+    """Who sends: a stable device id (unique within the fleet) and an optional site name."""
+
+    id: str
+    site: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "site": self.site}
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    """A small de-identified JPEG of the overlay (the producer masks it before encoding)."""
+
+    jpeg: bytes
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mime": "image/jpeg",
+            "width": int(self.width),
+            "height": int(self.height),
+            "data_b64": base64.b64encode(self.jpeg).decode("ascii"),
+        }
+
+
+def result_message(
+    result: Result | dict[str, Any],
+    device: Device,
+    *,
+    exam_pseudonym: str | None = None,
+    thumbnail: Thumbnail | None = None,
+) -> dict[str, Any]:
+    """The message that the outbox keeps and the uplink publishes for one result."""
+    body = result.to_dict() if isinstance(result, Result) else dict(result)
+    body["device"] = device.to_dict()
+    body["exam_pseudonym"] = exam_pseudonym
+    body["thumbnail"] = None if thumbnail is None else thumbnail.to_dict()
+    return body
+
+
+def feedback_message(
+    result_id: str,
+    verdict: str,
+    device: Device,
+    *,
+    operator: str | None = None,
+    feedback_id: str | None = None,
+    wall_time: float | None = None,
+) -> dict[str, Any]:
+    """The operator's verdict on a result: "confirm" or "reject". ``operator`` is a staff
+    pseudonym, never a patient's identity; ``feedback_id`` is a UUIDv7 of its own."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"feedback verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    try:
+        uuid.UUID(result_id)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"feedback result_id is not a UUID: {result_id!r}") from exc
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "feedback",
+        "feedback_id": feedback_id or new_result_id(),
+        "result_id": str(result_id),
+        "verdict": verdict,
+        "operator": operator,
+        "time": _iso_utc(time.time() if wall_time is None else wall_time),
+        "device": device.to_dict(),
+    }

@@ -1,0 +1,448 @@
+"""The durable outbox: every result the runtime keeps, on disk, until the broker has it.
+
+SQLite in WAL mode with ``synchronous=FULL``: :meth:`Outbox.put` returns only after its
+transaction is committed and the WAL fsynced, so a result counts as kept exactly when ``put``
+says so, and a kill -9 or a power cut at any later moment cannot lose it (SQLite's WAL recovery
+replays every committed frame on the next open).
+
+States: ``queued`` -> ``sent`` (only after the broker's PUBACK: the uplink calls
+:meth:`Outbox.mark_sent`) -> ``pruned`` (``retention_s`` after sending the payload is dropped;
+the id stays as a tombstone, so putting the same id again is a no-op, until twice the retention).
+
+Disk quota, in bytes of the database plus its WAL as they are on disk: past ``thumbnail_fraction``
+of it new results are stored without their thumbnail; at the quota new results are refused. A
+refusal is loud (ERROR in the log, a counter, ``quota_state`` for the HUD) and never deletes a
+kept result: only results the broker acknowledged are ever pruned.
+
+Safe from several threads (one connection behind a lock) and from several processes (WAL and a
+busy timeout: ``edge sync --once`` may mark results sent while ``edge run`` puts new ones).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from edge.errors import EdgeError
+from edge.outbox_thumbnail import jpeg_size
+from edge.results import PRIORITY_FINDING, Device, Thumbnail, feedback_message
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # of the database layout, kept in the meta table
+_CHUNK = 500  # ids per IN (...) list: under SQLite's smallest variable limit (999)
+_REFUSAL_LOG_EVERY_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    result_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('result', 'feedback')),
+    priority INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'pruned')),
+    payload BLOB,
+    has_thumbnail INTEGER NOT NULL DEFAULT 0,
+    sent_wall REAL
+);
+CREATE INDEX IF NOT EXISTS items_backlog ON items (state, priority DESC, created_ns);
+CREATE INDEX IF NOT EXISTS items_age ON items (state, created_ns);
+CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_wall);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+"""
+
+
+class OutboxError(EdgeError):
+    """The outbox database cannot be opened or used (bad file, not SQLite, no WAL support)."""
+
+
+QuotaState = Literal["ok", "thumbnails_refused", "full"]
+PutStatus = Literal["stored", "stored_without_thumbnail", "duplicate", "refused"]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    result_id: str  # the uuid7 result id (time-ordered); for feedback, its own uuid7 id
+    kind: str  # "result" | "feedback"
+    priority: int  # higher = more urgent
+    created_ns: int  # time.time_ns() when put
+    payload: bytes  # the exact MQTT payload (UTF-8 JSON), de-identified
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    queued: int
+    sent: int
+    pruned: int
+    refused: int  # by this Outbox object since it was opened
+    thumbnails_refused: int  # likewise
+    oldest_queued_age_s: float | None
+    last_sent_wall: float | None  # time.time() of the last mark_sent (any process)
+    bytes_used: int
+    quota_bytes: int
+    quota_state: str  # "ok" | "thumbnails_refused" | "full"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """What became of a put: ``kept`` is True once the item is durably in the outbox."""
+
+    result_id: str
+    status: PutStatus
+    reason: str | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.status != "refused"
+
+
+def _check_id(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a UUID string, got {type(value).__name__}")
+    try:
+        uuid.UUID(value)
+    except ValueError as exc:
+        raise ValueError(f"{what} is not a UUID: {value!r}") from exc
+    return value
+
+
+class Outbox:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        quota_bytes: int = 2 * 1024**3,
+        thumbnail_fraction: float = 0.8,
+        retention_s: float = 7 * 86400,
+        device: Device | None = None,
+        scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        busy_timeout_s: float = 10.0,
+    ) -> None:
+        if quota_bytes <= 0:
+            raise ValueError(f"quota_bytes must be positive, got {quota_bytes}")
+        if not 0 < thumbnail_fraction <= 1:
+            raise ValueError(f"thumbnail_fraction must be in (0, 1], got {thumbnail_fraction}")
+        if retention_s <= 0:
+            raise ValueError(f"retention_s must be positive, got {retention_s}")
+        self.path = Path(path)
+        self.quota_bytes = int(quota_bytes)
+        self.thumbnail_fraction = float(thumbnail_fraction)
+        self.retention_s = float(retention_s)
+        self.device = device
+        self.scrub = scrub
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._thumbs_refused = 0
+        self._last_refusal_log = -1e18
+        self._refused_since_log = 0
+        self._last_state: str = "ok"
+        self._conn = self._open(busy_timeout_s)
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"{self.path}: cannot create the outbox folder: {exc}") from exc
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot open the outbox database: {exc}") from exc
+        try:
+            # auto_vacuum only takes effect on a new, empty database: pruned space goes back to disk.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); is it on NFS?")
+            conn.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit: kept means kept
+            conn.execute("PRAGMA journal_size_limit=8388608")  # a checkpointed WAL shrinks back to 8 MiB
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,))
+            elif int(row[0]) != FORMAT_VERSION:
+                raise OutboxError(
+                    f"{self.path}: outbox format {row[0]} is not the supported {FORMAT_VERSION}"
+                )
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise OutboxError(f"{self.path}: not a usable outbox database: {exc}") from exc
+        except OutboxError:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction (the write lock up front, so no deadlock between processes)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- quota -----------------------------------------------------------------------------
+    def _bytes_used(self) -> int:
+        """What the outbox takes on disk: every page of the database plus the WAL file."""
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        try:
+            wal = os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            wal = 0
+        return int(pages) * int(page_size) + wal
+
+    def _quota_state(self, used: int) -> QuotaState:
+        if used >= self.quota_bytes:
+            return "full"
+        if used >= self.quota_bytes * self.thumbnail_fraction:
+            return "thumbnails_refused"
+        return "ok"
+
+    def _note_state(self, state: str) -> None:
+        if state == self._last_state:
+            return
+        if state == "full":
+            log.error("OUTBOX FULL (%s, quota %d bytes): refusing new results", self.path, self.quota_bytes)
+        elif state == "thumbnails_refused":
+            log.warning("outbox near its quota (%s): new results are stored without thumbnails", self.path)
+        else:
+            log.info("outbox back under its quota (%s)", self.path)
+        self._last_state = state
+
+    def _refuse(self, result_id: str, reason: str) -> PutOutcome:
+        self._refused += 1
+        self._refused_since_log += 1
+        now = time.monotonic()
+        if now - self._last_refusal_log >= _REFUSAL_LOG_EVERY_S:
+            log.error(
+                "OUTBOX REFUSED %d result(s) (latest %s): %s", self._refused_since_log, result_id, reason
+            )
+            self._last_refusal_log = now
+            self._refused_since_log = 0
+        return PutOutcome(result_id, "refused", reason)
+
+    # -- putting ---------------------------------------------------------------------------
+    def put(self, result: dict[str, Any], *, thumbnail: bytes | None = None) -> PutOutcome:
+        """Keep one message (a result, or a feedback message from :meth:`put_feedback`).
+
+        Durable when it returns a kept outcome: committed and fsynced. ``thumbnail`` is a JPEG
+        that is already de-identified; it goes into the payload as base64 unless the outbox is
+        past its thumbnail share of the quota. Refused (never raised) when the quota is reached
+        or the disk fails, so a live scan keeps running and shows the alarm.
+        """
+        if not isinstance(result, dict):
+            raise TypeError(f"put takes a result dict, got {type(result).__name__}")
+        kind = result.get("kind", "result")
+        if kind not in ("result", "feedback"):
+            raise ValueError(f"result field 'kind' must be 'result' or 'feedback', got {kind!r}")
+        key = "feedback_id" if kind == "feedback" else "result_id"
+        item_id = _check_id(result.get(key), f"{kind} field {key!r}")
+        priority = result.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"result field 'priority' must be an integer, got {priority!r}")
+        message = self.scrub(dict(result)) if self.scrub is not None else dict(result)
+        thumb_field = message.pop("thumbnail", None)  # one already in the message obeys the quota too
+        if thumbnail is not None:
+            width, height = jpeg_size(thumbnail)  # raises ValueError naming the byte at fault
+            thumb_field = Thumbnail(bytes(thumbnail), width, height).to_dict()
+        if kind == "result":
+            message["thumbnail"] = None
+        bare = _encode(message)
+        with self._lock:
+            return self._put_locked(item_id, kind, priority, message, bare, thumb_field)
+
+    def _put_locked(
+        self,
+        item_id: str,
+        kind: str,
+        priority: int,
+        message: dict[str, Any],
+        bare: bytes,
+        thumb_field: dict[str, Any] | None,
+    ) -> PutOutcome:
+        try:
+            used = self._bytes_used()
+            state = self._quota_state(used)
+            self._note_state(state)
+            if used + len(bare) > self.quota_bytes:
+                return self._refuse(item_id, f"outbox quota reached ({used} of {self.quota_bytes} bytes)")
+            payload, status = bare, "stored"
+            if thumb_field is not None:
+                with_thumb = _encode({**message, "thumbnail": thumb_field})
+                if used + len(with_thumb) > self.quota_bytes * self.thumbnail_fraction:
+                    self._thumbs_refused += 1
+                    status = "stored_without_thumbnail"
+                else:
+                    payload = with_thumb
+            with self._write() as conn:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO items (result_id, kind, priority, created_ns, payload,"
+                    " has_thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
+                    (item_id, kind, priority, time.time_ns(), payload, int(payload is not bare)),
+                )
+            if cur.rowcount == 0:
+                return PutOutcome(item_id, "duplicate", "already in the outbox")
+            return PutOutcome(item_id, status)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:  # disk full, I/O error, locked past the busy timeout
+            return self._refuse(item_id, f"outbox write failed: {exc}")
+
+    def put_feedback(self, result_id: str, verdict: str, *, operator: str | None = None) -> PutOutcome:
+        """Queue the operator's "confirm" / "reject" of a result, as urgent as the result itself."""
+        if self.device is None:
+            raise OutboxError("put_feedback needs the device: open the Outbox with device=Device(...)")
+        message = feedback_message(_check_id(result_id, "feedback result_id"), verdict, self.device,
+                                   operator=operator)  # fmt: skip
+        with self._lock:
+            row = self._conn.execute("SELECT priority FROM items WHERE result_id=?", (result_id,)).fetchone()
+        message["priority"] = int(row[0]) if row is not None else PRIORITY_FINDING
+        return self.put(message)
+
+    # -- sending ---------------------------------------------------------------------------
+    def claim(
+        self,
+        limit: int,
+        *,
+        exclude: Collection[str] = (),
+        live_window_s: float = 10.0,
+        live_share: float = 0.5,
+    ) -> list[OutboxItem]:
+        """Up to ``limit`` queued items to send next, not in ``exclude`` (those in flight).
+
+        Up to ``live_share`` of ``limit`` goes to items put within the last ``live_window_s``
+        (newest first), so a long backlog never starves live results; the rest is the backlog,
+        highest priority first, then oldest first. Changes nothing: an item stays queued until
+        :meth:`mark_sent`, so a crash between claim and PUBACK only means sending it again.
+        """
+        if limit <= 0:
+            return []
+        excluded = set(exclude)
+        live_n = min(limit, int(limit * max(0.0, min(1.0, live_share))))
+        since_ns = time.time_ns() - int(live_window_s * 1e9)
+        cols = "result_id, kind, priority, created_ns, payload"
+        with self._lock:
+            conn = self._conn
+            picked: dict[str, OutboxItem] = {}
+            if live_n:
+                rows = conn.execute(
+                    f"SELECT {cols} FROM items WHERE state='queued' AND created_ns >= ?"
+                    " ORDER BY created_ns DESC LIMIT ?",
+                    (since_ns, live_n + len(excluded)),
+                ).fetchall()
+                self._take(rows, excluded, picked, live_n)
+            rows = conn.execute(
+                f"SELECT {cols} FROM items WHERE state='queued' ORDER BY priority DESC, created_ns LIMIT ?",
+                (limit + len(excluded) + len(picked),),
+            ).fetchall()
+            self._take(rows, excluded | picked.keys(), picked, limit)
+        return list(picked.values())
+
+    @staticmethod
+    def _take(rows: list[Any], skip: Collection[str], into: dict[str, OutboxItem], upto: int) -> None:
+        for rid, kind, prio, created, payload in rows:
+            if len(into) >= upto:
+                return
+            if rid not in skip:
+                into[rid] = OutboxItem(rid, kind, int(prio), int(created), bytes(payload))
+
+    def mark_sent(self, result_ids: Sequence[str]) -> int:
+        """queued -> sent for these ids (call only after the broker's PUBACK); committed."""
+        ids = list(dict.fromkeys(result_ids))
+        if not ids:
+            return 0
+        now = time.time()
+        changed = 0
+        with self._lock, self._write() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                part = ids[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                cur = conn.execute(
+                    "UPDATE items SET state='sent', sent_wall=?"
+                    f" WHERE state='queued' AND result_id IN ({marks})",
+                    (now, *part),
+                )
+                changed += cur.rowcount
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sent_wall', ?)", (now,))
+        return changed
+
+    def prune(self, now: float | None = None) -> int:
+        """sent for longer than the retention -> pruned (payload dropped); returns how many.
+
+        Tombstones (pruned ids) go after twice the retention. Freed pages go back to the disk.
+        """
+        now = time.time() if now is None else now
+        cutoff = now - self.retention_s
+        with self._lock:
+            with self._write() as conn:
+                pruned = conn.execute(
+                    "UPDATE items SET state='pruned', payload=NULL WHERE state='sent' AND sent_wall < ?",
+                    (cutoff,),
+                ).rowcount
+                conn.execute(
+                    "DELETE FROM items WHERE state='pruned' AND sent_wall < ?", (now - 2 * self.retention_s,)
+                )
+            self._conn.execute("PRAGMA incremental_vacuum")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return pruned
+
+    # -- state -----------------------------------------------------------------------------
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            conn = self._conn
+            counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+            oldest = conn.execute("SELECT MIN(created_ns) FROM items WHERE state='queued'").fetchone()[0]
+            last = conn.execute("SELECT value FROM meta WHERE key='last_sent_wall'").fetchone()
+            used = self._bytes_used()
+        return OutboxStats(
+            queued=int(counts.get("queued", 0)),
+            sent=int(counts.get("sent", 0)),
+            pruned=int(counts.get("pruned", 0)),
+            refused=self._refused,
+            thumbnails_refused=self._thumbs_refused,
+            oldest_queued_age_s=None if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9),
+            last_sent_wall=None if last is None else float(last[0]),
+            bytes_used=used,
+            quota_bytes=self.quota_bytes,
+            quota_state=self._quota_state(used),
+        )
+
+    def integrity_check(self) -> str:
+        """SQLite's full integrity check: "ok" or the problems it found."""
+        with self._lock:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(r[0]) for r in rows)
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"result is not plain JSON ({exc})") from exc

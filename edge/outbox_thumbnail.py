@@ -1,0 +1,113 @@
+"""The optional result thumbnail: a small JPEG of the frame with its overlay, de-identified first.
+
+Ultrasound frames often carry the patient's name, birth date or the clinic burned into the pixels
+around the scan. So for an ultrasound frame everything outside its ultrasound regions (from the
+DICOM Sequence of Ultrasound Regions, in ``frame.geometry.regions``) is blacked out before the
+overlay is drawn and the JPEG encoded; a frame whose regions are unknown gets no thumbnail, and
+neither does any frame while the masking module (``edge.deid.pixels``) is missing: fail closed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.frames import Frame
+from edge.overlay import compose
+from edge.results import Result
+
+Rect = tuple[int, int, int, int]
+Blackout = Callable[[np.ndarray, Sequence[Rect]], np.ndarray]
+
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic): they hold the image size.
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+class ThumbnailUnavailable(EdgeError):
+    """No thumbnail can be made for this frame without risking identity; the reason says why."""
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment; ValueError naming the byte at fault."""
+    b = bytes(data)
+    if b[:2] != b"\xff\xd8":
+        raise ValueError("thumbnail is not a JPEG: no SOI marker (FF D8) at byte 0")
+    i = 2
+    while i + 4 <= len(b):
+        if b[i] != 0xFF:
+            raise ValueError(f"thumbnail JPEG: expected a marker (FF) at byte {i}, got {b[i]:02X}")
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers carry no length
+            i += 2
+            continue
+        length = int.from_bytes(b[i + 2 : i + 4], "big")
+        if length < 2:
+            raise ValueError(f"thumbnail JPEG: segment length {length} at byte {i + 2}")
+        if marker in _SOF:
+            if i + 9 > len(b):
+                raise ValueError(f"thumbnail JPEG: start-of-frame cut short at byte {i}")
+            height = int.from_bytes(b[i + 5 : i + 7], "big")
+            width = int.from_bytes(b[i + 7 : i + 9], "big")
+            if width == 0 or height == 0:
+                raise ValueError(f"thumbnail JPEG: zero image size in start-of-frame at byte {i}")
+            return width, height
+        if marker == 0xDA:  # start of scan before any start of frame
+            break
+        i += 2 + length
+    raise ValueError(f"thumbnail JPEG: no start-of-frame segment in {len(b)} bytes")
+
+
+def load_blackout() -> Blackout | None:
+    """``edge.deid.pixels.blackout_outside`` when that module is installed, else None."""
+    try:
+        module = importlib.import_module("edge.deid.pixels")
+    except ImportError:
+        return None
+    fn = getattr(module, "blackout_outside", None)
+    return fn if callable(fn) else None
+
+
+def scan_rects(frame: Frame) -> list[Rect]:
+    """The frame's ultrasound regions as (x0, y0, x1, y1) pixel rectangles."""
+    return [(r.x0, r.y0, r.x1, r.y1) for r in frame.geometry.regions]
+
+
+def make_thumbnail(
+    frame: Frame,
+    result: Result | None,
+    *,
+    long_side: int = 256,
+    quality: int = 80,
+    blackout: Blackout | None = None,
+) -> bytes:
+    """A JPEG of ``frame`` (masked when ultrasound) with ``result``'s overlay, at most ``long_side``
+    pixels on its longer side. Raises ThumbnailUnavailable when it cannot be made safely."""
+    image = frame.image
+    if image.dtype != np.uint8:
+        raise ThumbnailUnavailable(f"frame {frame.seq}: image is {image.dtype}, not uint8")
+    if frame.modality == "US":
+        if blackout is None:
+            raise ThumbnailUnavailable("edge.deid.pixels.blackout_outside is not available: no thumbnails")
+        rects = scan_rects(frame)
+        if not rects:
+            raise ThumbnailUnavailable(
+                f"frame {frame.seq} of {frame.source_id}: ultrasound region unknown, cannot mask"
+            )
+        image = blackout(image, rects)
+    drawn = compose(image, result, None)
+    h, w = drawn.shape[:2]
+    scale = min(1.0, long_side / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        drawn = cv2.resize(drawn, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ThumbnailUnavailable(f"frame {frame.seq}: JPEG encoding failed")
+    return buf.tobytes()
