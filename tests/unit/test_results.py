@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -11,13 +12,21 @@ import numpy as np
 import pytest
 
 from edge.results import (
+    PRIORITY_FINDING,
+    PRIORITY_NONE,
+    PRIORITY_URGENT,
     Box,
+    Device,
     Finding,
     ModelInfo,
     Quality,
     Result,
     StageTimes,
+    Thumbnail,
+    feedback_message,
     new_result_id,
+    priority_for,
+    result_message,
     uuid7_time_ms,
 )
 
@@ -97,7 +106,8 @@ def test_to_dict_is_plain_json() -> None:
     assert back["findings"][2]["box"] is None
     assert back["models"][0]["precision"] == "int8"
     assert back["times"]["model_ms"] == pytest.approx(5.0)
-    assert back["schema_version"] == 1
+    assert back["schema_version"] == 2 and back["kind"] == "result"
+    assert back["needs_review"] is True  # the second finding is flagged
 
 
 def test_to_dict_without_geometry_and_with_nan() -> None:
@@ -142,3 +152,38 @@ def test_types_are_frozen() -> None:
     with pytest.raises(AttributeError):
         r.priority = 3  # type: ignore[misc]
     assert make_result(findings=(Finding("a", 0.2, None, True),)).needs_review
+
+
+def test_priority_rule() -> None:
+    urgent = {"effusion"}
+    assert priority_for([], urgent) == PRIORITY_NONE
+    assert priority_for([Finding("b_line", 0.9)], urgent) == PRIORITY_FINDING
+    assert priority_for([Finding("effusion", 0.9)], urgent) == PRIORITY_URGENT
+    # an urgent label the model is unsure of is a finding to review, not an urgent one
+    assert priority_for([Finding("effusion", 0.3, needs_review=True)], urgent) == PRIORITY_FINDING
+
+
+def test_result_message_wraps_the_result() -> None:
+    r = make_result(priority=PRIORITY_URGENT)
+    thumb = Thumbnail(b"\xff\xd8jpeg", 64, 48)
+    m = result_message(r, Device("edge-a1", "ward 3"), exam_pseudonym="exam-1", thumbnail=thumb)
+    assert m["kind"] == "result" and m["schema_version"] == 2
+    assert m["device"] == {"id": "edge-a1", "site": "ward 3"} and m["exam_pseudonym"] == "exam-1"
+    t = m["thumbnail"]
+    assert t["mime"] == "image/jpeg" and (t["width"], t["height"]) == (64, 48)
+    assert base64.b64decode(t["data_b64"]) == b"\xff\xd8jpeg"
+    assert m["result_id"] == r.result_id and m["priority"] == PRIORITY_URGENT
+    assert result_message(r.to_dict(), Device("x"))["thumbnail"] is None  # a dict works too
+    json.dumps(m, allow_nan=False)
+
+
+def test_feedback_message() -> None:
+    rid = new_result_id()
+    m = feedback_message(rid, "reject", Device("edge-a1"), operator="op-7", wall_time=1_700_000_000.0)
+    assert m["kind"] == "feedback" and m["result_id"] == rid and m["verdict"] == "reject"
+    assert m["feedback_id"] != rid and uuid.UUID(m["feedback_id"]).version == 7
+    assert m["time"] == "2023-11-14T22:13:20.000000Z" and m["operator"] == "op-7"
+    with pytest.raises(ValueError, match="verdict"):
+        feedback_message(rid, "maybe", Device("edge-a1"))
+    with pytest.raises(ValueError, match="not a UUID"):
+        feedback_message("12", "confirm", Device("edge-a1"))
