@@ -118,6 +118,40 @@ class LogConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class UplinkTlsConfig(_Section):
+    ca: Path | None = None  # CA that signed the broker's certificate; None = no TLS (plain TCP)
+    cert: Path | None = None  # this device's client certificate (the broker requires one)
+    key: Path | None = None
+
+
+class UplinkConfig(_Section):
+    """MQTT uplink of the outbox (docs/sync.md). The device id and site come from [device]."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(8883, ge=1, le=65535)
+    tls: UplinkTlsConfig = Field(default_factory=UplinkTlsConfig)
+    username: str | None = None  # default: the device id
+    password_file: Path | None = None  # first line is the password; never inline, never logged
+    protocol: Literal["5", "3.1.1"] = "5"  # "5" falls back to 3.1.1 when the broker refuses v5
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    inflight_window: int = Field(64, ge=1, le=65535)
+    backoff_min_s: float = Field(0.5, gt=0, le=60)
+    backoff_max_s: float = Field(60.0, gt=0, le=3600)
+    site: str | None = None  # overrides [device] site for the topic
+    topic_prefix: str = Field("scanners", min_length=1)
+    live_window_s: float = Field(10.0, ge=0)  # results this young count as live while a backlog drains
+    live_share: float = Field(0.5, ge=0, le=1)  # share of each claim reserved for live results
+
+    @model_validator(mode="after")
+    def _check(self) -> UplinkConfig:
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("backoff_max_s must be at least backoff_min_s")
+        if (self.tls.cert is None) != (self.tls.key is None):
+            raise ValueError("tls.cert and tls.key go together")
+        return self
+
+
 def _default_models() -> tuple[ModelConfig, ...]:
     return (ModelConfig(name="us-quality"),)
 
@@ -130,6 +164,7 @@ class Config(_Section):
     display: DisplayConfig = Field(default_factory=DisplayConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    uplink: UplinkConfig = Field(default_factory=UplinkConfig)
 
     @model_validator(mode="after")
     def _check_models(self) -> Config:

@@ -1,0 +1,331 @@
+"""Reference ingest: what arrives at the broker, in SQLite, one row per result id.
+
+It subscribes with an MQTT v5 shared subscription (``$share/<group>/scanners/+/+/results`` and
+``.../feedback``), so several ingest processes (on one broker or on a cluster's nodes) share the
+load, each message going to one of them. Messages are acknowledged by hand, only after the batch
+holding them is committed: a crash of the ingest loses nothing, the broker delivers again.
+
+The session is persistent (clean start off, a session expiry), so what arrives while an ingest
+is away is queued by the broker for it. Rows are keyed by ``result_id`` (``feedback_id`` for
+feedback): a message seen again is counted as a raw duplicate and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.errors import EdgeError
+from edge.uplink_policy import Backoff
+
+log = logging.getLogger(__name__)
+
+COMMIT_BATCH = 500
+COMMIT_MAX_DELAY_S = 0.05
+SESSION_EXPIRY_S = 7 * 86400
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,            -- result_id, or feedback_id for feedback
+    kind TEXT NOT NULL,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    received_wall REAL NOT NULL,
+    ingest_client TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest_counts (
+    client_id TEXT PRIMARY KEY,
+    received INTEGER NOT NULL DEFAULT 0,    -- every message delivered, duplicates included
+    duplicates INTEGER NOT NULL DEFAULT 0,  -- delivered again after its id was already stored
+    invalid INTEGER NOT NULL DEFAULT 0      -- not JSON, no id, or an unknown topic
+);
+"""
+
+
+class IngestError(EdgeError):
+    """The ingest database or the broker connection cannot be used."""
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    stored: int  # distinct ids in the database
+    received: int  # raw deliveries, all ingest clients
+    duplicates: int
+    invalid: int
+    per_client: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "invalid": self.invalid,
+            "per_client": self.per_client,
+        }
+
+
+def parse_message(topic: str, payload: bytes) -> tuple[str, str, str, str]:
+    """(id, kind, site, device) of a delivered message; ValueError naming what is wrong."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[3] not in ("results", "feedback"):
+        raise ValueError(f"topic {topic!r} is not <prefix>/<site>/<device>/results|feedback")
+    kind = "feedback" if parts[3] == "feedback" else "result"
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"payload on {topic} is not UTF-8 JSON: {exc}") from exc
+    key = "feedback_id" if kind == "feedback" else "result_id"
+    ident = message.get(key) if isinstance(message, dict) else None
+    if not isinstance(ident, str) or not ident:
+        raise ValueError(f"payload on {topic} has no string field {key!r}")
+    return ident, kind, parts[1], parts[2]
+
+
+class IngestStore:
+    """The SQLite side; safe to share between ingest processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")  # acked means stored
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise IngestError(f"{path}: cannot open the ingest database: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def add(self, client_id: str, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
+        """Store a batch of (topic, payload) in one transaction; returns (new, duplicates, invalid)."""
+        now = time.time()
+        new = dup = bad = 0
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for topic, payload in messages:
+                    try:
+                        ident, kind, site, device = parse_message(topic, payload)
+                    except ValueError as exc:
+                        log.warning("ingest: %s", exc)
+                        bad += 1
+                        continue
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (ident, kind, site, device, topic, payload, now, client_id),
+                    )
+                    if cur.rowcount:
+                        new += 1
+                    else:
+                        dup += 1
+                conn.execute(
+                    "INSERT INTO ingest_counts (client_id, received, duplicates, invalid) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(client_id) DO UPDATE SET received=received+excluded.received,"
+                    " duplicates=duplicates+excluded.duplicates, invalid=invalid+excluded.invalid",
+                    (client_id, len(messages), dup, bad),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return new, dup, bad
+
+    def counts(self) -> IngestCounts:
+        with self._lock:
+            stored = self._conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            rows = self._conn.execute(
+                "SELECT client_id, received, duplicates, invalid FROM ingest_counts ORDER BY client_id"
+            ).fetchall()
+        per = {r[0]: {"received": r[1], "duplicates": r[2], "invalid": r[3]} for r in rows}
+        return IngestCounts(
+            stored=int(stored),
+            received=sum(r[1] for r in rows),
+            duplicates=sum(r[2] for r in rows),
+            invalid=sum(r[3] for r in rows),
+            per_client=per,
+        )
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT id FROM messages")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+@dataclass(frozen=True)
+class BrokerLogin:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+
+
+class Ingest:
+    """One ingest client: a thread running paho's loop, committing and acking in batches."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        login: BrokerLogin,
+        *,
+        group: str,
+        client_id: str,
+        topic_prefix: str = "scanners",
+        backoff_min_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.login = login
+        self.client_id = client_id
+        self.filters = [f"$share/{group}/{topic_prefix}/+/+/{leaf}" for leaf in ("results", "feedback")]
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
+        self._pending: list[tuple[int, int, str, bytes]] = []  # mid, qos, topic, payload
+        self._first_pending = 0.0
+        self._client: mqtt.Client | None = None
+        self._next_attempt = 0.0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.client_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._step()
+        finally:
+            self._drop_connection()
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self._client is None:
+            if now < self._next_attempt:
+                self._stop.wait(min(0.1, self._next_attempt - now))
+                return
+            self._connect()
+            return
+        rc = self._client.loop(timeout=0.02)
+        if rc != mqtt.MQTT_ERR_SUCCESS and self._client is not None:
+            self._lost(f"connection lost ({mqtt.error_string(rc)})")
+            return
+        if self._pending and (
+            len(self._pending) >= COMMIT_BATCH or now - self._first_pending >= COMMIT_MAX_DELAY_S
+        ):
+            self._commit_and_ack()
+
+    def _connect(self) -> None:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=False,
+        )
+        if self.login.username is not None:
+            client.username_pw_set(self.login.username, self.login.password)
+        if self.login.tls is not None:
+            client.tls_set_context(self.login.tls)
+        client.max_inflight_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        try:
+            client.connect(self.login.host, self.login.port, 30, clean_start=False, properties=props)
+        except (OSError, ssl.SSLError) as exc:
+            self._fail(f"cannot connect to {self.login.host}:{self.login.port}: {exc}")
+            return
+        self._client = client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            self._lost(f"broker refused the connection: {reason}")
+            return
+        self._backoff.reset()
+        self.connected.set()
+        client.subscribe([(f, 1) for f in self.filters])
+        log.info("ingest %s: connected (session present: %s)", self.client_id, flags.session_present)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        bad = [str(c) for c in codes if c.is_failure]
+        if bad:
+            self.last_error = f"subscription refused: {', '.join(bad)}"
+            log.error("ingest %s: %s", self.client_id, self.last_error)
+            return
+        self.subscribed.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if not self._pending:
+            self._first_pending = time.monotonic()
+        self._pending.append((msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if self._client is not None and not self._stop.is_set():
+            self._lost(f"disconnected: {reason}")
+
+    def _commit_and_ack(self) -> None:
+        batch, self._pending = self._pending, []
+        self.store.add(self.client_id, [(t, p) for _, _, t, p in batch])
+        client = self._client
+        if client is None:
+            return  # the connection is gone: the broker delivers these again (counted as duplicates)
+        for mid, qos, _, _ in batch:
+            if qos > 0:
+                client.ack(mid, qos)
+
+    def _lost(self, why: str) -> None:
+        self._drop_connection()
+        self._fail(why)
+
+    def _drop_connection(self) -> None:
+        if self._pending:
+            # Stored now; acked if the connection still takes it, else delivered again (a duplicate).
+            self._commit_and_ack()
+        client, self._client = self._client, None
+        self.connected.clear()
+        self.subscribed.clear()
+        if client is not None:
+            try:
+                client.loop_write()
+                client.disconnect()
+            except Exception:
+                log.debug("ingest: disconnect failed", exc_info=True)
+
+    def _fail(self, why: str) -> None:
+        self.last_error = why
+        delay = self._backoff.next_delay()
+        self._next_attempt = time.monotonic() + delay
+        log.warning("ingest %s: %s; retrying in %.1f s", self.client_id, why, delay)

@@ -1,0 +1,446 @@
+"""MQTT uplink: publishes the outbox to a broker, marking a result sent only on its PUBACK.
+
+One thread owns one paho client (client id = device id) and runs its network loop itself, so
+PUBACK callbacks, the in-flight map and the outbox calls all happen on that thread, lock-free.
+The outbox, not paho's memory queue, owns durability:
+
+- a bounded window of results is in flight (claimed from the outbox, published QoS 1);
+- a PUBACK (with a success reason code under MQTT v5) moves its result to the batch that is
+  committed with ``Outbox.mark_sent`` a few milliseconds later; a refusal (e.g. 0x87 not
+  authorised) leaves it queued, counted and excluded for the rest of the session;
+- on a disconnect everything in flight is simply claimable again: it never left the queue.
+  Each connection gets a fresh paho client, so paho never re-sends behind the outbox's back (the
+  cost: a result whose PUBACK was lost is sent twice; the ingest de-duplicates on result id);
+- reconnects wait with exponential backoff and full jitter; MQTT v5 falls back to 3.1.1 once the
+  broker shows it does not speak v5;
+- a retained status ("online" on connect, "offline" on stop, and "offline" as the last will).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config import UplinkConfig
+from edge.errors import ConfigError
+from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, status_payload, status_text
+
+log = logging.getLogger(__name__)
+
+ACK_BATCH = 256  # PUBACKs committed together: one SQLite commit per batch, not per result
+ACK_MAX_DELAY_S = 0.05  # ... or after this long, so "sent" is never far behind the broker
+IDLE_CLAIM_EVERY_S = 0.1  # how often an empty outbox is asked again
+STATS_EVERY_S = 0.25
+CONNACK_TIMEOUT_S = 10.0
+
+
+class _Item(Protocol):
+    @property
+    def result_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+class _Stats(Protocol):
+    @property
+    def queued(self) -> int: ...
+    @property
+    def oldest_queued_age_s(self) -> float | None: ...
+    @property
+    def last_sent_wall(self) -> float | None: ...
+
+
+class OutboxLike(Protocol):
+    """The part of ``edge.outbox.Outbox`` the uplink uses."""
+
+    def claim(
+        self,
+        limit: int,
+        *,
+        exclude: Collection[str] = (),
+        live_window_s: float = 10.0,
+        live_share: float = 0.5,
+    ) -> Sequence[_Item]: ...
+    def mark_sent(self, result_ids: Sequence[str]) -> int: ...
+    def stats(self) -> _Stats: ...
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    drained: bool  # nothing claimable left queued and nothing in flight
+    sent: int  # results marked sent during this drain
+    remaining: int | None  # queued at the end (refused ones included)
+    refused: int  # refused by the broker this session (stay queued)
+    elapsed_s: float
+    connected: bool
+    last_error: str | None
+
+
+def read_password(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read uplink password file: {exc.strerror or exc}") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"{path}: uplink password file is empty (the first line is the password)")
+    return lines[0]
+
+
+def tls_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """Verifying TLS context (broker certificate against ``ca``, hostname checked)."""
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+        if cert is not None and key is not None:
+            ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        where = f"{ca}, {cert}, {key}" if cert else str(ca)
+        raise ConfigError(f"uplink TLS files ({where}) unusable: {exc}") from exc
+    return ctx
+
+
+class Uplink:
+    def __init__(
+        self,
+        outbox: OutboxLike,
+        config: UplinkConfig,
+        *,
+        device_id: str,
+        site: str,
+        password: str | None = None,
+        client_factory: Callable[..., mqtt.Client] = mqtt.Client,
+    ) -> None:
+        self.config = config
+        self.device_id = device_id
+        try:
+            self.topics = Topics(config.topic_prefix, config.site or site, device_id)
+        except ValueError as exc:
+            raise ConfigError(f"[uplink]: {exc}") from exc
+        self._outbox = outbox
+        self._username = config.username or device_id
+        if password is None and config.password_file is not None:
+            password = read_password(config.password_file)
+        self._password = password
+        self._tls = tls_context(config.tls.ca, config.tls.cert, config.tls.key) if config.tls.ca else None
+        self._factory = client_factory
+        self._backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
+        self.protocol = config.protocol
+        # Owned by the uplink thread:
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._connack = False
+        self._connect_started = 0.0
+        self._next_attempt = 0.0
+        self._inflight: dict[int, str] = {}  # mid -> result id
+        self._acked: list[str] = []
+        self._first_ack_t = 0.0
+        self._refused: set[str] = set()
+        self._next_claim = 0.0
+        self._next_stats = 0.0
+        # Shared with other threads (under the lock):
+        self._lock = threading.Lock()
+        self._stats: _Stats | None = None
+        self._snapshot_idle = False  # stats taken with nothing in flight or waiting to be committed
+        self._sent_session = 0
+        self._reconnects = 0
+        self._last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- public --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+        log.info(
+            "uplink: %s as %s to %s:%d (%s)",
+            self.topics.base,
+            self.device_id,
+            self.config.host,
+            self.config.port,
+            "TLS" if self._tls else "no TLS",
+        )
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Say "offline", commit every PUBACK received, disconnect, join the thread."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("uplink: thread did not stop within %.1f s", timeout_s)
+        self._thread = None
+
+    def drain_once(self, timeout_s: float) -> DrainReport:
+        """Send until nothing claimable is queued (or ``timeout_s`` passes); starts the uplink if needed."""
+        self.start()
+        t0 = time.monotonic()
+        sent0 = self._sent_session
+        drained = False
+        while time.monotonic() - t0 < timeout_s:
+            with self._lock:
+                stats, idle = self._stats, self._snapshot_idle
+                refused = len(self._refused)
+            if stats is not None and idle and stats.queued <= refused:
+                drained = True
+                break
+            time.sleep(0.05)
+        st = self.state()
+        return DrainReport(
+            drained=drained,
+            sent=st.sent_session - sent0,
+            remaining=st.queued,
+            refused=st.refused_session,
+            elapsed_s=time.monotonic() - t0,
+            connected=st.connected,
+            last_error=st.last_error,
+        )
+
+    def state(self) -> SyncState:
+        with self._lock:
+            stats = self._stats
+            return SyncState(
+                enabled=True,
+                connected=self._connected,
+                protocol=self.protocol if self._connected else None,
+                queued=stats.queued if stats else None,
+                oldest_queued_age_s=stats.oldest_queued_age_s if stats else None,
+                last_success_wall=stats.last_sent_wall if stats else None,
+                in_flight=len(self._inflight),
+                sent_session=self._sent_session,
+                refused_session=len(self._refused),
+                reconnects=self._reconnects,
+                last_error=self._last_error,
+            )
+
+    def status_text(self) -> str:
+        return status_text(self.state())
+
+    # -- the uplink thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._step()
+        except Exception as exc:  # a bug must not pass silently: log it and leave the state saying so
+            log.exception("uplink thread failed")
+            self._set_error(f"uplink thread failed: {exc!r}")
+        finally:
+            self._shutdown()
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self._client is None:
+            if now >= self._next_attempt:
+                self._connect()
+            else:
+                self._refresh_stats(now)
+                self._stop.wait(min(0.1, self._next_attempt - now))
+            return
+        rc = self._client.loop(timeout=0.02)
+        if rc != mqtt.MQTT_ERR_SUCCESS and self._client is not None:
+            self._lost(f"connection lost ({mqtt.error_string(rc)})")
+            return
+        if not self._connack and now - self._connect_started > CONNACK_TIMEOUT_S:
+            self._lost("no CONNACK from the broker", closed_before_connack=False)
+            return
+        if self._connected:
+            self._fill_window(now)
+        self._flush_acks(now)
+        self._refresh_stats(now)
+
+    def _new_client(self) -> mqtt.Client:
+        v5 = self.protocol == "5"
+        kwargs: dict[str, Any] = {
+            "callback_api_version": CallbackAPIVersion.VERSION2,
+            "client_id": self.device_id,
+            "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            "reconnect_on_failure": False,
+        }
+        if not v5:
+            kwargs["clean_session"] = True
+        client = self._factory(**kwargs)
+        client.max_inflight_messages_set(self.config.inflight_window + 1)  # +1: the status message
+        client.max_queued_messages_set(0)
+        if self._password is not None or self.config.username:
+            client.username_pw_set(self._username, self._password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.will_set(self.topics.status, status_payload(self.device_id, "offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _connect(self) -> None:
+        client = self._new_client()
+        self._connack = False
+        self._connect_started = time.monotonic()
+        try:
+            if self.protocol == "5":
+                # Clean start: the outbox re-sends whatever was in flight, and a publisher has no
+                # subscriptions worth keeping; a stale broker session would only add duplicates.
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = 0
+                client.connect(
+                    self.config.host,
+                    self.config.port,
+                    self.config.keepalive_s,
+                    clean_start=True,
+                    properties=props,
+                )
+            else:
+                client.connect(self.config.host, self.config.port, self.config.keepalive_s)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._fail(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
+            return
+        self._client = client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _props: Any) -> None:
+        self._connack = True
+        if reason.is_failure:
+            code = reason.value
+            self._lost(f"broker refused the connection: {reason} ({code:#04x})", reason_code=code)
+            return
+        with self._lock:
+            self._connected = True
+        self._backoff.reset()
+        log.info("uplink: connected (MQTT %s)", self.protocol)
+        client.publish(self.topics.status, status_payload(self.device_id, "online"), qos=1, retain=True)
+        self._next_claim = 0.0
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if self._client is not None and not self._stop.is_set():
+            self._lost(f"disconnected: {reason}", closed_before_connack=not self._connack)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        rid = self._inflight.pop(mid, None)
+        if rid is None:
+            return  # the status message
+        if reason.is_failure:
+            self._refused.add(rid)
+            self._set_error(f"broker refused result {rid} on {self.topics.results}: {reason}")
+            log.warning("uplink: broker refused %s: %s (%#04x)", rid, reason, reason.value)
+            return
+        if not self._acked:
+            self._first_ack_t = time.monotonic()
+        self._acked.append(rid)
+
+    def _fill_window(self, now: float) -> None:
+        client = self._client
+        free = self.config.inflight_window - len(self._inflight)
+        # Claim in batches (a quarter window) rather than one SQLite query per PUBACK.
+        if client is None or (free < max(1, self.config.inflight_window // 4) and self._inflight):
+            return
+        if now < self._next_claim and not self._inflight:
+            return
+        exclude = set(self._inflight.values()) | set(self._acked) | self._refused
+        items = self._outbox.claim(
+            free, exclude=exclude, live_window_s=self.config.live_window_s, live_share=self.config.live_share
+        )
+        if not items:
+            self._next_claim = now + IDLE_CLAIM_EVERY_S
+            return
+        for item in items:
+            info = client.publish(self.topics.for_kind(item.kind), item.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._set_error(f"publish failed: {mqtt.error_string(info.rc)}")
+                break
+            self._inflight[info.mid] = item.result_id
+
+    def _flush_acks(self, now: float, force: bool = False) -> None:
+        if not self._acked:
+            return
+        young = len(self._acked) < ACK_BATCH and now - self._first_ack_t < ACK_MAX_DELAY_S
+        if not force and young and self._inflight:
+            return
+        batch, self._acked = self._acked, []
+        self._outbox.mark_sent(batch)
+        with self._lock:
+            self._sent_session += len(batch)
+        self._next_stats = 0.0
+
+    def _refresh_stats(self, now: float) -> None:
+        if now < self._next_stats:
+            return
+        stats = self._outbox.stats()
+        with self._lock:
+            self._stats = stats
+            self._snapshot_idle = not self._inflight and not self._acked
+        self._next_stats = now + STATS_EVERY_S
+
+    def _lost(self, why: str, *, reason_code: int | None = None, closed_before_connack: bool = False) -> None:
+        """Drop this connection: in-flight results become claimable; reconnect after a backoff."""
+        client, self._client = self._client, None
+        was_connected = self._connected
+        with self._lock:
+            self._connected = False
+            if was_connected:
+                self._reconnects += 1
+        self._inflight.clear()
+        self._flush_acks(time.monotonic(), force=True)  # these did get their PUBACK
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:  # the socket may already be gone; nothing to save here
+                log.debug("uplink: disconnect after loss failed", exc_info=True)
+        if should_fall_back(
+            self.protocol, reason_code=reason_code, closed_before_connack=closed_before_connack
+        ):
+            log.warning("uplink: the broker does not take MQTT v5 (%s); falling back to 3.1.1", why)
+            self.protocol = "3.1.1"
+            self._next_attempt = time.monotonic()
+            self._set_error(why)
+            return
+        self._fail(why)
+
+    def _fail(self, why: str) -> None:
+        delay = self._backoff.next_delay()
+        self._next_attempt = time.monotonic() + delay
+        self._set_error(why)
+        log.warning("uplink: %s; retrying in %.1f s", why, delay)
+
+    def _set_error(self, why: str) -> None:
+        with self._lock:
+            self._last_error = why
+
+    def _shutdown(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._connected:
+            try:
+                info = client.publish(
+                    self.topics.status, status_payload(self.device_id, "offline"), qos=1, retain=True
+                )
+                deadline = time.monotonic() + 1.0
+                while (self._inflight or not info.is_published()) and time.monotonic() < deadline:
+                    if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                client.disconnect()
+                client.loop(timeout=0.1)
+            except Exception:
+                log.debug("uplink: clean disconnect failed", exc_info=True)
+        self._inflight.clear()
+        self._flush_acks(time.monotonic(), force=True)
+        with self._lock:
+            self._connected = False
+        try:
+            self._refresh_stats(float("inf"))
+        except Exception:
+            log.debug("uplink: final stats failed", exc_info=True)

@@ -1,0 +1,155 @@
+"""The uplink's small decisions, kept apart from the network code so they are tested directly:
+topic names, reconnect backoff, the MQTT v5 -> 3.1.1 fallback, and the one-line sync status.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# MQTT v5 CONNACK 0x84 "Unsupported Protocol Version"; an MQTT 3.1.1 broker answers a v5 CONNECT
+# with its own CONNACK return code 1 "unacceptable protocol version" (MQTT 3.1.1, 3.2.2.3).
+V5_UNSUPPORTED_PROTOCOL = 0x84
+V311_UNACCEPTABLE_PROTOCOL = 1
+# Topic levels must not carry MQTT wildcards or separators: one device could then write another's topic.
+_LEVEL = re.compile(r"^[^/#+\x00]+$")
+
+
+def check_topic_level(name: str, value: str) -> str:
+    if not _LEVEL.match(value):
+        raise ValueError(f"{name} {value!r} cannot be an MQTT topic level (no '/', '+', '#', NUL; not empty)")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    """``<prefix>/<site>/<device>/{results,feedback,status}``: the ACL gives a device only its own."""
+
+    prefix: str
+    site: str
+    device: str
+
+    def __post_init__(self) -> None:
+        check_topic_level("topic prefix", self.prefix)
+        check_topic_level("site", self.site)
+        check_topic_level("device id", self.device)
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.site}/{self.device}"
+
+    @property
+    def results(self) -> str:
+        return f"{self.base}/results"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.base}/feedback"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    def for_kind(self, kind: str) -> str:
+        return self.feedback if kind == "feedback" else self.results
+
+
+def status_payload(device: str, state: str, wall: float | None = None) -> bytes:
+    """The retained status message ("online", or "offline" as said on stop or by the last will)."""
+    return json.dumps(
+        {"device": device, "status": state, "time": wall if wall is not None else time.time()},
+        separators=(",", ":"),
+    ).encode()
+
+
+class Backoff:
+    """Exponential backoff with full jitter: the n-th wait is uniform in [0, min(max, min*2**n)].
+
+    Full jitter spreads a fleet that lost the same broker at once, so they do not all return
+    together (the AWS architecture blog's "Exponential Backoff And Jitter" comparison).
+    """
+
+    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        if not 0 < min_s <= max_s:
+            raise ValueError(f"backoff needs 0 < min ({min_s}) <= max ({max_s})")
+        self.min_s, self.max_s = min_s, max_s
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def ceiling(self) -> float:
+        return min(self.max_s, self.min_s * 2 ** min(self.failures, 32))
+
+    def next_delay(self) -> float:
+        delay = self._rng.uniform(0.0, self.ceiling())
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def should_fall_back(protocol: str, *, reason_code: int | None, closed_before_connack: bool) -> bool:
+    """Whether a failed MQTT v5 connect means the broker speaks only 3.1.1.
+
+    Yes when it said so (v5 reason 0x84, or the 3.1.1 return code 1 read back) or when it hung up
+    on the CONNECT without any CONNACK after the TLS handshake had succeeded, as some older
+    brokers do. Never from 3.1.1, never on an authorisation refusal.
+    """
+    if protocol != "5":
+        return False
+    if closed_before_connack:
+        return True
+    return reason_code in (V5_UNSUPPORTED_PROTOCOL, V311_UNACCEPTABLE_PROTOCOL)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the HUD, the run report and ``edge sync --status`` say about the uplink."""
+
+    enabled: bool
+    connected: bool
+    protocol: str | None
+    queued: int | None
+    oldest_queued_age_s: float | None
+    last_success_wall: float | None
+    in_flight: int
+    sent_session: int
+    refused_session: int
+    reconnects: int
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def status_text(state: SyncState) -> str:
+    """One HUD line: "sync: ok, 0 queued", "sync: offline, 132 queued, oldest 4m"."""
+    if not state.enabled:
+        return "sync: off"
+    queued = "? queued" if state.queued is None else f"{state.queued} queued"
+    if not state.connected:
+        word = "offline"
+    elif state.queued or state.in_flight:
+        word = "sending"
+    else:
+        word = "ok"
+    text = f"sync: {word}, {queued}"
+    if state.queued and state.oldest_queued_age_s is not None:
+        text += f", oldest {_age(state.oldest_queued_age_s)}"
+    if state.refused_session:
+        text += f", {state.refused_session} refused"
+    return text
