@@ -211,7 +211,8 @@ class Outbox:
 
     # -- quota -----------------------------------------------------------------------------
     def _bytes_used(self) -> int:
-        """What the outbox takes on disk: every page of the database plus the WAL file."""
+        """The database's pages plus the WAL file: what the outbox takes on disk once the WAL is
+        checkpointed into the database (an upper bound before that, never an under-count)."""
         pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
         page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
         try:
