@@ -28,6 +28,9 @@ Start here:
   edge bench                     measure the runtime against a naive loop on this machine
   edge emulate --preset lung     a virtual probe on a pseudo-terminal, for serial:///dev/pts/N
   edge models list               the bundled models and whether their files verify
+  edge sync --status             the outbox: queued, oldest, last success (docs/sync.md)
+  edge sync --once --config F    send everything queued to the MQTT broker, then exit
+  edge ingest --db F --host H    reference ingest: results arriving at the broker, into SQLite
 
 Sources: probe+emu://?preset=lung  serial:///dev/ttyACM0  video:///clip.mp4[?loop=1&realtime=0]
          dicom:///file_or_folder  uvc://0
@@ -116,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     mb.add_argument("--workspace-mb", type=int, default=1024, metavar="N", help="builder workspace (1024)")
     mb.set_defaults(func=_cmd_models_build_engine)
+
+    from edge.sync_cli import add_parsers as add_sync_parsers  # edge sync, edge ingest
+
+    add_sync_parsers(sub)
     return p
 
 

@@ -1,0 +1,174 @@
+"""``edge sync`` (the outbox's state; drain it once) and ``edge ingest`` (the reference ingest)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge.config import Config, load_config
+from edge.errors import ConfigError
+
+log = logging.getLogger("edge.sync")
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``sync`` and ``ingest`` on the ``edge`` command's subparsers."""
+    s = sub.add_parser("sync", help="the outbox's sync state, or drain it to the broker once")
+    mode = s.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--status", action="store_true", help="print queued/sent counts and ages (read-only)")
+    mode.add_argument(
+        "--once", action="store_true", help="send everything queued, then exit (1 if any is left)"
+    )
+    s.add_argument("--config", type=Path, help="TOML config with [uplink] (and [device], [outbox])")
+    s.add_argument("--db", type=Path, help="outbox database (default: the config's outbox path)")
+    s.add_argument("--device", help="device id (default: [device] id, else the host name)")
+    s.add_argument("--site", help="site (default: [uplink] site, else [device] site, else 'default')")
+    s.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="--once gives up after S s (300)"
+    )
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
+    s.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="WARNING")
+    s.set_defaults(func=cmd_sync)
+
+    i = sub.add_parser("ingest", help="reference ingest: subscribe (shared) and store results in SQLite")
+    i.add_argument("--db", type=Path, required=True, help="SQLite file the results go to")
+    i.add_argument("--host", default="localhost")
+    i.add_argument("--port", type=int, default=8883)
+    i.add_argument("--ca", type=Path, help="CA of the broker's certificate (TLS when given)")
+    i.add_argument("--cert", type=Path, help="client certificate")
+    i.add_argument("--key", type=Path, help="client key")
+    i.add_argument("--username")
+    i.add_argument("--password-file", type=Path, help="first line is the password")
+    i.add_argument("--group", default="ingest", help="shared-subscription group (default 'ingest')")
+    i.add_argument("--client-id", help="MQTT client id (default ingest-<host>-<pid>); keep it to resume")
+    i.add_argument("--prefix", default="scanners", help="topic prefix (default 'scanners')")
+    i.add_argument("--until", type=int, metavar="N", help="exit once N distinct results are stored")
+    i.add_argument("--idle-exit", type=float, metavar="S", help="exit after S s with nothing new")
+    i.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
+    i.set_defaults(func=cmd_ingest)
+
+
+def device_identity(config: Config, device: str | None, site: str | None) -> tuple[str, str]:
+    """(device id, site): flags, then [uplink] site / [device] (when that section exists), then defaults."""
+    section = getattr(config, "device", None)  # [device] is optional in older configs
+    dev = device or getattr(section, "id", None) or socket.gethostname()
+    st = site or config.uplink.site or getattr(section, "site", None) or "default"
+    return str(dev), str(st)
+
+
+def outbox_path(config: Config, db: Path | None) -> Path:
+    if db is not None:
+        return db
+    section = getattr(config, "outbox", None)
+    path = getattr(section, "path", None)
+    if path is None:
+        raise ConfigError("no outbox database: give --db or set [outbox] path in the config")
+    return Path(path)
+
+
+def _fmt_age(s: float | None) -> str:
+    return "-" if s is None else f"{s:.0f} s"
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from edge.outbox import Outbox
+
+    config = load_config(args.config)
+    path = outbox_path(config, args.db)
+    if args.status:
+        if not path.exists():
+            raise ConfigError(f"{path}: no outbox database there")
+        with Outbox(path) as outbox:
+            stats = outbox.stats()
+        data = stats.to_dict()
+        if args.json:
+            print(json.dumps(data, indent=2))
+            return 0
+        last = "never" if stats.last_sent_wall is None else f"{time.time() - stats.last_sent_wall:.0f} s ago"
+        print(f"outbox   {path}")
+        print(f"queued   {stats.queued} (oldest {_fmt_age(stats.oldest_queued_age_s)})")
+        print(f"sent     {stats.sent}  pruned {stats.pruned}  last success {last}")
+        print(f"disk     {stats.bytes_used} of {stats.quota_bytes} bytes ({stats.quota_state})")
+        return 0
+    return _sync_once(config, path, args)
+
+
+def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
+    from edge.outbox import Outbox
+    from edge.uplink import Uplink
+
+    device, site = device_identity(config, args.device, args.site)
+    with Outbox(path) as outbox:
+        uplink = Uplink(outbox, config.uplink, device_id=device, site=site)
+        try:
+            report = uplink.drain_once(args.timeout)
+        finally:
+            uplink.stop()
+        state = uplink.state()
+    if args.json:
+        print(json.dumps({"drain": report.__dict__, "sync": state.to_dict()}, indent=2))
+    else:
+        print(
+            f"sent {report.sent} in {report.elapsed_s:.1f} s; {report.remaining} still queued"
+            f" ({report.refused} refused by the broker)"
+            + (f"; last error: {report.last_error}" if report.last_error and not report.drained else "")
+        )
+    return 0 if report.drained and not report.remaining else 1
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from edge.ingest import BrokerLogin, Ingest, IngestStore
+    from edge.uplink import read_password, tls_context
+
+    if (args.cert is None) != (args.key is None):
+        raise ConfigError("--cert and --key go together")
+    login = BrokerLogin(
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=read_password(args.password_file) if args.password_file else None,
+        tls=tls_context(args.ca, args.cert, args.key) if args.ca else None,
+    )
+    store = IngestStore(args.db)
+    client_id = args.client_id or f"ingest-{socket.gethostname()}-{__import__('os').getpid()}"
+    ingest = Ingest(store, login, group=args.group, client_id=client_id, topic_prefix=args.prefix)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    ingest.start()
+    print(
+        f"ingest {client_id}: {', '.join(ingest.filters)} on {args.host}:{args.port} -> {args.db}", flush=True
+    )
+    last_stored, last_change = -1, time.monotonic()
+    try:
+        while not stop.wait(0.5):
+            counts = store.counts()
+            if counts.stored != last_stored:
+                last_stored, last_change = counts.stored, time.monotonic()
+            if args.until is not None and counts.stored >= args.until:
+                break
+            if args.idle_exit is not None and time.monotonic() - last_change >= args.idle_exit:
+                break
+    finally:
+        ingest.stop()
+    counts = store.counts()
+    store.close()
+    mine = counts.per_client.get(client_id, {})
+    print(
+        f"stored {counts.stored} distinct; received {counts.received} raw, {counts.duplicates} duplicates, "
+        f"{counts.invalid} invalid (all clients); this client received {mine.get('received', 0)}",
+        flush=True,
+    )
+    return 0
