@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.errors import EdgeError
-from edge.outbox_thumbnail import jpeg_size
+from edge.outbox_jpeg import jpeg_size
 from edge.results import PRIORITY_FINDING, Device, Thumbnail, feedback_message
 
 log = logging.getLogger(__name__)
