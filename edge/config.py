@@ -8,6 +8,8 @@ run: the bundled clip, the bundled models, overlay video and report under ``runs
 
 from __future__ import annotations
 
+import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +116,34 @@ class OutputConfig(_Section):
     results_jsonl: bool = True
 
 
+def default_device_id() -> str:
+    """A stable id for this box when none is configured: its host name, reduced to [a-z0-9-]."""
+    name = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")
+    return f"edge-{name or 'unnamed'}"[:64]
+
+
+class DeviceConfig(_Section):
+    """Who this box is on the wire: every result and feedback message carries it."""
+
+    id: str = Field(default_factory=default_device_id, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    site: str | None = Field(None, max_length=128)  # e.g. "ambulance-12", "clinic-north"
+
+
+class OutboxConfig(_Section):
+    """The durable result store (edge/outbox.py): results are kept here until the broker has them."""
+
+    enabled: bool = True
+    path: Path | None = None  # default <output.dir>/outbox.sqlite3, shared by every run
+    quota_bytes: int = Field(2 * 1024**3, ge=1024**2)
+    thumbnail_fraction: float = Field(0.8, gt=0, le=1)  # past this share of the quota: no thumbnails
+    retention_days: float = Field(7.0, gt=0)  # sent results are pruned this long after their PUBACK
+    thumbnails: bool = False  # a small masked JPEG of the overlay in each result with findings
+    thumbnail_px: int = Field(256, ge=32, le=1024)  # long side
+    thumbnail_quality: int = Field(80, ge=10, le=100)
+    thumbnail_min_priority: int = Field(1, ge=0, le=2)  # 1: results with findings; 0: every result
+    thumbnail_every_s: float = Field(1.0, ge=0)  # at most one thumbnail per this many seconds
+
+
 class LogConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -164,6 +194,8 @@ class Config(_Section):
     display: DisplayConfig = Field(default_factory=DisplayConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
 
     @model_validator(mode="after")
@@ -184,6 +216,9 @@ class Config(_Section):
 
     def model_dir(self, model: ModelConfig) -> Path:
         return model.path if model.path is not None else self.inference.models_dir / model.name
+
+    def outbox_path(self) -> Path:
+        return self.outbox.path if self.outbox.path is not None else self.output.dir / "outbox.sqlite3"
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields of some sections replaced, validated again."""
@@ -230,6 +265,8 @@ def load_config(path: Path | None) -> Config:
     inference = config.inference
     if "inference" in data and "models_dir" in data["inference"] and not inference.models_dir.is_absolute():
         config = config.with_overrides(inference={"models_dir": base / inference.models_dir})
+    if config.outbox.path is not None and not config.outbox.path.is_absolute():
+        config = config.with_overrides(outbox={"path": base / config.outbox.path})
     models = [
         m.model_copy(update={"path": base / m.path}) if m.path is not None and not m.path.is_absolute() else m
         for m in config.models
