@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ONNX Runtime's asymmetric uint8 activations and INT32 biases (not buildable by TensorRT)",
     )
+    q.add_argument(
+        "--reduce-range", action="store_true", help="7-bit weights (ONNX Runtime on x86 CPUs without VNNI)"
+    )
     q.add_argument("--keep-default", action="store_true", help="do not make int8 the default precision")
     q.add_argument("--report", type=Path, help="write the JSON report here")
     return p
@@ -179,6 +182,7 @@ def _cmd_quantize(a: argparse.Namespace) -> int:
         "per_channel": a.per_channel,
         "exclude_nodes": tuple(a.exclude_nodes),
         "calibrate_method": method,
+        "reduce_range": a.reduce_range,
     }
     if a.asymmetric:
         options.update(symmetric=False, quantize_bias=True, activation_type=QuantType.QUInt8)

@@ -54,6 +54,11 @@ def input_shape(
     if layout is None:
         layout = "NHWC" if onnx_shape[3] in (1, 3) and onnx_shape[1] not in (1, 3) else "NCHW"
     hw = (onnx_shape[2], onnx_shape[3]) if layout == "NCHW" else (onnx_shape[1], onnx_shape[2])
+    have = onnx_shape[1] if layout == "NCHW" else onnx_shape[3]
+    if have is not None and have != channels:
+        raise ManifestError(
+            f"--color {color} needs {channels} input channel(s); the model's input has {have}"
+        )
     if size is not None:
         for got, want, axis in zip(hw, size, ("height", "width")):
             if got is not None and got != want:
