@@ -16,11 +16,24 @@ TensorRT 10 references:
   https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/parsers/Onnx/pyOnnx.html
 * Timing cache (``create_timing_cache``, ``set_timing_cache``, ``ITimingCache.serialize``):
   https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/BuilderConfig.html
-* Explicit quantization (Q/DQ nodes in the ONNX, no calibrator):
-  https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-quantized-types.html
-  and the 10.x to 11.x Python migration page, which lists ``BuilderFlag.INT8`` as removed in
-  TensorRT 11 in favour of "explicit quantization with Q/DQ nodes":
+* Explicit quantization (Q/DQ nodes in the ONNX, no calibrator; calibrators are deprecated since
+  TensorRT 10.1): "Use explicit quantization with Strong Typing. Precision-control build flags
+  are not required and should not be specified."
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/quantized-types-explicit-quantization.html,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-quantized-types.html,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/c-api/deprecated.html
+* Strongly typed networks (``1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)`` to
+  ``create_network``; layer precisions then come from the graph's types, Q/DQ included); weak
+  typing is deprecated since TensorRT 10.12 and removed in 11, where the flag is accepted and
+  ignored:
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Builder.html,
+  https://docs.nvidia.com/deeplearning/tensorrt/latest/getting-started/release-notes-10/10.12.0.html
+* The 10.x to 11.x Python migration page lists ``BuilderFlag.INT8`` (replaced by "explicit
+  quantization with Q/DQ nodes") and ``BuilderFlag.FP16`` (replaced by "strong typing with
+  ModelOpt AutoCast") as removed in TensorRT 11:
   https://docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-python-api-reference.html
+* Q/DQ zero points must be 0 ("only symmetric quantization is supported"):
+  https://docs.nvidia.com/deeplearning/tensorrt/api/c_api/classnvinfer1_1_1_i_dequantize_layer.html
 """
 
 from __future__ import annotations
@@ -169,6 +182,32 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def network_plan(
+    precision: str, *, has_strongly_typed: bool, has_fp16_flag: bool, has_int8_flag: bool
+) -> tuple[bool, tuple[str, ...]]:
+    """(strongly typed network?, BuilderFlag names to set) for ``precision`` on this TensorRT.
+
+    int8 files are Q/DQ (explicitly quantized): a strongly typed network, no precision flags, as
+    the TensorRT 10 documentation asks; only a TensorRT without strong typing (< 9) gets the old
+    weakly typed network with ``INT8``. fp16 builds the fp32 file with ``FP16``, a weak-typing
+    flag that TensorRT 11 removed.
+    """
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "int8":
+        if has_strongly_typed:
+            return True, ()
+        return False, ("INT8",) if has_int8_flag else ()
+    if precision == "fp16":
+        if not has_fp16_flag:
+            raise ModelError(
+                "this TensorRT has no BuilderFlag.FP16 (removed in TensorRT 11, where networks are "
+                "strongly typed): build fp32 or int8, or give the model an FP16 ONNX file"
+            )
+        return False, ("FP16",)
+    return False, ()
+
+
 def build_engine(
     onnx_path: Path,
     engine_file: Path,
@@ -181,12 +220,11 @@ def build_engine(
 
     * ``create_network(0)``: explicit batch is the only mode in TensorRT 10 (the
       ``EXPLICIT_BATCH`` flag is deprecated and ignored).
-    * ``fp16``: ``BuilderFlag.FP16`` lets TensorRT pick FP16 kernels.
+    * ``fp16``: ``BuilderFlag.FP16`` lets TensorRT pick FP16 kernels (weakly typed network).
     * ``int8``: explicit quantization: the ONNX carries QuantizeLinear/DequantizeLinear nodes,
-      no calibrator is used (calibrators are deprecated since TensorRT 10.1). The network is
-      weakly typed, so on TensorRT 10 ``BuilderFlag.INT8`` is still set to let the Q/DQ-scaled
-      layers run in INT8 (layers left in float stay FP32); TensorRT 11 removed the
-      flag, and there the Q/DQ nodes alone select INT8, so it is set only when it exists.
+      no calibrator is used. The network is created strongly typed and no precision flag is set
+      (see :func:`network_plan`): the Q/DQ nodes alone put the quantized layers in INT8, layers
+      left in float stay FP32. TensorRT's parser needs symmetric (zero point 0) INT8 Q/DQ.
     * The timing cache is loaded when present and saved back after the build, so a rebuild
       (new model, other precision) skips kernel timing already done on this GPU.
     * Dynamic inputs get one optimization profile fixed at ``input_shapes`` (batch 1).
@@ -195,12 +233,17 @@ def build_engine(
         import tensorrt as trt
     except ImportError as exc:
         raise BackendUnavailableError(f"building an engine needs TensorRT: {exc}") from exc
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    strongly_typed, flags = network_plan(
+        precision,
+        has_strongly_typed=hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
+        has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
+        has_int8_flag=hasattr(trt.BuilderFlag, "INT8"),
+    )
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    network_flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         problems = []
@@ -213,10 +256,8 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "int8" and hasattr(trt.BuilderFlag, "INT8"):  # gone in TensorRT 11
-        config.set_flag(trt.BuilderFlag.INT8)
+    for flag in flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
 
     shapes = dict(input_shapes or {})
     profile = None

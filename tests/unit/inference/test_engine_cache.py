@@ -114,3 +114,21 @@ def test_atomic_write(tmp_path: Path) -> None:
     atomic_write(target, b"defg")
     assert target.read_bytes() == b"defg"
     assert [p.name for p in target.parent.iterdir()] == ["x.engine"]
+
+
+def test_network_plan_follows_the_tensorrt_10_documentation() -> None:
+    from edge.inference.engine_cache import network_plan
+
+    trt10 = {"has_strongly_typed": True, "has_fp16_flag": True, "has_int8_flag": True}
+    # Q/DQ INT8: strongly typed, no precision flags ("should not be specified").
+    assert network_plan("int8", **trt10) == (True, ())
+    assert network_plan("fp16", **trt10) == (False, ("FP16",))
+    assert network_plan("fp32", **trt10) == (False, ())
+    trt8 = {"has_strongly_typed": False, "has_fp16_flag": True, "has_int8_flag": True}
+    assert network_plan("int8", **trt8) == (False, ("INT8",))
+    trt11 = {"has_strongly_typed": True, "has_fp16_flag": False, "has_int8_flag": False}
+    assert network_plan("int8", **trt11) == (True, ())
+    with pytest.raises(ModelError, match=r"no BuilderFlag\.FP16 \(removed in TensorRT 11"):
+        network_plan("fp16", **trt11)
+    with pytest.raises(ModelError, match="precision must be one of"):
+        network_plan("int4", **trt10)
