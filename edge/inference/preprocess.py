@@ -68,17 +68,22 @@ class Preprocessor:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
         """The input tensor (a view of an internal buffer: use it before the next call)."""
-        src = self._color(image)
-        ih, iw = src.shape[:2]
-        if self.spec.resize == "stretch":
-            area_resize(src, (self.w, self.h), dst=self._resized)
-            transform = Transform(self.w / iw, self.h / ih, 0.0, 0.0)
-        else:
-            transform = self._letterbox(src)
+        _, transform = self.fit(image)
         self._normalize()
         if self.spec.dtype == "float32":
             return self._tensor, transform
         return self._tensor.astype(self.spec.dtype), transform
+
+    def fit(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """The frame in the model's colour and size as uint8, before normalizing (an internal
+        buffer: copy it to keep it). Training tools build their inputs through this, so a model
+        sees exactly the pixels the runtime will give it."""
+        src = self._color(image)
+        ih, iw = src.shape[:2]
+        if self.spec.resize == "stretch":
+            area_resize(src, (self.w, self.h), dst=self._resized)
+            return self._resized, Transform(self.w / iw, self.h / ih, 0.0, 0.0)
+        return self._resized, self._letterbox(src)
 
     def _color(self, image: np.ndarray) -> np.ndarray:
         color = self.spec.color

@@ -87,7 +87,8 @@ class Scatterers:
         if g.kind == "convex":
             r0, r1 = g.radius_mm, g.radius_mm + g.depth_mm
             r = np.sqrt(rng.uniform(r0 * r0, r1 * r1, k))
-            self.row[idx] = (r - r0) / g.dz_mm
+            # float32 rounding can put a draw at r1 exactly, one row past the grid: keep it inside.
+            self.row[idx] = np.minimum((r - r0) / g.dz_mm, np.nextafter(np.float32(g.n_depth), 0))
         else:
             self.row[idx] = rng.uniform(0, g.n_depth, k)
         self.col[idx] = rng.uniform(0, g.n_lines, k)
@@ -111,7 +112,7 @@ class Scatterers:
 
         ``gain`` (n_depth x n_lines) is echogenicity x two-way attenuation at each cell."""
         g = self.geo
-        ri = self.row.astype(np.int32)
+        ri = np.minimum(self.row.astype(np.int32), g.n_depth - 1)
         cf = self.col - 0.5
         c0 = np.floor(cf).astype(np.int32)
         fc = (cf - c0).astype(np.float32)

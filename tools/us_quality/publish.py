@@ -293,7 +293,7 @@ chain on a few frames into a temp folder. Decoded frames are cached under `/tmp/
 """
 
 
-def data_source(data_dir: Path, used: list[str]) -> str:
+def data_source(data_dir: Path, used: list[str], model: str = MODEL_NAME) -> str:
     src = (data_dir / "SOURCE.md").read_text().strip()
     with (data_dir / "labels.csv").open(newline="") as fh:
         rows = {r["file"]: r for r in csv.DictReader(fh)}
@@ -309,7 +309,7 @@ def data_source(data_dir: Path, used: list[str]) -> str:
         for f in sorted(used)
     )
     return (
-        "# Data used to train and evaluate us-quality\n\n"
+        f"# Data used to train and evaluate {model}\n\n"
         "The model was trained on, and evaluated on, the files below (see `split.json` for which split "
         "each is in). Their licences require attribution; it is reproduced here. The text of the data set's "
         "`SOURCE.md` follows, then each file's licence and publication.\n\n"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from firmware_bridge.phantom import ProbeGeometry, frames, scan_converter, single
-from firmware_bridge.phantom.physics import log_compress
+from firmware_bridge.phantom.physics import Scatterers, log_compress
 
 
 def first(
@@ -97,3 +97,18 @@ def test_probe_lifted_shows_no_tissue() -> None:
     assert t_normal.contact and not t_lifted.contact
     assert t_lifted.boxes == ()
     assert lifted[:80].max() > 150  # the transducer-face reverberation bands
+
+
+def test_scatterers_drawn_at_the_far_edge_stay_on_the_grid() -> None:
+    """A convex draw can round to the far radius exactly (float32): it once indexed row n_depth
+    and crashed the renderer; every row must stay inside the beam grid and splat must not fail."""
+    geo = ProbeGeometry(kind="convex", depth_mm=137.0)
+    sc = scan_converter(geo)
+    scat = Scatterers(geo, sc, density=0.5, rng=np.random.default_rng(0))
+    scat.row[:5] = geo.n_depth  # the rounded-up draw, planted
+    out = np.zeros((geo.n_depth, geo.n_lines, 2), np.float32)
+    scat.splat(np.ones((geo.n_depth, geo.n_lines), np.float32), out)
+    assert np.isfinite(out).all()
+    for seed in range(20):
+        scat.redraw(np.arange(scat.n), np.random.default_rng(seed))
+        assert float(scat.row.max()) < geo.n_depth

@@ -1,0 +1,219 @@
+"""Step 5, ``evaluate``: FP32 against pruned against INT8, as the runtime would run them.
+
+- Phantom test set: mAP50 (all-point interpolated AP per class, averaged over the classes present)
+  and per-class recall at the operating threshold.
+- Real held-out clips: each frame's B-line count (detections at the operating threshold, after the
+  runtime's NMS) is averaged over the clip; that mean is the clip's score. AUC is threshold-free;
+  the decision threshold is chosen on the *training* clips (Youden's J) and then applied to the test
+  clips, so sensitivity and specificity are those of a rule fixed before the test clips were seen.
+- Latency: ONNX Runtime on this CPU, one intra-op thread (the runtime's default), the variants
+  interleaved in one process so they share the machine's state; medians from the same run.
+Decoding and NMS are the runtime's own (``edge.inference.detection``).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from edge.inference.detection import batched_nms, decode_yolo
+from tools.lung_detector.dataset import BoxSet, WeakSet
+
+NMS_IOU = 0.45
+MAX_DETECTIONS = 100
+MAP_FLOOR = 0.001  # candidates kept for the precision-recall curve
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray  # [K, 4] xyxy input pixels
+    scores: np.ndarray
+    classes: np.ndarray
+
+
+class OnnxDetector:
+    """An ONNX file run the way the runtime runs it: normalized input, decode, class-aware NMS."""
+
+    def __init__(self, path: Path, num_classes: int, threads: int = 1) -> None:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.num_classes = num_classes
+
+    def raw(self, image: np.ndarray) -> np.ndarray:
+        x = ((image.astype(np.float32) / 255.0 - 0.5) / 0.25)[None, None]
+        return np.asarray(self.session.run(None, {self.input: x})[0])
+
+    def detect(self, image: np.ndarray, min_confidence: float) -> Detections:
+        boxes, scores, ids = decode_yolo(self.raw(image), self.num_classes, min_confidence)
+        keep = batched_nms(boxes, scores, ids, NMS_IOU)[:MAX_DETECTIONS]
+        return Detections(boxes[keep], scores[keep], ids[keep])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """All-point interpolated AP (the PASCAL VOC 2010+ and COCO-style area under the PR curve)."""
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[1.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    i = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[i + 1] - r[i]) * p[i + 1]))
+
+
+def match(dets: list[Detections], truth: BoxSet, cls: int, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, true-positive flags, number of ground-truth boxes) of class ``cls``; greedy by score."""
+    scores, tps, n_gt = [], [], 0
+    for i, d in enumerate(dets):
+        gb, gc = truth.of(i)
+        g = gb[gc == cls]
+        n_gt += len(g)
+        sel = d.classes == cls
+        b, s = d.boxes[sel], d.scores[sel]
+        order = np.argsort(-s, kind="stable")
+        b, s = b[order], s[order]
+        ious = iou_matrix(b, g)
+        used = np.zeros(len(g), bool)
+        for k in range(len(b)):
+            hit = False
+            if len(g):
+                cand = np.where(used, -1.0, ious[k])
+                j = int(cand.argmax())
+                if cand[j] >= iou:
+                    used[j] = hit = True
+            scores.append(s[k])
+            tps.append(hit)
+    return np.asarray(scores, np.float32), np.asarray(tps, bool), n_gt
+
+
+def detection_metrics(
+    model: OnnxDetector, truth: BoxSet, labels: tuple[str, ...], min_confidence: float
+) -> dict[str, Any]:
+    dets = [model.detect(img, MAP_FLOOR) for img in truth.images]
+    per_class: dict[str, Any] = {}
+    aps = []
+    for c, name in enumerate(labels):
+        scores, tps, n_gt = match(dets, truth, c)
+        if n_gt == 0:
+            per_class[name] = {"gt": 0, "ap50": None, "recall": None, "precision": None}
+            continue
+        order = np.argsort(-scores, kind="stable")
+        tp_cum = np.cumsum(tps[order])
+        recall = tp_cum / n_gt
+        precision = tp_cum / np.arange(1, len(order) + 1)
+        ap = average_precision(recall, precision) if len(order) else 0.0
+        aps.append(ap)
+        at = scores[order] >= min_confidence
+        n_at = int(at.sum())
+        per_class[name] = {
+            "gt": n_gt,
+            "ap50": ap,
+            "recall": float(tp_cum[n_at - 1] / n_gt) if n_at else 0.0,
+            "precision": float(tp_cum[n_at - 1] / n_at) if n_at else None,
+        }
+    return {"map50": float(np.mean(aps)) if aps else 0.0, "per_class": per_class,
+            "frames": len(truth), "operating_threshold": min_confidence}
+
+
+def b_line_counts(model: OnnxDetector, images: np.ndarray, b_line: int, min_confidence: float) -> np.ndarray:
+    return np.array(
+        [int(np.sum(model.detect(img, min_confidence).classes == b_line)) for img in images], np.int64
+    )
+
+
+def clip_scores(counts: np.ndarray, ws: WeakSet) -> tuple[np.ndarray, np.ndarray]:
+    """(mean B-line count per clip, the clip's label) in ``ws.files`` order."""
+    scores = np.array([counts[ws.clip == i].mean() for i in range(len(ws.files))], np.float64)
+    labels = np.array([ws.b_lines[ws.clip == i][0] for i in range(len(ws.files))], np.int64)
+    return scores, labels
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Area under the ROC curve (Mann-Whitney; ties count a half)."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The clip-score cut (predict positive when score >= cut) that maximizes sens + spec - 1."""
+    cands = np.unique(np.concatenate([scores, [np.inf]]))
+    best, best_j = float(cands[-1]), -1.0
+    for t in cands:
+        pred = scores >= t
+        sens = pred[labels == 1].mean() if (labels == 1).any() else 0.0
+        spec = (~pred[labels == 0]).mean() if (labels == 0).any() else 0.0
+        if sens + spec - 1 > best_j:
+            best, best_j = float(t), float(sens + spec - 1)
+    return best
+
+
+def clip_metrics(
+    model: OnnxDetector, train: WeakSet, test: WeakSet, b_line: int, min_confidence: float
+) -> dict[str, Any]:
+    tr_scores, tr_labels = clip_scores(b_line_counts(model, train.images, b_line, min_confidence), train)
+    counts = b_line_counts(model, test.images, b_line, min_confidence)
+    te_scores, te_labels = clip_scores(counts, test)
+    cut = youden_threshold(tr_scores, tr_labels)
+    pred = te_scores >= cut
+    pos, neg = te_labels == 1, te_labels == 0
+    return {
+        "method": "clip score = mean over the clip's sampled frames of the frame's B-line count "
+        f"(detections >= {min_confidence}); threshold by Youden's J on the training clips",
+        "threshold_mean_count": cut,
+        "auc": auc(te_scores, te_labels),
+        "train_auc": auc(tr_scores, tr_labels),
+        "sensitivity": float(pred[pos].mean()) if pos.any() else None,
+        "specificity": float((~pred[neg]).mean()) if neg.any() else None,
+        "positives": int(pos.sum()),
+        "negatives": int(neg.sum()),
+        "clips": [
+            {"file": f, "b_lines": int(lab), "mean_count": float(s), "predicted": bool(p),
+             "frames": int(np.sum(test.clip == i))}
+            for i, (f, lab, s, p) in enumerate(zip(test.files, te_labels, te_scores, pred))
+        ],
+    }
+
+
+def latency(paths: dict[str, Path], image: np.ndarray, runs: int, num_classes: int) -> dict[str, Any]:
+    """Per-variant single-frame session.run latency, interleaved round-robin, one thread each."""
+    models = {k: OnnxDetector(p, num_classes, threads=1) for k, p in paths.items()}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for m in models.values():
+        for _ in range(10):
+            m.raw(image)
+    for _ in range(runs):
+        for k, m in models.items():
+            t = time.perf_counter_ns()
+            m.raw(image)
+            times[k].append((time.perf_counter_ns() - t) / 1e6)
+    out: dict[str, Any] = {
+        k: {"median_ms": float(np.median(v)), "p99_ms": float(np.percentile(v, 99)), "runs": runs,
+            "bytes": paths[k].stat().st_size}
+        for k, v in times.items()
+    }
+    out["environment"] = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+                          "onnxruntime": ort.__version__, "intra_op_threads": 1}
+    return out

@@ -1,0 +1,123 @@
+"""The steps, each reading what the earlier ones left in the work folder.
+
+work/dataset.npz, dataset.json    step dataset
+work/fp32.pt, fp32.onnx           step train (the unpruned model)
+work/pruned.pt, pruned.onnx       step prune (+ prune.json: FLOPs and parameters before and after)
+work/int8.onnx, int8.json         step quantize (the pruned model in INT8 Q/DQ)
+work/metrics.json                 step evaluate (all three variants)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tools.lung_detector.recipe import Recipe
+
+Log = Any
+
+
+def _dataset(work: Path) -> Any:
+    from tools.lung_detector.dataset import load
+
+    return load(work / "dataset.npz")
+
+
+def dataset(r: Recipe, work: Path, log: Log, cache: Path | None = None) -> None:
+    from tools.lung_detector.dataset import build
+    from tools.us_quality.data import DEFAULT_CACHE
+
+    build(r, work, cache or DEFAULT_CACHE, log)
+
+
+def train(r: Recipe, work: Path, log: Log) -> None:
+    from tools.lung_detector.train import train as run
+
+    run(r, _dataset(work), work, log)
+
+
+def prune(r: Recipe, work: Path, log: Log) -> None:
+    import torch
+
+    from tools.lung_detector.model import Detector
+    from tools.lung_detector.prune import prune_to, widths
+    from tools.lung_detector.train import export_onnx, fit, set_determinism
+
+    set_determinism(r.seed, r.train.threads)
+    model = Detector(len(r.labels))
+    model.load_state_dict(torch.load(work / "fp32.pt"))
+    report = prune_to(model, r.input_size, r.prune.flops_reduction, log)
+    history = fit(model, _dataset(work), r, r.prune.finetune_steps, r.prune.lr, r.seed + 1, log, tag="finetune")
+    torch.save({"widths": widths(model), "state": model.state_dict()}, work / "pruned.pt")
+    diff = export_onnx(model, work / "pruned.onnx", r.input_size)
+    report |= {"finetune_steps": r.prune.finetune_steps, "finetune_lr": r.prune.lr,
+               "finetune_history": history, "export_max_abs_diff": diff}
+    (work / "prune.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(f"pruned: {report['flops_removed']:.1%} of FLOPs and {report['params_removed']:.1%} of parameters removed")
+
+
+def _val_map(r: Recipe, work: Path) -> Any:
+    from tools.lung_detector.evaluate import OnnxDetector, detection_metrics
+
+    val = _dataset(work).phantom["val"]
+
+    def score(path: Path) -> float:
+        m = detection_metrics(OnnxDetector(path, len(r.labels)), val, r.labels, r.evaluate.min_confidence)
+        return float(m["map50"])
+
+    return score
+
+
+def quantize(r: Recipe, work: Path, log: Log) -> None:
+    from tools.lung_detector.quantize import quantize as run
+
+    run(work / "pruned.onnx", work / "int8.onnx", _dataset(work), r.quantize.calib_frames, r.seed,
+        r.quantize.max_drop, _val_map(r, work), log)
+
+
+VARIANTS = {"fp32": "fp32.onnx", "pruned": "pruned.onnx", "int8": "int8.onnx"}
+
+
+def evaluate(r: Recipe, work: Path, log: Log) -> dict[str, Any]:
+    from tools.lung_detector.evaluate import OnnxDetector, clip_metrics, detection_metrics, latency
+
+    ds = _dataset(work)
+    b_line = r.labels.index("b_line")
+    th = r.evaluate.min_confidence
+    out: dict[str, Any] = {"variants": {}}
+    for name, file in VARIANTS.items():
+        model = OnnxDetector(work / file, len(r.labels))
+        det = detection_metrics(model, ds.phantom["test"], r.labels, th)
+        clips = clip_metrics(model, ds.real_train, ds.real_test, b_line, th)
+        out["variants"][name] = {"phantom_test": det, "real_clips": clips}
+        log(f"{name}: phantom test mAP50 {det['map50']:.4f}; real clips B-line AUC {clips['auc']} "
+            f"sens {clips['sensitivity']} spec {clips['specificity']} (cut {clips['threshold_mean_count']:.2f})")
+    sample = ds.phantom["test"].images[0]
+    out["latency"] = latency({k: work / f for k, f in VARIANTS.items()}, sample, r.evaluate.latency_runs,
+                             len(r.labels))
+    lat = out["latency"]
+    out["speedup_int8_vs_fp32"] = lat["fp32"]["median_ms"] / lat["int8"]["median_ms"]
+    out["speedup_int8_vs_pruned"] = lat["pruned"]["median_ms"] / lat["int8"]["median_ms"]
+    v = out["variants"]
+    out["drops"] = {
+        "pruned_vs_fp32": v["fp32"]["phantom_test"]["map50"] - v["pruned"]["phantom_test"]["map50"],
+        "int8_vs_pruned": v["pruned"]["phantom_test"]["map50"] - v["int8"]["phantom_test"]["map50"],
+        "int8_vs_fp32": v["fp32"]["phantom_test"]["map50"] - v["int8"]["phantom_test"]["map50"],
+    }
+    log("latency median ms: " + ", ".join(f"{k} {lat[k]['median_ms']:.2f}" for k in VARIANTS)
+        + f"; INT8 {out['speedup_int8_vs_fp32']:.2f}x faster than FP32")
+    log("mAP50 drops: " + ", ".join(f"{k} {d * 100:+.2f} pt" for k, d in out["drops"].items()))
+    (work / "metrics.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def publish(r: Recipe, work: Path, out: Path, log: Log, tiny: bool = False, wall_s: float | None = None) -> bool:
+    from tools.lung_detector.publish import GateRefused, publish as run
+
+    try:
+        run(r, work, out, tiny=tiny, wall_s=wall_s, log=log)
+    except GateRefused as exc:
+        log(f"NOT PUBLISHED: {exc}")
+        return False
+    return True

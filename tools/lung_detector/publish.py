@@ -1,0 +1,224 @@
+"""Step 6, ``publish``: the gate, then ``models/<name>/`` with ONNX files, manifest and model card.
+
+The gate refuses to publish when pruning or INT8 loses more mAP50 on the phantom test set than
+the recipe allows (1 point by default). Everything in the card is read from the files the earlier
+steps wrote, so the card cannot disagree with the numbers it quotes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tools.lung_detector.recipe import Recipe
+from tools.us_quality.publish import data_source, sha256_file
+
+REPRODUCE = ".venv/bin/python -m tools.lung_detector all --recipe tools/lung_detector/recipe.toml"
+URGENT_LABELS = ("consolidation", "effusion")  # synced first (issue 5's priority); not a diagnosis
+
+
+class GateRefused(RuntimeError):
+    pass
+
+
+def gate(metrics: dict[str, Any], max_drop: float) -> None:
+    d = metrics["drops"]
+    bad = {k: v for k, v in d.items() if k in ("pruned_vs_fp32", "int8_vs_pruned") and v > max_drop}
+    if bad:
+        raise GateRefused(
+            "mAP50 on the phantom test set fell by more than "
+            f"{max_drop * 100:.1f} point(s): " + ", ".join(f"{k} {v * 100:.2f} pt" for k, v in bad.items())
+        )
+
+
+def manifest(r: Recipe, out: Path, files: dict[str, str], metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "name": r.name,
+        "version": r.version,
+        "task": "detection",
+        "modality": ["US"],
+        "description": (
+            "Lung ultrasound finding detector: B-lines, the pleural line, consolidation and pleural "
+            "effusion, boxed on each frame; the B-line count per frame is what the overlay shows. "
+            "Trained on a phantom and public clips; guidance for trained operators, not a medical "
+            "device, not for diagnosis."
+        ),
+        "input": r.input_spec().model_dump(mode="json"),
+        "outputs": [{"name": "output0", "kind": "yolo"}],
+        "labels": list(r.labels),
+        "urgent_labels": [lab for lab in URGENT_LABELS if lab in r.labels],
+        "thresholds": {"min_confidence": r.evaluate.min_confidence, "review_below": 0.5, "iou": 0.45,
+                       "max_detections": 100},
+        "files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in files.items()},
+        "default_precision": "int8",
+        "provenance": {
+            "data": "phantom frames with exact boxes (firmware_bridge.phantom) and pocus_dev clips with "
+            "clip-level labels (CC BY; DATA_SOURCE.md); dataset.json lists what went in",
+            "training_code": "tools/lung_detector",
+            "recipe": "recipe.toml",
+            "seed": r.seed,
+            "pruning": f"{metrics['pruning']['flops_removed']:.1%} of FLOPs removed",
+            "created": dt.date.today().isoformat(),
+        },
+        "card": "MODEL_CARD.md",
+    }
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _variant_table(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
+    v = metrics["variants"]
+    head = "| variant | mAP50 | " + " | ".join(f"{lab} AP50 / recall" for lab in labels) + " |"
+    rows = [head, "| --- " * (len(labels) + 2) + "|"]
+    for name in ("fp32", "pruned", "int8"):
+        det = v[name]["phantom_test"]
+        cells = [f"{_pct(det['per_class'][lab]['ap50'])} / {_pct(det['per_class'][lab]['recall'])}" for lab in labels]
+        rows.append(f"| {name} | **{det['map50']:.4f}** | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _clip_table(metrics: dict[str, Any]) -> str:
+    rows = ["| variant | AUC | sensitivity | specificity | cut (mean B-lines/frame) | train-clip AUC |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name in ("fp32", "pruned", "int8"):
+        c = metrics["variants"][name]["real_clips"]
+        rows.append(f"| {name} | {_pct(c['auc'])} | {_pct(c['sensitivity'])} | {_pct(c['specificity'])} | "
+                    f"{c['threshold_mean_count']:.2f} | {_pct(c['train_auc'])} |")
+    per = metrics["variants"]["int8"]["real_clips"]["clips"]
+    rows += ["", "Per test clip (INT8):", "", "| clip | B-lines (label) | frames | mean B-lines/frame | called |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    rows += [f"| `{c['file']}` | {c['b_lines']} | {c['frames']} | {c['mean_count']:.2f} | "
+             f"{'B-lines' if c['predicted'] else 'none'} |" for c in per]
+    return "\n".join(rows)
+
+
+def model_card(r: Recipe, work: Path, metrics: dict[str, Any], wall_s: float | None) -> str:
+    ds = json.loads((work / "dataset.json").read_text())
+    quant = json.loads((work / "int8.json").read_text())
+    pr = metrics["pruning"]
+    lat = metrics["latency"]
+    clip = metrics["variants"]["int8"]["real_clips"]
+    ph = ds["phantom"]
+    test_files = [c["file"] for c in ds["real"]["test"]]
+    train_files = [c["file"] for c in ds["real"]["train"]]
+    return f"""# {r.name} {r.version}: lung ultrasound finding detector
+
+**Not a medical device. Not for diagnosis.** Trained on a software phantom and on {len(train_files)} public
+clips with clip-level labels only; it has never been validated on patients. It is guidance for a
+trained operator and a demonstration of the runtime.
+
+## What it does
+
+Boxes four findings on each lung ultrasound frame: `b_line`, `pleural_line`, `consolidation`,
+`effusion`. The runtime's overlay counts the B-lines per frame. Input: one grey frame letterboxed to
+{r.input_size}x{r.input_size}, `(x/255 - 0.5)/0.25`. Output: YOLO layout `[1, 4+{len(r.labels)}, 1024]` (cx, cy,
+w, h in input pixels, one sigmoid score per class), which `edge/inference/detection.py` decodes.
+Operating threshold {r.evaluate.min_confidence}; NMS IoU 0.45.
+
+## Method
+
+- **Data** (`dataset.json` lists everything): phantom frames rendered by `firmware_bridge.phantom` from
+  random lung scenes (B-line count 0-8 and width, consolidation, effusion, convex and linear probes,
+  depth, lung sliding, probe motion, and operator events: rib shadow, partial contact, gain up/down,
+  motion blur, probe lifted), with exact boxes from the phantom's ground truth:
+  train {ph['train']['frames']}, val {ph['val']['frames']}, test {ph['test']['frames']} frames, from disjoint
+  seeds. Boxes per label (train): {ph['train']['boxes_per_label']}.
+  Real frames: `pocus_dev` clips whose B-line label is known, split by patient and stratified by
+  that label ({ds['real']['split_rule']}); {len(train_files)} clips train, {len(test_files)} test.
+- **Model**: a plain chain of 7 conv3x3+BN+ReLU layers to stride 8 (dilations 2 and 4 at the end for a
+  tall receptive field), a 1x1 head per cell: box offset, log size and class scores; anchor-free.
+- **Training** ({r.train.steps} steps of {r.train.batch} frames, AdamW lr {r.train.lr}, cosine): phantom
+  frames with focal loss on classes and GIoU + log-size L1 on boxes (cells near a box centre are its
+  positives); real frames, {r.train.real_per_batch} per batch, teach the B-line score from the clip label
+  alone: no B-line anywhere on a negative clip's frame (focal loss on every cell), at least one on a
+  positive clip's frame (multiple-instance loss on the frame's highest B-line score). Augmented with
+  zoom, shift, flips, gain/gamma and blur.
+- **Pruning**: {pr['method']}; MACs {pr['before']['macs'] / 1e6:.1f} M -> {pr['after']['macs'] / 1e6:.1f} M
+  (**{pr['flops_removed']:.1%} removed**), parameters {pr['before']['params']:,} -> {pr['after']['params']:,}
+  ({pr['params_removed']:.1%} removed); widths after {pr['widths_after']}; fine-tuned {r.prune.finetune_steps} steps.
+- **INT8**: ONNX Runtime static quantization, Q/DQ format, {quant['weights']} weights, {quant['activations']},
+  convolutions only; {quant['calibration_frames']} calibration frames from the training split; layers kept
+  float: {quant['chosen_float_nodes'] or 'none'} (tried: {[(t['float_nodes'], round(t['val_map50'], 4)) for t in quant['tried']]}).
+
+## Phantom test set ({ph['test']['frames']} frames, unseen seeds)
+
+mAP50 (all-point AP per class at IoU 0.5, mean over classes); recall at the operating threshold.
+
+{_variant_table(metrics, r.labels)}
+
+mAP50 change: pruned vs FP32 **{-metrics['drops']['pruned_vs_fp32'] * 100:+.2f} pt**, INT8 vs pruned
+**{-metrics['drops']['int8_vs_pruned'] * 100:+.2f} pt**, INT8 vs FP32 {-metrics['drops']['int8_vs_fp32'] * 100:+.2f} pt.
+The publish gate refuses a drop over {r.evaluate.max_map_drop * 100:.0f} point for pruning or for INT8.
+
+## Real clips held out by patient ({clip['positives']} with B-lines, {clip['negatives']} without)
+
+{clip['method']}. With so few clips every figure has a wide margin of error: one clip moves
+sensitivity by {1 / max(clip['positives'], 1):.0%}.
+
+{_clip_table(metrics)}
+
+## Latency (ONNX Runtime {lat['environment']['onnxruntime']}, CPU `{lat['environment']['machine']}`, 1 thread)
+
+Single-frame `session.run`, {lat['int8']['runs']} runs each, variants interleaved in one process:
+
+| variant | median ms | p99 ms | bytes |
+| --- | ---: | ---: | ---: |
+""" + "\n".join(
+        f"| {k} | {lat[k]['median_ms']:.2f} | {lat[k]['p99_ms']:.2f} | {lat[k]['bytes']:,} |" for k in ("fp32", "pruned", "int8")
+    ) + f"""
+
+INT8 is **{metrics['speedup_int8_vs_fp32']:.2f}x** faster than the unpruned FP32 model and
+{metrics['speedup_int8_vs_pruned']:.2f}x faster than the pruned FP32 model.
+
+## Intended use and limits
+
+- Intended: a demonstration and starting point for lung POCUS guidance on the scanner edge runtime;
+  counting B-lines as an aid to a trained operator, gated by the us-quality model.
+- The boxes were learnt from a phantom. Real B-lines, pleural lines, consolidations and effusions vary
+  far more; the real clips taught only the B-line score and only through clip labels, so box
+  positions on real frames are the phantom's notion of them.
+- Consolidation and effusion were never labelled on real frames: their scores on real frames are
+  untested.
+- Not validated on patients, children, other probes or presets. Not a medical device.
+
+## Reproduce
+
+```
+{REPRODUCE}
+```
+Deterministic for a seed (same files, same hashes) on the same machine and thread count.
+{f'Whole recipe wall time on this machine: {wall_s / 60:.1f} min.' if wall_s else ''}
+"""
+
+
+def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | None, log: Any = print) -> dict:
+    metrics = json.loads((work / "metrics.json").read_text())
+    metrics["pruning"] = {k: v for k, v in json.loads((work / "prune.json").read_text()).items()
+                          if k != "finetune_history"}
+    gate(metrics, r.evaluate.max_map_drop)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"fp32": f"{r.name}-fp32.onnx", "int8": f"{r.name}-int8.onnx"}
+    shutil.copyfile(work / "pruned.onnx", out / files["fp32"])
+    shutil.copyfile(work / "int8.onnx", out / files["int8"])
+    for name in ("dataset.json", "int8.json", "prune.json"):
+        shutil.copyfile(work / name, out / ("quantization.json" if name == "int8.json" else name))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if r.source:
+        shutil.copyfile(r.source, out / "recipe.toml")
+    ds = json.loads((work / "dataset.json").read_text())
+    used = [c["file"] for side in ("train", "test") for c in ds["real"][side]]
+    (out / "DATA_SOURCE.md").write_text(data_source(r.pocus_dir(), used, r.name))
+    man = manifest(r, out, files, metrics)
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    card = model_card(r, work, metrics, wall_s)
+    if tiny:
+        card = "> SMOKE TEST (--tiny): a few frames, a few steps; the numbers below mean nothing.\n\n" + card
+    (out / "MODEL_CARD.md").write_text(card)
+    log(f"published {out}")
+    return man
