@@ -15,15 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.quantization import QuantType
 
+from tools.modelkit.quantize import quantize_qdq
 from tools.us_quality.data import ClipData
 from tools.us_quality.evaluate import predict, scores, session
 from tools.us_quality.preprocess import normalize
@@ -32,14 +26,6 @@ from tools.us_quality.train import FP32_FILE
 
 INT8_FILE = "us-quality-int8.onnx"
 MAX_DROP = 0.01  # macro-F1 (0..1) that INT8 may lose against FP32 on the validation clips
-
-
-class _Frames(CalibrationDataReader):
-    def __init__(self, x: np.ndarray) -> None:
-        self._it = iter([{"input": normalize(s)[None, None]} for s in x])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
 
 
 def _float_candidates(model_path: Path) -> list[list[str]]:
@@ -52,20 +38,20 @@ def _float_candidates(model_path: Path) -> list[list[str]]:
 
 
 def quantize_file(src: Path, dst: Path, calib: np.ndarray, activation: QuantType, exclude: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(dst),
-            _Frames(calib),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            activation_type=activation,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=exclude,
-        )
+    """The generic Q/DQ quantizer with ONNX Runtime's own defaults (asymmetric activations, INT32
+    biases), which is how the published us-quality INT8 file was made; see docs/tensorrt.md for
+    why TensorRT needs ``symmetric=True, quantize_bias=False`` instead."""
+    quantize_qdq(
+        src,
+        dst,
+        ({"input": normalize(s)[None, None]} for s in calib),
+        per_channel=True,
+        activation_type=activation,
+        weight_type=QuantType.QInt8,
+        symmetric=False,
+        quantize_bias=True,
+        exclude_nodes=exclude,
+    )
 
 
 def quantize(
