@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +26,7 @@ from edge.config import Config
 from edge.display import Sink, build_sinks
 from edge.inference.backend import SessionOptions
 from edge.inference.model import LoadedModel
+from edge.outbox_run import OutboxRecorder, open_recorder
 from edge.pipeline import ModelSlot, Pipeline
 from edge.results import Result
 from edge.sources import Source, SourceInfo, open_source
@@ -47,6 +48,18 @@ class JsonlResultWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def hud_lines(*providers: Callable[[], str | None] | None) -> Callable[[], str | None] | None:
+    """One HUD extra line from several providers (the source's link state, the outbox's)."""
+    live = [p for p in providers if p is not None]
+    if not live:
+        return None
+
+    def text() -> str | None:
+        return " | ".join(t for t in (p() for p in live) if t) or None
+
+    return text
 
 
 class PeakRss:
@@ -150,6 +163,12 @@ def run(
         src.open()  # the replay clock starts at the first read, so opening early costs nothing
         opened.callback(src.close)
         slots = load_models(config)
+        # The outbox keeps every result (schema v2) until the broker acknowledges it.
+        recorder: OutboxRecorder | None = None
+        piped: object = src  # what the pipeline reads: the source, tapped when thumbnails are on
+        if config.outbox.enabled:
+            recorder, piped = open_recorder(config, src)
+            opened.callback(recorder.outbox.close)
         t_loaded = time.monotonic()
         outputs = RunOutputs(run_dir=new_run_dir(config.output.dir))
         sinks = _sinks(config, headless, outputs)
@@ -161,22 +180,24 @@ def run(
             handlers.append(JsonlResultWriter(outputs.results))
             opened.callback(handlers[0].close)
         pipeline = Pipeline(
-            src,
+            piped,
             slots,
             sinks,
             config.pipeline,
-            result_handlers=handlers,
+            result_handlers=[*handlers, *([recorder] if recorder else [])],
             status=getattr(src, "status_text", None),
-            hud_extra=getattr(src, "hud_text", None),
+            hud_extra=hud_lines(getattr(src, "hud_text", None), recorder.hud_text if recorder else None),
             read_timeout_s=config.source.read_timeout_s,
         )
         log.info("running %s; stop with Ctrl-C", src.info.url)
         with stop_on_signals(pipeline):
             pipeline.run(max_frames=max_frames)
         info = src.info  # before the source closes: a probe's link figures go with it
+        outbox_report = recorder.report() if recorder else None  # before the outbox closes
     report = build_report(
         config, pipeline, info, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start
     )
+    report["outbox"] = outbox_report
     outputs.report = report_path or outputs.run_dir / "report.json"
     outputs.report.parent.mkdir(parents=True, exist_ok=True)
     outputs.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,248 @@
+"""The outbox in a run: each Result goes in as a schema v2 message; the HUD and the report see it.
+
+:class:`OutboxRecorder` is a pipeline result handler (called on the results-drain thread), so a
+put's fsync never holds up acquisition, inference or the display. It keeps the outbox's figures
+fresh once a second for the HUD line, which is read from the display thread and must not touch
+the database. :class:`FrameTap` wraps the source when thumbnails are on, keeping the last few
+frames so a result can be drawn on the very frame it describes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from edge.config import Config
+from edge.frames import Frame
+from edge.outbox import Outbox, OutboxStats
+from edge.outbox_thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail
+from edge.results import Device, Result, result_message
+
+log = logging.getLogger(__name__)
+
+Scrub = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class FrameTap:
+    """A source passed through unchanged, remembering its last ``keep`` frames by sequence number."""
+
+    def __init__(self, source: object, keep: int = 32) -> None:
+        self._source = source
+        self._keep = keep
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, timeout: float) -> Frame | None:
+        frame: Frame | None = self._source.read(timeout)  # type: ignore[attr-defined]
+        if frame is not None:
+            with self._lock:
+                self._frames[frame.seq] = frame
+                while len(self._frames) > self._keep:
+                    self._frames.popitem(last=False)
+        return frame
+
+    def frame(self, seq: int) -> Frame | None:
+        with self._lock:
+            return self._frames.get(seq)
+
+    def __getattr__(self, name: str) -> Any:  # info, eof, status_text, close...: the source's own
+        return getattr(self._source, name)
+
+
+@dataclass(frozen=True)
+class ThumbnailPolicy:
+    long_side: int = 256
+    quality: int = 80
+    min_priority: int = 1
+    every_s: float = 1.0
+
+
+def redact_source(source_id: str) -> str:
+    """The source's scheme only: a file path or a query may name a patient."""
+    scheme = urlsplit(source_id).scheme
+    return f"{scheme}://" if scheme else "unknown"
+
+
+def device_key(path: Path) -> bytes:
+    """This device's pseudonymisation key, made once (32 random bytes, owner-only) and kept."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return key
+
+
+def load_scrub(key_path: Path) -> Scrub | None:
+    """``edge.deid.payload.scrub_payload`` bound to this device's key, when that module exists."""
+    try:
+        module = importlib.import_module("edge.deid.payload")
+    except ImportError:
+        return None
+    fn = getattr(module, "scrub_payload", None)
+    if not callable(fn):
+        return None
+    return functools.partial(fn, key=device_key(key_path))
+
+
+class OutboxRecorder:
+    """The run's result handler: every Result into the outbox, refusals loud, figures for the HUD."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        device: Device,
+        *,
+        exam_pseudonym: str | None = None,
+        scrubbed: bool = True,
+        thumbnails: ThumbnailPolicy | None = None,
+        frames: FrameTap | None = None,
+        refresh_s: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.device = device
+        self.exam_pseudonym = exam_pseudonym
+        self.scrubbed = scrubbed  # False: no scrubber, so the source id is cut to its scheme here
+        self.thumbnails = thumbnails
+        self.frames = frames
+        self.blackout = load_blackout() if thumbnails is not None else None
+        self.refresh_s = refresh_s
+        self.outcomes: Counter[str] = Counter()
+        self.thumbs: Counter[str] = Counter()
+        self._warned: set[str] = set()
+        self._last_thumb = -1e18
+        self._stats: OutboxStats | None = None
+        self._stats_at = -1e18
+        self._refresh()
+
+    def __call__(self, result: Result) -> None:
+        message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
+        if not self.scrubbed:
+            message["source_id"] = redact_source(result.source_id)
+        outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
+        self.outcomes[outcome.status] += 1
+        now = time.monotonic()
+        if now - self._stats_at >= self.refresh_s or not outcome.kept:
+            self._refresh(now)
+
+    def _refresh(self, now: float | None = None) -> None:
+        self._stats_at = time.monotonic() if now is None else now
+        self._stats = self.outbox.stats()
+
+    def _thumbnail(self, result: Result) -> bytes | None:
+        policy = self.thumbnails
+        if policy is None or result.priority < policy.min_priority:
+            return None
+        now = time.monotonic()
+        if now - self._last_thumb < policy.every_s:
+            return None
+        frame = self.frames.frame(result.frame_seq) if self.frames is not None else None
+        if frame is None:
+            self.thumbs["frame_gone"] += 1
+            return None
+        try:
+            jpeg = make_thumbnail(
+                frame, result, long_side=policy.long_side, quality=policy.quality, blackout=self.blackout
+            )
+        except ThumbnailUnavailable as exc:
+            self.thumbs["unavailable"] += 1
+            reason = str(exc).split(":")[-1].strip()
+            if reason not in self._warned:  # once per kind of reason, not once per frame
+                self._warned.add(reason)
+                log.warning("no thumbnail (fail closed): %s", exc)
+            return None
+        self._last_thumb = now
+        self.thumbs["made"] += 1
+        return jpeg
+
+    def hud_text(self) -> str | None:
+        """One short line: queued count and oldest age; the quota alarm in capitals."""
+        s = self._stats
+        if s is None:
+            return None
+        if s.quota_state == "full" or self.outcomes["refused"]:
+            alarm = "OUTBOX FULL: RESULTS REFUSED" if s.quota_state == "full" else "OUTBOX WRITE FAILED"
+            return f"{alarm} ({self.outcomes['refused']})"
+        text = f"outbox {s.queued} queued"
+        if s.oldest_queued_age_s is not None and s.queued:
+            text += f", oldest {_age(s.oldest_queued_age_s)}"
+        if s.quota_state == "thumbnails_refused":
+            text += ", NEAR QUOTA: NO THUMBNAILS"
+        return text
+
+    def report(self) -> dict[str, Any]:
+        self._refresh()
+        assert self._stats is not None
+        return {
+            "path": str(self.outbox.path),
+            "device_id": self.device.id,
+            "exam_pseudonym": self.exam_pseudonym,
+            "scrubbed": self.scrubbed,
+            "puts": dict(self.outcomes),
+            "thumbnails": dict(self.thumbs) if self.thumbnails is not None else None,
+            **self._stats.to_dict(),
+        }
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, object]:
+    """The outbox and its recorder for a run, and the source to hand the pipeline (tapped when
+    thumbnails are on). Sent results past the retention are pruned here, at every start."""
+    oc = config.outbox
+    path = config.outbox_path()
+    device = Device(config.device.id, config.device.site)
+    scrub = load_scrub(path.with_name(path.name + ".key"))
+    if scrub is None:
+        log.warning("edge.deid.payload is not available: outbox payloads keep only the source's scheme")
+    outbox = Outbox(
+        path,
+        quota_bytes=oc.quota_bytes,
+        thumbnail_fraction=oc.thumbnail_fraction,
+        retention_s=oc.retention_days * 86400,
+        device=device,
+        scrub=scrub,
+    )
+    try:
+        pruned = outbox.prune()
+        if pruned:
+            log.info("outbox: pruned %d results sent more than %g days ago", pruned, oc.retention_days)
+        policy = tap = None
+        if oc.thumbnails:
+            policy = ThumbnailPolicy(oc.thumbnail_px, oc.thumbnail_quality, oc.thumbnail_min_priority,
+                                     oc.thumbnail_every_s)  # fmt: skip
+            tap = FrameTap(source)
+        # One run is one exam until an exam workflow gives one: a random pseudonym, no identity.
+        recorder = OutboxRecorder(outbox, device, exam_pseudonym=f"exam-{uuid.uuid4().hex[:16]}",
+                                  scrubbed=scrub is not None, thumbnails=policy, frames=tap)  # fmt: skip
+    except BaseException:
+        outbox.close()
+        raise
+    log.info("outbox: %s (%d queued)", path, recorder.report()["queued"])
+    return recorder, tap if tap is not None else source
