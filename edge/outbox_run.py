@@ -69,9 +69,9 @@ class ThumbnailPolicy:
 
 
 def redact_source(source_id: str) -> str:
-    """The source's scheme only: a file path or a query may name a patient."""
+    """The source's scheme only (else "redacted"): a file name, path or query may name a patient."""
     scheme = urlsplit(source_id).scheme
-    return f"{scheme}://" if scheme else "unknown"
+    return f"{scheme}://" if scheme else "redacted"
 
 
 def device_key(path: Path) -> bytes:

@@ -1,0 +1,191 @@
+"""The outbox in a run: every result kept as a valid schema v2 message, HUD line, thumbnails."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import stat
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from edge.app import hud_lines, run
+from edge.config import DEFAULT_CLIP, Config
+from edge.frames import Frame, Geometry, UltrasoundRegion
+from edge.outbox import Outbox
+from edge.outbox_run import FrameTap, OutboxRecorder, ThumbnailPolicy, device_key, redact_source
+from edge.results import Box, Device, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "result.schema.json").read_text())
+
+
+def test_a_run_keeps_every_result_as_a_valid_message(tmp_path: Path) -> None:
+    config = Config().with_overrides(
+        source={"url": f"video://{DEFAULT_CLIP}?realtime=0"},
+        display={"sinks": ["null"]},
+        output={"dir": tmp_path / "runs"},
+        device={"id": "edge-test-7", "site": "bench"},
+    )
+    report, outputs = run(config, headless=True, max_frames=40)
+    n = report["counters"]["results"]
+    assert n > 0 and report["counters"]["inference_errors"] == 0
+    ob = report["outbox"]
+    assert ob["puts"] == {"stored": n} and ob["queued"] == n and ob["quota_state"] == "ok"
+    assert ob["path"] == str(tmp_path / "runs" / "outbox.sqlite3")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    with Outbox(Path(ob["path"])) as outbox:
+        items = outbox.claim(10_000, live_share=0)
+    assert len(items) == n
+    messages = [json.loads(i.payload) for i in items]
+    for m in messages:
+        validator.validate(m)
+    assert {m["device"]["id"] for m in messages} == {"edge-test-7"}
+    assert len({m["exam_pseudonym"] for m in messages}) == 1  # one run, one exam
+    assert sorted(m["frame_seq"] for m in messages) == sorted({m["frame_seq"] for m in messages})
+    jsonl = [json.loads(line) for line in outputs.results.read_text().splitlines()] if outputs.results else []
+    assert {m["result_id"] for m in messages} == {r["result_id"] for r in jsonl}
+    if "scrubbed" in ob and not ob["scrubbed"]:  # without the de-identification module: scheme only
+        assert {m["source_id"] for m in messages} == {"redacted"}  # the video source gives a file name
+    # a second run adds to the same outbox; nothing of the first is lost
+    report2, _ = run(config, headless=True, max_frames=10)
+    assert report2["outbox"]["queued"] == n + report2["counters"]["results"]
+
+
+def _result(priority: int = 1, seq: int = 0) -> Result:
+    return Result(
+        result_id=new_result_id(),
+        frame_seq=seq,
+        frame_wall_time=time.time(),
+        source_id="dicom:///data/DOE_JOHN/IM0001.dcm",
+        modality="US",
+        quality=Quality("diagnostic", 0.9, True, {"diagnostic": 0.9}),
+        findings=(Finding("b_line", 0.8, Box(20, 20, 60, 50)),) if priority else (),
+        models=(ModelInfo("m", "1", "ab" * 32, "int8", "onnxruntime", "CPUExecutionProvider"),),
+        times=StageTimes(0, 1, 2, 3, 4),
+        priority=priority,
+        image_size=(160, 120),
+    )
+
+
+def test_hud_line_shows_the_queue_then_the_alarm_in_capitals(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "ob.sqlite3", quota_bytes=300_000, thumbnail_fraction=0.5)
+    rec = OutboxRecorder(outbox, Device("edge-x"), refresh_s=0.0)
+    assert rec.hud_text() == "outbox 0 queued"
+    rec(_result())
+    assert rec.hud_text() is not None and rec.hud_text().startswith("outbox 1 queued, oldest ")  # type: ignore[union-attr]
+    for _ in range(400):
+        rec(_result())
+        if rec.outcomes["refused"]:
+            break
+    text = rec.hud_text() or ""
+    assert text.startswith("OUTBOX FULL: RESULTS REFUSED")
+    report = rec.report()
+    assert report["refused"] >= 1 and report["queued"] == rec.outcomes["stored"]
+    outbox.close()
+
+
+def test_without_a_scrubber_the_source_keeps_only_its_scheme(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "ob.sqlite3") as outbox:
+        rec = OutboxRecorder(outbox, Device("edge-x"), scrubbed=False)
+        rec(_result())
+        payload = outbox.claim(1)[0].payload
+    assert b"DOE_JOHN" not in payload and json.loads(payload)["source_id"] == "dicom://"
+    assert (
+        redact_source("probe+emu://?preset=lung") == "probe+emu://"
+        and redact_source("IM_DOE.mp4") == "redacted"
+    )
+
+
+class _Frames:
+    """A source of a few frames with a bright band outside the scan region (burned-in text)."""
+
+    def __init__(self, regions: tuple[UltrasoundRegion, ...]) -> None:
+        self.regions = regions
+        self.seq = 0
+        self.info = "the source's own"
+
+    def read(self, timeout: float) -> Frame:
+        image = np.full((120, 160, 3), 90, np.uint8)
+        image[:15] = 255  # "patient name" strip at the top, outside the region
+        frame = Frame(image, self.seq, 0, "us://", geometry=Geometry(regions=self.regions))
+        self.seq += 1
+        return frame
+
+
+def _blackout(calls: list[Sequence[tuple[int, int, int, int]]]) -> Any:
+    def blackout(image: np.ndarray, rects: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+        calls.append(rects)
+        out = np.zeros_like(image)
+        for x0, y0, x1, y1 in rects:
+            out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+        return out
+
+    return blackout
+
+
+def test_thumbnails_are_masked_small_jpegs_of_the_results_frame(tmp_path: Path) -> None:
+    tap = FrameTap(_Frames((UltrasoundRegion(20, 20, 140, 110),)), keep=4)
+    assert tap.info == "the source's own"  # everything but read() is the source's
+    frames = [tap.read(0.1) for _ in range(6)]
+    assert tap.frame(0) is None and tap.frame(5) is frames[5]  # only the last `keep`
+    calls: list[Sequence[tuple[int, int, int, int]]] = []
+    with Outbox(tmp_path / "ob.sqlite3") as outbox:
+        policy = ThumbnailPolicy(long_side=80, quality=90, min_priority=1, every_s=0)
+        rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy, frames=tap)
+        rec.blackout = _blackout(calls)
+        rec(_result(priority=1, seq=5))
+        rec(_result(priority=0, seq=4))  # no finding: no thumbnail
+        rec(_result(priority=1, seq=0))  # frame already gone: no thumbnail, counted
+        msgs = {json.loads(i.payload)["frame_seq"]: json.loads(i.payload) for i in outbox.claim(10)}
+    assert calls == [[(20, 20, 140, 110)]]
+    assert msgs[4]["thumbnail"] is None and msgs[0]["thumbnail"] is None
+    t = msgs[5]["thumbnail"]
+    assert (t["width"], t["height"]) == (80, 60)
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(t["data_b64"]), np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (60, 80, 3)
+    assert img[0:6, 45:80].max() < 40  # the burned-in strip (right of the quality meter) is black
+    assert 70 < img[30, 40].mean() < 110  # the scan region is kept
+    assert rec.thumbs == {"made": 1, "frame_gone": 1}
+
+
+def test_no_thumbnail_without_a_scan_region_or_without_the_masking_module(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="edge.outbox_run")
+    policy = ThumbnailPolicy(min_priority=0, every_s=0)
+    for regions, blackout in (((), _blackout([])), ((UltrasoundRegion(0, 0, 10, 10),), None)):
+        tap = FrameTap(_Frames(regions))
+        tap.read(0.1)
+        tap.read(0.1)
+        with Outbox(tmp_path / f"ob{len(regions)}.sqlite3") as outbox:
+            rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy, frames=tap)
+            rec.blackout = blackout
+            rec(_result(seq=0))
+            rec(_result(seq=1))
+            assert all(json.loads(i.payload)["thumbnail"] is None for i in outbox.claim(10))
+        assert rec.thumbs == {"unavailable": 2}
+    warnings = [r.getMessage() for r in caplog.records if "fail closed" in r.getMessage()]
+    assert len(warnings) == 2  # once per reason, not once per frame
+    assert "region unknown" in warnings[0] and "blackout_outside" in warnings[1]
+
+
+def test_device_key_is_made_once_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "outbox.sqlite3.key"
+    key = device_key(path)
+    assert len(key) == 32 and device_key(path) == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_hud_lines_joins_what_is_there() -> None:
+    assert hud_lines(None, None) is None
+    joined = hud_lines(lambda: "probe ok", None, lambda: None, lambda: "outbox 3 queued")
+    assert joined is not None and joined() == "probe ok | outbox 3 queued"
+    only_none = hud_lines(lambda: None)
+    assert only_none is not None and only_none() is None
