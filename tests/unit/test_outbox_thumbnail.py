@@ -1,0 +1,70 @@
+"""Thumbnails: small JPEGs with the overlay; ultrasound masked or none at all (fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.frames import Frame, Geometry, UltrasoundRegion
+from edge.outbox_jpeg import jpeg_size
+from edge.outbox_thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail, scan_rects
+from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+
+
+def _result(seq: int) -> Result:
+    quality = Quality("diagnostic", 0.9, True, {"diagnostic": 0.9})
+    findings = (Finding("nodule", 0.9, Box(100, 100, 300, 260)),)
+    models = (ModelInfo("m", "1", "ab" * 32, "int8", "onnxruntime", "CPU"),)
+    return Result(new_result_id(), seq, 0.0, "x", "DX", quality, findings, models, StageTimes(0, 1, 2, 3, 4))
+
+
+def test_xray_thumbnail_is_a_small_jpeg_with_the_overlay() -> None:
+    image = np.full((600, 800), 60, np.uint8)
+    frame = Frame(image, 3, 0, "dicom://", modality="DX")
+    jpeg = make_thumbnail(frame, _result(3), long_side=200, quality=85)
+    assert jpeg_size(jpeg) == (200, 150)
+    assert len(jpeg) < 20_000
+    drawn = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    plain = cv2.imdecode(cv2.imencode(".jpg", cv2.resize(image, (200, 150)))[1], cv2.IMREAD_COLOR)
+    assert np.abs(drawn.astype(int) - plain.astype(int)).max() > 100  # the box and meter are drawn
+    small = Frame(np.zeros((50, 40, 3), np.uint8), 1, 0, "x", modality="DX")
+    assert jpeg_size(make_thumbnail(small, None, long_side=256)) == (40, 50)  # never enlarged
+
+
+def test_ultrasound_is_masked_with_the_frames_regions() -> None:
+    regions = (UltrasoundRegion(10, 20, 90, 70), UltrasoundRegion(100, 20, 150, 70))
+    frame = Frame(np.full((80, 160, 3), 200, np.uint8), 0, 0, "x", geometry=Geometry(regions=regions))
+    seen: list[Sequence[tuple[int, int, int, int]]] = []
+
+    def blackout(image: np.ndarray, rects: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+        seen.append(rects)
+        return np.zeros_like(image)
+
+    jpeg = make_thumbnail(frame, None, blackout=blackout)
+    assert seen == [[(10, 20, 90, 70), (100, 20, 150, 70)]] == [scan_rects(frame)]
+    out = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert out[60:, 100:].max() < 30  # what was encoded is the masked image
+
+
+def test_fail_closed() -> None:
+    us = Frame(np.zeros((40, 40, 3), np.uint8), 9, 0, "probe://", geometry=Geometry())
+    with pytest.raises(ThumbnailUnavailable, match="blackout_outside is not available"):
+        make_thumbnail(us, None, blackout=None)
+    with pytest.raises(ThumbnailUnavailable, match="ultrasound region unknown"):
+        make_thumbnail(us, None, blackout=lambda image, rects: image)
+    deep = Frame(np.zeros((40, 40), np.uint16), 1, 0, "x", modality="CR")
+    with pytest.raises(ThumbnailUnavailable, match="uint16"):
+        make_thumbnail(deep, None)
+
+
+def test_load_blackout_finds_the_module_when_there() -> None:
+    fn = load_blackout()
+    try:
+        import edge.deid.pixels as pixels  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        assert fn is None
+    else:
+        assert fn is pixels.blackout_outside
