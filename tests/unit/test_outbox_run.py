@@ -189,3 +189,24 @@ def test_hud_lines_joins_what_is_there() -> None:
     assert joined is not None and joined() == "probe ok | outbox 3 queued"
     only_none = hud_lines(lambda: None)
     assert only_none is not None and only_none() is None
+
+
+def test_device_and_outbox_config(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    assert Config().device.id.startswith("edge-") and Config().outbox.enabled
+    assert Config().outbox_path() == Path("runs") / "outbox.sqlite3"
+    toml = tmp_path / "edge.toml"
+    toml.write_text(
+        '[device]\nid = "edge-7"\nsite = "north"\n[outbox]\npath = "state/ob.sqlite3"\nthumbnails = true\n'
+    )
+    c = load_config(toml)
+    assert (c.device.id, c.device.site, c.outbox.thumbnails) == ("edge-7", "north", True)
+    assert c.outbox_path() == tmp_path / "state" / "ob.sqlite3"  # relative to the config file
+    toml.write_text('[device]\nid = "edge 7/x"\n')
+    with pytest.raises(ConfigError, match=r"key device\.id"):
+        load_config(toml)
+    toml.write_text("[outbox]\nquota_bytes = 10\n")
+    with pytest.raises(ConfigError, match=r"key outbox\.quota_bytes"):
+        load_config(toml)
