@@ -137,7 +137,13 @@ class OutboxRecorder:
         message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
         if not self.scrubbed:
             message["source_id"] = redact_source(result.source_id)
-        outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
+        try:
+            outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
+        except Exception:  # a message the outbox cannot take (the scrubber failed, say): loud
+            self.outcomes["refused"] += 1
+            log.exception("OUTBOX REFUSED result %s", result.result_id)
+            self._refresh()
+            return
         self.outcomes[outcome.status] += 1
         now = time.monotonic()
         if now - self._stats_at >= self.refresh_s or not outcome.kept:

@@ -210,3 +210,13 @@ def test_device_and_outbox_config(tmp_path: Path) -> None:
     toml.write_text("[outbox]\nquota_bytes = 10\n")
     with pytest.raises(ConfigError, match=r"key outbox\.quota_bytes"):
         load_config(toml)
+
+
+def test_a_message_the_outbox_cannot_take_is_counted_and_alarmed(tmp_path: Path) -> None:
+    def broken_scrub(d: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("scrubber bug")
+
+    with Outbox(tmp_path / "ob.sqlite3", scrub=broken_scrub) as outbox:
+        rec = OutboxRecorder(outbox, Device("edge-x"))
+        rec(_result())
+        assert rec.outcomes["refused"] == 1 and (rec.hud_text() or "").startswith("OUTBOX WRITE FAILED")
