@@ -172,6 +172,9 @@ class UplinkConfig(_Section):
     topic_prefix: str = Field("scanners", min_length=1)
     live_window_s: float = Field(10.0, ge=0)  # results this young count as live while a backlog drains
     live_share: float = Field(0.5, ge=0, le=1)  # share of each claim reserved for live results
+    # A PUBACK is trusted (the result marked sent) once the connection has outlived it this long:
+    # a broker acks before it saves, and one that dies in between would lose the result.
+    ack_settle_s: float = Field(1.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _check(self) -> UplinkConfig:

@@ -22,6 +22,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,9 @@ from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, sta
 
 log = logging.getLogger(__name__)
 
-ACK_BATCH = 256  # PUBACKs committed together: one SQLite commit per batch, not per result
+ACK_BATCH = 256  # settled PUBACKs committed together: one SQLite commit per batch, not per result
 ACK_MAX_DELAY_S = 0.05  # ... or after this long, so "sent" is never far behind the broker
+CLAIM_BATCH = 256  # items claimed from the outbox at once into the local send queue
 IDLE_CLAIM_EVERY_S = 0.1  # how often an empty outbox is asked again
 STATS_EVERY_S = 0.25
 CONNACK_TIMEOUT_S = 10.0
@@ -146,8 +148,10 @@ class Uplink:
         self._connect_started = 0.0
         self._next_attempt = 0.0
         self._inflight: dict[int, str] = {}  # mid -> result id
-        self._acked: list[str] = []
-        self._first_ack_t = 0.0
+        self._acked: deque[tuple[float, str]] = deque()  # (PUBACK time, result id), oldest first
+        self._ready: deque[_Item] = deque()  # claimed, not yet published
+        self._pending_commit: list[str] = []  # settled PUBACKs waiting for the next commit
+        self._pending_since = 0.0
         self._refused: set[str] = set()
         self._next_claim = 0.0
         self._next_stats = 0.0
@@ -325,6 +329,7 @@ class Uplink:
         log.info("uplink: connected (MQTT %s)", self.protocol)
         client.publish(self.topics.status, status_payload(self.device_id, "online"), qos=1, retain=True)
         self._next_claim = 0.0
+        self._ready.clear()  # claim afresh: priorities may have changed while we were away
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if self._client is not None and not self._stop.is_set():
@@ -339,42 +344,65 @@ class Uplink:
             self._set_error(f"broker refused result {rid} on {self.topics.results}: {reason}")
             log.warning("uplink: broker refused %s: %s (%#04x)", rid, reason, reason.value)
             return
-        if not self._acked:
-            self._first_ack_t = time.monotonic()
-        self._acked.append(rid)
+        self._acked.append((time.monotonic(), rid))
 
     def _fill_window(self, now: float) -> None:
         client = self._client
+        if client is None:
+            return
         free = self.config.inflight_window - len(self._inflight)
-        # Claim in batches (a quarter window) rather than one SQLite query per PUBACK.
-        if client is None or (free < max(1, self.config.inflight_window // 4) and self._inflight):
+        if free <= 0:
             return
-        if now < self._next_claim and not self._inflight:
-            return
-        exclude = set(self._inflight.values()) | set(self._acked) | self._refused
-        items = self._outbox.claim(
-            free, exclude=exclude, live_window_s=self.config.live_window_s, live_share=self.config.live_share
-        )
-        if not items:
-            self._next_claim = now + IDLE_CLAIM_EVERY_S
-            return
-        for item in items:
+        if not self._ready and (now >= self._next_claim or not self._inflight):
+            if now < self._next_claim:
+                return
+            # A batch at a time: the outbox orders by priority and keeps a share for live results;
+            # a batch drains in a fraction of a second, so a new urgent result waits no longer.
+            exclude = {rid for _, rid in self._acked}
+            exclude.update(self._pending_commit, self._inflight.values(), self._refused)
+            self._ready.extend(
+                self._outbox.claim(
+                    max(CLAIM_BATCH, self.config.inflight_window),
+                    exclude=exclude,
+                    live_window_s=self.config.live_window_s,
+                    live_share=self.config.live_share,
+                )
+            )
+            if not self._ready:
+                self._next_claim = now + IDLE_CLAIM_EVERY_S
+                return
+        while free > 0 and self._ready:
+            item = self._ready.popleft()
             info = client.publish(self.topics.for_kind(item.kind), item.payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._set_error(f"publish failed: {mqtt.error_string(info.rc)}")
-                break
+                self._ready.appendleft(item)
+                return
             self._inflight[info.mid] = item.result_id
+            free -= 1
 
-    def _flush_acks(self, now: float, force: bool = False) -> None:
-        if not self._acked:
+    def _flush_acks(self, now: float, *, commit_now: bool = False) -> None:
+        """Commit the PUBACKs that have settled (the connection outlived them by ``ack_settle_s``).
+
+        A broker acknowledges before it has saved the message (mosquitto saves every change at
+        best); if it dies within that gap the message is gone. Holding the commit until the
+        connection has outlived the PUBACK turns that loss into a re-send: an item whose
+        connection drops before it settles is claimable again (see ``_lost``).
+        """
+        settle = self.config.ack_settle_s
+        while self._acked and now - self._acked[0][0] >= settle:
+            if not self._pending_commit:
+                self._pending_since = now
+            self._pending_commit.append(self._acked.popleft()[1])
+        if not self._pending_commit:
             return
-        young = len(self._acked) < ACK_BATCH and now - self._first_ack_t < ACK_MAX_DELAY_S
-        if not force and young and self._inflight:
+        young = len(self._pending_commit) < ACK_BATCH and now - self._pending_since < ACK_MAX_DELAY_S
+        if young and not commit_now:
             return
-        batch, self._acked = self._acked, []
-        self._outbox.mark_sent(batch)
+        ids, self._pending_commit = self._pending_commit, []
+        changed = self._outbox.mark_sent(ids)  # already sent (by another process) does not count
         with self._lock:
-            self._sent_session += len(batch)
+            self._sent_session += changed
         self._next_stats = 0.0
 
     def _refresh_stats(self, now: float) -> None:
@@ -383,7 +411,7 @@ class Uplink:
         stats = self._outbox.stats()
         with self._lock:
             self._stats = stats
-            self._snapshot_idle = not self._inflight and not self._acked
+            self._snapshot_idle = not (self._inflight or self._acked or self._pending_commit or self._ready)
         self._next_stats = now + STATS_EVERY_S
 
     def _lost(self, why: str, *, reason_code: int | None = None, closed_before_connack: bool = False) -> None:
@@ -395,7 +423,11 @@ class Uplink:
             if was_connected:
                 self._reconnects += 1
         self._inflight.clear()
-        self._flush_acks(time.monotonic(), force=True)  # these did get their PUBACK
+        self._ready.clear()
+        self._flush_acks(time.monotonic(), commit_now=True)  # settled: the broker had time to save them
+        if self._acked:  # not settled: the broker may have lost them with its memory; send again
+            log.info("uplink: %d PUBACK(s) too recent to trust after the loss; re-sending", len(self._acked))
+            self._acked.clear()
         if client is not None:
             try:
                 client.disconnect()
@@ -422,22 +454,28 @@ class Uplink:
             self._last_error = why
 
     def _shutdown(self) -> None:
+        """Say "offline", let the last PUBACKs settle on a live connection, commit, disconnect."""
         client, self._client = self._client, None
         if client is not None and self._connected:
             try:
                 info = client.publish(
                     self.topics.status, status_payload(self.device_id, "offline"), qos=1, retain=True
                 )
-                deadline = time.monotonic() + 1.0
-                while (self._inflight or not info.is_published()) and time.monotonic() < deadline:
+                deadline = time.monotonic() + 1.0 + self.config.ack_settle_s
+                while (
+                    self._inflight or self._acked or not info.is_published()
+                ) and time.monotonic() < deadline:
                     if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
                         break
+                    self._flush_acks(time.monotonic())
                 client.disconnect()
                 client.loop(timeout=0.1)
             except Exception:
                 log.debug("uplink: clean disconnect failed", exc_info=True)
         self._inflight.clear()
-        self._flush_acks(time.monotonic(), force=True)
+        self._ready.clear()
+        self._acked.clear()  # never settled: they go again next time
+        self._flush_acks(time.monotonic(), commit_now=True)
         with self._lock:
             self._connected = False
         try:
