@@ -180,7 +180,7 @@ class OutboxRecorder:
         return jpeg
 
     def hud_text(self) -> str | None:
-        """One short line: queued count and oldest age; the quota alarm in capitals."""
+        """One short line: queued count, oldest age, last success; the quota alarm in capitals."""
         s = self._stats
         if s is None:
             return None
@@ -190,6 +190,8 @@ class OutboxRecorder:
         text = f"outbox {s.queued} queued"
         if s.oldest_queued_age_s is not None and s.queued:
             text += f", oldest {_age(s.oldest_queued_age_s)}"
+        if s.last_sent_wall is not None:
+            text += f", last sent {_age(max(0.0, time.time() - s.last_sent_wall))} ago"
         if s.quota_state == "thumbnails_refused":
             text += ", NEAR QUOTA: NO THUMBNAILS"
         return text

@@ -79,15 +79,18 @@ def test_hud_line_shows_the_queue_then_the_alarm_in_capitals(tmp_path: Path) -> 
     rec = OutboxRecorder(outbox, Device("edge-x"), refresh_s=0.0)
     assert rec.hud_text() == "outbox 0 queued"
     rec(_result())
-    assert rec.hud_text() is not None and rec.hud_text().startswith("outbox 1 queued, oldest ")  # type: ignore[union-attr]
+    rec(_result())
+    assert (rec.hud_text() or "").startswith("outbox 2 queued, oldest ")
+    outbox.mark_sent([outbox.claim(1)[0].result_id])
+    rec(_result())
+    assert ", last sent 0 s ago" in (rec.hud_text() or "")
     for _ in range(400):
         rec(_result())
         if rec.outcomes["refused"]:
             break
-    text = rec.hud_text() or ""
-    assert text.startswith("OUTBOX FULL: RESULTS REFUSED")
+    assert (rec.hud_text() or "").startswith("OUTBOX FULL: RESULTS REFUSED")
     report = rec.report()
-    assert report["refused"] >= 1 and report["queued"] == rec.outcomes["stored"]
+    assert report["refused"] >= 1 and report["queued"] + report["sent"] == rec.outcomes["stored"]
     outbox.close()
 
 
