@@ -29,7 +29,7 @@ from edge.frames import Frame
 from edge.handoff import LatestSlot, resolve_policy
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.metrics import Counters, LatencyRecorder, RateMeter
-from edge.overlay import HudState, compose
+from edge.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Finding, Quality, Result, StageTimes, result_for
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,15 @@ class Pipeline:
         # Gating models run first so their verdict on this frame is known to the gated ones.
         gates = {m.config.gate.model for m in models if m.config.gate}
         self.models = sorted(models, key=lambda s: 0 if s.model.name in gates else 1)
+        # Labels counted per frame on screen (B-lines), with the detector that reports them.
+        counted_labels = {label for label, _, _ in DEFAULT_STYLE.counters}
+        self.counted = tuple(
+            (label, s.model.name)
+            for s in self.models
+            if s.model.task == "detection"
+            for label in s.model.manifest.labels
+            if label in counted_labels
+        )
         self.sinks = list(sinks)
         self.config = config
         self.handlers = list(result_handlers)
@@ -426,7 +435,7 @@ class Pipeline:
             for sink in self.sinks:
                 sink.open(frame.width, frame.height, fps)
         try:
-            self._out = compose(frame.image, result, hud, out=self._out)
+            self._out = compose(frame.image, result, hud, out=self._out, counted=self.counted)
             for sink in self.sinks:
                 sink.show(self._out, frame.seq)
         except Exception:

@@ -98,6 +98,10 @@ class Manifest(_Strict):
     urgent_labels: tuple[str, ...] = ()
     thresholds: Thresholds = Field(default_factory=Thresholds)
     files: dict[Precision, FileSpec] = Field(min_length=1)
+    # Alternates of a precision for ONNX Runtime on the CPU: the same weights and calibration in
+    # the form x86 CPU kernels run fastest (asymmetric uint8 activations, whose ReLUs fold into
+    # the convolutions), which TensorRT's parser refuses. ``files`` keeps the portable one.
+    cpu_files: dict[Precision, FileSpec] = Field(default_factory=dict)
     default_precision: Precision = "fp32"
     provenance: dict[str, object] = Field(default_factory=dict)
     card: str | None = None
@@ -109,6 +113,9 @@ class Manifest(_Strict):
             raise ValueError(f"ok_labels/urgent_labels not among labels: {unknown}")
         if self.default_precision not in self.files:
             raise ValueError(f"default_precision {self.default_precision!r} has no entry in files")
+        orphans = sorted(p for p in self.cpu_files if p not in self.files)
+        if orphans:
+            raise ValueError(f"cpu_files {orphans} are alternates of precisions that files lacks")
         return self
 
 
@@ -119,21 +126,23 @@ class ModelPackage:
         self.folder = folder
         self.manifest = manifest
 
-    def file_for(self, precision: str) -> tuple[Path, FileSpec, Precision]:
-        """The file for ``precision`` ("auto" = the manifest's default), unchecked."""
+    def file_for(self, precision: str, *, cpu: bool = False) -> tuple[Path, FileSpec, Precision]:
+        """The file for ``precision`` ("auto" = the manifest's default), unchecked; with ``cpu``,
+        its ONNX Runtime CPU alternate where the manifest has one."""
         m = self.manifest
         chosen = m.default_precision if precision == "auto" else precision
         for p, spec in m.files.items():
             if p == chosen:
+                spec = m.cpu_files.get(p, spec) if cpu else spec
                 return self.folder / spec.path, spec, p
         raise ManifestError(
             f"{self.folder / MANIFEST_NAME}: model {m.name!r} has no {chosen} file "
             f"(has: {', '.join(sorted(m.files))})"
         )
 
-    def verified_file(self, precision: str) -> tuple[Path, Precision, str]:
+    def verified_file(self, precision: str, *, cpu: bool = False) -> tuple[Path, Precision, str]:
         """Path, precision and sha256 of the file to load, after checking its hash."""
-        path, spec, chosen = self.file_for(precision)
+        path, spec, chosen = self.file_for(precision, cpu=cpu)
         actual = sha256_file(path)
         if actual != spec.sha256:
             raise ModelIntegrityError(
@@ -175,6 +184,9 @@ def load_manifest(folder: Path) -> ModelPackage:
 
 
 def verify_folder(folder: Path) -> dict[str, str]:
-    """Check every file of a model folder; return {precision: sha256}. Raises on the first mismatch."""
+    """Check every file of a model folder; return {precision: sha256}, CPU alternates as
+    "<precision>-cpu". Raises on the first mismatch."""
     package = load_manifest(folder)
-    return {p: package.verified_file(p)[2] for p in package.manifest.files}
+    out = {p: package.verified_file(p)[2] for p in package.manifest.files}
+    out |= {f"{p}-cpu": package.verified_file(p, cpu=True)[2] for p in package.manifest.cpu_files}
+    return out

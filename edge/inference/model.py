@@ -72,6 +72,15 @@ class LoadedModel:
             input_shapes=((m.input.name, tuple(m.input.shape)),),
         )
         self.session = _open_session(backend, path, opts)
+        if (
+            self.session.provider == "CPUExecutionProvider"
+            and self.precision in m.cpu_files
+            and path != self.package.file_for(self.precision, cpu=True)[0]
+        ):
+            # ONNX Runtime ended up on the CPU: run the manifest's CPU form of this precision.
+            path, _, sha = self.package.verified_file(self.precision, cpu=True)
+            opts = replace(opts, model_sha256=sha)
+            self.session = get_backend("onnxruntime").open(path, opts)
         if m.input.name not in self.session.input_names:
             raise ModelError(
                 f"{path}: manifest input {m.input.name!r} is not among the model's inputs "

@@ -22,8 +22,11 @@ STEPS = ("all", "dataset", "train", "prune", "quantize", "evaluate", "publish")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tools.lung_detector", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.lung_detector",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("step", nargs="?", default="all", choices=STEPS)
     p.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
     p.add_argument("--data", type=Path, help="pocus_dev folder (overrides the recipe's data.pocus_dir)")
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if step in ("all", "evaluate"):
         pipeline.evaluate(r, work, _log)
     if step in ("all", "publish"):
-        ok = pipeline.publish(r, work, out, _log, tiny=args.tiny, wall_s=time.time() - t0 if step == "all" else None)
+        ok = pipeline.publish(
+            r, work, out, _log, tiny=args.tiny, wall_s=time.time() - t0 if step == "all" else None
+        )
         if not ok:
             return 3
     _log(f"done in {time.time() - t0:.0f} s")

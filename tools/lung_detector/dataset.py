@@ -121,8 +121,17 @@ def _real_split(
         images.append(fitted)
         labels += [label] * len(fitted)
         clip_ix += [i] * len(fitted)
-        rows.append({"file": f, "b_lines": label, "frames": len(fitted), "licence": rec.licence,
-                     "licence_link": rec.licence_link, "doi": rec.doi, "url": rec.url})
+        rows.append(
+            {
+                "file": f,
+                "b_lines": label,
+                "frames": len(fitted),
+                "licence": rec.licence,
+                "licence_link": rec.licence_link,
+                "doi": rec.doi,
+                "url": rec.url,
+            }
+        )
     log(f"real: {len(files)} clips, {sum(len(x) for x in images)} frames")
     ws = WeakSet(
         np.concatenate(images) if images else np.zeros((0, *pre.spec.hw), np.uint8),
@@ -140,7 +149,9 @@ def build(r: Recipe, work: Path, cache: Path = DEFAULT_CACHE, log: Any = print) 
     for split in PHANTOM_SPLITS:
         phantom[split], summaries[split] = _phantom_split(r, pre, split, sizes[split], log)
     splits = split_clips(load_labels(r.pocus_dir()), r.seed, r.data.test_fraction, r.data.pinned_test)
-    real_train, rows_train = _real_split(r, pre, splits["train"], r.data.real_train_frames_per_clip, cache, log)
+    real_train, rows_train = _real_split(
+        r, pre, splits["train"], r.data.real_train_frames_per_clip, cache, log
+    )
     real_test, rows_test = _real_split(r, pre, splits["test"], r.data.real_test_frames_per_clip, cache, log)
     ds = Dataset(phantom, real_train, real_test)
     save(ds, work / "dataset.npz")
@@ -165,8 +176,12 @@ def build(r: Recipe, work: Path, cache: Path = DEFAULT_CACHE, log: Any = print) 
 def _arrays(ds: Dataset) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for split, bs in ds.phantom.items():
-        out |= {f"p_{split}_images": bs.images, f"p_{split}_boxes": bs.boxes,
-                f"p_{split}_classes": bs.classes, f"p_{split}_offsets": bs.offsets}
+        out |= {
+            f"p_{split}_images": bs.images,
+            f"p_{split}_boxes": bs.boxes,
+            f"p_{split}_classes": bs.classes,
+            f"p_{split}_offsets": bs.offsets,
+        }
     for name, ws in (("r_train", ds.real_train), ("r_test", ds.real_test)):
         out |= {f"{name}_images": ws.images, f"{name}_b_lines": ws.b_lines, f"{name}_clip": ws.clip}
     return out

@@ -81,7 +81,9 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((r[i + 1] - r[i]) * p[i + 1]))
 
 
-def match(dets: list[Detections], truth: BoxSet, cls: int, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray, int]:
+def match(
+    dets: list[Detections], truth: BoxSet, cls: int, iou: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(scores, true-positive flags, number of ground-truth boxes) of class ``cls``; greedy by score."""
     scores, tps, n_gt = [], [], 0
     for i, d in enumerate(dets):
@@ -131,8 +133,12 @@ def detection_metrics(
             "recall": float(tp_cum[n_at - 1] / n_gt) if n_at else 0.0,
             "precision": float(tp_cum[n_at - 1] / n_at) if n_at else None,
         }
-    return {"map50": float(np.mean(aps)) if aps else 0.0, "per_class": per_class,
-            "frames": len(truth), "operating_threshold": min_confidence}
+    return {
+        "map50": float(np.mean(aps)) if aps else 0.0,
+        "per_class": per_class,
+        "frames": len(truth),
+        "operating_threshold": min_confidence,
+    }
 
 
 def b_line_counts(model: OnnxDetector, images: np.ndarray, b_line: int, min_confidence: float) -> np.ndarray:
@@ -190,8 +196,13 @@ def clip_metrics(
         "positives": int(pos.sum()),
         "negatives": int(neg.sum()),
         "clips": [
-            {"file": f, "b_lines": int(lab), "mean_count": float(s), "predicted": bool(p),
-             "frames": int(np.sum(test.clip == i))}
+            {
+                "file": f,
+                "b_lines": int(lab),
+                "mean_count": float(s),
+                "predicted": bool(p),
+                "frames": int(np.sum(test.clip == i)),
+            }
             for i, (f, lab, s, p) in enumerate(zip(test.files, te_labels, te_scores, pred))
         ],
     }
@@ -210,10 +221,18 @@ def latency(paths: dict[str, Path], image: np.ndarray, runs: int, num_classes: i
             m.raw(image)
             times[k].append((time.perf_counter_ns() - t) / 1e6)
     out: dict[str, Any] = {
-        k: {"median_ms": float(np.median(v)), "p99_ms": float(np.percentile(v, 99)), "runs": runs,
-            "bytes": paths[k].stat().st_size}
+        k: {
+            "median_ms": float(np.median(v)),
+            "p99_ms": float(np.percentile(v, 99)),
+            "runs": runs,
+            "bytes": paths[k].stat().st_size,
+        }
         for k, v in times.items()
     }
-    out["environment"] = {"machine": platform.machine(), "processor": platform.processor() or "unknown",
-                          "onnxruntime": ort.__version__, "intra_op_threads": 1}
+    out["environment"] = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "onnxruntime": ort.__version__,
+        "intra_op_threads": 1,
+    }
     return out

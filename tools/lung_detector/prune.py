@@ -48,8 +48,10 @@ def prune_to(model: Detector, size: int, flops_reduction: float, log: Any = prin
     for step in range(PRUNE_STEPS):
         pruner.step()
         macs, params = flops_params(model, size)
-        log(f"prune step {step + 1}: widths {widths(model)} MACs {macs / 1e6:.1f} M "
-            f"({1 - macs / base_macs:.1%} removed)")
+        log(
+            f"prune step {step + 1}: widths {widths(model)} MACs {macs / 1e6:.1f} M "
+            f"({1 - macs / base_macs:.1%} removed)"
+        )
         if 1 - macs / base_macs >= flops_reduction:
             break
     return {

@@ -18,6 +18,7 @@ from tools.us_quality.publish import data_source, sha256_file
 
 REPRODUCE = ".venv/bin/python -m tools.lung_detector all --recipe tools/lung_detector/recipe.toml"
 URGENT_LABELS = ("consolidation", "effusion")  # synced first (issue 5's priority); not a diagnosis
+VARIANT_NAMES = ("fp32", "pruned", "int8", "int8_cpu")
 
 
 class GateRefused(RuntimeError):
@@ -26,7 +27,8 @@ class GateRefused(RuntimeError):
 
 def gate(metrics: dict[str, Any], max_drop: float) -> None:
     d = metrics["drops"]
-    bad = {k: v for k, v in d.items() if k in ("pruned_vs_fp32", "int8_vs_pruned") and v > max_drop}
+    gated = ("pruned_vs_fp32", "int8_vs_pruned", "int8_cpu_vs_pruned")
+    bad = {k: v for k, v in d.items() if k in gated and v > max_drop}
     if bad:
         raise GateRefused(
             "mAP50 on the phantom test set fell by more than "
@@ -34,7 +36,9 @@ def gate(metrics: dict[str, Any], max_drop: float) -> None:
         )
 
 
-def manifest(r: Recipe, out: Path, files: dict[str, str], metrics: dict[str, Any]) -> dict[str, Any]:
+def manifest(
+    r: Recipe, out: Path, files: dict[str, str], cpu_files: dict[str, str], metrics: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "name": r.name,
@@ -51,9 +55,14 @@ def manifest(r: Recipe, out: Path, files: dict[str, str], metrics: dict[str, Any
         "outputs": [{"name": "output0", "kind": "yolo"}],
         "labels": list(r.labels),
         "urgent_labels": [lab for lab in URGENT_LABELS if lab in r.labels],
-        "thresholds": {"min_confidence": r.evaluate.min_confidence, "review_below": 0.5, "iou": 0.45,
-                       "max_detections": 100},
+        "thresholds": {
+            "min_confidence": r.evaluate.min_confidence,
+            "review_below": 0.5,
+            "iou": 0.45,
+            "max_detections": 100,
+        },
         "files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in files.items()},
+        "cpu_files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in cpu_files.items()},
         "default_precision": "int8",
         "provenance": {
             "data": "phantom frames with exact boxes (firmware_bridge.phantom) and pocus_dev clips with "
@@ -76,25 +85,40 @@ def _variant_table(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
     v = metrics["variants"]
     head = "| variant | mAP50 | " + " | ".join(f"{lab} AP50 / recall" for lab in labels) + " |"
     rows = [head, "| --- " * (len(labels) + 2) + "|"]
-    for name in ("fp32", "pruned", "int8"):
+    for name in VARIANT_NAMES:
         det = v[name]["phantom_test"]
-        cells = [f"{_pct(det['per_class'][lab]['ap50'])} / {_pct(det['per_class'][lab]['recall'])}" for lab in labels]
+        cells = [
+            f"{_pct(det['per_class'][lab]['ap50'])} / {_pct(det['per_class'][lab]['recall'])}"
+            for lab in labels
+        ]
         rows.append(f"| {name} | **{det['map50']:.4f}** | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def _clip_table(metrics: dict[str, Any]) -> str:
-    rows = ["| variant | AUC | sensitivity | specificity | cut (mean B-lines/frame) | train-clip AUC |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name in ("fp32", "pruned", "int8"):
+    rows = [
+        "| variant | AUC | sensitivity | specificity | cut (mean B-lines/frame) | train-clip AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in VARIANT_NAMES:
         c = metrics["variants"][name]["real_clips"]
-        rows.append(f"| {name} | {_pct(c['auc'])} | {_pct(c['sensitivity'])} | {_pct(c['specificity'])} | "
-                    f"{c['threshold_mean_count']:.2f} | {_pct(c['train_auc'])} |")
-    per = metrics["variants"]["int8"]["real_clips"]["clips"]
-    rows += ["", "Per test clip (INT8):", "", "| clip | B-lines (label) | frames | mean B-lines/frame | called |",
-             "| --- | ---: | ---: | ---: | --- |"]
-    rows += [f"| `{c['file']}` | {c['b_lines']} | {c['frames']} | {c['mean_count']:.2f} | "
-             f"{'B-lines' if c['predicted'] else 'none'} |" for c in per]
+        rows.append(
+            f"| {name} | {_pct(c['auc'])} | {_pct(c['sensitivity'])} | {_pct(c['specificity'])} | "
+            f"{c['threshold_mean_count']:.2f} | {_pct(c['train_auc'])} |"
+        )
+    per = metrics["variants"]["int8_cpu"]["real_clips"]["clips"]
+    rows += [
+        "",
+        "Per test clip (INT8, CPU form: what `edge run` runs on this machine):",
+        "",
+        "| clip | B-lines (label) | frames | mean B-lines/frame | called |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    rows += [
+        f"| `{c['file']}` | {c['b_lines']} | {c['frames']} | {c['mean_count']:.2f} | "
+        f"{'B-lines' if c['predicted'] else 'none'} |"
+        for c in per
+    ]
     return "\n".join(rows)
 
 
@@ -102,12 +126,21 @@ def model_card(r: Recipe, work: Path, metrics: dict[str, Any], wall_s: float | N
     ds = json.loads((work / "dataset.json").read_text())
     quant = json.loads((work / "int8.json").read_text())
     pr = metrics["pruning"]
+    sp = metrics["speedup"]
     lat = metrics["latency"]
-    clip = metrics["variants"]["int8"]["real_clips"]
+    clip = metrics["variants"]["int8_cpu"]["real_clips"]
     ph = ds["phantom"]
     test_files = [c["file"] for c in ds["real"]["test"]]
+    forms = "\n".join(
+        f"  - `{f['file']}`: activations {f['activations']}, biases {f['biases']}; kept float: "
+        f"{f['chosen_float_nodes'] or 'none'} (tried, val mAP50: "
+        f"{[(t['float_nodes'] or 'none', round(t['val_map50'], 4)) for t in f['tried']]}); "
+        f"TensorRT parser problems: {len(f['tensorrt_problems'])}"
+        for f in quant["forms"].values()
+    )
     train_files = [c["file"] for c in ds["real"]["train"]]
-    return f"""# {r.name} {r.version}: lung ultrasound finding detector
+    return (
+        f"""# {r.name} {r.version}: lung ultrasound finding detector
 
 **Not a medical device. Not for diagnosis.** Trained on a software phantom and on {len(train_files)} public
 clips with clip-level labels only; it has never been validated on patients. It is guidance for a
@@ -117,8 +150,9 @@ trained operator and a demonstration of the runtime.
 
 Boxes four findings on each lung ultrasound frame: `b_line`, `pleural_line`, `consolidation`,
 `effusion`. The runtime's overlay counts the B-lines per frame. Input: one grey frame letterboxed to
-{r.input_size}x{r.input_size}, `(x/255 - 0.5)/0.25`. Output: YOLO layout `[1, 4+{len(r.labels)}, 1024]` (cx, cy,
-w, h in input pixels, one sigmoid score per class), which `edge/inference/detection.py` decodes.
+{r.input_size}x{r.input_size}, `(x/255 - 0.5)/0.25`. Output: YOLO layout
+`[1, 4+{len(r.labels)}, {(r.input_size // 8) ** 2}]` (cx, cy, w, h in input pixels, one sigmoid score
+per class), which `edge/inference/detection.py` decodes.
 Operating threshold {r.evaluate.min_confidence}; NMS IoU 0.45.
 
 ## Method
@@ -127,10 +161,10 @@ Operating threshold {r.evaluate.min_confidence}; NMS IoU 0.45.
   random lung scenes (B-line count 0-8 and width, consolidation, effusion, convex and linear probes,
   depth, lung sliding, probe motion, and operator events: rib shadow, partial contact, gain up/down,
   motion blur, probe lifted), with exact boxes from the phantom's ground truth:
-  train {ph['train']['frames']}, val {ph['val']['frames']}, test {ph['test']['frames']} frames, from disjoint
-  seeds. Boxes per label (train): {ph['train']['boxes_per_label']}.
+  train {ph["train"]["frames"]}, val {ph["val"]["frames"]}, test {ph["test"]["frames"]} frames, from disjoint
+  seeds. Boxes per label (train): {ph["train"]["boxes_per_label"]}.
   Real frames: `pocus_dev` clips whose B-line label is known, split by patient and stratified by
-  that label ({ds['real']['split_rule']}); {len(train_files)} clips train, {len(test_files)} test.
+  that label ({ds["real"]["split_rule"]}); {len(train_files)} clips train, {len(test_files)} test.
 - **Model**: a plain chain of 7 conv3x3+BN+ReLU layers to stride 8 (dilations 2 and 4 at the end for a
   tall receptive field), a 1x1 head per cell: box offset, log size and class scores; anchor-free.
 - **Training** ({r.train.steps} steps of {r.train.batch} frames, AdamW lr {r.train.lr}, cosine): phantom
@@ -139,42 +173,53 @@ Operating threshold {r.evaluate.min_confidence}; NMS IoU 0.45.
   alone: no B-line anywhere on a negative clip's frame (focal loss on every cell), at least one on a
   positive clip's frame (multiple-instance loss on the frame's highest B-line score). Augmented with
   zoom, shift, flips, gain/gamma and blur.
-- **Pruning**: {pr['method']}; MACs {pr['before']['macs'] / 1e6:.1f} M -> {pr['after']['macs'] / 1e6:.1f} M
-  (**{pr['flops_removed']:.1%} removed**), parameters {pr['before']['params']:,} -> {pr['after']['params']:,}
-  ({pr['params_removed']:.1%} removed); widths after {pr['widths_after']}; fine-tuned {r.prune.finetune_steps} steps.
-- **INT8**: ONNX Runtime static quantization, Q/DQ format, {quant['weights']} weights, {quant['activations']},
-  convolutions only; {quant['calibration_frames']} calibration frames from the training split; layers kept
-  float: {quant['chosen_float_nodes'] or 'none'} (tried: {[(t['float_nodes'], round(t['val_map50'], 4)) for t in quant['tried']]}).
+- **Pruning**: {pr["method"]}; MACs {pr["before"]["macs"] / 1e6:.1f} M -> {pr["after"]["macs"] / 1e6:.1f} M
+  (**{pr["flops_removed"]:.1%} removed**), parameters {pr["before"]["params"]:,} -> {pr["after"]["params"]:,}
+  ({pr["params_removed"]:.1%} removed); widths after {pr["widths_after"]};
+  fine-tuned {r.prune.finetune_steps} steps.
+- **INT8**: ONNX Runtime static quantization, Q/DQ format, {quant["weights"]} weights,
+  convolutions and their ReLUs, {quant["calibration"]} calibration on {quant["calibration_frames"]}
+  frames of the training split. Two files from the one calibration: the portable one (symmetric
+  int8 activations, float biases: what TensorRT builds INT8 engines from) and ONNX Runtime's CPU
+  form (asymmetric uint8 activations, whose ReLUs fold into the convolutions; the manifest's
+  `cpu_files`, which the runtime picks when ONNX Runtime runs on the CPU):
+{forms}
 
-## Phantom test set ({ph['test']['frames']} frames, unseen seeds)
+## Phantom test set ({ph["test"]["frames"]} frames, unseen seeds)
 
 mAP50 (all-point AP per class at IoU 0.5, mean over classes); recall at the operating threshold.
 
 {_variant_table(metrics, r.labels)}
 
-mAP50 change: pruned vs FP32 **{-metrics['drops']['pruned_vs_fp32'] * 100:+.2f} pt**, INT8 vs pruned
-**{-metrics['drops']['int8_vs_pruned'] * 100:+.2f} pt**, INT8 vs FP32 {-metrics['drops']['int8_vs_fp32'] * 100:+.2f} pt.
+mAP50 change: pruned vs FP32 **{-metrics["drops"]["pruned_vs_fp32"] * 100:+.2f} pt**, INT8 vs pruned
+**{-metrics["drops"]["int8_vs_pruned"] * 100:+.2f} pt**,
+INT8 vs FP32 {-metrics["drops"]["int8_vs_fp32"] * 100:+.2f} pt.
 The publish gate refuses a drop over {r.evaluate.max_map_drop * 100:.0f} point for pruning or for INT8.
 
-## Real clips held out by patient ({clip['positives']} with B-lines, {clip['negatives']} without)
+## Real clips held out by patient ({clip["positives"]} with B-lines, {clip["negatives"]} without)
 
-{clip['method']}. With so few clips every figure has a wide margin of error: one clip moves
-sensitivity by {1 / max(clip['positives'], 1):.0%}.
+{clip["method"]}. With so few clips every figure has a wide margin of error: one clip moves
+sensitivity by {1 / max(clip["positives"], 1):.0%}.
 
 {_clip_table(metrics)}
 
-## Latency (ONNX Runtime {lat['environment']['onnxruntime']}, CPU `{lat['environment']['machine']}`, 1 thread)
+## Latency (ONNX Runtime {lat["environment"]["onnxruntime"]}, CPU `{lat["environment"]["machine"]}`, 1 thread)
 
-Single-frame `session.run`, {lat['int8']['runs']} runs each, variants interleaved in one process:
+Single-frame `session.run`, {lat["int8"]["runs"]} runs each, variants interleaved in one process:
 
 | variant | median ms | p99 ms | bytes |
 | --- | ---: | ---: | ---: |
-""" + "\n".join(
-        f"| {k} | {lat[k]['median_ms']:.2f} | {lat[k]['p99_ms']:.2f} | {lat[k]['bytes']:,} |" for k in ("fp32", "pruned", "int8")
-    ) + f"""
+"""
+        + "\n".join(
+            f"| {k} | {lat[k]['median_ms']:.2f} | {lat[k]['p99_ms']:.2f} | {lat[k]['bytes']:,} |"
+            for k in VARIANT_NAMES
+        )
+        + f"""
 
-INT8 is **{metrics['speedup_int8_vs_fp32']:.2f}x** faster than the unpruned FP32 model and
-{metrics['speedup_int8_vs_pruned']:.2f}x faster than the pruned FP32 model.
+On this CPU the INT8 model as the runtime runs it (CPU form) is **{sp["int8_cpu_vs_fp32"]:.2f}x** faster than
+the unpruned FP32 model and {sp["int8_cpu_vs_pruned"]:.2f}x faster than the pruned FP32 model; pruning
+alone gives {sp["pruned_vs_fp32"]:.2f}x. The portable (TensorRT) INT8 file runs
+{sp["int8_vs_pruned"]:.2f}x the pruned FP32 speed under ONNX Runtime on this CPU: it is meant for TensorRT.
 
 ## Intended use and limits
 
@@ -193,17 +238,21 @@ INT8 is **{metrics['speedup_int8_vs_fp32']:.2f}x** faster than the unpruned FP32
 {REPRODUCE}
 ```
 Deterministic for a seed (same files, same hashes) on the same machine and thread count.
-{f'Whole recipe wall time on this machine: {wall_s / 60:.1f} min.' if wall_s else ''}
+{f"Whole recipe wall time on this machine: {wall_s / 60:.1f} min." if wall_s else ""}
 """
+    )
 
 
 def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | None, log: Any = print) -> dict:
     metrics = json.loads((work / "metrics.json").read_text())
-    metrics["pruning"] = {k: v for k, v in json.loads((work / "prune.json").read_text()).items()
-                          if k != "finetune_history"}
+    metrics["pruning"] = {
+        k: v for k, v in json.loads((work / "prune.json").read_text()).items() if k != "finetune_history"
+    }
     gate(metrics, r.evaluate.max_map_drop)
     out.mkdir(parents=True, exist_ok=True)
     files = {"fp32": f"{r.name}-fp32.onnx", "int8": f"{r.name}-int8.onnx"}
+    cpu_files = {"int8": f"{r.name}-int8-cpu.onnx"}
+    shutil.copyfile(work / "int8-cpu.onnx", out / cpu_files["int8"])
     shutil.copyfile(work / "pruned.onnx", out / files["fp32"])
     shutil.copyfile(work / "int8.onnx", out / files["int8"])
     for name in ("dataset.json", "int8.json", "prune.json"):
@@ -214,7 +263,7 @@ def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | Non
     ds = json.loads((work / "dataset.json").read_text())
     used = [c["file"] for side in ("train", "test") for c in ds["real"][side]]
     (out / "DATA_SOURCE.md").write_text(data_source(r.pocus_dir(), used, r.name))
-    man = manifest(r, out, files, metrics)
+    man = manifest(r, out, files, cpu_files, metrics)
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     card = model_card(r, work, metrics, wall_s)
     if tiny:

@@ -1,41 +1,37 @@
 """Step 4, ``quantize``: INT8 with explicit Q/DQ nodes through ONNX Runtime static quantization.
 
-Weights are per-channel symmetric int8, activations uint8 with MinMax calibration on frames from
-the training split only (phantom and real, half each). Only convolutions are quantized: the decode
-at the end of the graph (exp, sigmoid, the grid) stays float, as it is cheap and its outputs are
-pixel coordinates. If INT8 loses more than the recipe allows on the phantom *validation* set,
-the first convolution (it sees raw grey levels) and then the head are kept in float, in turn; the
-choice is recorded. Q/DQ is what TensorRT builds INT8 engines from, so one file serves both.
+Two files from one calibration set (frames of the training split only, phantom and real, half
+each), both per-channel int8 weights and MinMax-calibrated activations:
+
+- ``int8.onnx``, the portable one: symmetric int8 activations, float biases, what TensorRT's
+  ONNX parser builds INT8 engines from (``tools.modelkit.quantize.tensorrt_qdq_problems`` checks).
+- ``int8-cpu.onnx``, ONNX Runtime's CPU form: asymmetric uint8 activations, so each ReLU folds
+  into its convolution (a symmetric scale keeps the ReLU as a float op between Q/DQ pairs, which
+  costs more than INT8 saves on x86 without VNNI). The manifest lists it under ``cpu_files``.
+
+If either loses more than the recipe allows on the phantom *validation* set, the first
+convolution (it sees raw grey levels) and then also the head are kept in float, in turn; the
+choice is recorded.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.quantization import QuantType
 
 from tools.lung_detector.dataset import Dataset
+from tools.modelkit.quantize import quantize_qdq, tensorrt_qdq_problems
 
-
-class _Frames(CalibrationDataReader):
-    def __init__(self, images: np.ndarray, name: str) -> None:
-        self._it = iter([{name: ((im.astype(np.float32) / 255.0 - 0.5) / 0.25)[None, None]} for im in images])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
+FORMS: dict[str, dict[str, Any]] = {
+    "int8": {"symmetric": True, "activation_type": QuantType.QInt8, "quantize_bias": False},
+    "int8-cpu": {"symmetric": False, "activation_type": QuantType.QUInt8, "quantize_bias": True},
+}
 
 
 def calibration_images(ds: Dataset, n: int, seed: int) -> np.ndarray:
@@ -49,22 +45,9 @@ def calibration_images(ds: Dataset, n: int, seed: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def quantize_file(src: Path, dst: Path, calib: np.ndarray, exclude: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(dst),
-            _Frames(calib, "images"),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=exclude,
-        )
+def _feeds(images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+    for im in images:
+        yield {"images": ((im.astype(np.float32) / 255.0 - 0.5) / 0.25)[None, None]}
 
 
 def float_candidates(path: Path) -> list[list[str]]:
@@ -72,9 +55,41 @@ def float_candidates(path: Path) -> list[list[str]]:
     return [[], convs[:1], convs[:1] + convs[-1:]]
 
 
-def quantize(
+def _one_form(
+    form: str,
     src: Path,
     dst: Path,
+    calib: np.ndarray,
+    ref: float,
+    max_drop: float,
+    val_map: Callable[[Path], float],
+    log: Any,
+) -> dict[str, Any]:
+    tried = []
+    for exclude in float_candidates(src):
+        quantize_qdq(src, dst, _feeds(calib), exclude_nodes=exclude, **FORMS[form])
+        m = val_map(dst)
+        tried.append({"float_nodes": exclude, "val_map50": m, "drop": ref - m})
+        log(f"{form} with {exclude or 'every conv'} quantized: val mAP50 {m:.4f} (fp32 {ref:.4f})")
+        if ref - m <= max_drop:
+            break
+    best = min(tried, key=lambda t: t["drop"])
+    if best is not tried[-1]:
+        quantize_qdq(src, dst, _feeds(calib), exclude_nodes=best["float_nodes"], **FORMS[form])
+    return {
+        "file": dst.name,
+        "activations": f"{FORMS[form]['activation_type'].name}, "
+        + ("symmetric" if FORMS[form]["symmetric"] else "asymmetric"),
+        "biases": "int32" if FORMS[form]["quantize_bias"] else "float",
+        "tried": tried,
+        "chosen_float_nodes": best["float_nodes"],
+        "tensorrt_problems": tensorrt_qdq_problems(dst),
+    }
+
+
+def quantize(
+    src: Path,
+    work: Path,
     ds: Dataset,
     n_calib: int,
     seed: int,
@@ -82,30 +97,22 @@ def quantize(
     val_map: Callable[[Path], float],
     log: Any = print,
 ) -> dict[str, Any]:
-    """Quantize ``src`` into ``dst``; try float fallbacks until the val mAP50 drop is within bounds."""
+    """Write ``work/int8.onnx`` and ``work/int8-cpu.onnx`` from ``src``; report to ``work/int8.json``."""
     calib = calibration_images(ds, n_calib, seed)
     ref = val_map(src)
-    tried = []
-    for exclude in float_candidates(src):
-        quantize_file(src, dst, calib, exclude)
-        m = val_map(dst)
-        tried.append({"float_nodes": exclude, "val_map50": m, "drop": ref - m})
-        log(f"int8 with {exclude or 'every conv'} quantized: val mAP50 {m:.4f} (fp32 {ref:.4f})")
-        if ref - m <= max_drop:
-            break
-    best = min(tried, key=lambda t: t["drop"])
-    if best is not tried[-1]:
-        quantize_file(src, dst, calib, best["float_nodes"])
+    forms = {f: _one_form(f, src, work / f"{f}.onnx", calib, ref, max_drop, val_map, log) for f in FORMS}
+    if forms["int8"]["tensorrt_problems"]:
+        log(
+            f"WARNING: the portable INT8 file is not TensorRT-buildable: {forms['int8']['tensorrt_problems']}"
+        )
     report = {
         "format": "QDQ",
         "weights": "int8 per channel, symmetric",
-        "activations": "uint8, MinMax calibration",
-        "op_types": ["Conv"],
+        "calibration": "MinMax",
         "calibration_frames": len(calib),
-        "calibration_source": "training split only: phantom train frames and real train-clip frames, half each",
+        "calibration_source": "training split only: phantom train and real train-clip frames, half each",
         "val_map50_fp32": ref,
-        "tried": tried,
-        "chosen_float_nodes": best["float_nodes"],
+        "forms": forms,
     }
-    dst.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    (work / "int8.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -107,8 +107,13 @@ def _section(cls: type, raw: dict[str, Any], where: str) -> Any:
 
 def load_recipe(path: Path = DEFAULT_RECIPE) -> Recipe:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    subs = {"data": DataRecipe, "train": TrainRecipe, "prune": PruneRecipe,
-            "quantize": QuantizeRecipe, "evaluate": EvalRecipe}
+    subs = {
+        "data": DataRecipe,
+        "train": TrainRecipe,
+        "prune": PruneRecipe,
+        "quantize": QuantizeRecipe,
+        "evaluate": EvalRecipe,
+    }
     kw: dict[str, Any] = {}
     for key, value in raw.items():
         if key in subs:
@@ -124,8 +129,14 @@ def tiny(r: Recipe) -> Recipe:
     """The same chain at smoke-test size: a few frames, a few steps."""
     return replace(
         r,
-        data=replace(r.data, phantom_train=24, phantom_val=8, phantom_test=8,
-                     real_train_frames_per_clip=2, real_test_frames_per_clip=2),
+        data=replace(
+            r.data,
+            phantom_train=24,
+            phantom_val=8,
+            phantom_test=8,
+            real_train_frames_per_clip=2,
+            real_test_frames_per_clip=2,
+        ),
         train=replace(r.train, steps=3, batch=8, real_per_batch=2),
         prune=replace(r.prune, finetune_steps=2),
         quantize=replace(r.quantize, calib_frames=8),

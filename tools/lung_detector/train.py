@@ -98,10 +98,12 @@ def fit(
         loss, parts = detection_loss(raw, cls_t, box_t, pos_mask)
         if n_real:
             half = n_real // 2
-            ridx = np.concatenate([
-                rng.choice(pos, half) if len(pos) else rng.choice(neg, half),
-                rng.choice(neg, n_real - half) if len(neg) else rng.choice(pos, n_real - half),
-            ])
+            ridx = np.concatenate(
+                [
+                    rng.choice(pos, half) if len(pos) else rng.choice(neg, half),
+                    rng.choice(neg, n_real - half) if len(neg) else rng.choice(pos, n_real - half),
+                ]
+            )
             rimg, rlab = _weak_batch(ds.real_train, ridx, rng)
             wl = weak_loss(model.raw(to_tensor(rimg)), torch.from_numpy(rlab), b_line)
             loss = loss + r.train.weak_weight * wl
@@ -113,8 +115,11 @@ def fit(
         if step % 25 == 0 or step == steps - 1:
             entry = {"step": step, "loss": float(loss), **parts, "lr": lr_at(step, steps, lr)}
             history.append(entry)
-            log(f"{tag} step {step + 1}/{steps} loss {float(loss):.3f} "
-                + " ".join(f"{k} {v:.3f}" for k, v in parts.items()) + f" ({time.time() - t0:.0f} s)")
+            log(
+                f"{tag} step {step + 1}/{steps} loss {float(loss):.3f} "
+                + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
+                + f" ({time.time() - t0:.0f} s)"
+            )
     model.eval()
     return history
 

@@ -72,3 +72,42 @@ def test_bad_manifests_name_the_field(
 def test_unknown_precision_is_refused(tiny_classifier: Callable[..., Path]) -> None:
     with pytest.raises(ManifestError, match="has no int8 file"):
         LoadedModel(tiny_classifier(), precision="int8")
+
+
+def _with_cpu_alternate(folder: Path, tamper: bool = False) -> str:
+    """Give the folder's fp32 entry a CPU alternate (a copy of the file); return its sha256."""
+    import hashlib
+    import shutil
+
+    alt = folder / "model-cpu.onnx"
+    shutil.copyfile(folder / "model.onnx", alt)
+    sha = hashlib.sha256(alt.read_bytes()).hexdigest()
+    if tamper:
+        alt.write_bytes(alt.read_bytes()[:-1] + bytes([alt.read_bytes()[-1] ^ 1]))
+    _rewrite(folder, cpu_files={"fp32": {"path": "model-cpu.onnx", "sha256": sha}})
+    return sha
+
+
+def test_on_the_cpu_the_manifests_cpu_alternate_runs_and_is_verified(
+    tiny_classifier: Callable[..., Path],
+) -> None:
+    folder = tiny_classifier()
+    sha = _with_cpu_alternate(folder)
+    model = LoadedModel(folder)  # this machine has no GPU: ONNX Runtime runs on the CPU
+    assert model.session.provider == "CPUExecutionProvider"
+    assert model.path.name == "model-cpu.onnx" and model.info.sha256 == sha
+    assert verify_folder(folder)["fp32-cpu"] == sha
+
+
+def test_a_tampered_cpu_alternate_is_refused(tiny_classifier: Callable[..., Path]) -> None:
+    folder = tiny_classifier()
+    _with_cpu_alternate(folder, tamper=True)
+    with pytest.raises(ModelIntegrityError, match=r"model-cpu\.onnx: sha256"):
+        LoadedModel(folder)
+
+
+def test_a_cpu_alternate_of_a_missing_precision_is_refused(tiny_classifier: Callable[..., Path]) -> None:
+    folder = tiny_classifier()
+    _rewrite(folder, cpu_files={"int8": {"path": "model.onnx", "sha256": "0" * 64}})
+    with pytest.raises(ManifestError, match=r"cpu_files \['int8'\] are alternates"):
+        load_manifest(folder)
