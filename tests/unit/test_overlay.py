@@ -11,7 +11,9 @@ from edge.overlay import (
     DEFAULT_STYLE,
     HudState,
     compose,
+    count_findings,
     draw_banner,
+    draw_counters,
     draw_findings,
     draw_hud,
     draw_quality_meter,
@@ -289,3 +291,56 @@ def test_rejects_images_it_cannot_draw_on() -> None:
         draw_hud(np.zeros((10, 10, 3), np.uint16), HudState(1.0, 1.0))
     with pytest.raises(ValueError):
         compose(np.zeros((10, 10), np.float32), None, None)
+
+
+# --- per-frame counters (B-lines) ----------------------------------------------------------------
+def b_lines(sure: int, review: int = 0) -> tuple[Finding, ...]:
+    sure_ones = [
+        Finding("b_line", 0.9, Box(10 + 20 * i, 40, 20 + 20 * i, 200), False, 0) for i in range(sure)
+    ]
+    unsure = [Finding("b_line", 0.3, Box(150, 40, 160, 200), True, 0) for _ in range(review)]
+    return (*sure_ones, *unsure, Finding("pleural_line", 0.9, Box(0, 30, 250, 36), False, 1))
+
+
+def test_count_keeps_uncertain_findings_apart() -> None:
+    assert count_findings(b_lines(3, 2), "b_line") == (3, 2)
+    assert count_findings(b_lines(0), "b_line") == (0, 0)
+
+
+def _right_half_text(img: np.ndarray) -> np.ndarray:
+    return changed(img)[:, img.shape[1] // 2 :]
+
+
+def test_counter_badge_top_right_amber_from_three() -> None:
+    few = draw_counters(blank(), b_lines(2), ("b_line",))
+    many = draw_counters(blank(), b_lines(3), ("b_line",))
+    ys, xs = np.nonzero(changed(few))
+    assert xs.min() > 128 and ys.max() < 128, "a badge in the top-right corner, nothing elsewhere"
+    amber = np.array(DEFAULT_STYLE.borderline_color)
+    is_amber = lambda img: (np.abs(img.astype(int) - amber).sum(axis=2) < 60).sum()  # noqa: E731
+    assert is_amber(many) > 20 and is_amber(few) == 0, "three or more B-lines: the usual B-pattern"
+
+
+def test_counter_reads_differently_for_none_zero_and_uncertain() -> None:
+    none = draw_counters(blank(), None, ("b_line",))
+    zero = draw_counters(blank(), (), ("b_line",))
+    uncertain = draw_counters(blank(), b_lines(0, 1), ("b_line",))
+    assert not np.array_equal(none, zero) and not np.array_equal(zero, uncertain)
+    assert _right_half_text(uncertain).sum() > _right_half_text(zero).sum(), "the '+1?' is drawn too"
+
+
+def test_compose_counts_only_when_the_detector_is_in_the_result() -> None:
+    from edge.results import ModelInfo
+
+    det = ModelInfo("lung-detector", "1", "0" * 64, "int8", "onnxruntime", "CPUExecutionProvider")
+    with_det = Result(
+        new_result_id(), 1, 0.0, "test", "US", q(), b_lines(4), (det,), StageTimes(0, 0, 0, 0, 0)
+    )
+    other = Result(new_result_id(), 1, 0.0, "test", "US", q(), b_lines(4), (), StageTimes(0, 0, 0, 0, 0))
+    counted = (("b_line", "lung-detector"),)
+    a = compose(blank(), with_det, None, counted=counted)
+    b = compose(blank(), other, None, counted=counted)
+    c = compose(blank(), with_det, None)
+    top_right = (slice(0, 60), slice(160, 256))
+    assert not np.array_equal(a[top_right], b[top_right]), "a result without the detector shows '--'"
+    assert changed(c[top_right]).sum() < changed(a[top_right]).sum(), "no counters unless asked"
