@@ -64,12 +64,15 @@ def quantize_qdq(
     quantize_bias: bool = False,
     calibrate_method: CalibrationMethod = CalibrationMethod.MinMax,
     reduce_range: bool = False,
+    op_types: Sequence[str] = (),
 ) -> Path:
     """Quantize ``src`` into ``dst`` (QDQ) calibrated on ``calib``; returns ``dst``.
 
     ``symmetric=False, quantize_bias=True`` gives ONNX Runtime's defaults (asymmetric activations,
     INT32 biases): fine for ONNX Runtime, refused by TensorRT's ONNX parser. ``reduce_range``
     (7-bit weights) avoids the saturation of ONNX Runtime's u8s8 kernels on x86 CPUs without VNNI.
+    ``op_types`` limits quantization to those operator types (default: all ONNX Runtime can); a
+    detector's box decode must stay float, or pixel coordinates and scores share one 8-bit scale.
     """
     extra: dict[str, Any] = {}
     if symmetric:
@@ -92,6 +95,7 @@ def quantize_qdq(
             calibrate_method=calibrate_method,
             nodes_to_exclude=list(exclude_nodes),
             reduce_range=reduce_range,
+            op_types_to_quantize=list(op_types) or None,
             extra_options=extra,
         )
     return dst
