@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     from edge.sync_cli import add_parsers as add_sync_parsers  # edge sync, edge ingest
 
     add_sync_parsers(sub)
+
+    from edge.deid.cli import add_parser as add_deid_parser  # edge deid
+
+    add_deid_parser(sub)
     return p
 
 

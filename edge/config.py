@@ -185,6 +185,41 @@ class UplinkConfig(_Section):
         return self
 
 
+class DeidConfig(_Section):
+    """De-identification (docs/deid.md): device key, dates, private allow-list, pixel rectangles."""
+
+    key_file: Path | None = None  # 32-byte secret, mode 0600; None: $EDGE_DEID_KEY, else ~/.config/...
+    dates: Literal["shift", "remove"] = "shift"  # shift: per-patient whole-day offset; remove: Basic Profile
+    keep_private: tuple[str, ...] = ()  # allow-listed private attributes, "GGGG,EE,CREATOR"
+    # Imaging area per probe (Manufacturer's Model Name): [[x0, y0, x1, y1], ...], inclusive pixel corners;
+    # used instead of the file's ultrasound regions, and to clean images of any modality from that model.
+    probe_rects: dict[str, tuple[tuple[int, int, int, int], ...]] = Field(default_factory=dict)
+
+    @field_validator("keep_private")
+    @classmethod
+    def _check_private(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from edge.deid.header import parse_private_allow_list
+        from edge.errors import EdgeError
+
+        try:
+            parse_private_allow_list(v)
+        except EdgeError as exc:  # as ValueError, so the message gets the file and key in front
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("probe_rects")
+    @classmethod
+    def _check_rects(
+        cls, v: dict[str, tuple[tuple[int, int, int, int], ...]]
+    ) -> dict[str, tuple[tuple[int, int, int, int], ...]]:
+        for model, rects in v.items():
+            for r in rects:
+                x0, y0, x1, y1 = r
+                if min(x0, y0) < 0 or x1 < x0 or y1 < y0:
+                    raise ValueError(f"{model!r}: rectangle {list(r)} needs 0 <= x0 <= x1 and 0 <= y0 <= y1")
+        return v
+
+
 def _default_models() -> tuple[ModelConfig, ...]:
     return (ModelConfig(name="us-quality"),)
 
@@ -200,6 +235,7 @@ class Config(_Section):
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    deid: DeidConfig = Field(default_factory=DeidConfig)
 
     @model_validator(mode="after")
     def _check_models(self) -> Config:
@@ -270,6 +306,8 @@ def load_config(path: Path | None) -> Config:
         config = config.with_overrides(inference={"models_dir": base / inference.models_dir})
     if config.outbox.path is not None and not config.outbox.path.is_absolute():
         config = config.with_overrides(outbox={"path": base / config.outbox.path})
+    if config.deid.key_file is not None and not config.deid.key_file.is_absolute():
+        config = config.with_overrides(deid={"key_file": base / config.deid.key_file})
     models = [
         m.model_copy(update={"path": base / m.path}) if m.path is not None and not m.path.is_absolute() else m
         for m in config.models
