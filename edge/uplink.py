@@ -46,6 +46,7 @@ CLAIM_BATCH = 256  # items claimed from the outbox at once into the local send q
 IDLE_CLAIM_EVERY_S = 0.1  # how often an empty outbox is asked again
 STATS_EVERY_S = 0.25
 CONNACK_TIMEOUT_S = 10.0
+STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the backoff; a flapping one does not
 
 
 class _Item(Protocol):
@@ -146,6 +147,7 @@ class Uplink:
         self._connected = False
         self._connack = False
         self._connect_started = 0.0
+        self._connected_at = 0.0
         self._next_attempt = 0.0
         self._inflight: dict[int, str] = {}  # mid -> result id
         self._acked: deque[tuple[float, str]] = deque()  # (PUBACK time, result id), oldest first
@@ -325,7 +327,7 @@ class Uplink:
             return
         with self._lock:
             self._connected = True
-        self._backoff.reset()
+        self._connected_at = time.monotonic()
         log.info("uplink: connected (MQTT %s)", self.protocol)
         client.publish(self.topics.status, status_payload(self.device_id, "online"), qos=1, retain=True)
         self._next_claim = 0.0
@@ -418,6 +420,8 @@ class Uplink:
         """Drop this connection: in-flight results become claimable; reconnect after a backoff."""
         client, self._client = self._client, None
         was_connected = self._connected
+        if was_connected and time.monotonic() - self._connected_at >= STABLE_AFTER_S:
+            self._backoff.reset()
         with self._lock:
             self._connected = False
             if was_connected:

@@ -1,0 +1,64 @@
+"""Helpers shared by the sync integration tests: uplink config, ingest, filled outboxes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.config import UplinkConfig
+from edge.ingest import BrokerLogin, Ingest, IngestStore
+from edge.outbox import Outbox
+from edge.results import new_result_id
+from edge.uplink import read_password, tls_context
+from tools.mqtt_broker import INGEST_USER, MosquittoBroker
+
+SITE = "site-1"
+
+
+def uplink_config(broker: MosquittoBroker, device: str, **overrides: object) -> UplinkConfig:
+    f = broker.client_files(device)
+    values: dict[str, object] = {
+        "enabled": True,
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "tls": {"ca": f.ca, "cert": f.cert, "key": f.key},
+        "password_file": f.password_file,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.5,
+        "ack_settle_s": 0.2,
+        **overrides,
+    }
+    return UplinkConfig.model_validate(values)
+
+
+def ingest_login(broker: MosquittoBroker) -> BrokerLogin:
+    f = broker.client_files(INGEST_USER)
+    return BrokerLogin(
+        "127.0.0.1", broker.port, INGEST_USER, read_password(f.password_file), tls_context(f.ca, f.cert, f.key)
+    )
+
+
+def start_ingest(broker: MosquittoBroker, db: Path, client_id: str = "ingest-1") -> tuple[IngestStore, Ingest]:
+    store = IngestStore(db)
+    ingest = Ingest(store, ingest_login(broker), group="tests", client_id=client_id, backoff_min_s=0.05)
+    ingest.start()
+    assert ingest.subscribed.wait(10), ingest.last_error
+    return store, ingest
+
+
+def fill(outbox: Outbox, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        rid = new_result_id()
+        assert outbox.put({"result_id": rid, "priority": i % 3, "seq": i}).kept
+        ids.append(rid)
+    return ids
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
