@@ -465,7 +465,7 @@ class Uplink:
                 info = client.publish(
                     self.topics.status, status_payload(self.device_id, "offline"), qos=1, retain=True
                 )
-                deadline = time.monotonic() + 1.0 + self.config.ack_settle_s
+                deadline = time.monotonic() + 1.0 + min(self.config.ack_settle_s, 2.0)  # bounded stop
                 while (
                     self._inflight or self._acked or not info.is_published()
                 ) and time.monotonic() < deadline:

@@ -35,11 +35,17 @@ def uplink_config(broker: MosquittoBroker, device: str, **overrides: object) -> 
 def ingest_login(broker: MosquittoBroker) -> BrokerLogin:
     f = broker.client_files(INGEST_USER)
     return BrokerLogin(
-        "127.0.0.1", broker.port, INGEST_USER, read_password(f.password_file), tls_context(f.ca, f.cert, f.key)
+        "127.0.0.1",
+        broker.port,
+        INGEST_USER,
+        read_password(f.password_file),
+        tls_context(f.ca, f.cert, f.key),
     )
 
 
-def start_ingest(broker: MosquittoBroker, db: Path, client_id: str = "ingest-1") -> tuple[IngestStore, Ingest]:
+def start_ingest(
+    broker: MosquittoBroker, db: Path, client_id: str = "ingest-1"
+) -> tuple[IngestStore, Ingest]:
     store = IngestStore(db)
     ingest = Ingest(store, ingest_login(broker), group="tests", client_id=client_id, backoff_min_s=0.05)
     ingest.start()

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 N_RESULTS = 2_000
 
 
-def test_offline_whole_run_then_connected_delivers_every_result(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+def test_offline_whole_run_then_connected_delivers_every_result(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
     mosquitto.kill9()  # the network is away for the whole run
     outbox = Outbox(tmp_path / "outbox.db")
     uplink = Uplink(outbox, uplink_config(mosquitto, "dev-a"), device_id="dev-a", site=SITE)
@@ -69,7 +71,9 @@ def test_sync_once_and_status_commands(mosquitto: MosquittoBroker, tmp_path: Pat
         f'tls = {{ ca = "{f.ca}", cert = "{f.cert}", key = "{f.key}" }}\n'
     )
     edge = [sys.executable, "-m", "edge"]
-    status = subprocess.run([*edge, "sync", "--status", "--db", str(db), "--json"], capture_output=True, text=True)
+    status = subprocess.run(
+        [*edge, "sync", "--status", "--db", str(db), "--json"], capture_output=True, text=True
+    )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["queued"] == 50
 

@@ -26,7 +26,9 @@ class Probe:
 
     def __init__(self, files: ClientFiles, *, username: str | None, password: str | None) -> None:
         self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"probe-{username}", protocol=mqtt.MQTTv5
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{username}",
+            protocol=mqtt.MQTTv5,
         )
         self.client.tls_set_context(tls_context(files.ca, files.cert, files.key))
         if username is not None:

@@ -1,0 +1,60 @@
+"""Two `edge ingest` processes on one shared subscription split the load and together get everything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from edge.ingest import IngestStore
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from tests.integration.sync_helpers import SITE, fill, uplink_config, wait_for
+from tools.mqtt_broker import INGEST_USER, MosquittoBroker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_two_ingest_processes_share_the_load(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    f = mosquitto.client_files(INGEST_USER)
+    db = tmp_path / "ingest.db"  # one database shared by both (WAL); each counts its own deliveries
+    procs = []
+    for name in ("ingest-x", "ingest-y"):
+        cmd = [
+            sys.executable, "-m", "edge", "ingest", "--db", str(db), "--host", "127.0.0.1",
+            "--port", str(mosquitto.port), "--ca", str(f.ca), "--cert", str(f.cert), "--key", str(f.key),
+            "--username", INGEST_USER, "--password-file", str(f.password_file), "--group", "pair",
+            "--client-id", name, "--until", "1000",
+        ]  # fmt: skip
+        procs.append(
+            subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    try:
+        store = IngestStore(db)
+        wait_for(lambda: len(_subscribers(mosquitto)) >= 2, 30, "both ingest processes to connect")
+        outbox = Outbox(tmp_path / "outbox.db")
+        ids = fill(outbox, 1000)
+        uplink = Uplink(outbox, uplink_config(mosquitto, "dev-a"), device_id="dev-a", site=SITE)
+        try:
+            assert uplink.drain_once(timeout_s=120).drained
+        finally:
+            uplink.stop()
+            outbox.close()
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), outputs
+    counts = store.counts()
+    assert store.ids() == set(ids)
+    x, y = counts.per_client["ingest-x"]["received"], counts.per_client["ingest-y"]["received"]
+    assert x > 0 and y > 0, counts.per_client  # both got part of the load
+    assert x + y == counts.received == counts.stored + counts.duplicates
+    assert all("stored 1000 distinct" in out for out in outputs), outputs
+
+
+def _subscribers(broker: MosquittoBroker) -> set[str]:
+    log = broker.log_file.read_text(errors="replace")
+    return {name for name in ("ingest-x", "ingest-y") if f"as {name} " in log}

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.ingest import IngestError, IngestStore, parse_message
+
+
+def _msg(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_parse_message() -> None:
+    assert parse_message("scanners/s1/d1/results", _msg(result_id="r1")) == ("r1", "result", "s1", "d1")
+    assert parse_message("scanners/s1/d1/feedback", _msg(feedback_id="f1", result_id="r1")) == (
+        "f1", "feedback", "s1", "d1",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="not <prefix>/<site>/<device>"):
+        parse_message("scanners/s1/d1/status", _msg(result_id="r1"))
+    with pytest.raises(ValueError, match="not UTF-8 JSON"):
+        parse_message("scanners/s1/d1/results", b"\xff{")
+    with pytest.raises(ValueError, match="no string field 'result_id'"):
+        parse_message("scanners/s1/d1/results", _msg(id=3))
+    with pytest.raises(ValueError, match="no string field 'feedback_id'"):
+        parse_message("scanners/s1/d1/feedback", _msg(result_id="r1"))
+
+
+def test_store_deduplicates_and_counts_raw_duplicates_per_client(tmp_path: Path) -> None:
+    store = IngestStore(tmp_path / "ingest.db")
+    t = "scanners/s1/d1/results"
+    assert store.add("a", [(t, _msg(result_id="r1")), (t, _msg(result_id="r2"))]) == (2, 0, 0)
+    assert store.add("b", [(t, _msg(result_id="r2")), (t, b"junk"), (t, _msg(result_id="r3"))]) == (1, 1, 1)
+    counts = store.counts()
+    assert (counts.stored, counts.received, counts.duplicates, counts.invalid) == (3, 5, 1, 1)
+    assert counts.per_client == {
+        "a": {"received": 2, "duplicates": 0, "invalid": 0},
+        "b": {"received": 3, "duplicates": 1, "invalid": 1},
+    }
+    assert store.ids() == {"r1", "r2", "r3"}
+    store.close()
+    # The first copy is the one kept; a second process sees the same rows.
+    with sqlite3.connect(tmp_path / "ingest.db") as conn:
+        assert conn.execute("SELECT ingest_client FROM messages WHERE id='r2'").fetchone() == ("a",)
+
+
+def test_store_on_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    bad = tmp_path / "ingest.db"
+    bad.write_bytes(b"this is not a database, just text" * 100)
+    with pytest.raises(IngestError, match=r"ingest\.db: cannot open the ingest database"):
+        IngestStore(bad)

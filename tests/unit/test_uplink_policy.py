@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, status_payload, status_text
+
+
+def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling() -> None:
+    b = Backoff(0.5, 4.0, rng=random.Random(7))
+    ceilings, delays = [], []
+    for _ in range(8):
+        ceilings.append(b.ceiling())
+        delays.append(b.next_delay())
+    assert ceilings == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings))
+    assert len(set(delays)) == len(delays)  # jittered, not a fixed schedule
+    b.reset()
+    assert b.ceiling() == 0.5
+
+
+def test_backoff_spreads_a_fleet() -> None:
+    # 1,000 devices that lost the broker together do not come back together.
+    firsts = [Backoff(1.0, 60.0, rng=random.Random(i)).next_delay() for i in range(1000)]
+    assert min(firsts) < 0.05 and max(firsts) > 0.95
+
+
+def test_backoff_rejects_bad_bounds() -> None:
+    with pytest.raises(ValueError, match="backoff"):
+        Backoff(2.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "code", "closed", "expected"),
+    [
+        ("5", 0x84, False, True),  # v5 "unsupported protocol version"
+        ("5", 1, False, True),  # a 3.1.1 broker's "unacceptable protocol version"
+        ("5", None, True, True),  # hung up on the v5 CONNECT
+        ("5", 0x86, False, False),  # bad user name or password: not a protocol question
+        ("5", 0x87, False, False),
+        ("5", None, False, False),  # network trouble
+        ("3.1.1", 0x84, False, False),
+        ("3.1.1", None, True, False),
+    ],
+)
+def test_fallback_decision(protocol: str, code: int | None, closed: bool, expected: bool) -> None:
+    assert should_fall_back(protocol, reason_code=code, closed_before_connack=closed) is expected
+
+
+def test_topics_and_their_levels() -> None:
+    t = Topics("scanners", "ward-3", "dev-9")
+    assert (t.results, t.feedback, t.status) == (
+        "scanners/ward-3/dev-9/results",
+        "scanners/ward-3/dev-9/feedback",
+        "scanners/ward-3/dev-9/status",
+    )
+    assert t.for_kind("feedback") == t.feedback and t.for_kind("result") == t.results
+    for bad in ("a/b", "+", "#", "", "x\x00"):
+        with pytest.raises(ValueError, match="topic level"):
+            Topics("scanners", "site", bad)
+
+
+def test_status_payload_is_json_with_device_and_time() -> None:
+    msg = json.loads(status_payload("dev-1", "offline", wall=12.5))
+    assert msg == {"device": "dev-1", "status": "offline", "time": 12.5}
+
+
+def _state(**kw: object) -> SyncState:
+    base: dict[str, object] = dict(enabled=True, connected=True, protocol="5", queued=0, oldest_queued_age_s=None,
+                                   last_success_wall=None, in_flight=0, sent_session=0, refused_session=0,
+                                   reconnects=0, last_error=None)  # fmt: skip
+    base.update(kw)
+    return SyncState(**base)  # type: ignore[arg-type]
+
+
+def test_status_text() -> None:
+    assert status_text(_state()) == "sync: ok, 0 queued"
+    assert status_text(_state(connected=False, queued=132, oldest_queued_age_s=250)) == (
+        "sync: offline, 132 queued, oldest 4m"
+    )
+    assert (
+        status_text(_state(queued=5, oldest_queued_age_s=3 * 86400)) == "sync: sending, 5 queued, oldest 3d"
+    )
+    assert status_text(_state(queued=None, connected=False)) == "sync: offline, ? queued"
+    assert status_text(_state(enabled=False)) == "sync: off"
