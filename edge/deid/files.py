@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -83,36 +82,9 @@ def deidentify_dataset(
     report = deidentify_header(ds, options, table=table)
     mark_deidentified(ds, options, pixels_cleaned=pixels.action == "cleaned")
     rewritten = pixels.action == "cleaned"
-    if rewritten and ds.original_encoding[1] is False:
-        _to_little_endian(ds)
     ds.file_meta = _new_meta(ds, old_meta, options.key, rewritten=rewritten)
     ds.preamble = b"\x00" * 128  # the original preamble may be a TIFF header with anything in it
     return report, pixels
-
-
-_SWAP = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
-
-
-def _to_little_endian(ds: Dataset) -> None:
-    """Re-encode a big-endian dataset (its pixels already rewritten little endian) for a little-endian write.
-
-    pydicom refuses to convert on write because binary values (palette LUT data is OW) are kept as the
-    file's bytes: swap those, parse everything else to values, and mark the dataset little endian.
-    """
-    for item in _datasets(ds):
-        for elem in list(item):
-            width = _SWAP.get(elem.VR)
-            if width and elem.tag != 0x7FE00010 and isinstance(elem.value, bytes):
-                elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
-        item.set_original_encoding(False, True, item.original_character_set)
-
-
-def _datasets(ds: Dataset) -> Iterator[Dataset]:
-    yield ds
-    for elem in list(ds):
-        if elem.VR == "SQ":
-            for item in elem.value or []:
-                yield from _datasets(item)
 
 
 def _new_meta(ds: Dataset, old: FileMetaDataset, key: bytes, *, rewritten: bool) -> FileMetaDataset:

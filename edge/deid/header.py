@@ -142,6 +142,18 @@ class _Cleaner:
                 self.unlisted(ds, elem, where)
             else:
                 self.listed(ds, elem, rule, where)
+        self.orphan_overlays(ds)
+
+    def orphan_overlays(self, ds: Dataset) -> None:
+        """An overlay group (60xx) whose Overlay Data was removed is removed whole: rows, origin and
+        type without data make an invalid overlay."""
+        tags = [int(e.tag) for e in ds]
+        groups = {t >> 16 for t in tags if 0x6000 <= (t >> 16) <= 0x60FF and (t >> 16) % 2 == 0}
+        for group in groups:
+            if (group << 16 | 0x3000) not in ds:
+                for tag in [t for t in tags if t >> 16 == group]:
+                    del ds[tag]
+                    self.report.counts["removed"] += 1
 
     def items(self, elem: DataElement, where: str) -> None:
         for i, item in enumerate(elem.value or []):

@@ -12,13 +12,14 @@ no configured rectangles), or whose pixels cannot be decoded, is refused: it mus
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
+from pydicom.uid import ExplicitVRLittleEndian
 
 from edge.deid.errors import DeidError
 
@@ -175,6 +176,31 @@ def _darkest_palette_index(ds: Dataset) -> int:
     return int(indices[int(np.argmin(rgb.sum(axis=-1)))])
 
 
+_SWAP = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
+
+
+def _to_little_endian(ds: Dataset) -> None:
+    """Re-encode a big-endian dataset (its pixels already rewritten little endian) for a little-endian write.
+
+    pydicom refuses to convert on write because binary values (palette LUT data is OW) are kept as the
+    file's bytes: swap those, parse everything else to values, and mark the dataset little endian.
+    """
+    for item in _datasets(ds):
+        for elem in list(item):
+            width = _SWAP.get(elem.VR)
+            if width and elem.tag != 0x7FE00010 and isinstance(elem.value, bytes):
+                elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+        item.set_original_encoding(False, True, item.original_character_set)
+
+
+def _datasets(ds: Dataset) -> Iterator[Dataset]:
+    yield ds
+    for elem in list(ds):
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                yield from _datasets(item)
+
+
 def _write_native(ds: Dataset, arr: np.ndarray, photometric: str, samples: int) -> None:
     little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
     data = little.tobytes()
@@ -186,3 +212,7 @@ def _write_native(ds: Dataset, arr: np.ndarray, photometric: str, samples: int) 
     ds.PhotometricInterpretation = photometric
     if samples > 1:
         ds.PlanarConfiguration = 0
+    if ds.original_encoding[1] is False:
+        _to_little_endian(ds)
+    if getattr(ds, "file_meta", None) is not None:  # the dataset now says what it holds
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
