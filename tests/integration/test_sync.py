@@ -101,8 +101,10 @@ def test_sync_once_fails_when_the_broker_is_away(mosquitto: MosquittoBroker, tmp
     f = mosquitto.client_files("dev-a")
     config = tmp_path / "edge.toml"
     config.write_text(
-        f'[uplink]\nenabled = true\nhost = "127.0.0.1"\nport = {mosquitto.port}\nbackoff_min_s = 0.1\nbackoff_max_s = 0.2\n'
-        f'password_file = "{f.password_file}"\ntls = {{ ca = "{f.ca}", cert = "{f.cert}", key = "{f.key}" }}\n'
+        f'[uplink]\nenabled = true\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        "backoff_min_s = 0.1\nbackoff_max_s = 0.2\n"
+        f'password_file = "{f.password_file}"\n'
+        f'tls = {{ ca = "{f.ca}", cert = "{f.cert}", key = "{f.key}" }}\n'
     )
     once = subprocess.run(
         [sys.executable, "-m", "edge", "sync", "--once", "--config", str(config), "--db", str(db),

@@ -16,8 +16,11 @@ def _msg(**fields: object) -> bytes:
 def test_parse_message() -> None:
     assert parse_message("scanners/s1/d1/results", _msg(result_id="r1")) == ("r1", "result", "s1", "d1")
     assert parse_message("scanners/s1/d1/feedback", _msg(feedback_id="f1", result_id="r1")) == (
-        "f1", "feedback", "s1", "d1",
-    )  # fmt: skip
+        "f1",
+        "feedback",
+        "s1",
+        "d1",
+    )
     with pytest.raises(ValueError, match="not <prefix>/<site>/<device>"):
         parse_message("scanners/s1/d1/status", _msg(result_id="r1"))
     with pytest.raises(ValueError, match="not UTF-8 JSON"):

@@ -6,6 +6,7 @@ e.g. a 3.1.1-only broker refusing MQTT v5, or a PUBACK with reason 0x87 (not aut
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -44,7 +45,7 @@ def _read_packet(conn: socket.socket) -> tuple[int, bytes]:
 
 
 class ScriptedPeer:
-    """A one-connection-at-a-time MQTT peer. ``on_publish(n)`` returns the PUBACK reason, or None to withhold."""
+    """One connection at a time; ``on_publish(n)`` gives the n-th PUBACK's reason (None: withhold it)."""
 
     def __init__(
         self,
@@ -71,11 +72,8 @@ class ScriptedPeer:
                 conn, _ = self.server.accept()
             except TimeoutError:
                 continue
-            with conn:
-                try:
-                    self._session(conn)
-                except (ConnectionError, OSError):
-                    pass
+            with conn, contextlib.suppress(ConnectionError, OSError):
+                self._session(conn)
 
     def _session(self, conn: socket.socket) -> None:
         _, body = _read_packet(conn)
@@ -133,8 +131,15 @@ def _fill(outbox: Outbox, n: int) -> list[str]:
 
 
 def _config(port: int, **kw: object) -> UplinkConfig:
-    values: dict[str, object] = {"enabled": True, "host": "127.0.0.1", "port": port, "backoff_min_s": 0.01,
-                                 "backoff_max_s": 0.05, "ack_settle_s": 0.0, **kw}  # fmt: skip
+    values: dict[str, object] = {
+        "enabled": True,
+        "host": "127.0.0.1",
+        "port": port,
+        "backoff_min_s": 0.01,
+        "backoff_max_s": 0.05,
+        "ack_settle_s": 0.0,
+        **kw,
+    }
     return UplinkConfig.model_validate(values)
 
 

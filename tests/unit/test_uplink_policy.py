@@ -68,9 +68,19 @@ def test_status_payload_is_json_with_device_and_time() -> None:
 
 
 def _state(**kw: object) -> SyncState:
-    base: dict[str, object] = dict(enabled=True, connected=True, protocol="5", queued=0, oldest_queued_age_s=None,
-                                   last_success_wall=None, in_flight=0, sent_session=0, refused_session=0,
-                                   reconnects=0, last_error=None)  # fmt: skip
+    base: dict[str, object] = dict(
+        enabled=True,
+        connected=True,
+        protocol="5",
+        queued=0,
+        oldest_queued_age_s=None,
+        last_success_wall=None,
+        in_flight=0,
+        sent_session=0,
+        refused_session=0,
+        reconnects=0,
+        last_error=None,
+    )
     base.update(kw)
     return SyncState(**base)  # type: ignore[arg-type]
 
