@@ -30,6 +30,7 @@ from edge.outbox_run import OutboxRecorder, open_recorder
 from edge.pipeline import ModelSlot, Pipeline
 from edge.results import Result
 from edge.sources import Source, SourceInfo, open_source
+from edge.uplink import start_uplink
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,9 @@ def run(
         if config.outbox.enabled:
             recorder, piped = open_recorder(config, src)
             opened.callback(recorder.outbox.close)
+        uplink = start_uplink(config, recorder.outbox if recorder else None)  # docs/sync.md
+        if uplink is not None:
+            opened.callback(uplink.stop)  # before the outbox closes (callbacks run last-in first)
         t_loaded = time.monotonic()
         outputs = RunOutputs(run_dir=new_run_dir(config.output.dir))
         sinks = _sinks(config, headless, outputs)
@@ -186,18 +190,26 @@ def run(
             config.pipeline,
             result_handlers=[*handlers, *([recorder] if recorder else [])],
             status=getattr(src, "status_text", None),
-            hud_extra=hud_lines(getattr(src, "hud_text", None), recorder.hud_text if recorder else None),
+            hud_extra=hud_lines(
+                getattr(src, "hud_text", None),
+                recorder.hud_text if recorder else None,
+                uplink.status_text if uplink else None,
+            ),
             read_timeout_s=config.source.read_timeout_s,
         )
         log.info("running %s; stop with Ctrl-C", src.info.url)
         with stop_on_signals(pipeline):
             pipeline.run(max_frames=max_frames)
         info = src.info  # before the source closes: a probe's link figures go with it
+        if uplink is not None:
+            uplink.stop()  # commits the last PUBACKs, says "offline"; its state goes in the report
         outbox_report = recorder.report() if recorder else None  # before the outbox closes
+        sync_report = uplink.state().to_dict() if uplink else {"enabled": False}
     report = build_report(
         config, pipeline, info, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start
     )
     report["outbox"] = outbox_report
+    report["sync"] = sync_report
     outputs.report = report_path or outputs.run_dir / "report.json"
     outputs.report.parent.mkdir(parents=True, exist_ok=True)
     outputs.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -27,8 +28,8 @@ def add_parsers(sub: Any) -> None:
     mode.add_argument(
         "--once", action="store_true", help="send everything queued, then exit (1 if any is left)"
     )
-    s.add_argument("--config", type=Path, help="TOML config with [uplink] (and [device], [outbox])")
-    s.add_argument("--db", type=Path, help="outbox database (default: the config's outbox path)")
+    s.add_argument("--config", type=Path, help="TOML config with [uplink], [device], [outbox]")
+    s.add_argument("--db", type=Path, help="outbox database (default: [outbox] path, as edge run uses)")
     s.add_argument("--device", help="device id (default: [device] id, else the host name)")
     s.add_argument("--site", help="site (default: [uplink] site, else [device] site, else 'default')")
     s.add_argument(
@@ -57,21 +58,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def device_identity(config: Config, device: str | None, site: str | None) -> tuple[str, str]:
-    """(device id, site): flags, then [uplink] site / [device] (when that section exists), then defaults."""
-    section = getattr(config, "device", None)  # [device] is optional in older configs
-    dev = device or getattr(section, "id", None) or socket.gethostname()
-    st = site or config.uplink.site or getattr(section, "site", None) or "default"
-    return str(dev), str(st)
+    """(device id, site): the flags, else [uplink] site / [device] id and site, else "default" site."""
+    dev = device or config.device.id
+    st = site or config.uplink.site or config.device.site or "default"
+    return dev, st
 
 
 def outbox_path(config: Config, db: Path | None) -> Path:
-    if db is not None:
-        return db
-    section = getattr(config, "outbox", None)
-    path = getattr(section, "path", None)
-    if path is None:
-        raise ConfigError("no outbox database: give --db or set [outbox] path in the config")
-    return Path(path)
+    """--db, else [outbox] path, else the runs folder's shared outbox (what `edge run` writes)."""
+    return db if db is not None else config.outbox_path()
 
 
 def _fmt_age(s: float | None) -> str:
@@ -138,7 +133,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         tls=tls_context(args.ca, args.cert, args.key) if args.ca else None,
     )
     store = IngestStore(args.db)
-    client_id = args.client_id or f"ingest-{socket.gethostname()}-{__import__('os').getpid()}"
+    client_id = args.client_id or f"ingest-{socket.gethostname()}-{os.getpid()}"
     ingest = Ingest(store, login, group=args.group, client_id=client_id, topic_prefix=args.prefix)
     stop = threading.Event()
 

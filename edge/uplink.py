@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.config import UplinkConfig
+from edge.config import Config, UplinkConfig
 from edge.errors import ConfigError
 from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, status_payload, status_text
 
@@ -486,3 +486,15 @@ class Uplink:
             self._refresh_stats(float("inf"))
         except Exception:
             log.debug("uplink: final stats failed", exc_info=True)
+
+
+def start_uplink(config: Config, outbox: OutboxLike | None) -> Uplink | None:
+    """The run's uplink when ``[uplink] enabled`` (started), else None. Needs the run's outbox."""
+    if not config.uplink.enabled:
+        return None
+    if outbox is None:
+        raise ConfigError("[uplink] enabled needs the outbox: set [outbox] enabled = true")
+    site = config.uplink.site or config.device.site or "default"
+    uplink = Uplink(outbox, config.uplink, device_id=config.device.id, site=site)
+    uplink.start()
+    return uplink
