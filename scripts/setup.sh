@@ -38,6 +38,11 @@ need=()
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need+=("libgl1")
 ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need+=("libglib2.0-0")
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
+# The sync integration tests start their own mosquitto (own config, free port; never the
+# system service the package also installs). Debian puts it in /usr/sbin.
+if [ -n "$extras" ] && ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  apt_install mosquitto
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
