@@ -126,7 +126,9 @@ def test_private_allow_list_keeps_only_the_listed_element() -> None:
     (ds,), planted = marker_study(1)
     kept_values = {v for tag, v in walk(ds) if tag == 0x00191005}  # planted at each of the three depths
     assert len(kept_values) == 3
-    report = deidentify_header(ds, DeidOptions(key=KEY, keep_private=parse_private_allow_list([KEEP_PRIVATE])))
+    report = deidentify_header(
+        ds, DeidOptions(key=KEY, keep_private=parse_private_allow_list([KEEP_PRIVATE]))
+    )
     assert ds[0x00191005].value in kept_values and ds[0x00190010].value == "MRK KEEP CREATOR"
     assert 0x00091001 not in ds and 0x00090010 not in ds
     assert report.counts["private_kept"] >= 2 and report.counts["private_removed"] > 0
@@ -146,7 +148,12 @@ def test_marks_say_what_was_applied() -> None:
     options = DeidOptions(key=KEY, keep_private=frozenset({PrivateTag(0x0019, "X", 5)}))
     mark_deidentified(ds, options, pixels_cleaned=True)
     assert ds.PatientIdentityRemoved == "YES"
-    assert [i.CodeValue for i in ds.DeidentificationMethodCodeSequence] == ["113100", "113101", "113107", "113111"]
+    assert [i.CodeValue for i in ds.DeidentificationMethodCodeSequence] == [
+        "113100",
+        "113101",
+        "113107",
+        "113111",
+    ]
     assert all(i.CodingSchemeDesignator == "DCM" for i in ds.DeidentificationMethodCodeSequence)
     assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
     assert all(len(v) <= 64 for v in ds.DeidentificationMethod)

@@ -38,7 +38,11 @@ def test_no_rectangle_blacks_out_everything() -> None:
 
 @pytest.mark.parametrize(
     ("rects", "message"),
-    [([(5, 0, 1, 1)], "x0 <= x1"), ([(0, 0, 1)], "expected \\(x0, y0, x1, y1\\)"), ([(-1, 0, 1, 1)], "0 <= x0")],
+    [
+        ([(5, 0, 1, 1)], "x0 <= x1"),
+        ([(0, 0, 1)], "expected \\(x0, y0, x1, y1\\)"),
+        ([(-1, 0, 1, 1)], "0 <= x0"),
+    ],
 )
 def test_bad_rectangles_are_named(rects: list[tuple[int, ...]], message: str) -> None:
     with pytest.raises(DeidError, match=message):
@@ -50,7 +54,7 @@ def test_bad_shape_is_refused() -> None:
         blackout_outside(np.zeros((2, 2, 2, 3), np.uint8), [(0, 0, 1, 1)])
 
 
-# -- DICOM pixels ---------------------------------------------------------------------------------------------
+# -- DICOM pixels -------------------------------------------------------------------------------------------
 def _inside(shape: tuple[int, int], rects: list[tuple[int, int, int, int]]) -> np.ndarray:
     return region_mask(shape[0], shape[1], rects)
 
@@ -81,7 +85,9 @@ def test_synthetic_us_is_cleaned_outside_its_region(tmp_path: Path) -> None:
         "gdcm-US-ALOKA-16.dcm",  # palette with 16-bit entries, implicit VR
     ],
 )
-def test_vendor_ultrasound_is_cleaned_outside_its_regions(vendor_file: Callable[[str], Path], name: str) -> None:
+def test_vendor_ultrasound_is_cleaned_outside_its_regions(
+    vendor_file: Callable[[str], Path], name: str
+) -> None:
     path = vendor_file(name)
     ds = pydicom.dcmread(path)
     before = ds.pixel_array.copy()
@@ -95,7 +101,9 @@ def test_vendor_ultrasound_is_cleaned_outside_its_regions(vendor_file: Callable[
     outside = after[..., ~inside]
     if ds.PhotometricInterpretation == "PALETTE COLOR":  # black is the darkest palette entry, not index 0
         rgb = apply_color_lut(outside, ds)
-        assert rgb.max() == rgb.min() == apply_color_lut(np.arange(256, dtype=np.uint8), ds).sum(-1).min() // 3
+        assert (
+            rgb.max() == rgb.min() == apply_color_lut(np.arange(256, dtype=np.uint8), ds).sum(-1).min() // 3
+        )
     else:
         assert outside.max() == 0
 

@@ -50,7 +50,10 @@ def test_modified_dates_option_is_read() -> None:
         ([{"name": "x", "tag": "(0010,0010)"}], "row 0: missing field 'basicProfile'"),
         ([{"name": "x", "tag": "(0010,0010)", "basicProfile": "Q"}], "unknown basicProfile action 'Q'"),
         ([{"name": "x", "tag": "0010,0010", "basicProfile": "X"}], "not of the form"),
-        ([{"name": "a", "tag": "(0010,0010)", "basicProfile": "X"}] * 2, "row 1: tag (0010,0010) listed twice"),
+        (
+            [{"name": "a", "tag": "(0010,0010)", "basicProfile": "X"}] * 2,
+            "row 1: tag (0010,0010) listed twice",
+        ),
     ],
 )
 def test_bad_tables_are_named(rows: object, message: str) -> None:
@@ -61,5 +64,5 @@ def test_bad_tables_are_named(rows: object, message: str) -> None:
 def test_unreadable_table_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "t.json"
     bad.write_text("[{")
-    with pytest.raises(DeidError, match="t.json: not valid JSON: line 1"):
+    with pytest.raises(DeidError, match=r"t\.json: not valid JSON: line 1"):
         load_table(bad)
