@@ -10,23 +10,21 @@ frames so a result can be drawn on the very frame it describes.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-import os
 import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from edge.config import Config
+from edge.deid.keys import default_key_path, load_key
+from edge.deid.payload import scrub_payload
 from edge.frames import Frame
 from edge.outbox import Outbox, OutboxStats
-from edge.outbox_thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail
+from edge.outbox_thumbnail import load_blackout, make_thumbnail
 from edge.results import Device, Result, result_message
 
 log = logging.getLogger(__name__)
@@ -68,39 +66,11 @@ class ThumbnailPolicy:
     every_s: float = 1.0
 
 
-def redact_source(source_id: str) -> str:
-    """The source's scheme only (else "redacted"): a file name, path or query may name a patient."""
-    scheme = urlsplit(source_id).scheme
-    return f"{scheme}://" if scheme else "redacted"
-
-
-def device_key(path: Path) -> bytes:
-    """This device's pseudonymisation key, made once (32 random bytes, owner-only) and kept."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return key
-
-
-def load_scrub(key_path: Path) -> Scrub | None:
-    """``edge.deid.payload.scrub_payload`` bound to this device's key, when that module exists."""
-    try:
-        module = importlib.import_module("edge.deid.payload")
-    except ImportError:
-        return None
-    fn = getattr(module, "scrub_payload", None)
-    if not callable(fn):
-        return None
-    return functools.partial(fn, key=device_key(key_path))
+def load_scrub(config: Config) -> Scrub:
+    """``scrub_payload`` bound to this device's key ([deid] key_file, else $EDGE_DEID_KEY, else
+    ~/.config/scanner-edge/deid.key; made on first use, mode 0600). A bad key file stops the run."""
+    key = load_key(config.deid.key_file or default_key_path())
+    return functools.partial(scrub_payload, key=key)
 
 
 class OutboxRecorder:
@@ -112,7 +82,6 @@ class OutboxRecorder:
         device: Device,
         *,
         exam_pseudonym: str | None = None,
-        scrubbed: bool = True,
         thumbnails: ThumbnailPolicy | None = None,
         frames: FrameTap | None = None,
         refresh_s: float = 1.0,
@@ -120,7 +89,6 @@ class OutboxRecorder:
         self.outbox = outbox
         self.device = device
         self.exam_pseudonym = exam_pseudonym
-        self.scrubbed = scrubbed  # False: no scrubber, so the source id is cut to its scheme here
         self.thumbnails = thumbnails
         self.frames = frames
         self.blackout = load_blackout() if thumbnails is not None else None
@@ -135,8 +103,6 @@ class OutboxRecorder:
 
     def __call__(self, result: Result) -> None:
         message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
-        if not self.scrubbed:
-            message["source_id"] = redact_source(result.source_id)
         try:
             outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
         except Exception:  # a message the outbox cannot take (the scrubber failed, say): loud
@@ -168,7 +134,7 @@ class OutboxRecorder:
             jpeg = make_thumbnail(
                 frame, result, long_side=policy.long_side, quality=policy.quality, blackout=self.blackout
             )
-        except ThumbnailUnavailable as exc:
+        except Exception as exc:  # masking refused, drawing failed: no thumbnail, the result stays
             self.thumbs["unavailable"] += 1
             reason = str(exc).split(":")[-1].strip()
             if reason not in self._warned:  # once per kind of reason, not once per frame
@@ -203,7 +169,7 @@ class OutboxRecorder:
             "path": str(self.outbox.path),
             "device_id": self.device.id,
             "exam_pseudonym": self.exam_pseudonym,
-            "scrubbed": self.scrubbed,
+            "scrubbed": self.outbox.scrub is not None,
             "puts": dict(self.outcomes),
             "thumbnails": dict(self.thumbs) if self.thumbnails is not None else None,
             **self._stats.to_dict(),
@@ -226,9 +192,7 @@ def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, objec
     oc = config.outbox
     path = config.outbox_path()
     device = Device(config.device.id, config.device.site)
-    scrub = load_scrub(path.with_name(path.name + ".key"))
-    if scrub is None:
-        log.warning("edge.deid.payload is not available: outbox payloads keep only the source's scheme")
+    scrub = load_scrub(config)  # nothing with patient identity enters the outbox
     outbox = Outbox(
         path,
         quota_bytes=oc.quota_bytes,
@@ -246,9 +210,10 @@ def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, objec
             policy = ThumbnailPolicy(oc.thumbnail_px, oc.thumbnail_quality, oc.thumbnail_min_priority,
                                      oc.thumbnail_every_s)  # fmt: skip
             tap = FrameTap(source)
-        # One run is one exam until an exam workflow gives one: a random pseudonym, no identity.
-        recorder = OutboxRecorder(outbox, device, exam_pseudonym=f"exam-{uuid.uuid4().hex[:16]}",
-                                  scrubbed=scrub is not None, thumbnails=policy, frames=tap)  # fmt: skip
+        # One run is one exam until an exam workflow gives one: a random pseudonym (the format of
+        # edge.deid.keys.exam_pseudonym, so the scrubber keeps it), linked to no identity.
+        exam = f"ex-{uuid.uuid4().hex[:20]}"
+        recorder = OutboxRecorder(outbox, device, exam_pseudonym=exam, thumbnails=policy, frames=tap)
     except BaseException:
         outbox.close()
         raise

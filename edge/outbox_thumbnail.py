@@ -2,19 +2,19 @@
 
 Ultrasound frames often carry the patient's name, birth date or the clinic burned into the pixels
 around the scan. So for an ultrasound frame everything outside its ultrasound regions (from the
-DICOM Sequence of Ultrasound Regions, in ``frame.geometry.regions``) is blacked out before the
-overlay is drawn and the JPEG encoded; a frame whose regions are unknown gets no thumbnail, and
-neither does any frame while the masking module (``edge.deid.pixels``) is missing: fail closed.
+DICOM Sequence of Ultrasound Regions, in ``frame.geometry.regions``) is blacked out with
+``edge.deid.pixels.blackout_outside`` before the overlay is drawn and the JPEG encoded; a frame
+whose regions are unknown gets no thumbnail, and neither does one the masking refuses: fail closed.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
+from edge.deid.pixels import blackout_outside
 from edge.errors import EdgeError
 from edge.frames import Frame
 from edge.outbox_jpeg import jpeg_size
@@ -31,14 +31,9 @@ class ThumbnailUnavailable(EdgeError):
     """No thumbnail can be made for this frame without risking identity; the reason says why."""
 
 
-def load_blackout() -> Blackout | None:
-    """``edge.deid.pixels.blackout_outside`` when that module is installed, else None."""
-    try:
-        module = importlib.import_module("edge.deid.pixels")
-    except ImportError:
-        return None
-    fn = getattr(module, "blackout_outside", None)
-    return fn if callable(fn) else None
+def load_blackout() -> Blackout:
+    """The runtime's masking function (shared with DICOM de-identification, so both mask alike)."""
+    return blackout_outside
 
 
 def scan_rects(frame: Frame) -> list[Rect]:
@@ -52,7 +47,7 @@ def make_thumbnail(
     *,
     long_side: int = 256,
     quality: int = 80,
-    blackout: Blackout | None = None,
+    blackout: Blackout | None = blackout_outside,
 ) -> bytes:
     """A JPEG of ``frame`` (masked when ultrasound) with ``result``'s overlay, at most ``long_side``
     pixels on its longer side. Raises ThumbnailUnavailable when it cannot be made safely."""
@@ -61,13 +56,16 @@ def make_thumbnail(
         raise ThumbnailUnavailable(f"frame {frame.seq}: image is {image.dtype}, not uint8")
     if frame.modality == "US":
         if blackout is None:
-            raise ThumbnailUnavailable("edge.deid.pixels.blackout_outside is not available: no thumbnails")
+            raise ThumbnailUnavailable("no masking function: no ultrasound thumbnails")
         rects = scan_rects(frame)
         if not rects:
             raise ThumbnailUnavailable(
                 f"frame {frame.seq} of {frame.source_id}: ultrasound region unknown, cannot mask"
             )
-        image = blackout(image, rects)
+        try:
+            image = blackout(image, rects)
+        except Exception as exc:  # the masking refused these rectangles: no thumbnail
+            raise ThumbnailUnavailable(f"frame {frame.seq}: masking failed: {exc}") from exc
     drawn = compose(image, result, None)
     h, w = drawn.shape[:2]
     scale = min(1.0, long_side / max(h, w))

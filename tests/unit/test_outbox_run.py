@@ -20,8 +20,18 @@ from edge.app import hud_lines, run
 from edge.config import DEFAULT_CLIP, Config
 from edge.frames import Frame, Geometry, UltrasoundRegion
 from edge.outbox import Outbox
-from edge.outbox_run import FrameTap, OutboxRecorder, ThumbnailPolicy, device_key, redact_source
-from edge.results import Box, Device, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+from edge.outbox_run import FrameTap, OutboxRecorder, ThumbnailPolicy, load_scrub
+from edge.results import (
+    Box,
+    Device,
+    Finding,
+    ModelInfo,
+    Quality,
+    Result,
+    StageTimes,
+    new_result_id,
+    result_message,
+)
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "result.schema.json").read_text())
 
@@ -32,6 +42,7 @@ def test_a_run_keeps_every_result_as_a_valid_message(tmp_path: Path) -> None:
         display={"sinks": ["null"]},
         output={"dir": tmp_path / "runs"},
         device={"id": "edge-test-7", "site": "bench"},
+        deid={"key_file": tmp_path / "deid.key"},
     )
     report, outputs = run(config, headless=True, max_frames=40)
     n = report["counters"]["results"]
@@ -51,8 +62,10 @@ def test_a_run_keeps_every_result_as_a_valid_message(tmp_path: Path) -> None:
     assert sorted(m["frame_seq"] for m in messages) == sorted({m["frame_seq"] for m in messages})
     jsonl = [json.loads(line) for line in outputs.results.read_text().splitlines()] if outputs.results else []
     assert {m["result_id"] for m in messages} == {r["result_id"] for r in jsonl}
-    if "scrubbed" in ob and not ob["scrubbed"]:  # without the de-identification module: scheme only
-        assert {m["source_id"] for m in messages} == {"redacted"}  # the video source gives a file name
+    # de-identified before it was kept: the clip's file name is a keyed pseudonym, the exam one too
+    assert ob["scrubbed"] and len({m["source_id"] for m in messages}) == 1
+    assert "src-" in messages[0]["source_id"] and DEFAULT_CLIP.name not in messages[0]["source_id"]
+    assert messages[0]["exam_pseudonym"].startswith("ex-")
     # a second run adds to the same outbox; nothing of the first is lost
     report2, _ = run(config, headless=True, max_frames=10)
     assert report2["outbox"]["queued"] == n + report2["counters"]["results"]
@@ -94,16 +107,19 @@ def test_hud_line_shows_the_queue_then_the_alarm_in_capitals(tmp_path: Path) -> 
     outbox.close()
 
 
-def test_without_a_scrubber_the_source_keeps_only_its_scheme(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "ob.sqlite3") as outbox:
-        rec = OutboxRecorder(outbox, Device("edge-x"), scrubbed=False)
+def test_the_outbox_keeps_only_scrubbed_payloads(tmp_path: Path) -> None:
+    config = Config().with_overrides(deid={"key_file": tmp_path / "k" / "deid.key"})
+    scrub = load_scrub(config)
+    assert stat.S_IMODE((tmp_path / "k" / "deid.key").stat().st_mode) == 0o600  # made on first use
+    with Outbox(tmp_path / "ob.sqlite3", scrub=scrub) as outbox:
+        rec = OutboxRecorder(outbox, Device("edge-x"), exam_pseudonym="Doe^John 1970")
         rec(_result())
         payload = outbox.claim(1)[0].payload
-    assert b"DOE_JOHN" not in payload and json.loads(payload)["source_id"] == "dicom://"
-    assert (
-        redact_source("probe+emu://?preset=lung") == "probe+emu://"
-        and redact_source("IM_DOE.mp4") == "redacted"
-    )
+    message = json.loads(payload)
+    assert b"DOE_JOHN" not in payload and b"Doe" not in payload
+    assert message["source_id"].startswith("dicom:src-") and message["exam_pseudonym"].startswith("ex-")
+    again = load_scrub(config)(result_message(_result(), Device("edge-x")))  # the key is kept: stable
+    assert again["source_id"] == message["source_id"]
 
 
 class _Frames:
@@ -158,12 +174,16 @@ def test_thumbnails_are_masked_small_jpegs_of_the_results_frame(tmp_path: Path) 
     assert rec.thumbs == {"made": 1, "frame_gone": 1}
 
 
-def test_no_thumbnail_without_a_scan_region_or_without_the_masking_module(
+def test_no_thumbnail_without_a_scan_region_or_when_masking_fails(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="edge.outbox_run")
     policy = ThumbnailPolicy(min_priority=0, every_s=0)
-    for regions, blackout in (((), _blackout([])), ((UltrasoundRegion(0, 0, 10, 10),), None)):
+
+    def refuses(image: np.ndarray, rects: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+        raise ValueError("rectangles cover the whole image")
+
+    for regions, blackout in (((), _blackout([])), ((UltrasoundRegion(0, 0, 10, 10),), refuses)):
         tap = FrameTap(_Frames(regions))
         tap.read(0.1)
         tap.read(0.1)
@@ -176,14 +196,7 @@ def test_no_thumbnail_without_a_scan_region_or_without_the_masking_module(
         assert rec.thumbs == {"unavailable": 2}
     warnings = [r.getMessage() for r in caplog.records if "fail closed" in r.getMessage()]
     assert len(warnings) == 2  # once per reason, not once per frame
-    assert "region unknown" in warnings[0] and "blackout_outside" in warnings[1]
-
-
-def test_device_key_is_made_once_and_private(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "outbox.sqlite3.key"
-    key = device_key(path)
-    assert len(key) == 32 and device_key(path) == key
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "region unknown" in warnings[0] and "masking failed" in warnings[1]
 
 
 def test_hud_lines_joins_what_is_there() -> None:

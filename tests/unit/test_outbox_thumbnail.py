@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.deid.pixels import blackout_outside
 from edge.frames import Frame, Geometry, UltrasoundRegion
 from edge.outbox_jpeg import jpeg_size
 from edge.outbox_thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail, scan_rects
@@ -51,7 +52,7 @@ def test_ultrasound_is_masked_with_the_frames_regions() -> None:
 
 def test_fail_closed() -> None:
     us = Frame(np.zeros((40, 40, 3), np.uint8), 9, 0, "probe://", geometry=Geometry())
-    with pytest.raises(ThumbnailUnavailable, match="blackout_outside is not available"):
+    with pytest.raises(ThumbnailUnavailable, match="no masking function"):
         make_thumbnail(us, None, blackout=None)
     with pytest.raises(ThumbnailUnavailable, match="ultrasound region unknown"):
         make_thumbnail(us, None, blackout=lambda image, rects: image)
@@ -60,11 +61,10 @@ def test_fail_closed() -> None:
         make_thumbnail(deep, None)
 
 
-def test_load_blackout_finds_the_module_when_there() -> None:
-    fn = load_blackout()
-    try:
-        import edge.deid.pixels as pixels  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        assert fn is None
-    else:
-        assert fn is pixels.blackout_outside
+def test_the_runtime_masks_with_the_deid_blackout() -> None:
+    assert load_blackout() is blackout_outside
+    image = np.full((80, 160, 3), 200, np.uint8)
+    frame = Frame(image, 0, 0, "x", geometry=Geometry(regions=(UltrasoundRegion(40, 20, 120, 70),)))
+    out = cv2.imdecode(np.frombuffer(make_thumbnail(frame, None), np.uint8), cv2.IMREAD_COLOR)
+    assert out[75:, :].max() < 30 and out[:, 130:].max() < 30  # outside the region: black
+    assert out[45, 80].mean() > 180  # inside: kept
