@@ -187,6 +187,6 @@ def verify_folder(folder: Path) -> dict[str, str]:
     """Check every file of a model folder; return {precision: sha256}, CPU alternates as
     "<precision>-cpu". Raises on the first mismatch."""
     package = load_manifest(folder)
-    out = {p: package.verified_file(p)[2] for p in package.manifest.files}
+    out: dict[str, str] = {p: package.verified_file(p)[2] for p in package.manifest.files}
     out |= {f"{p}-cpu": package.verified_file(p, cpu=True)[2] for p in package.manifest.cpu_files}
     return out
