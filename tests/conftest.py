@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 
 
+@pytest.fixture(autouse=True)
+def _device_key_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs in tests make their de-identification key under pytest's temp folder, never in the
+    user's ~/.config (subprocesses inherit the variable)."""
+    monkeypatch.setenv("EDGE_DEID_KEY", str(tmp_path_factory.getbasetemp() / "deid.key"))
+
+
 def yolo_model(output: np.ndarray, size: int = 64) -> onnx.ModelProto:
     """A model whose output is ``output`` (shape [1, 4+C, N]) for any input of [1,3,size,size].
 
