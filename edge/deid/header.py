@@ -181,7 +181,10 @@ class _Cleaner:
 
     # -- standard attributes ------------------------------------------------------------------------------
     def unlisted(self, ds: Dataset, elem: DataElement, where: str) -> None:
-        if elem.VR == "SQ":
+        if elem.tag.element == 0x0000:  # a retired group length: wrong once anything in the group changed
+            del ds[elem.tag]
+            self.report.counts["removed"] += 1
+        elif elem.VR == "SQ":
             self.items(elem, where)
         elif elem.VR in ("DA", "DT") and not elem.is_empty:
             if self.o.dates == "shift" and self.shift(elem):

@@ -196,3 +196,11 @@ def test_sequence_items_without_anything_listed_survive() -> None:
     ds.SequenceOfUltrasoundRegions = Sequence([region])
     deidentify_header(ds, DeidOptions(key=KEY))
     assert ds.SequenceOfUltrasoundRegions[0].RegionLocationMinX0 == 1
+
+
+def test_group_lengths_go_as_they_would_be_wrong() -> None:
+    ds = Dataset()
+    ds.add_new(0x00080000, "UL", 100)
+    ds.Modality = "US"
+    deidentify_header(ds, DeidOptions(key=KEY))
+    assert 0x00080000 not in ds and ds.Modality == "US"
