@@ -107,7 +107,7 @@ def evaluate(r: Recipe, work: Path, log: Log) -> dict[str, Any]:
     for name, file in VARIANTS.items():
         model = OnnxDetector(work / file, len(r.labels))
         det = detection_metrics(model, ds.phantom["test"], r.labels, th)
-        clips = clip_metrics(model, ds.real_train, ds.real_test, b_line, th)
+        clips = clip_metrics(model, ds.real_train, ds.real_test, b_line, th, r.evaluate.clip_threshold)
         out["variants"][name] = {"phantom_test": det, "real_clips": clips}
         log(
             f"{name}: phantom test mAP50 {det['map50']:.4f}; real clips B-line AUC {clips['auc']} "

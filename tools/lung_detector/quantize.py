@@ -71,7 +71,7 @@ def _one_form(
         quantize_qdq(src, dst, _feeds(calib), exclude_nodes=exclude, op_types=OP_TYPES, **FORMS[form])
         m = val_map(dst)
         tried.append({"float_nodes": exclude, "val_map50": m, "drop": ref - m})
-        log(f"{form} with {exclude or 'every conv'} quantized: val mAP50 {m:.4f} (fp32 {ref:.4f})")
+        log(f"{form}, float: {exclude or 'none'}: val mAP50 {m:.4f} (fp32 {ref:.4f})")
         if ref - m <= max_drop:
             break
     best = min(tried, key=lambda t: t["drop"])
