@@ -30,7 +30,7 @@ from edge.handoff import LatestSlot, resolve_policy
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.overlay import DEFAULT_STYLE, HudState, compose
-from edge.results import Finding, Quality, Result, StageTimes, result_for
+from edge.results import Finding, Quality, Result, StageTimes, priority_for, result_for
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Pipeline:
         # Gating models run first so their verdict on this frame is known to the gated ones.
         gates = {m.config.gate.model for m in models if m.config.gate}
         self.models = sorted(models, key=lambda s: 0 if s.model.name in gates else 1)
+        self._urgent = frozenset(lab for s in self.models for lab in s.model.manifest.urgent_labels)
         # Labels counted per frame on screen (B-lines), with the detector that reports them.
         counted_labels = {label for label, _, _ in DEFAULT_STYLE.counters}
         self.counted = tuple(
@@ -292,10 +293,7 @@ class Pipeline:
         return result, model_ns
 
     def _priority(self, findings: list[Finding]) -> int:
-        if not findings:
-            return 0
-        urgent = {lab for s in self.models for lab in s.model.manifest.urgent_labels}
-        return 2 if any(f.label in urgent and not f.needs_review for f in findings) else 1
+        return priority_for(findings, self._urgent)
 
     def _record_inference(self, frame: Frame, result: Result, model_ns: int) -> None:
         # e2e: from the frame's hand-over to the runtime to its result; capture_to_result adds what
