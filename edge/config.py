@@ -142,6 +142,10 @@ class OutboxConfig(_Section):
     thumbnail_quality: int = Field(80, ge=10, le=100)
     thumbnail_min_priority: int = Field(1, ge=0, le=2)  # 1: results with findings; 0: every result
     thumbnail_every_s: float = Field(1.0, ge=0)  # at most one thumbnail per this many seconds
+    # "changes": keep a result when its quality, gating or finding counts change, urgent findings
+    # always, else one per heartbeat_s (30 fps of identical results is 0.5 GB/h); "all": every one.
+    keep: Literal["changes", "all"] = "changes"
+    heartbeat_s: float = Field(1.0, gt=0, le=3600)
 
 
 class LogConfig(_Section):

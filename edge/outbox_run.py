@@ -25,7 +25,7 @@ from edge.deid.payload import scrub_payload
 from edge.frames import Frame
 from edge.outbox import Outbox, OutboxStats
 from edge.outbox_thumbnail import load_blackout, make_thumbnail
-from edge.results import Device, Result, result_message
+from edge.results import PRIORITY_URGENT, Device, Result, result_message
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,43 @@ class FrameTap:
         return getattr(self._source, name)
 
 
+class KeepPolicy:
+    """Which results go into the outbox: at 30 frames a second, every result would be half a
+    gigabyte an hour and a metered link's worth of messages, most saying what the previous one said.
+
+    ``changes`` keeps a result when what it says changed (quality label, gating, the count of
+    confident findings per label), when an urgent finding is in it, and otherwise once every
+    ``heartbeat_s``; ``all`` keeps every result. Every result still goes to ``results.jsonl``.
+    """
+
+    def __init__(self, mode: str = "changes", heartbeat_s: float = 1.0) -> None:
+        self.mode = mode
+        self.heartbeat_s = heartbeat_s
+        self._last: tuple[object, ...] | None = None
+        self._last_wall = -1e18
+
+    @staticmethod
+    def summary(result: Result) -> tuple[object, ...]:
+        counts = Counter(f.label for f in result.findings if not f.needs_review)
+        quality = None if result.quality is None else (result.quality.label, result.quality.ok)
+        return (quality, result.gated, tuple(sorted(counts.items())))
+
+    def keep(self, result: Result) -> bool:
+        if self.mode == "all":
+            return True
+        summary = self.summary(result)
+        now = result.frame_wall_time
+        if (
+            summary != self._last
+            or result.priority >= PRIORITY_URGENT
+            or now - self._last_wall >= self.heartbeat_s
+            or now < self._last_wall  # the wall clock stepped back: do not go quiet
+        ):
+            self._last, self._last_wall = summary, now
+            return True
+        return False
+
+
 @dataclass(frozen=True)
 class ThumbnailPolicy:
     long_side: int = 256
@@ -85,8 +122,10 @@ class OutboxRecorder:
         thumbnails: ThumbnailPolicy | None = None,
         frames: FrameTap | None = None,
         refresh_s: float = 1.0,
+        keep: KeepPolicy | None = None,
     ) -> None:
         self.outbox = outbox
+        self.keep = keep or KeepPolicy("all")
         self.device = device
         self.exam_pseudonym = exam_pseudonym
         self.thumbnails = thumbnails
@@ -102,6 +141,9 @@ class OutboxRecorder:
         self._refresh()
 
     def __call__(self, result: Result) -> None:
+        if not self.keep.keep(result):
+            self.outcomes["unchanged"] += 1
+            return
         message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
         try:
             outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
@@ -213,7 +255,10 @@ def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, objec
         # One run is one exam until an exam workflow gives one: a random pseudonym (the format of
         # edge.deid.keys.exam_pseudonym, so the scrubber keeps it), linked to no identity.
         exam = f"ex-{uuid.uuid4().hex[:20]}"
-        recorder = OutboxRecorder(outbox, device, exam_pseudonym=exam, thumbnails=policy, frames=tap)
+        keep = KeepPolicy(oc.keep, oc.heartbeat_s)
+        recorder = OutboxRecorder(
+            outbox, device, exam_pseudonym=exam, thumbnails=policy, frames=tap, keep=keep
+        )
     except BaseException:
         outbox.close()
         raise

@@ -43,6 +43,7 @@ def test_a_run_keeps_every_result_as_a_valid_message(tmp_path: Path) -> None:
         output={"dir": tmp_path / "runs"},
         device={"id": "edge-test-7", "site": "bench"},
         deid={"key_file": tmp_path / "deid.key"},
+        outbox={"keep": "all"},
     )
     report, outputs = run(config, headless=True, max_frames=40)
     n = report["counters"]["results"]
@@ -236,3 +237,42 @@ def test_a_message_the_outbox_cannot_take_is_counted_and_alarmed(tmp_path: Path)
         rec = OutboxRecorder(outbox, Device("edge-x"))
         rec(_result())
         assert rec.outcomes["refused"] == 1 and (rec.hud_text() or "").startswith("OUTBOX WRITE FAILED")
+
+
+def _verdict(
+    wall: float, quality: str = "diagnostic", labels: tuple[str, ...] = (), priority: int = 0
+) -> Result:
+    findings = tuple(Finding(lab, 0.9, Box(1, 1, 5, 5), False, 0) for lab in labels)
+    return Result(new_result_id(), 1, wall, "src", "US", Quality(quality, 0.9, quality == "diagnostic", {}),
+                  findings, (), StageTimes(0, 0, 0, 0, 0), priority=priority)  # fmt: skip
+
+
+def test_keep_changes_skips_repeats_but_keeps_changes_urgent_and_a_heartbeat() -> None:
+    from edge.outbox_run import KeepPolicy
+
+    keep = KeepPolicy("changes", heartbeat_s=1.0)
+    t = 1000.0
+    assert keep.keep(_verdict(t, labels=("b_line",)))
+    assert not keep.keep(_verdict(t + 0.03, labels=("b_line",))), "the same verdict 30 ms later"
+    assert keep.keep(_verdict(t + 0.06, labels=("b_line", "b_line"))), "one B-line more"
+    assert not keep.keep(_verdict(t + 0.09, labels=("b_line", "b_line")))
+    assert keep.keep(_verdict(t + 0.12, quality="no_contact", labels=("b_line", "b_line")))
+    assert keep.keep(_verdict(t + 0.15, quality="no_contact", labels=("b_line", "b_line"), priority=2))
+    assert not keep.keep(_verdict(t + 0.5, quality="no_contact", labels=("b_line", "b_line")))
+    assert keep.keep(_verdict(t + 1.2, quality="no_contact", labels=("b_line", "b_line"))), "heartbeat"
+    assert keep.keep(_verdict(t - 50, quality="no_contact", labels=("b_line", "b_line"))), "clock back"
+    every = KeepPolicy("all")
+    assert all(every.keep(_verdict(t)) for _ in range(3))
+
+
+def test_a_run_keeps_changes_and_counts_the_rest(tmp_path: Path) -> None:
+    config = Config().with_overrides(
+        source={"url": f"video://{DEFAULT_CLIP}?realtime=0"},
+        display={"sinks": ["null"]},
+        output={"dir": tmp_path / "runs"},
+    )
+    report, _ = run(config, headless=True, max_frames=60)
+    n = report["counters"]["results"]
+    puts = report["outbox"]["puts"]
+    assert puts["stored"] + puts.get("unchanged", 0) == n
+    assert 1 <= puts["stored"] <= n and report["outbox"]["queued"] == puts["stored"]
