@@ -31,6 +31,7 @@ Start here:
   edge sync --status             the outbox: queued, oldest, last success (docs/sync.md)
   edge sync --once --config F    send everything queued to the MQTT broker, then exit
   edge ingest --db F --host H    reference ingest: results arriving at the broker, into SQLite
+  edge deid IN OUT               de-identify DICOM files (PS3.15 Basic Profile, pixel blackout)
 
 Sources: probe+emu://?preset=lung  serial:///dev/ttyACM0  video:///clip.mp4[?loop=1&realtime=0]
          dicom:///file_or_folder  uvc://0
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"edge {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    r = sub.add_parser("run", help="run the real-time loop (default: bundled clip and models)")
+    r = sub.add_parser("run", help="run the real-time loop (default: the virtual probe, bundled models)")
     r.add_argument("--config", type=Path, help="TOML config file (default: the embedded default)")
     r.add_argument("--source", help="source URL, overrides [source] url")
     r.add_argument("--headless", action="store_true", help="no window: write the overlay video instead")
