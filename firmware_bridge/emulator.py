@@ -40,7 +40,7 @@ import numpy as np
 from firmware_bridge import messages as m
 from firmware_bridge.emulator_faults import FaultInjector, Faults, fast_packet
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, Deframer, MsgType, Packet, ProtocolError
-from firmware_bridge.phantom import PRESETS, Scenario, Truth, frames, single
+from firmware_bridge.phantom import PRESETS, Scenario, Truth, frames, single, tour
 
 PRESET_IDS = {i + 1: name for i, name in enumerate(PRESETS)}  # wire ids in CAPABILITIES order
 LIMITS = {m.Param.DEPTH_MM: (20.0, 300.0), m.Param.GAIN_DB: (-40.0, 40.0), m.Param.FRAME_RATE: (1.0, 120.0)}
@@ -378,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="lung", choices=list(PRESETS))
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--scenario", help="scenario JSON file (docs/phantom.md); overrides --preset")
+    ap.add_argument(
+        "--steady", action="store_true", help="one unchanging view of the preset instead of its tour"
+    )
     ap.add_argument("--truth", help="append per-frame truth as JSON lines to this file")
     ap.add_argument("--link", help="keep this symlink pointing at the current pty")
     ap.add_argument("--seed", type=int, default=0)
@@ -392,11 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         reconnect_after_s=args.reconnect_after,
         seed=args.seed,
     )
-    scenario = (
-        Scenario.from_json(Path(args.scenario).read_text())
-        if args.scenario
-        else single(args.preset, duration_s=24 * 3600.0)
-    )
+    if args.scenario:
+        scenario = Scenario.from_json(Path(args.scenario).read_text())
+    elif args.steady:
+        scenario = single(args.preset, duration_s=24 * 3600.0)
+    else:
+        scenario = tour(args.preset)  # loops: the probe plays a scenario again when it ends
     probe = VirtualProbe(scenario, fps=args.fps, seed=args.seed, truth_path=args.truth, faults=faults)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

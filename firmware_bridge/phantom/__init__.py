@@ -8,7 +8,7 @@ from firmware_bridge.phantom.events import EVENTS
 from firmware_bridge.phantom.geometry import ProbeGeometry, ScanConverter, scan_converter
 from firmware_bridge.phantom.physics import Physics
 from firmware_bridge.phantom.presets import PRESETS
-from firmware_bridge.phantom.scenario import Scenario, Segment, frames, render, single
+from firmware_bridge.phantom.scenario import Scenario, Segment, frames, render, single, tour
 from firmware_bridge.phantom.truth import Box, Truth
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "render",
     "scan_converter",
     "single",
+    "tour",
 ]

@@ -86,6 +86,33 @@ def single(
     return Scenario((Segment(0.0, duration_s, preset, tuple(events), params=params, **seg_kw),))
 
 
+# The virtual probe's default for a preset: a scan that visits the findings, then starts again.
+# Each stop is another intercostal view (a new scene); no operator events, so the image stays
+# diagnostic and the detector, not the quality gate, decides what is drawn.
+TOURS: dict[str, tuple[tuple[float, dict[str, Any]], ...]] = {
+    "lung": (
+        (8.0, {}),  # A-lines: a normal aerated lung
+        (8.0, {"b_line_count": 2}),
+        (8.0, {"b_line_count": 4}),  # a B-pattern (3 or more)
+        (8.0, {"b_line_count": 6, "b_line_width_mm": 3.0}),
+        (8.0, {"consolidation": True, "b_line_count": 1}),
+        (8.0, {"effusion": True, "effusion_mm": 30.0}),
+    ),
+}
+
+
+def tour(preset: str = "lung", steady_s: float = 24 * 3600.0) -> Scenario:
+    """The preset's tour (``TOURS``), or one steady segment of ``steady_s`` for a preset without one."""
+    stops = TOURS.get(preset)
+    if not stops:
+        return single(preset, duration_s=steady_s)
+    segments, t = [], 0.0
+    for duration, params in stops:
+        segments.append(Segment(t, duration, preset, (), params=dict(params), motion_mm_s=1.0))
+        t += duration
+    return Scenario(tuple(segments))
+
+
 def build_scene(seg: Segment, sim: Simulator, rng: np.random.Generator) -> Scene:
     if "no_contact" in seg.events:
         return no_contact(sim.sc, rng, seg.params)

@@ -119,3 +119,18 @@ def test_motion_blur_smooths_speckle() -> None:
     ]
     assert hp[1] < 0.8 * hp[0]
     assert "motion_blur" in truth.events
+
+
+def test_the_lung_tour_visits_the_findings_in_turn() -> None:
+    from firmware_bridge.phantom import frames, tour
+
+    sc = tour("lung")
+    assert sc.duration_s == 48.0
+    seen = []
+    for seg in sc.segments:  # the first frame of each stop
+        one = type(sc)((type(seg)(0.0, 0.1, seg.preset, seg.events, seg.params, motion_mm_s=1.0),))
+        _, truth = next(frames(one, 10.0, seed=0))
+        seen.append((truth.count("b_line"), truth.count("consolidation"), truth.count("effusion")))
+    assert [s[0] for s in seen] == [0, 2, 4, 6, 1, 0]
+    assert seen[4][1] == 1 and seen[5][2] == 1
+    assert tour("bladder").segments[0].params == {}, "a preset without a tour stays steady"
