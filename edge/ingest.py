@@ -224,6 +224,9 @@ class Ingest:
         try:
             while not self._stop.is_set():
                 self._step()
+        except Exception as exc:  # a dead ingest must say so, not just stop storing
+            log.exception("ingest %s: thread failed", self.client_id)
+            self.last_error = f"ingest thread failed: {exc!r}"
         finally:
             self._drop_connection()
 

@@ -62,9 +62,12 @@ def fill(outbox: Outbox, n: int) -> list[str]:
     return ids
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(
+    cond: Callable[[], bool], timeout_s: float, what: str, why: Callable[[], str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            detail = f": {why()}" if why is not None else ""
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{detail}")
         time.sleep(0.05)

@@ -43,7 +43,15 @@ def test_offline_whole_run_then_connected_delivers_every_result(
             report = uplink.drain_once(timeout_s=300)
             assert report.drained, report
             assert report.sent == N_RESULTS and report.remaining == 0
-            wait_for(lambda: store.counts().stored >= N_RESULTS, 120, "the ingest to store everything")
+            wait_for(
+                lambda: store.counts().stored >= N_RESULTS,
+                300,
+                "the ingest to store everything",
+                why=lambda: (
+                    f"{store.counts()} ingest error {ingest.last_error!r} connected "
+                    f"{ingest.connected.is_set()}\nbroker log:\n{mosquitto.log_tail(40)}"
+                ),
+            )
         finally:
             ingest.stop()
         counts = store.counts()
