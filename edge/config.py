@@ -176,9 +176,13 @@ class UplinkConfig(_Section):
     topic_prefix: str = Field("scanners", min_length=1)
     live_window_s: float = Field(10.0, ge=0)  # results this young count as live while a backlog drains
     live_share: float = Field(0.5, ge=0, le=1)  # share of each claim reserved for live results
-    # A PUBACK is trusted (the result marked sent) once the connection has outlived it this long:
-    # a broker acks before it saves, and one that dies in between would lose the result.
-    ack_settle_s: float = Field(1.0, ge=0, le=60)
+    # Receipts (docs/sync.md): the ingest confirms what it committed on <base>/receipts; a sent
+    # result with no receipt within confirm_timeout_s is sent again. false: the PUBACK is final.
+    receipts: bool = True
+    confirm_timeout_s: float = Field(30.0, gt=0, le=86400)
+    # Only with receipts = false: trust a PUBACK once the connection has outlived it this long (a
+    # heuristic against a broker that acks before it saves, then dies). Receipts make it moot.
+    ack_settle_s: float = Field(0.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _check(self) -> UplinkConfig:
@@ -290,6 +294,20 @@ def _validate(data: dict[str, Any], origin: str) -> Config:
         raise ConfigError("\n".join(lines)) from None
 
 
+def _resolve_uplink_paths(config: Config, base: Path) -> Config:
+    """[uplink] password_file and tls.ca/cert/key, relative to the config file's folder."""
+    up = config.uplink
+
+    def rel(p: Path | None) -> Path | None:
+        return base / p if p is not None and not p.is_absolute() else p
+
+    tls = {k: rel(getattr(up.tls, k)) for k in ("ca", "cert", "key")}
+    password = rel(up.password_file)
+    if password == up.password_file and all(tls[k] == getattr(up.tls, k) for k in tls):
+        return config
+    return config.with_overrides(uplink={"password_file": password, "tls": tls})
+
+
 def load_config(path: Path | None) -> Config:
     """Read and validate ``path``; None gives the embedded default."""
     if path is None:
@@ -312,6 +330,7 @@ def load_config(path: Path | None) -> Config:
         config = config.with_overrides(outbox={"path": base / config.outbox.path})
     if config.deid.key_file is not None and not config.deid.key_file.is_absolute():
         config = config.with_overrides(deid={"key_file": base / config.deid.key_file})
+    config = _resolve_uplink_paths(config, base)
     models = [
         m.model_copy(update={"path": base / m.path}) if m.path is not None and not m.path.is_absolute() else m
         for m in config.models

@@ -8,6 +8,12 @@ holding them is committed: a crash of the ingest loses nothing, the broker deliv
 The session is persistent (clean start off, a session expiry), so what arrives while an ingest
 is away is queued by the broker for it. Rows are keyed by ``result_id`` (``feedback_id`` for
 feedback): a message seen again is counted as a raw duplicate and otherwise ignored.
+
+Receipts: after a batch is committed, the ids it held (new ones and duplicates alike: a duplicate
+is a device that has not heard it is stored) are published, QoS 1, to each device's
+``<prefix>/<site>/<device>/receipts``, gathered per device for up to ``RECEIPT_MAX_DELAY_S`` or
+``RECEIPT_BATCH`` ids. The device marks them confirmed and stops re-sending them. A receipt is
+only ever sent for what is committed, so a receipt lost on the way costs a re-send, never a result.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import EdgeError
-from edge.uplink_policy import Backoff
+from edge.uplink_policy import Backoff, receipt_payload
 
 log = logging.getLogger(__name__)
 
 COMMIT_BATCH = 500
 COMMIT_MAX_DELAY_S = 0.05
+RECEIPT_BATCH = 200  # ids per receipt message, at most
+RECEIPT_MAX_DELAY_S = 0.1  # a device hears about a committed id at most this long after the commit
 SESSION_EXPIRY_S = 7 * 86400
 
 _SCHEMA = """
@@ -115,8 +123,17 @@ class IngestStore:
 
     def add(self, client_id: str, messages: list[tuple[str, bytes]]) -> tuple[int, int, int]:
         """Store a batch of (topic, payload) in one transaction; returns (new, duplicates, invalid)."""
+        new, dup, bad, _ = self.add_batch(client_id, messages)
+        return new, dup, bad
+
+    def add_batch(
+        self, client_id: str, messages: list[tuple[str, bytes]]
+    ) -> tuple[int, int, int, list[tuple[str, str, str]]]:
+        """As :meth:`add`, plus (site, device, id) of every valid message: what the database now
+        holds (stored now or before), committed when this returns: what receipts may name."""
         now = time.time()
         new = dup = bad = 0
+        held: list[tuple[str, str, str]] = []
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -136,6 +153,7 @@ class IngestStore:
                         new += 1
                     else:
                         dup += 1
+                    held.append((site, device, ident))
                 conn.execute(
                     "INSERT INTO ingest_counts (client_id, received, duplicates, invalid) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT(client_id) DO UPDATE SET received=received+excluded.received,"
@@ -146,7 +164,7 @@ class IngestStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        return new, dup, bad
+        return new, dup, bad, held
 
     def counts(self) -> IngestCounts:
         with self._lock:
@@ -194,10 +212,18 @@ class Ingest:
         topic_prefix: str = "scanners",
         backoff_min_s: float = 0.2,
         backoff_max_s: float = 5.0,
+        receipts: bool = True,
     ) -> None:
         self.store = store
         self.login = login
         self.client_id = client_id
+        self.topic_prefix = topic_prefix
+        self.receipts = receipts
+        # (site, device) -> committed ids not yet in a receipt; kept across reconnects
+        self._receipt_ids: dict[tuple[str, str], list[str]] = {}
+        self._receipt_since: dict[tuple[str, str], float] = {}
+        self.receipts_sent = 0  # receipt messages published
+        self.receipt_ids_sent = 0  # ids named in them
         self.filters = [f"$share/{group}/{topic_prefix}/+/+/{leaf}" for leaf in ("results", "feedback")]
         self._backoff = Backoff(backoff_min_s, backoff_max_s)
         self._pending: list[tuple[int, int, str, bytes]] = []  # mid, qos, topic, payload
@@ -246,6 +272,31 @@ class Ingest:
             len(self._pending) >= COMMIT_BATCH or now - self._first_pending >= COMMIT_MAX_DELAY_S
         ):
             self._commit_and_ack()
+        if self._receipt_ids and self.connected.is_set():
+            self._send_receipts(now)
+
+    def _send_receipts(self, now: float, *, all_now: bool = False) -> None:
+        client = self._client
+        if client is None:
+            return
+        for key in list(self._receipt_ids):
+            ids = self._receipt_ids[key]
+            young = now - self._receipt_since[key] < RECEIPT_MAX_DELAY_S
+            if not all_now and len(ids) < RECEIPT_BATCH and young:
+                continue
+            site, device = key
+            topic = f"{self.topic_prefix}/{site}/{device}/receipts"
+            for i in range(0, len(ids), RECEIPT_BATCH):
+                part = ids[i : i + RECEIPT_BATCH]
+                info = client.publish(topic, receipt_payload(part, self.client_id), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    # Keep the rest for the next connection; what was published stays published.
+                    self._receipt_ids[key] = ids[i:]
+                    self.last_error = f"receipt publish failed: {mqtt.error_string(info.rc)}"
+                    return
+                self.receipts_sent += 1
+                self.receipt_ids_sent += len(part)
+            del self._receipt_ids[key], self._receipt_since[key]
 
     def _connect(self) -> None:
         client = mqtt.Client(
@@ -264,6 +315,7 @@ class Ingest:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_receipt_ack
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         try:
@@ -290,6 +342,13 @@ class Ingest:
             return
         self.subscribed.set()
 
+    def _on_receipt_ack(self, _c: mqtt.Client, _u: Any, _mid: int, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:  # the ACL does not let this user write receipts: devices re-send forever
+            if self.last_error is None or "receipt refused" not in self.last_error:
+                log.error("ingest %s: receipt refused by the broker: %s (check the ACL)", self.client_id,
+                          reason)  # fmt: skip
+            self.last_error = f"receipt refused by the broker: {reason}"
+
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if not self._pending:
             self._first_pending = time.monotonic()
@@ -301,7 +360,15 @@ class Ingest:
 
     def _commit_and_ack(self) -> None:
         batch, self._pending = self._pending, []
-        self.store.add(self.client_id, [(t, p) for _, _, t, p in batch])
+        _, _, _, held = self.store.add_batch(self.client_id, [(t, p) for _, _, t, p in batch])
+        if self.receipts:
+            now = time.monotonic()
+            for site, device, ident in held:
+                key = (site, device)
+                if key not in self._receipt_ids:
+                    self._receipt_ids[key] = []
+                    self._receipt_since[key] = now
+                self._receipt_ids[key].append(ident)
         client = self._client
         if client is None:
             return  # the connection is gone: the broker delivers these again (counted as duplicates)
@@ -317,6 +384,8 @@ class Ingest:
         if self._pending:
             # Stored now; acked if the connection still takes it, else delivered again (a duplicate).
             self._commit_and_ack()
+        if self._receipt_ids and self.connected.is_set():
+            self._send_receipts(time.monotonic(), all_now=True)  # before the line goes, if it can
         client, self._client = self._client, None
         self.connected.clear()
         self.subscribed.clear()

@@ -6,8 +6,13 @@ says so, and a kill -9 or a power cut at any later moment cannot lose it (SQLite
 replays every committed frame on the next open).
 
 States: ``queued`` -> ``sent`` (only after the broker's PUBACK: the uplink calls
-:meth:`Outbox.mark_sent`) -> ``pruned`` (``retention_s`` after sending the payload is dropped;
-the id stays as a tombstone, so putting the same id again is a no-op, until twice the retention).
+:meth:`Outbox.mark_sent`) -> *confirmed* (``sent`` with ``confirmed_wall`` set, once the cloud's
+ingest has sent a receipt naming the id: :meth:`Outbox.mark_confirmed`) -> ``pruned``
+(``retention_s`` after confirmation the payload is dropped; the id stays as a tombstone, so
+putting the same id again is a no-op, until twice the retention). A PUBACK only says the broker
+took the message into its memory; a receipt says the ingest committed it. A sent result with no
+receipt after ``resend_after_s`` is claimable again (see :meth:`Outbox.claim`). Where the cloud
+sends no receipts, ``prune(unconfirmed_too=True)`` treats the PUBACK as final.
 
 Disk quota, in bytes of the database plus its WAL as they are on disk: past ``thumbnail_fraction``
 of it new results are stored without their thumbnail; at the quota new results are refused. A
@@ -39,7 +44,7 @@ from edge.results import PRIORITY_FINDING, Device, Thumbnail, feedback_message
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # of the database layout, kept in the meta table
+FORMAT_VERSION = 2  # of the database layout, kept in the meta table (2: confirmed_wall; 1 is migrated)
 _CHUNK = 500  # ids per IN (...) list: under SQLite's smallest variable limit (999)
 _REFUSAL_LOG_EVERY_S = 10.0
 
@@ -53,11 +58,14 @@ CREATE TABLE IF NOT EXISTS items (
     state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'pruned')),
     payload BLOB,
     has_thumbnail INTEGER NOT NULL DEFAULT 0,
-    sent_wall REAL
+    sent_wall REAL,
+    confirmed_wall REAL  -- the ingest's receipt arrived (NULL: not yet, or receipts are off)
 );
 CREATE INDEX IF NOT EXISTS items_backlog ON items (state, priority DESC, created_ns);
 CREATE INDEX IF NOT EXISTS items_age ON items (state, created_ns);
 CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_wall);
+CREATE INDEX IF NOT EXISTS items_unconfirmed ON items (sent_wall)
+    WHERE state='sent' AND confirmed_wall IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 """
 
@@ -91,6 +99,9 @@ class OutboxStats:
     bytes_used: int
     quota_bytes: int
     quota_state: str  # "ok" | "thumbnails_refused" | "full"
+    confirmed: int = 0  # sent and confirmed by the ingest's receipt (part of ``sent``)
+    awaiting_receipt: int = 0  # sent (PUBACK) but no receipt yet (part of ``sent``)
+    last_confirmed_wall: float | None = None  # time.time() of the last receipt that confirmed one
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -171,6 +182,9 @@ class Outbox:
                 raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); is it on NFS?")
             conn.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit: kept means kept
             conn.execute("PRAGMA journal_size_limit=8388608")  # a checkpointed WAL shrinks back to 8 MiB
+            row = _format_of(conn)
+            if row is not None and int(row[0]) == 1:
+                _migrate_v1(conn)
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
             if row is None:
@@ -335,6 +349,7 @@ class Outbox:
         exclude: Collection[str] = (),
         live_window_s: float = 10.0,
         live_share: float = 0.5,
+        resend_after_s: float | None = None,
     ) -> list[OutboxItem]:
         """Up to ``limit`` queued items to send next, not in ``exclude`` (those in flight).
 
@@ -342,6 +357,11 @@ class Outbox:
         (newest first), so a long backlog never starves live results; the rest is the backlog,
         highest priority first, then oldest first. Changes nothing: an item stays queued until
         :meth:`mark_sent`, so a crash between claim and PUBACK only means sending it again.
+
+        With ``resend_after_s`` (receipts on), sent items whose receipt has not come within that
+        long after their last PUBACK are claimed first of all: the broker acknowledged them, yet
+        the ingest never said it has them (the broker died with them in memory, or the receipt
+        was lost); the ingest de-duplicates the re-send and issues the receipt again.
         """
         if limit <= 0:
             return []
@@ -352,13 +372,21 @@ class Outbox:
         with self._lock:
             conn = self._conn
             picked: dict[str, OutboxItem] = {}
+            if resend_after_s is not None:
+                rows = conn.execute(
+                    f"SELECT {cols} FROM items WHERE state='sent' AND confirmed_wall IS NULL"
+                    " AND sent_wall < ? ORDER BY priority DESC, created_ns LIMIT ?",
+                    (time.time() - resend_after_s, limit + len(excluded)),
+                ).fetchall()
+                self._take(rows, excluded, picked, limit)
+                live_n = min(live_n, limit - len(picked))
             if live_n:
                 rows = conn.execute(
                     f"SELECT {cols} FROM items WHERE state='queued' AND created_ns >= ?"
                     " ORDER BY created_ns DESC LIMIT ?",
                     (since_ns, live_n + len(excluded)),
                 ).fetchall()
-                self._take(rows, excluded, picked, live_n)
+                self._take(rows, excluded | picked.keys(), picked, len(picked) + live_n)
             rows = conn.execute(
                 f"SELECT {cols} FROM items WHERE state='queued' ORDER BY priority DESC, created_ns LIMIT ?",
                 (limit + len(excluded) + len(picked),),
@@ -375,7 +403,40 @@ class Outbox:
                 into[rid] = OutboxItem(rid, kind, int(prio), int(created), bytes(payload))
 
     def mark_sent(self, result_ids: Sequence[str]) -> int:
-        """queued -> sent for these ids (call only after the broker's PUBACK); committed."""
+        """queued -> sent for these ids (call only after the broker's PUBACK); committed.
+
+        Returns how many went from queued to sent. A re-sent item that is still unconfirmed gets
+        its ``sent_wall`` renewed (its receipt is awaited afresh) without counting again.
+        """
+        ids = list(dict.fromkeys(result_ids))
+        if not ids:
+            return 0
+        now = time.time()
+        changed = 0
+        with self._lock, self._write() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                part = ids[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                conn.execute(
+                    "UPDATE items SET sent_wall=?"
+                    f" WHERE state='sent' AND confirmed_wall IS NULL AND result_id IN ({marks})",
+                    (now, *part),
+                )
+                cur = conn.execute(
+                    "UPDATE items SET state='sent', sent_wall=?"
+                    f" WHERE state='queued' AND result_id IN ({marks})",
+                    (now, *part),
+                )
+                changed += cur.rowcount
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sent_wall', ?)", (now,))
+        return changed
+
+    def mark_confirmed(self, result_ids: Sequence[str]) -> int:
+        """The ingest's receipt names these ids: it has committed them. Returns how many changed.
+
+        A queued item named in a receipt (its PUBACK was lost, the message was not) becomes sent
+        and confirmed at once. Ids that are unknown, already confirmed or pruned change nothing.
+        """
         ids = list(dict.fromkeys(result_ids))
         if not ids:
             return 0
@@ -386,26 +447,36 @@ class Outbox:
                 part = ids[i : i + _CHUNK]
                 marks = ",".join("?" * len(part))
                 cur = conn.execute(
-                    "UPDATE items SET state='sent', sent_wall=?"
-                    f" WHERE state='queued' AND result_id IN ({marks})",
-                    (now, *part),
+                    "UPDATE items SET state='sent', sent_wall=COALESCE(sent_wall, ?), confirmed_wall=?"
+                    " WHERE state IN ('queued', 'sent') AND confirmed_wall IS NULL"
+                    f" AND result_id IN ({marks})",
+                    (now, now, *part),
                 )
                 changed += cur.rowcount
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sent_wall', ?)", (now,))
+            if changed:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_confirmed_wall', ?)", (now,)
+                )
         return changed
 
-    def prune(self, now: float | None = None) -> int:
-        """sent for longer than the retention -> pruned (payload dropped); returns how many.
+    def prune(self, now: float | None = None, *, unconfirmed_too: bool = False) -> int:
+        """Confirmed for longer than the retention -> pruned (payload dropped); returns how many.
 
-        Tombstones (pruned ids) go after twice the retention. Freed pages go back to the disk.
+        A sent item without a receipt is kept (it may still have to be sent again), unless
+        ``unconfirmed_too`` (receipts off: the PUBACK is final), when the retention runs from
+        the PUBACK. Tombstones (pruned ids) go after twice the retention. Freed pages go back to
+        the disk.
         """
         now = time.time() if now is None else now
         cutoff = now - self.retention_s
+        done = "confirmed_wall < ?"
+        if unconfirmed_too:
+            done += " OR (confirmed_wall IS NULL AND sent_wall < ?)"
+        args = (cutoff, cutoff) if unconfirmed_too else (cutoff,)
         with self._lock:
             with self._write() as conn:
                 pruned = conn.execute(
-                    "UPDATE items SET state='pruned', payload=NULL WHERE state='sent' AND sent_wall < ?",
-                    (cutoff,),
+                    f"UPDATE items SET state='pruned', payload=NULL WHERE state='sent' AND ({done})", args
                 ).rowcount
                 conn.execute(
                     "DELETE FROM items WHERE state='pruned' AND sent_wall < ?", (now - 2 * self.retention_s,)
@@ -419,8 +490,12 @@ class Outbox:
         with self._lock:
             conn = self._conn
             counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+            awaiting = conn.execute(
+                "SELECT COUNT(*) FROM items WHERE state='sent' AND confirmed_wall IS NULL"
+            ).fetchone()[0]
             oldest = conn.execute("SELECT MIN(created_ns) FROM items WHERE state='queued'").fetchone()[0]
             last = conn.execute("SELECT value FROM meta WHERE key='last_sent_wall'").fetchone()
+            last_conf = conn.execute("SELECT value FROM meta WHERE key='last_confirmed_wall'").fetchone()
             used = self._bytes_used()
         return OutboxStats(
             queued=int(counts.get("queued", 0)),
@@ -433,6 +508,9 @@ class Outbox:
             bytes_used=used,
             quota_bytes=self.quota_bytes,
             quota_state=self._quota_state(used),
+            confirmed=int(counts.get("sent", 0)) - int(awaiting),
+            awaiting_receipt=int(awaiting),
+            last_confirmed_wall=None if last_conf is None else float(last_conf[0]),
         )
 
     def integrity_check(self) -> str:
@@ -440,6 +518,28 @@ class Outbox:
         with self._lock:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(r[0]) for r in rows)
+
+
+def _format_of(conn: sqlite3.Connection) -> tuple[Any] | None:
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if has_meta is None:
+        return None
+    return conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Format 1 had no receipts: add ``confirmed_wall``. What v1 marked sent is taken as confirmed
+    (its PUBACK was final then), so an upgrade neither re-sends nor keeps it past its retention."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE items ADD COLUMN confirmed_wall REAL")
+        conn.execute("UPDATE items SET confirmed_wall=sent_wall WHERE state IN ('sent', 'pruned')")
+        conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    log.info("outbox: migrated from format 1 to %d (receipts)", FORMAT_VERSION)
 
 
 def _encode(message: dict[str, Any]) -> bytes:

@@ -1,4 +1,5 @@
-"""MQTT uplink: publishes the outbox to a broker, marking a result sent only on its PUBACK.
+"""MQTT uplink: publishes the outbox to a broker, marking a result sent only on its PUBACK and
+confirmed only on the ingest's receipt.
 
 One thread owns one paho client (client id = device id) and runs its network loop itself, so
 PUBACK callbacks, the in-flight map and the outbox calls all happen on that thread, lock-free.
@@ -13,7 +14,13 @@ The outbox, not paho's memory queue, owns durability:
   cost: a result whose PUBACK was lost is sent twice; the ingest de-duplicates on result id);
 - reconnects wait with exponential backoff and full jitter; MQTT v5 falls back to 3.1.1 once the
   broker shows it does not speak v5;
-- a retained status ("online" on connect, "offline" on stop, and "offline" as the last will).
+- a retained status ("online" on connect, "offline" on stop, and "offline" as the last will);
+- receipts (``[uplink] receipts``, on by default): on every connection the uplink subscribes to
+  its own ``<base>/receipts``; the ingest publishes there the ids it has committed, and those
+  are marked confirmed (``Outbox.mark_confirmed``). A PUBACK only means the broker has the
+  message in memory; a broker killed before it delivered or saved it loses it. So a sent result
+  with no receipt within ``confirm_timeout_s`` is claimed and sent again (the ingest stores it
+  once and confirms it again). Delivery is then end to end, whatever the broker does.
 """
 
 from __future__ import annotations
@@ -36,7 +43,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import Config, UplinkConfig
 from edge.errors import ConfigError
-from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, status_payload, status_text
+from edge.uplink_policy import (
+    Backoff,
+    SyncState,
+    Topics,
+    parse_receipt,
+    should_fall_back,
+    status_payload,
+    status_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +61,7 @@ CLAIM_BATCH = 256  # items claimed from the outbox at once into the local send q
 IDLE_CLAIM_EVERY_S = 0.1  # how often an empty outbox is asked again
 STATS_EVERY_S = 0.25
 CONNACK_TIMEOUT_S = 10.0
+RECEIPT_SESSION_S = 3600  # MQTT v5 session expiry with receipts: receipts wait this long for us
 STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the backoff; a flapping one does not
 
 
@@ -65,6 +81,10 @@ class _Stats(Protocol):
     def oldest_queued_age_s(self) -> float | None: ...
     @property
     def last_sent_wall(self) -> float | None: ...
+    @property
+    def awaiting_receipt(self) -> int: ...
+    @property
+    def confirmed(self) -> int: ...
 
 
 class OutboxLike(Protocol):
@@ -77,20 +97,24 @@ class OutboxLike(Protocol):
         exclude: Collection[str] = (),
         live_window_s: float = 10.0,
         live_share: float = 0.5,
+        resend_after_s: float | None = None,
     ) -> Sequence[_Item]: ...
     def mark_sent(self, result_ids: Sequence[str]) -> int: ...
+    def mark_confirmed(self, result_ids: Sequence[str]) -> int: ...
     def stats(self) -> _Stats: ...
 
 
 @dataclass(frozen=True)
 class DrainReport:
-    drained: bool  # nothing claimable left queued and nothing in flight
+    drained: bool  # nothing claimable left queued, nothing in flight, (receipts on) nothing unconfirmed
     sent: int  # results marked sent during this drain
     remaining: int | None  # queued at the end (refused ones included)
     refused: int  # refused by the broker this session (stay queued)
     elapsed_s: float
     connected: bool
     last_error: str | None
+    confirmed: int = 0  # results confirmed by the ingest's receipts during this drain
+    awaiting_receipt: int | None = None  # sent but not confirmed at the end (receipts on)
 
 
 def read_password(path: Path) -> str:
@@ -154,6 +178,10 @@ class Uplink:
         self._ready: deque[_Item] = deque()  # claimed, not yet published
         self._pending_commit: list[str] = []  # settled PUBACKs waiting for the next commit
         self._pending_since = 0.0
+        self._receipted: list[str] = []  # ids named by receipts, waiting for the next commit
+        self._receipt_mids: list[tuple[int, int]] = []  # (mid, qos) of those receipts, acked after it
+        self._receipted_since = 0.0
+        self._subscribed = False  # the receipts subscription was granted on this connection
         self._refused: set[str] = set()
         self._next_claim = 0.0
         self._next_stats = 0.0
@@ -162,6 +190,8 @@ class Uplink:
         self._stats: _Stats | None = None
         self._snapshot_idle = False  # stats taken with nothing in flight or waiting to be committed
         self._sent_session = 0
+        self._confirmed_session = 0
+        self._bad_receipts = 0
         self._reconnects = 0
         self._last_error: str | None = None
         self._stop = threading.Event()
@@ -198,13 +228,14 @@ class Uplink:
         """Send until nothing claimable is queued (or ``timeout_s`` passes); starts the uplink if needed."""
         self.start()
         t0 = time.monotonic()
-        sent0 = self._sent_session
+        sent0, confirmed0 = self._sent_session, self._confirmed_session
         drained = False
         while time.monotonic() - t0 < timeout_s:
             with self._lock:
                 stats, idle = self._stats, self._snapshot_idle
                 refused = len(self._refused)
-            if stats is not None and idle and stats.queued <= refused:
+            unconfirmed = stats.awaiting_receipt if stats is not None and self.config.receipts else 0
+            if stats is not None and idle and stats.queued <= refused and not unconfirmed:
                 drained = True
                 break
             time.sleep(0.05)
@@ -213,6 +244,8 @@ class Uplink:
             drained=drained,
             sent=st.sent_session - sent0,
             remaining=st.queued,
+            confirmed=st.confirmed_session - confirmed0,
+            awaiting_receipt=st.awaiting_receipt,
             refused=st.refused_session,
             elapsed_s=time.monotonic() - t0,
             connected=st.connected,
@@ -234,6 +267,10 @@ class Uplink:
                 refused_session=len(self._refused),
                 reconnects=self._reconnects,
                 last_error=self._last_error,
+                receipts=self.config.receipts,
+                awaiting_receipt=stats.awaiting_receipt if stats else None,
+                confirmed=stats.confirmed if stats else None,
+                confirmed_session=self._confirmed_session,
             )
 
     def status_text(self) -> str:
@@ -270,6 +307,7 @@ class Uplink:
         if self._connected:
             self._fill_window(now)
         self._flush_acks(now)
+        self._flush_receipts(now)
         self._refresh_stats(now)
 
     def _new_client(self) -> mqtt.Client:
@@ -279,6 +317,7 @@ class Uplink:
             "client_id": self.device_id,
             "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             "reconnect_on_failure": False,
+            "manual_ack": True,  # a receipt is acknowledged once its ids are committed as confirmed
         }
         if not v5:
             kwargs["clean_session"] = True
@@ -293,6 +332,8 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_receipt
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect(self) -> None:
@@ -301,15 +342,17 @@ class Uplink:
         self._connect_started = time.monotonic()
         try:
             if self.protocol == "5":
-                # Clean start: the outbox re-sends whatever was in flight, and a publisher has no
-                # subscriptions worth keeping; a stale broker session would only add duplicates.
+                # The outbox re-sends whatever was in flight (the fresh paho client has nothing to
+                # resume). With receipts the session is kept a while all the same: receipts the
+                # ingest sends while we reconnect (or restart) wait in it instead of being lost,
+                # which would cost a re-send of each result they name after confirm_timeout_s.
                 props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = 0
+                props.SessionExpiryInterval = RECEIPT_SESSION_S if self.config.receipts else 0
                 client.connect(
                     self.config.host,
                     self.config.port,
                     self.config.keepalive_s,
-                    clean_start=True,
+                    clean_start=not self.config.receipts,
                     properties=props,
                 )
             else:
@@ -330,12 +373,72 @@ class Uplink:
         self._connected_at = time.monotonic()
         log.info("uplink: connected (MQTT %s)", self.protocol)
         client.publish(self.topics.status, status_payload(self.device_id, "online"), qos=1, retain=True)
+        if self.config.receipts:
+            # Subscribed on every connection (a broker that lost the session has no subscription).
+            # Receipts sent while no session held them are gone: what they named is re-sent
+            # after confirm_timeout_s, and the ingest confirms it again.
+            client.subscribe(self.topics.receipts, qos=1)
         self._next_claim = 0.0
         self._ready.clear()  # claim afresh: priorities may have changed while we were away
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if self._client is not None and not self._stop.is_set():
             self._lost(f"disconnected: {reason}", closed_before_connack=not self._connack)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        bad = [str(c) for c in codes if c.is_failure]
+        if bad:
+            self._set_error(f"receipts subscription on {self.topics.receipts} refused: {', '.join(bad)}")
+            log.error(
+                "uplink: the broker refused the receipts subscription (%s): results stay unconfirmed and"
+                " are re-sent every %g s; check the broker ACL, or set [uplink] receipts = false",
+                ", ".join(bad),
+                self.config.confirm_timeout_s,
+            )
+            return
+        self._subscribed = True
+
+    def _on_receipt(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != self.topics.receipts:
+            self._ack_receipts([(msg.mid, msg.qos)])
+            return
+        try:
+            ids = parse_receipt(bytes(msg.payload))
+        except ValueError as exc:
+            self._ack_receipts([(msg.mid, msg.qos)])
+            self._bad_receipts += 1
+            log.warning("uplink: ignoring a receipt on %s: %s", msg.topic, exc)
+            return
+        if not self._receipted:
+            self._receipted_since = time.monotonic()
+        self._receipted.extend(ids)
+        self._receipt_mids.append((msg.mid, msg.qos))
+
+    def _flush_receipts(self, now: float, *, commit_now: bool = False) -> None:
+        """Commit the confirmations received, in batches (one SQLite commit for many receipts)."""
+        if not self._receipted:
+            return
+        young = len(self._receipted) < ACK_BATCH and now - self._receipted_since < ACK_MAX_DELAY_S
+        if young and not commit_now:
+            return
+        # PUBACKs come before the receipts that follow them on the same connection: commit them
+        # first, so a result goes queued -> sent -> confirmed and is counted as sent.
+        self._flush_acks(now, commit_now=True)
+        ids, self._receipted = self._receipted, []
+        mids, self._receipt_mids = self._receipt_mids, []
+        changed = self._outbox.mark_confirmed(ids)
+        with self._lock:
+            self._confirmed_session += changed
+        self._next_stats = 0.0
+        self._ack_receipts(mids)  # only now: a runtime killed before the commit gets them again
+
+    def _ack_receipts(self, mids: list[tuple[int, int]]) -> None:
+        client = self._client
+        if client is None:
+            return  # the connection is gone: the broker's session delivers them again
+        for mid, qos in mids:
+            if qos > 0:
+                client.ack(mid, qos)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         rid = self._inflight.pop(mid, None)
@@ -368,6 +471,7 @@ class Uplink:
                     exclude=exclude,
                     live_window_s=self.config.live_window_s,
                     live_share=self.config.live_share,
+                    resend_after_s=self.config.confirm_timeout_s if self.config.receipts else None,
                 )
             )
             if not self._ready:
@@ -386,12 +490,13 @@ class Uplink:
     def _flush_acks(self, now: float, *, commit_now: bool = False) -> None:
         """Commit the PUBACKs that have settled (the connection outlived them by ``ack_settle_s``).
 
-        A broker acknowledges before it has saved the message (mosquitto saves every change at
-        best); if it dies within that gap the message is gone. Holding the commit until the
-        connection has outlived the PUBACK turns that loss into a re-send: an item whose
-        connection drops before it settles is claimable again (see ``_lost``).
+        Only without receipts does settling matter: a broker acknowledges before it has saved
+        the message, and if it dies within that gap the message is gone. Holding the commit
+        until the connection has outlived the PUBACK narrows that loss to a heuristic re-send.
+        With receipts the PUBACK is committed at once: a lost message has no receipt, and is
+        sent again after ``confirm_timeout_s``.
         """
-        settle = self.config.ack_settle_s
+        settle = 0.0 if self.config.receipts else self.config.ack_settle_s
         while self._acked and now - self._acked[0][0] >= settle:
             if not self._pending_commit:
                 self._pending_since = now
@@ -413,7 +518,9 @@ class Uplink:
         stats = self._outbox.stats()
         with self._lock:
             self._stats = stats
-            self._snapshot_idle = not (self._inflight or self._acked or self._pending_commit or self._ready)
+            self._snapshot_idle = not (
+                self._inflight or self._acked or self._pending_commit or self._ready or self._receipted
+            )
         self._next_stats = now + STATS_EVERY_S
 
     def _lost(self, why: str, *, reason_code: int | None = None, closed_before_connack: bool = False) -> None:
@@ -428,6 +535,8 @@ class Uplink:
                 self._reconnects += 1
         self._inflight.clear()
         self._ready.clear()
+        self._subscribed = False
+        self._flush_receipts(time.monotonic(), commit_now=True)
         self._flush_acks(time.monotonic(), commit_now=True)  # settled: the broker had time to save them
         if self._acked:  # not settled: the broker may have lost them with its memory; send again
             log.info("uplink: %d PUBACK(s) too recent to trust after the loss; re-sending", len(self._acked))
@@ -465,13 +574,15 @@ class Uplink:
                 info = client.publish(
                     self.topics.status, status_payload(self.device_id, "offline"), qos=1, retain=True
                 )
-                deadline = time.monotonic() + 1.0 + min(self.config.ack_settle_s, 2.0)  # bounded stop
+                settle = 0.0 if self.config.receipts else self.config.ack_settle_s
+                deadline = time.monotonic() + 1.0 + min(settle, 2.0)  # bounded stop
                 while (
                     self._inflight or self._acked or not info.is_published()
                 ) and time.monotonic() < deadline:
                     if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
                         break
                     self._flush_acks(time.monotonic())
+                    self._flush_receipts(time.monotonic())
                 client.disconnect()
                 client.loop(timeout=0.1)
             except Exception:
@@ -480,6 +591,7 @@ class Uplink:
         self._ready.clear()
         self._acked.clear()  # never settled: they go again next time
         self._flush_acks(time.monotonic(), commit_now=True)
+        self._flush_receipts(time.monotonic(), commit_now=True)
         with self._lock:
             self._connected = False
         try:

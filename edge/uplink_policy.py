@@ -27,7 +27,8 @@ def check_topic_level(name: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Topics:
-    """``<prefix>/<site>/<device>/{results,feedback,status}``: the ACL gives a device only its own."""
+    """``<prefix>/<site>/<device>/{results,feedback,status,receipts}``: the ACL gives a device only its
+    own, and of ``receipts`` (written by the ingest) only reading."""
 
     prefix: str
     site: str
@@ -54,8 +55,32 @@ class Topics:
     def status(self) -> str:
         return f"{self.base}/status"
 
+    @property
+    def receipts(self) -> str:
+        return f"{self.base}/receipts"
+
     def for_kind(self, kind: str) -> str:
         return self.feedback if kind == "feedback" else self.results
+
+
+def receipt_payload(ids: list[str], ingest: str, wall: float | None = None) -> bytes:
+    """A receipt: the ingest has committed these ids (results and feedback) and holds them."""
+    return json.dumps(
+        {"ids": ids, "ingest": ingest, "time": wall if wall is not None else time.time()},
+        separators=(",", ":"),
+    ).encode()
+
+
+def parse_receipt(payload: bytes) -> list[str]:
+    """The ids of a receipt; ValueError naming what is wrong."""
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"receipt is not UTF-8 JSON: {exc}") from exc
+    ids = message.get("ids") if isinstance(message, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise ValueError("receipt has no 'ids' list of non-empty strings")
+    return ids
 
 
 def status_payload(device: str, state: str, wall: float | None = None) -> bytes:
@@ -121,6 +146,10 @@ class SyncState:
     refused_session: int
     reconnects: int
     last_error: str | None
+    receipts: bool = False  # whether a result counts as delivered only on the ingest's receipt
+    awaiting_receipt: int | None = None  # sent (PUBACK) and not yet confirmed by a receipt
+    confirmed: int | None = None  # sent and confirmed (in the outbox, not yet pruned)
+    confirmed_session: int = 0  # confirmed by receipts during this session
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,15 +170,20 @@ def status_text(state: SyncState) -> str:
     if not state.enabled:
         return "sync: off"
     queued = "? queued" if state.queued is None else f"{state.queued} queued"
+    awaiting = state.awaiting_receipt if state.receipts else None
     if not state.connected:
         word = "offline"
     elif state.queued or state.in_flight:
         word = "sending"
+    elif awaiting:
+        word = "confirming"
     else:
         word = "ok"
     text = f"sync: {word}, {queued}"
     if state.queued and state.oldest_queued_age_s is not None:
         text += f", oldest {_age(state.oldest_queued_age_s)}"
+    if awaiting:
+        text += f", {awaiting} awaiting receipt"
     if state.refused_session:
         text += f", {state.refused_session} refused"
     return text

@@ -5,13 +5,15 @@
 
 Each run fills a fresh outbox (not timed), starts a fresh broker (tools/mqtt_broker.py: TLS with
 client certificates, passwords, ACLs, persistence saved on every change) with the reference ingest
-subscribed, and times ``Uplink.drain_once`` from start to the last result marked sent in the
-outbox: connect, TLS handshake, publish, PUBACK, the settle time (``ack_settle_s``) and the
-SQLite commits included. The median run is the figure; JSON goes to --out.
+subscribed, and times ``Uplink.drain_once`` from start to the last result confirmed by the
+ingest's receipt (receipts on, the default): connect, TLS handshake, publish, PUBACK, the
+ingest's commit, the receipt and the SQLite commits on both sides included. ``--no-receipts``
+times to the last PUBACK instead (with ``--settle``, the ``ack_settle_s`` heuristic). The median
+run is the figure; JSON goes to --out.
 
 With a subscriber, a broker that saves every change (what survives kill -9, and what the soak
 uses) rewrites its whole database for each queued message: that, not the uplink, sets the pace.
-``--lazy-broker`` and ``--no-ingest`` show the uplink's own rate.
+``--lazy-broker`` and ``--no-ingest`` (which implies ``--no-receipts``) show the uplink's own rate.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from tools.sync_soak import fill_outbox, start_ingest
 
 
 def one_run(
-    workdir: Path, n: int, window: int, settle_s: float, with_ingest: bool, save_every_change: bool
+    workdir: Path,
+    n: int,
+    window: int,
+    settle_s: float,
+    with_ingest: bool,
+    save_every_change: bool,
+    receipts: bool = True,
 ) -> dict[str, float]:
     outbox_db = workdir / "outbox.db"
     fill_outbox(outbox_db, n)
@@ -48,6 +56,7 @@ def one_run(
         config = UplinkConfig(
             enabled=True, host="127.0.0.1", port=broker.port, password_file=f.password_file,
             tls={"ca": f.ca, "cert": f.cert, "key": f.key}, inflight_window=window, ack_settle_s=settle_s,
+            receipts=receipts and with_ingest,
         )  # fmt: skip
         with Outbox(outbox_db) as outbox:
             uplink = Uplink(outbox, config, device_id="bench-dev", site="bench")
@@ -55,7 +64,7 @@ def one_run(
             report = uplink.drain_once(timeout_s=600)
             elapsed = time.perf_counter() - t0
             uplink.stop()
-        if not report.drained or report.sent != n:
+        if not report.drained or report.sent + report.confirmed < n:
             raise RuntimeError(f"drain incomplete: {report}")
         stored = -1
         if store is not None:
@@ -63,7 +72,12 @@ def one_run(
             while store.counts().stored < n and time.monotonic() < deadline:
                 time.sleep(0.05)
             stored = store.counts().stored
-        return {"elapsed_s": elapsed, "results_per_s": n / elapsed, "ingest_stored": stored}
+        return {
+            "elapsed_s": elapsed,
+            "results_per_s": n / elapsed,
+            "ingest_stored": stored,
+            "confirmed": report.confirmed,
+        }
     finally:
         if ingest is not None:
             ingest.stop()
@@ -77,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=int, default=5000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--window", type=int, default=64, help="in-flight window (default 64, the config default)")
-    p.add_argument("--settle", type=float, default=1.0, help="ack_settle_s (default 1.0, the config default)")
+    p.add_argument(
+        "--no-receipts", action="store_true", help="time to the last PUBACK ([uplink] receipts = false)"
+    )
+    p.add_argument("--settle", type=float, default=0.0, help="ack_settle_s with --no-receipts (default 0)")
     p.add_argument("--no-ingest", action="store_true", help="no subscriber (the broker only acks)")
     p.add_argument(
         "--lazy-broker",
@@ -90,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
             r = one_run(
-                Path(tmp), args.results, args.window, args.settle, not args.no_ingest, not args.lazy_broker
+                Path(tmp), args.results, args.window, args.settle, not args.no_ingest, not args.lazy_broker,
+                receipts=not args.no_receipts,
             )
         runs.append(r)
         print(f"run {i + 1}: {r['results_per_s']:.0f} results/s ({r['elapsed_s']:.2f} s)", flush=True)
@@ -98,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "results": args.results,
         "window": args.window,
-        "ack_settle_s": args.settle,
+        "receipts": not args.no_receipts and not args.no_ingest,
+        "ack_settle_s": args.settle if args.no_receipts or args.no_ingest else None,
         "ingest": not args.no_ingest,
         "broker_saves_every_change": not args.lazy_broker,
         "qos": 1,

@@ -6,8 +6,10 @@
 Security model (docs/sync.md): TLS on a loopback listener with ``require_certificate true`` (a
 client needs a certificate signed by our CA), *and* a username/password from a
 ``mosquitto_passwd`` file (``allow_anonymous false``). The ACL gives each device write access to
-``scanners/+/<username>/#`` only, so a device cannot write another device's topics even with a
-valid certificate; the ingest user may read ``scanners/#``. The certificates are made with the
+its own ``scanners/+/<username>/{results,feedback,status}`` and read access to its own
+``scanners/+/<username>/receipts`` only, so a device can neither write another device's topics
+(even with a valid certificate), nor read another device's receipts, nor forge a receipt; the
+ingest user may read ``scanners/#`` and write ``scanners/+/+/receipts``. The certificates are made with the
 ``openssl`` command line (EC P-256, a few milliseconds each).
 
 Run ``python -m tools.mqtt_broker DIR`` to start one by hand; it prints the port and file paths.
@@ -34,6 +36,23 @@ TOPIC_PREFIX = "scanners"
 
 class BrokerError(RuntimeError):
     pass
+
+
+def acl_text(prefix: str = TOPIC_PREFIX, ingest_user: str = INGEST_USER) -> str:
+    """The mosquitto ACL (docs/sync.md). mosquitto allows what any matching line allows, so the
+    device lines name each leaf: a ``readwrite .../%u/#`` would let a device forge its receipts."""
+    return (
+        "# the ingest reads every device's messages and writes every device's receipts\n"
+        f"user {ingest_user}\n"
+        f"topic read {prefix}/#\n"
+        f"topic write {prefix}/+/+/receipts\n"
+        "\n# every other user (%u = the authenticated username, not the client id it claims):\n"
+        "# writes only its own results, feedback and status, reads only its own receipts\n"
+        f"pattern write {prefix}/+/%u/results\n"
+        f"pattern write {prefix}/+/%u/feedback\n"
+        f"pattern write {prefix}/+/%u/status\n"
+        f"pattern read {prefix}/+/%u/receipts\n"
+    )
 
 
 def find_mosquitto() -> str | None:
@@ -165,13 +184,7 @@ class MosquittoBroker:
         for name in [*devices, INGEST_USER, *extra_users]:
             self._add_user(passwd, name)
         self.acl_file = workdir / "acl"
-        self.acl_file.write_text(
-            "# the ingest reads every device's topics\n"
-            f"user {INGEST_USER}\n"
-            f"topic read {TOPIC_PREFIX}/#\n"
-            "\n# every other user: only its own device topics (%u = the authenticated username)\n"
-            f"pattern readwrite {TOPIC_PREFIX}/+/%u/#\n"
-        )
+        self.acl_file.write_text(acl_text())
         self.conf_file = workdir / "mosquitto.conf"
         self.conf_file.write_text(self._conf(autosave_every_change))
         self.proc: subprocess.Popen[bytes] | None = None

@@ -8,9 +8,10 @@ ingest (in this process) are started; the outbox is filled while no uplink runs 
 whole run"); then the "runtime", ``edge sync --once`` as its own process, drains it. Every time
 the outbox's sent count has grown by another step, the next fault is injected, alternating
 kill -9 of the broker (restarted on the same port and persistence folder) and kill -9 of the
-runtime (started again). At the end every outbox id must be in the ingest database, nothing
-else may be there, and the raw duplicates (deliveries of an id already stored) are reported.
-Exit status 0 only when nothing was lost.
+runtime (started again). The runtime uses receipts (docs/sync.md): it is done when the ingest
+has confirmed every result. At the end every outbox id must be in the ingest database and
+confirmed in the outbox, nothing else may be there, and the raw duplicates (deliveries of an id
+already stored) are reported. Exit status 0 only when nothing was lost.
 """
 
 from __future__ import annotations
@@ -44,17 +45,25 @@ class SoakReport:
     runtime_starts: int
     outbox_sent: int
     outbox_queued: int
+    outbox_confirmed: int
+    outbox_awaiting_receipt: int
     ingest_stored: int
     lost: int  # outbox ids the ingest never stored
     unexpected: int  # ids in the ingest that the outbox never had
     raw_received: int
     raw_duplicates: int
     fill_s: float
-    drain_s: float
+    drain_s: float  # from the runtime's first start until every result is confirmed
+    results_per_s: float  # results / drain_s
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.unexpected == 0 and self.outbox_queued == 0
+        return (
+            self.lost == 0
+            and self.unexpected == 0
+            and self.outbox_queued == 0
+            and self.outbox_confirmed == self.results
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "ok": self.ok}
@@ -73,7 +82,9 @@ def fill_outbox(path: Path, n: int) -> list[str]:
     return ids
 
 
-def write_runtime_config(path: Path, broker: MosquittoBroker, *, window: int) -> None:
+def write_runtime_config(
+    path: Path, broker: MosquittoBroker, *, window: int, confirm_timeout_s: float
+) -> None:
     f = broker.client_files(DEVICE)
     path.write_text(
         "[uplink]\n"
@@ -82,6 +93,7 @@ def write_runtime_config(path: Path, broker: MosquittoBroker, *, window: int) ->
         f"port = {broker.port}\n"
         f'password_file = "{f.password_file}"\n'
         f"inflight_window = {window}\n"
+        f"confirm_timeout_s = {confirm_timeout_s}\n"
         "backoff_min_s = 0.05\n"
         "backoff_max_s = 0.5\n"
         f'site = "{SITE}"\n'
@@ -140,6 +152,7 @@ def run_soak(
     broker_kills: int = 20,
     runtime_kills: int = 20,
     window: int = 16,
+    confirm_timeout_s: float = 5.0,
     timeout_s: float = 600.0,
     progress: bool = False,
 ) -> SoakReport:
@@ -151,7 +164,7 @@ def run_soak(
     broker = MosquittoBroker(workdir / "broker", [DEVICE])
     broker.start()
     config = workdir / "runtime.toml"
-    write_runtime_config(config, broker, window=window)
+    write_runtime_config(config, broker, window=window, confirm_timeout_s=confirm_timeout_s)
     store, ingest = start_ingest(broker, ingest_db)
     runtime = Runtime(config, outbox_db, workdir / "runtime.log")
     order: list[str] = []  # alternate the two kinds while both remain
@@ -186,7 +199,7 @@ def run_soak(
                 if progress:
                     print(f"  {kind} kill -9 at {st.sent} sent ({done})", flush=True)
             if not runtime.running():
-                if st.queued == 0 and not order:
+                if st.queued == 0 and st.awaiting_receipt == 0 and not order:
                     break
                 runtime.start()  # it gave up, or finished before every fault was injected
             time.sleep(0.01)
@@ -213,6 +226,8 @@ def run_soak(
         runtime_starts=runtime.starts,
         outbox_sent=st.sent,
         outbox_queued=st.queued,
+        outbox_confirmed=st.confirmed,
+        outbox_awaiting_receipt=st.awaiting_receipt,
         ingest_stored=counts.stored,
         lost=len(expected - got),
         unexpected=len(got - expected),
@@ -220,6 +235,7 @@ def run_soak(
         raw_duplicates=counts.duplicates,
         fill_s=round(fill_s, 2),
         drain_s=round(drain_s, 2),
+        results_per_s=round(results / drain_s, 1) if drain_s > 0 else 0.0,
     )
 
 
@@ -229,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker-kills", type=int, default=20)
     p.add_argument("--runtime-kills", type=int, default=20)
     p.add_argument("--window", type=int, default=16, help="uplink in-flight window (16)")
+    p.add_argument(
+        "--confirm-timeout", type=float, default=5.0, help="[uplink] confirm_timeout_s of the runtime (5)"
+    )
     p.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder)")
     p.add_argument("--out", type=Path, help="write the JSON report here")
     args = p.parse_args(argv)
@@ -239,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             broker_kills=args.broker_kills,
             runtime_kills=args.runtime_kills,
             window=args.window,
+            confirm_timeout_s=args.confirm_timeout,
             progress=True,
         )
     text = json.dumps(report.to_dict(), indent=2)

@@ -26,7 +26,7 @@ def uplink_config(broker: MosquittoBroker, device: str, **overrides: object) -> 
         "password_file": f.password_file,
         "backoff_min_s": 0.05,
         "backoff_max_s": 0.5,
-        "ack_settle_s": 0.2,
+        "confirm_timeout_s": 5.0,
         **overrides,
     }
     return UplinkConfig.model_validate(values)

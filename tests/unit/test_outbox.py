@@ -127,8 +127,15 @@ def test_states_sent_only_by_mark_sent_and_pruned_after_retention(tmp_path: Path
         s = ob.stats()
         assert (s.queued, s.sent, s.pruned) == (2, 2, 0) and s.last_sent_wall is not None
         assert [i.result_id for i in ob.claim(10, live_share=0)] == ids[2:]
-        assert ob.prune(now=s.last_sent_wall + 50) == 0  # within the retention
-        assert ob.prune(now=s.last_sent_wall + 150) == 2
+        assert (s.confirmed, s.awaiting_receipt) == (0, 2)
+        assert ob.prune(now=s.last_sent_wall + 150) == 0  # sent without a receipt: kept
+        assert ob.mark_confirmed([*ids[:2], "not-in-the-outbox"]) == 2
+        assert ob.mark_confirmed(ids[:2]) == 0  # already confirmed
+        s = ob.stats()
+        assert (s.queued, s.sent, s.confirmed, s.awaiting_receipt) == (2, 2, 2, 0)
+        assert s.last_confirmed_wall is not None and s.last_confirmed_wall >= s.last_sent_wall
+        assert ob.prune(now=s.last_confirmed_wall + 50) == 0  # within the retention
+        assert ob.prune(now=s.last_confirmed_wall + 150) == 2
         s = ob.stats()
         assert (s.queued, s.sent, s.pruned) == (2, 0, 2)  # queued results are never pruned
         rows = ob._conn.execute("SELECT payload FROM items WHERE state='pruned'").fetchall()
@@ -136,6 +143,69 @@ def test_states_sent_only_by_mark_sent_and_pruned_after_retention(tmp_path: Path
         assert ob.put(ms[0]).status == "duplicate"  # the tombstone still knows the id
         ob.prune(now=s.last_sent_wall + 250)  # twice the retention: tombstones go
         assert ob.stats().pruned == 0 and ob.stats().queued == 2
+
+
+def test_receipts_off_prunes_on_the_puback_alone(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "ob.sqlite3", retention_s=100) as ob:
+        ids = [ob.put(msg()).result_id for _ in range(3)]
+        ob.mark_sent(ids[:2])
+        wall = ob.stats().last_sent_wall
+        assert wall is not None
+        assert ob.prune(now=wall + 150) == 0
+        assert ob.prune(now=wall + 150, unconfirmed_too=True) == 2
+        assert ob.stats().queued == 1
+
+
+def test_a_receipt_for_a_queued_item_confirms_it(box: Outbox) -> None:
+    # The PUBACK was lost with the connection, the message was not: the receipt says the ingest has it.
+    rid = box.put(msg()).result_id
+    assert box.mark_confirmed([rid]) == 1
+    s = box.stats()
+    assert (s.queued, s.sent, s.confirmed, s.awaiting_receipt) == (0, 1, 1, 0)
+    assert box.mark_sent([rid]) == 0  # a late PUBACK changes nothing
+    assert box.claim(10, resend_after_s=0.0) == []
+
+
+def test_sent_without_a_receipt_is_claimed_again_after_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "ob.sqlite3"
+    with Outbox(path) as ob:
+        ids = [ob.put(msg(priority=p)).result_id for p in (0, 0, 2)]
+        waiting = ob.put(msg()).result_id
+        ob.mark_sent(ids)
+        assert [i.result_id for i in ob.claim(10, resend_after_s=60)] == [waiting]  # too young to resend
+        assert [i.result_id for i in ob.claim(10)] == [waiting]  # receipts off: sent is final
+        with sqlite3.connect(path) as db:  # the PUBACKs were 61 s ago
+            db.execute("UPDATE items SET sent_wall = sent_wall - 61 WHERE state='sent'")
+        ob.mark_confirmed(ids[1:2])
+        again = [i.result_id for i in ob.claim(10, resend_after_s=60, live_share=0)]
+        # unconfirmed re-sends first (by priority, then age), then the queue; confirmed never
+        assert again == [ids[2], ids[0], waiting]
+        assert [i.result_id for i in ob.claim(10, resend_after_s=60, exclude={ids[2]})] == [ids[0], waiting]
+        assert len(ob.claim(2, resend_after_s=60)) == 2
+        ob.mark_sent([ids[0]])  # re-sent and acked again: its receipt is awaited afresh, not counted twice
+        assert [i.result_id for i in ob.claim(10, resend_after_s=60, live_share=0)] == [ids[2], waiting]
+        assert ob.stats().sent == 3
+
+
+def test_a_format_1_outbox_is_migrated_with_its_sent_items_confirmed(tmp_path: Path) -> None:
+    path = tmp_path / "ob.sqlite3"
+    with sqlite3.connect(path) as db:  # the layout of format 1, as an earlier release left it
+        db.executescript(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, result_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+            " priority INTEGER NOT NULL, created_ns INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'queued'"
+            " CHECK (state IN ('queued', 'sent', 'pruned')), payload BLOB,"
+            " has_thumbnail INTEGER NOT NULL DEFAULT 0, sent_wall REAL);"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value);"
+            "INSERT INTO meta VALUES ('format', 1);"
+            "INSERT INTO items VALUES (1, 'a', 'result', 0, 1, 'sent', x'7b7d', 0, 100.0);"
+            "INSERT INTO items VALUES (2, 'b', 'result', 0, 2, 'queued', x'7b7d', 0, NULL);"
+        )
+    with Outbox(path) as ob:
+        s = ob.stats()
+        assert (s.queued, s.sent, s.confirmed, s.awaiting_receipt) == (1, 1, 1, 0)
+        assert [i.result_id for i in ob.claim(10, resend_after_s=0)] == ["b"]
+    with Outbox(path) as ob:  # opening again changes nothing
+        assert ob.stats().confirmed == 1
 
 
 def test_mark_sent_many_ids_in_chunks(box: Outbox) -> None:
@@ -158,7 +228,7 @@ def test_bytes_used_is_what_is_on_disk(tmp_path: Path) -> None:
         assert ob.stats().bytes_used == path.stat().st_size + Path(f"{path}-wal").stat().st_size
         # what was sent and pruned goes back to the disk
         ob.mark_sent([i.result_id for i in ob.claim(1000)])
-        ob.prune(now=ob.stats().last_sent_wall + 10 * 86400)
+        ob.prune(now=ob.stats().last_sent_wall + 10 * 86400, unconfirmed_too=True)
         after = ob.stats().bytes_used
         assert after < used - 150 * 10_000
         assert after == path.stat().st_size + Path(f"{path}-wal").stat().st_size
@@ -196,6 +266,7 @@ def test_quota_refuses_thumbnails_first_then_results_loudly(
         assert any("OUTBOX REFUSED" in r.getMessage() for r in errors)
         # once results are acknowledged and pruned, there is room again
         ob.mark_sent(kept)
+        ob.mark_confirmed(kept)
         ob.prune(now=ob.stats().last_sent_wall + 30 * 86400)
         assert ob.put(msg()).status == "stored"
         assert ob.stats().quota_state == "ok"

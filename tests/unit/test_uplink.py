@@ -137,6 +137,7 @@ def _config(port: int, **kw: object) -> UplinkConfig:
         "port": port,
         "backoff_min_s": 0.01,
         "backoff_max_s": 0.05,
+        "receipts": False,  # the scripted peer plays a broker without an ingest behind it
         "ack_settle_s": 0.0,
         **kw,
     }
