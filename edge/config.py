@@ -229,7 +229,16 @@ class DeidConfig(_Section):
 
 
 def _default_models() -> tuple[ModelConfig, ...]:
-    return (ModelConfig(name="us-quality"),)
+    # The detector pauses only while the probe is off the skin. us-quality calls many phantom
+    # frames with B-lines, consolidation or effusion "shadow" (it learnt shadows from real clips),
+    # so gating on its "diagnostic" alone would hide exactly the findings; on real clips it agrees.
+    return (
+        ModelConfig(name="us-quality"),
+        ModelConfig(
+            name="lung-detector",
+            gate=GateConfig(model="us-quality", labels=("diagnostic", "shadow", "gain_high", "gain_low")),
+        ),
+    )
 
 
 class Config(_Section):

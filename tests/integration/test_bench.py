@@ -21,6 +21,8 @@ def test_bench_runs_every_scenario(tmp_path: Path) -> None:
     assert {(m["name"], m["precision"]) for m in r["models"]} == {
         ("us-quality", "fp32"),
         ("us-quality", "int8"),
+        ("lung-detector", "fp32"),
+        ("lung-detector", "int8"),
     }
     assert set(r["scenarios"]) == {"paced", "max", "paced_slow_model"}
     assert set(r["scenarios"]["max"]) == {"pipelined", "pipelined_latest", "naive"}

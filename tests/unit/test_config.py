@@ -17,7 +17,9 @@ def test_no_file_gives_the_embedded_default() -> None:
     assert c.source.url == DEFAULT_SOURCE_URL == "probe+emu://?preset=lung&fps=30"
     assert f"video://{DEFAULT_CLIP}?loop=1" == DEFAULT_CLIP_URL
     assert DEFAULT_CLIP.exists(), "the bundled clip that edge bench replays is missing"
-    assert [m.name for m in c.models] == ["us-quality"]
+    assert [m.name for m in c.models] == ["us-quality", "lung-detector"]
+    gate = c.models[1].gate
+    assert gate is not None and gate.model == "us-quality" and "no_contact" not in gate.labels
     assert c.pipeline.inference_policy == "auto"
 
 

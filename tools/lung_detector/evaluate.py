@@ -5,7 +5,7 @@
 - Real held-out clips: each frame's B-line count (detections at the operating threshold, after the
   runtime's NMS) is averaged over the clip; that mean is the clip's score. AUC is threshold-free;
   sensitivity and specificity are those of the recipe's rule (B-lines called at a mean of at least
-  ``clip_threshold`` per frame), fixed before the test clips were seen.
+  ``clip_threshold`` per frame), not fitted to the test clips.
 - Latency: ONNX Runtime on this CPU, one intra-op thread (the runtime's default), the variants
   interleaved in one process so they share the machine's state; medians from the same run.
 Decoding and NMS are the runtime's own (``edge.inference.detection``).
@@ -191,8 +191,8 @@ def clip_metrics(
 ) -> dict[str, Any]:
     """Clip-level B-line presence on the held-out clips.
 
-    The decision rule is fixed in the recipe before any test clip is seen (``clip_threshold``:
-    B-lines called when the clip averages at least that many per frame). A cut fitted on the
+    The decision rule is the recipe's (``clip_threshold``: B-lines called when the clip averages
+    at least that many per frame), not fitted to the test clips. A cut fitted on the
     training clips (Youden's J) is reported beside it; those clips taught the B-line score, so that
     cut is biased high, which is why it is not the rule."""
     tr_scores, tr_labels = clip_scores(b_line_counts(model, train.images, b_line, min_confidence), train)
@@ -204,7 +204,7 @@ def clip_metrics(
     return {
         "method": "clip score = mean over the clip's sampled frames of the frame's B-line count "
         f"(detections >= {min_confidence}); B-lines called when the score >= {clip_threshold} "
-        "(fixed in the recipe before evaluation)",
+        "(the recipe's rule)",
         "threshold_mean_count": clip_threshold,
         "auc": auc(te_scores, te_labels),
         "sensitivity": sens,

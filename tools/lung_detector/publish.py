@@ -204,6 +204,7 @@ The publish gate refuses a drop over {r.evaluate.max_map_drop * 100:.0f} point f
 {clip["method"]}. With so few clips every figure has a wide margin of error: one clip moves
 sensitivity by {1 / max(clip["positives"], 1):.0%}. The training clips taught the B-line score, so a cut
 fitted on them is biased (shown for comparison, not used). Labels are the source data set's, per clip.
+{r.evaluate.clip_threshold_note}
 
 {_clip_table(metrics)}
 
@@ -228,12 +229,17 @@ alone gives {sp["pruned_vs_fp32"]:.2f}x. The portable (TensorRT) INT8 file runs
 ## Intended use and limits
 
 - Intended: a demonstration and starting point for lung POCUS guidance on the scanner edge runtime;
-  counting B-lines as an aid to a trained operator, gated by the us-quality model.
+  counting B-lines as an aid to a trained operator. In the default configuration it pauses only
+  while us-quality says the probe is off the skin: us-quality calls many phantom frames with
+  B-lines, consolidation or effusion "shadow" (it learnt shadows from real clips), so gating on
+  "diagnostic" would hide exactly the findings on the virtual probe; on real clips it agrees.
 - The boxes were learnt from a phantom. Real B-lines, pleural lines, consolidations and effusions vary
   far more; the real clips taught only the B-line score and only through clip labels, so box
   positions on real frames are the phantom's notion of them.
-- Consolidation and effusion were never labelled on real frames: their scores on real frames are
-  untested.
+- Consolidation and effusion are weak even on the phantom (AP50 above, from few training boxes)
+  and were never labelled on real frames: treat those boxes as unreliable.
+- Real B-lines are counted generously: confluent B-lines ("white lung") give many boxes, or none
+  where the whole field is bright (`Vir_whitelung_h1n1` above). A count is a trend, not a measure.
 - Not validated on patients, children, other probes or presets. Not a medical device.
 
 ## Reproduce
@@ -249,6 +255,11 @@ Deterministic for a seed (same files, same hashes) on the same machine and threa
 
 def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | None, log: Any = print) -> dict:
     metrics = json.loads((work / "metrics.json").read_text())
+    timing = work / "wall.json"  # written by the last `all` run over this work folder
+    if wall_s is not None:
+        timing.write_text(json.dumps({"wall_s": wall_s}) + "\n")
+    elif timing.exists():
+        wall_s = float(json.loads(timing.read_text())["wall_s"])
     metrics["pruning"] = {
         k: v for k, v in json.loads((work / "prune.json").read_text()).items() if k != "finetune_history"
     }

@@ -61,6 +61,7 @@ class QuantizeRecipe:
 class EvalRecipe:
     min_confidence: float = 0.25  # detections below are not counted (the manifest's threshold)
     clip_threshold: float = 1.0  # a clip has B-lines when it averages at least this many per frame
+    clip_threshold_note: str = ""  # how the rule was chosen, printed in the model card as is
     latency_runs: int = 300
     max_map_drop: float = 0.01  # the publish gate: INT8 and pruned vs FP32, mAP50 (0..1)
 
