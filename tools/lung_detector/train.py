@@ -23,6 +23,7 @@ from tools.lung_detector.dataset import BoxSet, Dataset, WeakSet
 from tools.lung_detector.model import Detector
 from tools.lung_detector.recipe import Recipe
 from tools.lung_detector.targets import batch_targets, detection_loss, weak_loss
+from tools.modelkit.torch_export import export_static
 
 MEAN, STD = 0.5, 0.25
 WARMUP_STEPS = 30
@@ -126,19 +127,7 @@ def fit(
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> float:
     """Export (BatchNorm folded) and check ONNX Runtime against torch; returns the max abs diff."""
-    model.eval()
-    dummy = torch.zeros(1, 1, size, size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model,
-        (dummy,),
-        str(path),
-        dynamo=False,  # the TorchScript exporter: no onnxscript dependency, folds BatchNorm
-        opset_version=17,
-        input_names=["images"],
-        output_names=["output0"],  # Ultralytics' output name, so the manifest reads like theirs
-        do_constant_folding=True,
-    )
+    export_static(model, path, (1, 1, size, size), "images", "output0")  # Ultralytics' names
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 1, size, size)).astype(np.float32))
     with torch.no_grad():
         want = model(x).numpy()

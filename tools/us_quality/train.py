@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tools.modelkit.torch_export import export_static
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
 from tools.us_quality.evaluate import scores, session
@@ -135,18 +136,7 @@ def train(
 
 def export_onnx(model: nn.Module, path: Path, check: np.ndarray) -> float:
     """Export with a static batch of 1; return the max |ORT - torch| logit difference on ``check``."""
-    model.eval()
-    dummy = torch.zeros(1, 1, 128, 128)
-    torch.onnx.export(
-        model,
-        (dummy,),
-        str(path),
-        dynamo=False,  # the TorchScript exporter: no onnxscript dependency, folds BatchNorm
-        opset_version=17,
-        input_names=["input"],
-        output_names=["logits"],
-        do_constant_folding=True,
-    )
+    export_static(model, path, (1, 1, 128, 128), "input", "logits")
     sess = session(path)
     diff = 0.0
     with torch.no_grad():
