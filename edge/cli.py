@@ -209,7 +209,10 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
             print(f"{mc.name:16s} {folder}  FAILED: {exc}")
             failed += 1
             continue
-        files = ", ".join(f"{p}={f.path}" for p, f in m.files.items())
+        files = ", ".join(
+            f"{p}={f.path}" + (f" (CPU: {m.cpu_files[p].path})" if p in m.cpu_files else "")
+            for p, f in m.files.items()
+        )
         print(f"{m.name:16s} {m.version:8s} {m.task:14s} {files}  [{state}]")
     return 1 if failed else 0
 
