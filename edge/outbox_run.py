@@ -244,7 +244,8 @@ def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, objec
         scrub=scrub,
     )
     try:
-        pruned = outbox.prune()
+        # Receipts on: only what the ingest confirmed is pruned; off: the PUBACK is final (docs/sync.md).
+        pruned = outbox.prune(unconfirmed_too=not config.uplink.receipts)
         if pruned:
             log.info("outbox: pruned %d results sent more than %g days ago", pruned, oc.retention_days)
         policy = tap = None

@@ -90,7 +90,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
         last = "never" if stats.last_sent_wall is None else f"{time.time() - stats.last_sent_wall:.0f} s ago"
         print(f"outbox   {path}")
         print(f"queued   {stats.queued} (oldest {_fmt_age(stats.oldest_queued_age_s)})")
+        lc = stats.last_confirmed_wall
+        confirmed = "never" if lc is None else f"{time.time() - lc:.0f} s ago"
         print(f"sent     {stats.sent}  pruned {stats.pruned}  last success {last}")
+        print(
+            f"receipts {stats.confirmed} confirmed, {stats.awaiting_receipt} awaiting receipt"
+            f"  last receipt {confirmed}"
+        )
         print(f"disk     {stats.bytes_used} of {stats.quota_bytes} bytes ({stats.quota_state})")
         return 0
     return _sync_once(config, path, args)
@@ -111,9 +117,14 @@ def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"drain": report.__dict__, "sync": state.to_dict()}, indent=2))
     else:
+        awaiting = (
+            f", {report.confirmed} confirmed by receipts, {report.awaiting_receipt} awaiting receipt"
+            if config.uplink.receipts
+            else ""
+        )
         print(
             f"sent {report.sent} in {report.elapsed_s:.1f} s; {report.remaining} still queued"
-            f" ({report.refused} refused by the broker)"
+            f" ({report.refused} refused by the broker){awaiting}"
             + (f"; last error: {report.last_error}" if report.last_error and not report.drained else "")
         )
     return 0 if report.drained and not report.remaining else 1

@@ -25,7 +25,13 @@ N_RESULTS = 2_000
 def test_offline_whole_run_then_connected_delivers_every_result(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
-    mosquitto.kill9()  # the network is away for the whole run
+    # The cloud side exists before the device goes offline, as in a deployment: the ingest's
+    # persistent session (its subscription) is on the broker, so whatever arrives while the ingest
+    # is still reconnecting waits for it. (Started after the broker's return instead, the ingest
+    # raced the uplink's reconnect: on a loaded machine the uplink often published first, to no
+    # subscriber, and the broker dropped those results: the old flaky timeout.)
+    store, ingest = start_ingest(mosquitto, tmp_path / "ingest.db")
+    mosquitto.stop()  # the network is away for the whole run (a clean stop saves the ingest's session)
     outbox = Outbox(tmp_path / "outbox.db")
     uplink = Uplink(outbox, uplink_config(mosquitto, "dev-a"), device_id="dev-a", site=SITE)
     uplink.start()
@@ -37,12 +43,13 @@ def test_offline_whole_run_then_connected_delivers_every_result(
         assert state.last_error is not None and "cannot connect" in state.last_error
         assert uplink.status_text().startswith(f"sync: offline, {N_RESULTS} queued, oldest ")
 
-        mosquitto.start()  # the network returns
-        store, ingest = start_ingest(mosquitto, tmp_path / "ingest.db")
+        mosquitto.start()  # the network returns; the uplink and the ingest reconnect by themselves
         try:
             report = uplink.drain_once(timeout_s=300)
             assert report.drained, report
             assert report.sent == N_RESULTS and report.remaining == 0
+            # drained = every result confirmed by the ingest's receipt: it has them all, committed
+            assert report.confirmed == N_RESULTS and report.awaiting_receipt == 0
             wait_for(
                 lambda: store.counts().stored >= N_RESULTS,
                 300,
@@ -56,7 +63,7 @@ def test_offline_whole_run_then_connected_delivers_every_result(
             ingest.stop()
         counts = store.counts()
         stats = outbox.stats()
-        assert counts.stored == stats.sent == N_RESULTS  # ingest count == outbox count
+        assert counts.stored == stats.sent == stats.confirmed == N_RESULTS  # ingest count == outbox count
         assert store.ids() == set(ids)  # nothing lost, nothing foreign, one row per id
         assert counts.received == counts.stored + counts.duplicates  # raw duplicates are counted
         assert counts.invalid == 0
@@ -64,6 +71,7 @@ def test_offline_whole_run_then_connected_delivers_every_result(
         assert uplink.status_text() == "sync: ok, 0 queued"
     finally:
         uplink.stop()
+        ingest.stop()
         outbox.close()
 
 
@@ -93,12 +101,14 @@ def test_sync_once_and_status_commands(mosquitto: MosquittoBroker, tmp_path: Pat
         )  # fmt: skip
         assert once.returncode == 0, once.stdout + once.stderr
         assert "sent 50 " in once.stdout and "0 still queued" in once.stdout
+        assert "50 confirmed by receipts, 0 awaiting receipt" in once.stdout
         wait_for(lambda: store.counts().stored == 50, 30, "the ingest")
     finally:
         ingest.stop()
     assert store.ids() == set(ids)
     status = subprocess.run([*edge, "sync", "--status", "--db", str(db)], capture_output=True, text=True)
     assert "queued   0 " in status.stdout and "sent     50" in status.stdout
+    assert "receipts 50 confirmed, 0 awaiting receipt" in status.stdout
 
 
 def test_sync_once_fails_when_the_broker_is_away(mosquitto: MosquittoBroker, tmp_path: Path) -> None:

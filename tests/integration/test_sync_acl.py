@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 from pathlib import Path
@@ -24,10 +25,12 @@ BAD_USER_OR_PASSWORD = 0x86
 class Probe:
     """A bare paho v5 client that records CONNACK and PUBACK reason codes."""
 
-    def __init__(self, files: ClientFiles, *, username: str | None, password: str | None) -> None:
+    def __init__(
+        self, files: ClientFiles, *, username: str | None, password: str | None, name: str = "probe"
+    ) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{username}",
+            client_id=f"{name}-{username}",
             protocol=mqtt.MQTTv5,
         )
         self.client.tls_set_context(tls_context(files.ca, files.cert, files.key))
@@ -35,9 +38,13 @@ class Probe:
             self.client.username_pw_set(username, password)
         self.connack: ReasonCode | None = None
         self.pubacks: dict[int, ReasonCode] = {}
+        self.subacks: dict[int, list[ReasonCode]] = {}
+        self.messages: list[tuple[str, bytes]] = []
         self.done = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self.connack = reason
@@ -45,6 +52,17 @@ class Probe:
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self.pubacks[mid] = reason
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        self.subacks[mid] = codes
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def subscribe(self, topic: str) -> list[ReasonCode]:
+        _, mid = self.client.subscribe(topic, qos=1)
+        wait_for(lambda: mid in self.subacks, 10, f"the SUBACK for {topic}")
+        return self.subacks[mid]
 
     def connect(self, broker: MosquittoBroker) -> ReasonCode:
         self.client.connect("127.0.0.1", broker.port, 30)
@@ -137,3 +155,57 @@ def test_client_certificate_from_another_ca_is_refused(mosquitto: MosquittoBroke
     assert not report.drained and not report.connected and report.remaining == 2
     assert report.last_error is not None
     outbox.close()
+
+
+def _receipt_ids(probe: Probe) -> set[str]:
+    return {i for t, p in probe.messages if t.endswith("/receipts") for i in json.loads(p)["ids"]}
+
+
+def test_receipts_reach_only_their_own_device_and_only_the_ingest_writes_them(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    store, ingest = start_ingest(mosquitto, tmp_path / "ingest.db")
+    a, b = mosquitto.client_files("dev-a"), mosquitto.client_files("dev-b")
+    dev_a = Probe(a, username="dev-a", password=a.password)
+    dev_b = Probe(b, username="dev-b", password=b.password)
+    # Forgers on connections of their own: mosquitto 2.0.11 answers a refused publish with PUBACK
+    # 0x87 and then drops that connection, which would take the readers' subscriptions with it.
+    forger_a = Probe(a, username="dev-a", password=a.password, name="forger")
+    forger_b = Probe(b, username="dev-b", password=b.password, name="forger")
+    probes = [dev_a, dev_b, forger_a, forger_b]
+    try:
+        assert not any(p.connect(mosquitto).is_failure for p in probes)
+        assert not dev_a.subscribe(f"scanners/{SITE}/dev-a/receipts")[0].is_failure  # its own: allowed
+        # dev-b tries to read dev-a's receipts, directly and by wildcard: refused, or granted and
+        # then filtered per message by the ACL (mosquitto checks read access at delivery too).
+        dev_b.subscribe(f"scanners/{SITE}/dev-a/receipts")
+        dev_b.subscribe("scanners/+/+/receipts")
+        # Neither device may write a receipt: not for itself (forging its own confirmations) nor another.
+        forged_own = forger_a.client.publish(
+            f"scanners/{SITE}/dev-a/receipts", b'{"ids": ["forged-a"]}', qos=1
+        )
+        forged_other = forger_b.client.publish(
+            f"scanners/{SITE}/dev-a/receipts", b'{"ids": ["forged-b"]}', qos=1
+        )
+        wait_for(lambda: forger_a.pubacks and forger_b.pubacks, 10, "the forgers' PUBACKs")
+        assert forger_a.pubacks[forged_own.mid].value == NOT_AUTHORIZED
+        assert forger_b.pubacks[forged_other.mid].value == NOT_AUTHORIZED
+        # The ingest stores dev-a's result and writes its receipt to dev-a, and only to dev-a.
+        dev_a.client.publish(f"scanners/{SITE}/dev-a/results", b'{"result_id": "r-a1"}', qos=1)
+        wait_for(
+            lambda: "r-a1" in _receipt_ids(dev_a), 10, "dev-a's receipt", why=lambda: str(ingest.last_error)
+        )
+        # dev-b's own result gets dev-b's receipt (the wildcard grants it its own), never dev-a's.
+        dev_b.client.publish(f"scanners/{SITE}/dev-b/results", b'{"result_id": "r-b1"}', qos=1)
+        wait_for(lambda: "r-b1" in _receipt_ids(dev_b), 10, "dev-b's receipt")
+        dev_a.client.publish(f"scanners/{SITE}/dev-a/results", b'{"result_id": "r-a2"}', qos=1)
+        wait_for(lambda: "r-a2" in _receipt_ids(dev_a), 10, "dev-a's second receipt")
+    finally:
+        for p in probes:
+            p.close()
+        ingest.stop()
+    assert _receipt_ids(dev_a) == {"r-a1", "r-a2"}  # no forged receipt was delivered
+    assert {t for t, _ in dev_b.messages} == {f"scanners/{SITE}/dev-b/receipts"}
+    assert _receipt_ids(dev_b) == {"r-b1"}
+    assert ingest.last_error is None  # the ingest user may write every device's receipts
+    assert store.ids() == {"r-a1", "r-a2", "r-b1"}

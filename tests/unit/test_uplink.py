@@ -53,8 +53,11 @@ class ScriptedPeer:
         refuse_v5: bool = False,
         on_publish: Callable[[int], int | None] = lambda n: 0,
         close_after: int | None = None,
+        receipt: Callable[[str], bool] | None = None,
     ) -> None:
         self.refuse_v5 = refuse_v5
+        self.receipt = receipt  # plays the ingest: send a receipt for this result id now?
+        self.subscribed: list[str] = []
         self.on_publish = on_publish
         self.close_after = close_after  # close the first connection after this many PUBLISHes
         self.levels: list[int] = []  # protocol level of every CONNECT (5 = v5, 4 = 3.1.1)
@@ -101,10 +104,21 @@ class ScriptedPeer:
                 reason = self.on_publish(len(self.published))
                 if reason is not None:
                     conn.sendall(b"\x40\x03" + pid + bytes([reason]) if v5 else b"\x40\x02" + pid)
+                if reason == 0 and self.receipt is not None and topic.endswith("/results"):
+                    rid = json.loads(rest)["result_id"]
+                    if self.receipt(rid):
+                        receipts = topic.rsplit("/", 1)[0] + "/receipts"
+                        conn.sendall(_publish_qos0(receipts, json.dumps({"ids": [rid]}).encode(), v5))
                 count += 1
                 if self.close_after is not None and count >= self.close_after:
                     self.close_after = None
                     return
+            elif kind == 8:  # SUBSCRIBE: granted at QoS 0
+                pid = body[:2]
+                rest = body[2 + 1 + body[2] :] if v5 else body[2:]  # skip the v5 properties (short here)
+                tlen = int.from_bytes(rest[:2], "big")
+                self.subscribed.append(rest[2 : 2 + tlen].decode())
+                conn.sendall(b"\x90\x04" + pid + b"\x00\x00" if v5 else b"\x90\x03" + pid + b"\x00")
             elif kind == 12:  # PINGREQ
                 conn.sendall(b"\xd0\x00")
             elif kind == 14:  # DISCONNECT
@@ -114,6 +128,18 @@ class ScriptedPeer:
         self._stop = True
         self._thread.join(2)
         self.server.close()
+
+
+def _publish_qos0(topic: str, payload: bytes, v5: bool) -> bytes:
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t + (b"\x00" if v5 else b"") + payload
+    n, length = len(body), b""
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            break
+    return b"\x30" + length + body
 
 
 @pytest.fixture
@@ -232,3 +258,48 @@ def test_a_lost_connection_resends_what_was_in_flight_and_unsettled(outbox: Outb
         peer.close()
     resent = [p for t, p in peer.published if t.endswith("/results")]
     assert len(resent) == 6 and sorted(_ids(resent)) == sorted(ids * 2)
+
+
+def test_a_result_is_confirmed_only_by_its_receipt_and_resent_until_then(outbox: Outbox) -> None:
+    # The broker acks every result, but the ingest (played by the peer) confirms each one only the
+    # second time it arrives: the first PUBACK alone must not end the drain; after
+    # confirm_timeout_s each unconfirmed result is sent again, and its receipt confirms it.
+    seen: dict[str, int] = {}
+
+    def receipt(rid: str) -> bool:
+        seen[rid] = seen.get(rid, 0) + 1
+        return seen[rid] >= 2
+
+    peer = ScriptedPeer(receipt=receipt)
+    ids = _fill(outbox, 3)
+    config = _config(peer.port, receipts=True, confirm_timeout_s=0.3)
+    uplink = Uplink(outbox, config, device_id="dev-1", site="s")
+    try:
+        report = uplink.drain_once(timeout_s=20)
+        assert report.drained, report
+        assert report.sent == 3 and report.confirmed == 3 and report.awaiting_receipt == 0
+        assert uplink.status_text() == "sync: ok, 0 queued"
+    finally:
+        uplink.stop()
+        peer.close()
+    assert peer.subscribed == ["scanners/s/dev-1/receipts"]
+    results = [p for t, p in peer.published if t.endswith("/results")]
+    assert sorted(_ids(results)) == sorted(ids * 2)  # each sent twice: once unconfirmed, once confirmed
+    s = outbox.stats()
+    assert (s.queued, s.sent, s.confirmed, s.awaiting_receipt) == (0, 3, 3, 0)
+
+
+def test_without_a_receipt_the_drain_does_not_finish(outbox: Outbox) -> None:
+    peer = ScriptedPeer(receipt=lambda rid: False)  # acked by the broker, never confirmed by an ingest
+    _fill(outbox, 2)
+    uplink = Uplink(
+        outbox, _config(peer.port, receipts=True, confirm_timeout_s=60), device_id="dev-1", site="s"
+    )
+    try:
+        report = uplink.drain_once(timeout_s=1.5)
+    finally:
+        uplink.stop()
+        peer.close()
+    assert not report.drained and report.sent == 2 and report.confirmed == 0 and report.awaiting_receipt == 2
+    assert uplink.status_text().startswith("sync: ") and "2 awaiting receipt" in uplink.status_text()
+    assert len([t for t, _ in peer.published if t.endswith("/results")]) == 2  # not re-sent before 60 s

@@ -5,7 +5,16 @@ import random
 
 import pytest
 
-from edge.uplink_policy import Backoff, SyncState, Topics, should_fall_back, status_payload, status_text
+from edge.uplink_policy import (
+    Backoff,
+    SyncState,
+    Topics,
+    parse_receipt,
+    receipt_payload,
+    should_fall_back,
+    status_payload,
+    status_text,
+)
 
 
 def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling() -> None:
@@ -95,3 +104,27 @@ def test_status_text() -> None:
     )
     assert status_text(_state(queued=None, connected=False)) == "sync: offline, ? queued"
     assert status_text(_state(enabled=False)) == "sync: off"
+
+
+def test_status_text_with_receipts() -> None:
+    assert status_text(_state(receipts=True, awaiting_receipt=0)) == "sync: ok, 0 queued"
+    assert status_text(_state(receipts=True, awaiting_receipt=12)) == (
+        "sync: confirming, 0 queued, 12 awaiting receipt"
+    )
+    assert status_text(_state(receipts=True, queued=3, oldest_queued_age_s=5, awaiting_receipt=2)) == (
+        "sync: sending, 3 queued, oldest 5s, 2 awaiting receipt"
+    )
+    # receipts off: the PUBACK is final and nothing is awaited
+    assert status_text(_state(receipts=False, awaiting_receipt=12)) == "sync: ok, 0 queued"
+
+
+def test_receipt_round_trip_and_bad_receipts() -> None:
+    assert Topics("scanners", "s", "d").receipts == "scanners/s/d/receipts"
+    payload = receipt_payload(["a", "b"], "ingest-1", wall=3.0)
+    assert json.loads(payload) == {"ids": ["a", "b"], "ingest": "ingest-1", "time": 3.0}
+    assert parse_receipt(payload) == ["a", "b"]
+    with pytest.raises(ValueError, match="not UTF-8 JSON"):
+        parse_receipt(b"\xff")
+    for bad in (b"[]", b'{"ids": "a"}', b'{"ids": [1]}', b'{"ids": [""]}', b"{}"):
+        with pytest.raises(ValueError, match="no 'ids' list"):
+            parse_receipt(bad)
