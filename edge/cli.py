@@ -179,6 +179,12 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"video    {out['video']}")
     if out["results"]:
         print(f"results  {out['results']}")
+    ob = report.get("outbox")
+    if ob:
+        puts = ob.get("puts", {})
+        skipped = f" ({puts['unchanged']} unchanged, not kept)" if puts.get("unchanged") else ""
+        refused = f"  REFUSED {ob['refused']}" if ob.get("refused") else ""
+        print(f"outbox   {ob['path']}: kept {puts.get('stored', 0)}{skipped}, {ob['queued']} queued{refused}")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
