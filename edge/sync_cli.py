@@ -53,6 +53,11 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("--prefix", default="scanners", help="topic prefix (default 'scanners')")
     i.add_argument("--until", type=int, metavar="N", help="exit once N distinct results are stored")
     i.add_argument("--idle-exit", type=float, metavar="S", help="exit after S s with nothing new")
+    i.add_argument(
+        "--no-receipts",
+        action="store_true",
+        help="send no receipts (only for devices with [uplink] receipts = false; docs/sync.md)",
+    )
     i.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
     i.set_defaults(func=cmd_ingest)
 
@@ -145,7 +150,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     store = IngestStore(args.db)
     client_id = args.client_id or f"ingest-{socket.gethostname()}-{os.getpid()}"
-    ingest = Ingest(store, login, group=args.group, client_id=client_id, topic_prefix=args.prefix)
+    ingest = Ingest(
+        store,
+        login,
+        group=args.group,
+        client_id=client_id,
+        topic_prefix=args.prefix,
+        receipts=not args.no_receipts,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -174,7 +186,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     mine = counts.per_client.get(client_id, {})
     print(
         f"stored {counts.stored} distinct; received {counts.received} raw, {counts.duplicates} duplicates, "
-        f"{counts.invalid} invalid (all clients); this client received {mine.get('received', 0)}",
+        f"{counts.invalid} invalid (all clients); this client received {mine.get('received', 0)}, "
+        f"sent {ingest.receipts_sent} receipts naming {ingest.receipt_ids_sent} ids",
         flush=True,
     )
     return 0

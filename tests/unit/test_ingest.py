@@ -54,3 +54,16 @@ def test_store_on_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database, just text" * 100)
     with pytest.raises(IngestError, match=r"ingest\.db: cannot open the ingest database"):
         IngestStore(bad)
+
+
+def test_add_batch_names_what_receipts_may_confirm(tmp_path: Path) -> None:
+    # New and duplicate ids alike (a duplicate is a device that has not heard yet), never invalid ones.
+    store = IngestStore(tmp_path / "ingest.db")
+    a, b = "scanners/s1/d1/results", "scanners/s1/d2/feedback"
+    assert store.add_batch("x", [(a, _msg(result_id="r1"))])[3] == [("s1", "d1", "r1")]
+    new, dup, bad, held = store.add_batch(
+        "x", [(a, _msg(result_id="r1")), (a, b"junk"), (b, _msg(feedback_id="f1", result_id="r1"))]
+    )
+    assert (new, dup, bad) == (1, 1, 1)
+    assert held == [("s1", "d1", "r1"), ("s1", "d2", "f1")]
+    store.close()
