@@ -141,6 +141,42 @@ def detection_metrics(
     }
 
 
+COUNT_CUTS = tuple(round(0.25 + 0.05 * k, 2) for k in range(10))  # 0.25 .. 0.70
+
+
+def count_threshold(models: list[OnnxDetector], truth: BoxSet, b_line: int, floor: float) -> dict[str, Any]:
+    """The score cut whose per-frame B-line count is closest (mean absolute error, averaged over
+    ``models``) to the truth of ``truth`` (the phantom validation set, never the test set)."""
+    true = np.array([int(np.sum(truth.of(i)[1] == b_line)) for i in range(len(truth))], np.int64)
+    mae = np.zeros(len(COUNT_CUTS))
+    for model in models:
+        dets = [model.detect(img, floor) for img in truth.images]
+        for k, cut in enumerate(COUNT_CUTS):
+            pred = np.array([int(np.sum((d.classes == b_line) & (d.scores >= cut))) for d in dets])
+            mae[k] += np.mean(np.abs(pred - true)) / len(models)
+    best = int(np.argmin(mae))
+    return {"cut": COUNT_CUTS[best], "val_mae_by_cut": dict(zip(map(str, COUNT_CUTS), mae.round(3).tolist()))}
+
+
+def count_metrics(model: OnnxDetector, truth: BoxSet, b_line: int, min_confidence: float) -> dict[str, Any]:
+    """How well the per-frame B-line count (what the overlay shows) matches the phantom's truth."""
+    pred = b_line_counts(model, truth.images, b_line, min_confidence)
+    true = np.array([int(np.sum(truth.of(i)[1] == b_line)) for i in range(len(truth))], np.int64)
+    err = pred - true
+    by_true = {
+        int(k): {"frames": int(np.sum(true == k)), "mean_predicted": float(pred[true == k].mean())}
+        for k in np.unique(true)
+    }
+    return {
+        "frames": len(truth),
+        "exact": float(np.mean(err == 0)),
+        "within_one": float(np.mean(np.abs(err) <= 1)),
+        "mean_abs_error": float(np.mean(np.abs(err))),
+        "mean_error": float(np.mean(err)),
+        "by_true_count": by_true,
+    }
+
+
 def b_line_counts(model: OnnxDetector, images: np.ndarray, b_line: int, min_confidence: float) -> np.ndarray:
     return np.array(
         [int(np.sum(model.detect(img, min_confidence).classes == b_line)) for img in images], np.int64

@@ -98,17 +98,32 @@ VARIANTS = {"fp32": "fp32.onnx", "pruned": "pruned.onnx", "int8": "int8.onnx", "
 
 
 def evaluate(r: Recipe, work: Path, log: Log) -> dict[str, Any]:
-    from tools.lung_detector.evaluate import OnnxDetector, clip_metrics, detection_metrics, latency
+    from tools.lung_detector.evaluate import (
+        OnnxDetector,
+        clip_metrics,
+        count_metrics,
+        count_threshold,
+        detection_metrics,
+        latency,
+    )
 
     ds = _dataset(work)
     b_line = r.labels.index("b_line")
     th = r.evaluate.min_confidence
     out: dict[str, Any] = {"variants": {}}
+    review = r.evaluate.review_below
+    if review == "auto":
+        int8s = [OnnxDetector(work / VARIANTS[k], len(r.labels)) for k in ("int8", "int8_cpu")]
+        out["count_threshold"] = count_threshold(int8s, ds.phantom["val"], b_line, th)
+        review = out["count_threshold"]["cut"]
+        log(f"count threshold (review_below) chosen on the phantom val set: {review}")
+    out["review_below"] = float(review)
     for name, file in VARIANTS.items():
         model = OnnxDetector(work / file, len(r.labels))
         det = detection_metrics(model, ds.phantom["test"], r.labels, th)
         clips = clip_metrics(model, ds.real_train, ds.real_test, b_line, th, r.evaluate.clip_threshold)
-        out["variants"][name] = {"phantom_test": det, "real_clips": clips}
+        counts = count_metrics(model, ds.phantom["test"], b_line, out["review_below"])
+        out["variants"][name] = {"phantom_test": det, "b_line_count": counts, "real_clips": clips}
         log(
             f"{name}: phantom test mAP50 {det['map50']:.4f}; real clips B-line AUC {clips['auc']} "
             f"sens {clips['sensitivity']} spec {clips['specificity']} "

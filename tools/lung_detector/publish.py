@@ -57,7 +57,7 @@ def manifest(
         "urgent_labels": [lab for lab in URGENT_LABELS if lab in r.labels],
         "thresholds": {
             "min_confidence": r.evaluate.min_confidence,
-            "review_below": 0.5,
+            "review_below": metrics["review_below"],
             "iou": 0.45,
             "max_detections": 100,
         },
@@ -92,6 +92,29 @@ def _variant_table(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
             for lab in labels
         ]
         rows.append(f"| {name} | **{det['map50']:.4f}** | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _count_table(metrics: dict[str, Any]) -> str:
+    rows = [
+        "| variant | exact | within 1 | mean abs error | mean error |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in VARIANT_NAMES:
+        c = metrics["variants"][name]["b_line_count"]
+        rows.append(
+            f"| {name} | {c['exact']:.3f} | {c['within_one']:.3f} | {c['mean_abs_error']:.2f} | "
+            f"{c['mean_error']:+.2f} |"
+        )
+    by = metrics["variants"]["int8_cpu"]["b_line_count"]["by_true_count"]
+    rows += [
+        "",
+        "Mean count shown (INT8, CPU form) by true count: "
+        + ", ".join(
+            f"{k}: {v['mean_predicted']:.2f} ({v['frames']} frames)"
+            for k, v in sorted(by.items(), key=lambda kv: int(kv[0]))
+        ),
+    ]
     return "\n".join(rows)
 
 
@@ -130,6 +153,11 @@ def model_card(r: Recipe, work: Path, metrics: dict[str, Any], wall_s: float | N
     quant = json.loads((work / "int8.json").read_text())
     pr = metrics["pruning"]
     sp = metrics["speedup"]
+    review_note = (
+        ",\nchosen on the phantom validation set as the cut whose count is closest to the truth"
+        if "count_threshold" in metrics
+        else ""
+    )
     lat = metrics["latency"]
     clip = metrics["variants"]["int8_cpu"]["real_clips"]
     ph = ds["phantom"]
@@ -198,6 +226,12 @@ mAP50 change: pruned vs FP32 **{-metrics["drops"]["pruned_vs_fp32"] * 100:+.2f} 
 **{-metrics["drops"]["int8_vs_pruned"] * 100:+.2f} pt**,
 INT8 vs FP32 {-metrics["drops"]["int8_vs_fp32"] * 100:+.2f} pt.
 The publish gate refuses a drop over {r.evaluate.max_map_drop * 100:.0f} point for pruning or for INT8.
+
+Per-frame B-line count as the overlay shows it (confident detections: score >= {metrics["review_below"]},
+the manifest's `review_below`{review_note}; uncertain ones are shown apart as "+N?"), against
+the phantom's truth on the same frames:
+
+{_count_table(metrics)}
 
 ## Real clips held out by patient ({clip["positives"]} with B-lines, {clip["negatives"]} without)
 

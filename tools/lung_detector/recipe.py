@@ -60,6 +60,9 @@ class QuantizeRecipe:
 @dataclass(frozen=True)
 class EvalRecipe:
     min_confidence: float = 0.25  # detections below are not counted (the manifest's threshold)
+    # Detections under this are "review" (dashed, not in the count shown); "auto": the score cut
+    # that makes the INT8 models' per-frame B-line count closest to the truth on the phantom val set.
+    review_below: float | str = "auto"
     clip_threshold: float = 1.0  # a clip has B-lines when it averages at least this many per frame
     clip_threshold_note: str = ""  # how the rule was chosen, printed in the model card as is
     latency_runs: int = 300
