@@ -220,7 +220,7 @@ def value_leaks(ds: Dataset, planted: Planted) -> list[tuple[int, str]]:
         values = (
             value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
         )
-        for v in values:  # type: ignore[union-attr]
+        for v in values:  # type: ignore[attr-defined]
             if (tag, str(v)) in planted.values:
                 found.append((tag, str(v)))
     return found

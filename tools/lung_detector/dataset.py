@@ -79,7 +79,9 @@ def _phantom_split(r: Recipe, pre: Preprocessor, split: str, n: int, log: Any) -
         boxes.append(_to_input(f.boxes, t))
         classes.append(f.labels)
         offsets.append(offsets[-1] + len(f.labels))
-    counts = np.bincount(np.concatenate(classes), minlength=len(r.labels)) if classes else []
+    counts: list[int] = (
+        np.bincount(np.concatenate(classes), minlength=len(r.labels)).tolist() if classes else []
+    )
     summary = {
         "frames": n,
         "seed": r.seed + SEED_OFFSET[split],
@@ -191,7 +193,7 @@ def save(ds: Dataset, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     files = {"r_train_files": np.array(ds.real_train.files), "r_test_files": np.array(ds.real_test.files)}
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **_arrays(ds), **files)
+    np.savez(tmp, **_arrays(ds), **files)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
     tmp.replace(path)
 
 

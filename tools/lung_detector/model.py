@@ -51,8 +51,10 @@ class Detector(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(c, 4 + num_classes, 1)
         # Rare positives: start every class score near 1 %, the usual focal-loss prior.
-        nn.init.constant_(self.head.bias[4:], -4.6)
-        nn.init.zeros_(self.head.bias[:4])
+        bias = self.head.bias
+        assert bias is not None
+        nn.init.constant_(bias[4:], -4.6)
+        nn.init.zeros_(bias[:4])
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 4+C, H/8, W/8]: tx, ty, log w, log h (in strides) and class logits per cell."""

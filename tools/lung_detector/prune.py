@@ -28,7 +28,7 @@ def flops_params(model: torch.nn.Module, size: int) -> tuple[int, int]:
 
 
 def widths(model: Detector) -> tuple[int, ...]:
-    return tuple(int(block[0].out_channels) for block in model.body)
+    return tuple(int(block[0].out_channels) for block in model.body)  # type: ignore[index]
 
 
 def prune_to(model: Detector, size: int, flops_reduction: float, log: Any = print) -> dict[str, Any]:

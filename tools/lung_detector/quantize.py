@@ -66,7 +66,7 @@ def _one_form(
     val_map: Callable[[Path], float],
     log: Any,
 ) -> dict[str, Any]:
-    tried = []
+    tried: list[dict[str, Any]] = []
     for exclude in float_candidates(src):
         quantize_qdq(src, dst, _feeds(calib), exclude_nodes=exclude, op_types=OP_TYPES, **FORMS[form])
         m = val_map(dst)

@@ -314,7 +314,7 @@ def mild(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     out = x * _u(MILD["scale"], rng) + _u(MILD["offset"], rng)
     sigma = _u(MILD["blur_sigma"], rng)
     if sigma > 0.3:
-        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)  # type: ignore[assignment]
     out = out + _grain(img.shape, rng, rng.uniform(1.0, 2.5)) * _u(MILD["noise_sigma"], rng)
     return _finish(out, img, geo.mask)
 

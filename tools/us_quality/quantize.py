@@ -69,7 +69,7 @@ def quantize(
     vjobs = grid_jobs(val_clips, val_frames_per_clip)
     x_val = render(val_clips, vjobs, seed, STREAM_VAL, workers)
     y_val = np.array([j.label for j in vjobs])
-    f1_fp32 = scores(y_val, predict(session(fp32), x_val).argmax(1))["macro_f1"]
+    f1_fp32 = float(scores(y_val, predict(session(fp32), x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
     tried = []
     with tempfile.TemporaryDirectory() as tmp:
         best: tuple[float, Path, dict] | None = None
@@ -77,7 +77,7 @@ def quantize(
             for act in (QuantType.QUInt8, QuantType.QInt8):
                 cand = Path(tmp) / f"{act.name}-{len(exclude)}.onnx"
                 quantize_file(fp32, cand, calib, act, exclude)
-                f1 = scores(y_val, predict(session(cand), x_val).argmax(1))["macro_f1"]
+                f1 = float(scores(y_val, predict(session(cand), x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
                 info = {"activation": act.name, "excluded_nodes": exclude, "val_macro_f1": f1}
                 tried.append(info)
                 print(

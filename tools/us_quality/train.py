@@ -105,8 +105,9 @@ def train(
             f"({time.time() - t_start:.0f} s)",
             flush=True,
         )
-        if val["macro_f1"] >= best_f1:  # ties go to the later epoch (lower learning rate)
-            best_f1, best_state = val["macro_f1"], {k: v.clone() for k, v in model.state_dict().items()}
+        f1 = float(val["macro_f1"])  # type: ignore[arg-type]
+        if f1 >= best_f1:  # ties go to the later epoch (lower learning rate)
+            best_f1, best_state = f1, {k: v.clone() for k, v in model.state_dict().items()}
     assert best_state is not None
     model.load_state_dict(best_state)
     work_dir.mkdir(parents=True, exist_ok=True)
