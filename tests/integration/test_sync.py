@@ -37,7 +37,7 @@ def test_offline_whole_run_then_connected_delivers_every_result(
     uplink.start()
     try:
         ids = fill(outbox, N_RESULTS)
-        wait_for(lambda: uplink.state().queued == N_RESULTS, 10, "the uplink to see the backlog")
+        wait_for(lambda: uplink.state().queued == N_RESULTS, 60, "the uplink to see the backlog")
         state = uplink.state()
         assert not state.connected and state.sent_session == 0
         assert state.last_error is not None and "cannot connect" in state.last_error
