@@ -2,8 +2,10 @@
 
     python tools/phantom_realism.py [--n 50] [--model models/us-quality]
 
-Each case is a scenario whose expected quality label is known (normal -> diagnostic, probe lifted ->
-no_contact, rib shadow / partial contact -> shadow, gain up -> gain_high, gain down -> gain_low).
+Each case is a scenario whose expected quality label is known (normal -> diagnostic, lung findings of
+the virtual probe's tour (B-lines, consolidation, effusion; convex and linear) -> diagnostic, probe
+lifted -> no_contact, rib shadow / partial contact -> shadow, gain up -> gain_high, gain down ->
+gain_low). ``--precision`` picks the model file (int8 loads the CPU form on the CPU, as the runtime does).
 Frames are taken from several seeds so the speckle, TGC and anatomy vary.
 """
 
@@ -19,6 +21,12 @@ from firmware_bridge.phantom import frames, single
 CASES: list[tuple[str, str, str, tuple[str, ...], dict[str, Any]]] = [
     ("lung normal", "diagnostic", "lung", (), {}),
     ("abdomen normal", "diagnostic", "abdomen", (), {}),
+    ("lung 2 b-lines", "diagnostic", "lung", (), {"b_line_count": 2}),
+    ("lung 4 b-lines", "diagnostic", "lung", (), {"b_line_count": 4}),
+    ("lung 6 b-lines", "diagnostic", "lung", (), {"b_line_count": 6, "b_line_width_mm": 3.0}),
+    ("lung 4 b-l. lin.", "diagnostic", "lung", (), {"b_line_count": 4, "probe": "linear"}),
+    ("consolidation", "diagnostic", "lung", (), {"consolidation": True, "b_line_count": 1}),
+    ("effusion", "diagnostic", "lung", (), {"effusion": True, "effusion_mm": 30.0}),
     ("probe lifted", "no_contact", "lung", ("no_contact",), {}),
     ("rib shadow", "shadow", "lung", ("rib_shadow",), {}),
     ("partial contact", "shadow", "abdomen", ("partial_contact",), {}),
@@ -34,8 +42,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--model", type=Path, default=Path("models/us-quality"))
     ap.add_argument("--per-seed", type=int, default=5, help="frames per seed (one scene per seed)")
+    ap.add_argument("--precision", default="auto", help="fp32 / int8 / auto (the default precision)")
     a = ap.parse_args()
-    model = LoadedModel(a.model)
+    model = LoadedModel(a.model, precision=a.precision)
     labels = list(model.manifest.labels)
     total = correct = 0
     rows = []

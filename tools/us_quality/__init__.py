@@ -7,4 +7,4 @@ Run everything with ``python -m tools.us_quality --data /work/shared/data/pocus_
 
 LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
 MODEL_NAME = "us-quality"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"

@@ -79,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = TrainConfig(seed=args.seed)
         if args.tiny:
-            cfg = TrainConfig(seed=args.seed, epochs=1, pool_size=60, val_frames_per_clip=2)
+            cfg = TrainConfig(
+                seed=args.seed,
+                epochs=1,
+                pool_size=60,
+                val_frames_per_clip=2,
+                phantom_scenes=12,
+                phantom_val_scenes=6,
+                phantom_per_batch=8,
+            )
         train(cfg, _clips(args, splits["train"], limit), _clips(args, splits["val"], limit), out, work)
     if step in ("all", "quantize"):
         from tools.us_quality.quantize import quantize
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             n_calib=20 if args.tiny else 300,
             val_frames_per_clip=2 if args.tiny else 16,
+            phantom_val_scenes=6 if args.tiny else 200,
         )
     if step in ("all", "evaluate"):
         from tools.us_quality.evaluate import evaluate, summary
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             frames_per_clip=2 if args.tiny else 40,
             latency_runs=20 if args.tiny else 1000,
+            phantom_scenes=17 if args.tiny else 400,
+            tour_fps=0.25 if args.tiny else 2.0,
         )
         print(summary(m), flush=True)
     if step in ("all", "publish"):

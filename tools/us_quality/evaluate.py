@@ -1,8 +1,10 @@
 """Held-out evaluation of the exported ONNX files with ONNX Runtime (the runtime's backend).
 
 Every class is rendered on the same evenly spaced frames of each held-out clip with a fixed seed,
-so the test set is balanced and identical for FP32 and INT8. Latency is measured for both files
-in the same process, interleaved run by run, so both see the same machine load.
+so the test set is balanced and identical for FP32 and both INT8 forms. A phantom test set (scenes
+with seeds used by no other split, labelled from the phantom's truth) is scored per class and per
+finding, and the virtual probe's lung tour (what ``edge run`` shows by default) per stop. Latency
+is measured for all files in the same process, interleaved run by run, so all see the same load.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import onnxruntime as ort
 
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
+from tools.us_quality.phantom import CASES, PhantomSet, findings_of, phantom_set, tour_set
 from tools.us_quality.preprocess import normalize, resize
 from tools.us_quality.samples import STREAM_TEST, grid_jobs, render
 
@@ -93,11 +96,19 @@ def evaluate(
     frames_per_clip: int = 40,
     latency_runs: int = 1000,
     workers: int = 2,
+    phantom_scenes: int = 400,
+    tour_fps: float = 2.0,
 ) -> dict:
     jobs = grid_jobs(test_clips, frames_per_clip)
     x = render(test_clips, jobs, seed, STREAM_TEST, workers)
     y = np.array([j.label for j in jobs])
-    files = {"fp32": out_dir / "us-quality-fp32.onnx", "int8": out_dir / "us-quality-int8.onnx"}
+    p_test = phantom_set("test", phantom_scenes, seed, workers)
+    x_tour, stops = tour_set(seed, tour_fps)
+    files = {
+        "fp32": out_dir / "us-quality-fp32.onnx",
+        "int8": out_dir / "us-quality-int8.onnx",
+        "int8_cpu": out_dir / "us-quality-int8-cpu.onnx",
+    }
     sessions = {k: session(p) for k, p in files.items()}
     result: dict[str, object] = {
         "labels": list(LABELS),
@@ -106,6 +117,10 @@ def evaluate(
         "samples_per_class": int(len(y) // len(LABELS)),
         "frames_per_clip": frames_per_clip,
         "seed": seed,
+        "phantom_test_frames": len(p_test),
+        "phantom_test_scenes": phantom_scenes,
+        "tour_frames": len(x_tour),
+        "tour_fps": tour_fps,
     }
     clip_of = np.array([j.clip for j in jobs])
     for k, s in sessions.items():
@@ -128,6 +143,7 @@ def evaluate(
             natural[c.record.file] = {"frames": int((~ok).sum()), "of": len(ok), "called_shadow": shadowed}
         sc["clean_frames_diagnostic"] = clean
         sc["natural_shadow_frames"] = natural
+        sc["phantom"] = phantom_scores(s, p_test, x_tour, stops)
     lat = latency(sessions, x, latency_runs)
     for k in sessions:
         result[k]["latency"] = lat[k]  # type: ignore[index]
@@ -143,9 +159,42 @@ def evaluate(
     return result
 
 
+def phantom_scores(sess: ort.InferenceSession, ps: PhantomSet, x_tour: np.ndarray, stops: list[str]) -> dict:
+    """Per-class scores on the phantom test set, the share called diagnostic per finding of the
+    diagnostic cases, the label counts per case, and the share of tour frames called diagnostic."""
+    pred = predict(sess, ps.images).argmax(1) if len(ps) else np.zeros(0, int)
+    out: dict[str, object] = scores(ps.labels, pred) if len(ps) else {}
+    diag = ps.labels == 0
+    finding = findings_of(ps)
+    out["diagnostic_rate_by_finding"] = {
+        f: round(float((pred[diag & (finding == f)] == 0).mean()), 4)
+        for f in dict.fromkeys(c.finding for c in CASES if c.finding)
+        if (diag & (finding == f)).any()
+    }
+    lung_findings = diag & np.isin(finding, ("b_lines", "consolidation", "effusion"))
+    out["findings_diagnostic_rate"] = (
+        round(float((pred[lung_findings] == 0).mean()), 4) if lung_findings.any() else None
+    )
+    out["findings_frames"] = int(lung_findings.sum())
+    out["by_case"] = {
+        c.name: np.bincount(pred[ps.case == ci], minlength=len(LABELS)).tolist()
+        for ci, c in enumerate(CASES)
+        if (ps.case == ci).any()
+    }
+    tp = predict(sess, x_tour).argmax(1)
+    arr = np.array(stops)
+    out["tour"] = {
+        "diagnostic_rate": round(float((tp == 0).mean()), 4),
+        "by_stop": {
+            st: np.bincount(tp[arr == st], minlength=len(LABELS)).tolist() for st in dict.fromkeys(stops)
+        },
+    }
+    return out
+
+
 def summary(metrics: dict) -> str:
     lines = []
-    for k in ("fp32", "int8"):
+    for k in ("fp32", "int8", "int8_cpu"):
         m = metrics[k]
         lines.append(
             f"{k}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  "
@@ -156,4 +205,13 @@ def summary(metrics: dict) -> str:
             lines.append(
                 f"  {lab:11s} P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  n {s['support']}"
             )
+        ph = m["phantom"]
+        lines.append(
+            f"  phantom: macro-F1 {ph.get('macro_f1', 0):.4f}  findings -> diagnostic "
+            f"{ph['findings_diagnostic_rate']}  tour -> diagnostic {ph['tour']['diagnostic_rate']}"
+        )
+        lines.append(
+            "  phantom recall: "
+            + "  ".join(f"{lab} {v['recall']:.3f}" for lab, v in ph.get("per_class", {}).items())
+        )
     return "\n".join(lines)

@@ -20,8 +20,9 @@ from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
 from tools.us_quality import degrade as D
 from tools.us_quality.data import EXCLUDED, FRAME_STEP, NATURAL_SHADOW_MAX, load_labels
 from tools.us_quality.model import CHANNELS
+from tools.us_quality.phantom import CASES, FRAMES_PER_SCENE, GAIN_MIN_DB, SHADOW_DIAG_MAX, SHADOW_MIN
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
-from tools.us_quality.quantize import INT8_FILE
+from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE
 from tools.us_quality.train import FP32_FILE
 
 REPRODUCE = (
@@ -45,17 +46,23 @@ def _load(out: Path, name: str) -> dict:
 
 def _recipe(train_log: dict, quant: dict) -> str:
     cfg = train_log.get("config", {})
-    chosen = quant.get("chosen", {})
     return (
         f"{len(CHANNELS)}x(conv3x3+BN+ReLU) CNN, global average pool, linear; "
         f"{train_log.get('params')} params; input gray {SIZE}x{SIZE} stretched, (x/255-0.5)/0.25; "
         "synthetic degradations of real frames (no_contact, shadow, gain_high, gain_low; mild jitter for "
-        f"diagnostic); AdamW lr {cfg.get('lr')} one-cycle, {cfg.get('epochs')} epochs over "
-        f"{cfg.get('pool_size')} rendered samples, label smoothing {cfg.get('label_smoothing')}, best epoch "
-        "by validation macro-F1; INT8 by onnxruntime quantize_static QDQ, per-channel QInt8 weights, "
-        f"{chosen.get('activation', '?')} activations, MinMax on "
-        f"{quant.get('calibration_samples')} training-split frames"
-        + (f", float nodes {chosen.get('excluded_nodes')}" if chosen.get("excluded_nodes") else "")
+        f"diagnostic) plus {train_log.get('phantom_train_frames')} phantom frames labelled from the "
+        f"phantom's truth ({cfg.get('phantom_per_batch')} of each batch of {cfg.get('batch_size')}); "
+        "AdamW lr "
+        f"{cfg.get('lr')} one-cycle, {cfg.get('epochs')} epochs over {cfg.get('pool_size')} rendered real "
+        f"samples, label smoothing {cfg.get('label_smoothing')}, best epoch by the mean of real and phantom "
+        "validation macro-F1; INT8 by onnxruntime quantize_static QDQ, per-channel QInt8 weights, MinMax on "
+        f"{quant.get('calibration_samples')} training-split frames: {INT8_FILE} symmetric QInt8 activations, "
+        f"float biases (TensorRT-buildable); {INT8_CPU_FILE} (cpu_files) asymmetric QUInt8, int32 biases"
+        + "".join(
+            f"; {f} float nodes {v['chosen']['excluded_nodes']}"
+            for f, v in quant.get("forms", {}).items()
+            if v["chosen"]["excluded_nodes"]
+        )
     )
 
 
@@ -90,11 +97,13 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
             "fp32": {"path": FP32_FILE, "sha256": sha256_file(out / FP32_FILE)},
             "int8": {"path": INT8_FILE, "sha256": sha256_file(out / INT8_FILE)},
         },
+        "cpu_files": {"int8": {"path": INT8_CPU_FILE, "sha256": sha256_file(out / INT8_CPU_FILE)}},
         "default_precision": "int8",
         "provenance": {
             "data": (
                 f"pocus_dev: {len(used)} lung POCUS clips and stills (CC BY 4.0 / CC BY 2.0) from "
-                f"{UPSTREAM}; files, licences and DOIs in DATA_SOURCE.md, split by clip in split.json"
+                f"{UPSTREAM}; files, licences and DOIs in DATA_SOURCE.md, split by clip in split.json; "
+                "plus frames of the firmware_bridge.phantom simulator labelled from its ground truth"
             ),
             "training_code": "tools/us_quality",
             "seed": seed,
@@ -132,8 +141,8 @@ def _ranges(params: dict[str, tuple[float, float]]) -> str:
 def model_card(out: Path, splits: dict[str, list[str]], seed: int, wall_s: float | None) -> str:
     m, log = _load(out, "metrics.json"), _load(out, "training_log.json")
     quant = _load(out, "quantization.json")
-    fp, i8 = m["fp32"], m["int8"]
-    chosen = quant.get("chosen", {})
+    fp, i8, ip = m["fp32"], m["int8_cpu"], m["int8"]  # i8: the CPU form the runtime runs; ip: portable
+    forms = quant.get("forms", {})
     split_lines = "\n".join(
         f"- **{k}** ({len(v)}): " + ", ".join(f"`{f}`" for f in v) for k, v in splits.items()
     )
@@ -154,9 +163,55 @@ def model_card(out: Path, splits: dict[str, list[str]], seed: int, wall_s: float
     lat = "\n".join(
         f"| {k} | {m[k]['size_bytes']:,} | {m[k]['latency']['median_ms']:.3f} "
         f"| {m[k]['latency']['p99_ms']:.3f} |"
-        for k in ("fp32", "int8")
+        for k in ("fp32", "int8", "int8_cpu")
     )
-    float_nodes = chosen.get("excluded_nodes") or []
+
+    def float_nodes(form: str) -> str:
+        nodes = forms.get(form, {}).get("chosen", {}).get("excluded_nodes") or []
+        return ", ".join(f"`{n}`" for n in nodes) or "none"
+
+    trt = forms.get(INT8_FILE, {}).get("tensorrt_problems")
+    trt_text = "none found" if trt == [] else f"{trt}"
+    phantom_cases = "\n".join(
+        f"| {c.name} | {c.preset} | {', '.join(c.events) or '-'} | "
+        + ", ".join(
+            f"{k} {v[0]:g}-{v[1]:g}" if isinstance(v, tuple) else f"{k} {v}" for k, v in c.params.items()
+        )
+        + f" | {c.weight:g} |"
+        for c in CASES
+    )
+    ph = {k: m[k]["phantom"] for k in ("fp32", "int8_cpu", "int8")}
+    ph_classes = "\n".join(
+        f"| {lab} | {ph['fp32']['per_class'][lab]['support']} | "
+        + " | ".join(
+            f"{ph[k]['per_class'][lab]['recall']:.3f} / {ph[k]['per_class'][lab]['precision']:.3f}"
+            for k in ("fp32", "int8_cpu", "int8")
+        )
+        + " |"
+        for lab in LABELS
+    )
+    findings = "\n".join(
+        f"| {f} | "
+        + " | ".join(num(ph[k]["diagnostic_rate_by_finding"].get(f)) for k in ("fp32", "int8_cpu", "int8"))
+        + " |"
+        for f in ph["fp32"]["diagnostic_rate_by_finding"]
+    )
+    tour_rows = "\n".join(
+        f"| {st} | "
+        + " | ".join(
+            f"{ph[k]['tour']['by_stop'][st][0] / max(sum(ph[k]['tour']['by_stop'][st]), 1):.3f}"
+            for k in ("fp32", "int8_cpu", "int8")
+        )
+        + " | "
+        + ", ".join(f"{lab} {n}" for lab, n in zip(LABELS, ph["int8_cpu"]["tour"]["by_stop"][st]) if n)
+        + " |"
+        for st in ph["fp32"]["tour"]["by_stop"]
+    )
+    by_case = "\n".join(
+        f"| {name} | " + " | ".join(str(v) for v in counts) + " |"
+        for name, counts in ph["int8_cpu"]["by_case"].items()
+    )
+    cfg = log.get("config", {})
     n_nat = log.get("natural_shadow_frames", "?")
     n_all = log.get("decoded_frames", "?")
     gamma = f"{D.DISPLAY_GAMMA[0]:g}-{D.DISPLAY_GAMMA[1]:g}"
@@ -169,6 +224,9 @@ image is `diagnostic` or why not (`no_contact`: probe in air; `shadow`: a large 
 coupling over >= ~35% of the sector; `gain_high`: washed out / saturated; `gain_low`: too dark), so the
 operator can fix the scan. It is **not a medical device and not for diagnosis**: it says nothing about
 the patient's lungs, and a `diagnostic` frame is only one whose quality looks acceptable.
+Findings (B-lines, consolidation, effusion) do not make a frame non-diagnostic: 1.1.0 is also
+trained on phantom frames with findings labelled `diagnostic`, so the virtual probe's lung tour is
+no longer called `shadow`.
 
 Labels in order: {", ".join(f"`{lab}`" for lab in LABELS)}; `ok_labels`: `diagnostic`. The manifest's
 `min_confidence` is 0.5 (softmax of the logits).
@@ -183,6 +241,23 @@ by degrading these real frames synthetically (below). An undegraded frame stands
 its own (rib) shadows cover more than {NATURAL_SHADOW_MAX:.0%} of the sector (`degrade.natural_shadow`, a
 heuristic: beam directions darker than 0.45 x the bright ones); such frames ({n_nat} of the {n_all}
 decoded frames of the training and validation clips) are used only as the base of the degraded classes.
+
+**Phantom frames** (new in 1.1.0): the B-mode simulator `firmware_bridge.phantom` (the virtual probe's
+image source) renders scenes of the cases below, {FRAMES_PER_SCENE} consecutive frames per scene
+(10 fps, random depth, slow probe motion; lung scenes 30% linear probe, else convex). Each frame is
+labelled **from the phantom's ground truth only** (`tools/us_quality/phantom.py` `label_of`): probe
+lifted (`no_contact` event or no contact) -> `no_contact`; an event shadow over >= {SHADOW_MIN:.0%} of
+the sector (`shadow_fraction`) -> `shadow`; gain offset >= +{GAIN_MIN_DB:g} dB -> `gain_high`, <=
+-{GAIN_MIN_DB:g} dB -> `gain_low`; anything else with shadow <= {SHADOW_DIAG_MAX:.0%} and |gain| <= 4 dB
+(normal lung, B-lines, consolidation, effusion, a narrow rib shadow at the edge, abdomen, bladder) ->
+`diagnostic`; frames in between are dropped. Train, validation and test scenes use disjoint seed
+ranges. Training used {log.get("phantom_train_frames")} phantom frames (per class
+{log.get("phantom_train_per_class")}), validation {log.get("phantom_val_frames")},
+test {m.get("phantom_test_frames")}.
+
+| case | preset | events | parameters drawn per scene | weight |
+| --- | --- | --- | --- | ---: |
+{phantom_cases}
 
 Left out:
 {excluded}
@@ -218,18 +293,29 @@ clip is pinned to the test split. The split ships as [split.json](split.json).
   - All classes, before the above: left-right flip, small crops, rescaling (x0.6-1.5), black padding to
     other aspect ratios, synthetic fan / rectangle masks on clips cropped inside the sector (so sector
     geometry varies), and half the time another scanner gray map (gamma {gamma}).
-- **Training**: {log.get("train_samples")} rendered samples (balanced; frames every {FRAME_STEP}rd of each
-  training clip, at most {log.get("config", {}).get("max_frames_per_clip")} per clip), AdamW one-cycle,
-  {log.get("config", {}).get("epochs")} epochs, batch {log.get("config", {}).get("batch_size")}, label
-  smoothing {log.get("config", {}).get("label_smoothing")}; epoch {log.get("best_epoch")} kept by
-  validation macro-F1 ({log.get("val", {}).get("macro_f1")}). Deterministic for a seed (torch deterministic
+- **Training**: {log.get("train_samples")} rendered real samples (balanced; frames every {FRAME_STEP}rd of
+  each training clip, at most {cfg.get("max_frames_per_clip")} per clip) and {log.get("phantom_train_frames")}
+  phantom frames; every batch of {cfg.get("batch_size")} holds {cfg.get("phantom_per_batch")} phantom
+  frames and {cfg.get("batch_size", 0) - cfg.get("phantom_per_batch", 0)} real samples (an epoch is one pass
+  over the real pool). AdamW one-cycle, {cfg.get("epochs")} epochs, label smoothing
+  {cfg.get("label_smoothing")}; epoch {log.get("best_epoch")} kept by the mean of the real validation
+  clips' macro-F1 ({log.get("val", {}).get("macro_f1")}) and the phantom validation scenes' macro-F1
+  ({log.get("phantom_val_macro_f1")}). Deterministic for a seed (torch deterministic
   algorithms, seeded generators per sample, {log.get("config", {}).get("threads")} threads). Training took
   {log.get("train_s")} s on a 2-core CPU. ONNX export (opset 17, static batch 1); ONNX Runtime vs torch max
   abs logit difference: {log.get("onnx_max_abs_diff", float("nan")):.2e}.
-- **INT8**: `onnxruntime.quantization.quant_pre_process`, then `quantize_static`, QDQ format, per-channel
-  QInt8 weights, {chosen.get("activation")} activations (chosen on the validation clips among QUInt8 /
-  QInt8), MinMax calibration on {quant.get("calibration_samples")} rendered frames of the training split,
-  all classes. Layers kept in float: {", ".join(f"`{n}`" for n in float_nodes) or "none"}.
+- **INT8**, two forms from one calibration (`tools.modelkit.quantize.quantize_qdq`:
+  `quant_pre_process`, then `quantize_static`, QDQ format, per-channel symmetric QInt8 weights, MinMax
+  calibration on {quant.get("calibration_samples")} training-split frames,
+  {quant.get("calibration_phantom_samples")} of them phantom), as the lung detector does:
+  - `{INT8_FILE}` (manifest `files.int8`, portable): symmetric QInt8 activations, float biases, what
+    TensorRT's ONNX parser builds INT8 engines from; `tensorrt_qdq_problems`: {trt_text}. Layers kept in
+    float: {float_nodes(INT8_FILE)}.
+  - `{INT8_CPU_FILE}` (manifest `cpu_files.int8`: what ONNX Runtime on the CPU loads for `int8`):
+    asymmetric QUInt8 activations, int32 biases (each ReLU folds into its convolution). Layers kept in
+    float: {float_nodes(INT8_CPU_FILE)}.
+  Layers are kept in float only if a form loses more than 1 point of the validation score (mean of real
+  and phantom validation macro-F1); the tries are in `quantization.json`.
 
 ## Results on the held-out test clips
 
@@ -239,11 +325,13 @@ Evaluated with ONNX Runtime {env.get("onnxruntime")} on the CPU, batch 1.
 
 {_table(fp, "FP32")}
 
-{_table(i8, "INT8")}
+{_table(i8, "INT8, CPU form (`cpu_files.int8`)")}
+
+{_table(ip, "INT8, portable form (`files.int8`)")}
 
 {_confusion(fp, "FP32 confusion matrix")}
 
-{_confusion(i8, "INT8 confusion matrix")}
+{_confusion(i8, "INT8 CPU form confusion matrix")}
 
 Per test clip: accuracy over all rendered classes; the share of the clip's untouched frames (every
 {FRAME_STEP}rd frame, no degradation, no augmentation: what the runtime would see) without large natural
@@ -251,9 +339,44 @@ shadows that is called `diagnostic`; and how many untouched frames have natural 
 than {NATURAL_SHADOW_MAX:.0%} of the sector by `degrade.natural_shadow` (never used as `diagnostic`), with
 the share of those called `shadow`:
 
-| clip | acc. FP32 | acc. INT8 | clean -> diag. FP32 | INT8 | natural-shadow frames | -> shadow FP32 | INT8 |
+| clip | acc. FP32 | INT8 CPU | clean -> diag. FP32 | INT8 CPU | nat.-shadow | -> shadow FP32 | INT8 CPU |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {per_clip}
+
+## Results on the phantom test set
+
+{m.get("phantom_test_frames")} frames of {m.get("phantom_test_scenes")} phantom test scenes (seeds used by no
+other split; cases and labels as in *Data*). Recall / precision per class:
+
+| class | n | FP32 | INT8 CPU | INT8 portable |
+| --- | ---: | ---: | ---: | ---: |
+{ph_classes}
+
+Phantom macro-F1: FP32 {ph["fp32"]["macro_f1"]:.3f}, INT8 CPU {ph["int8_cpu"]["macro_f1"]:.3f}, INT8 portable
+{ph["int8"]["macro_f1"]:.3f}. Diagnostic frames **with lung findings** (B-lines, consolidation, effusion;
+{ph["fp32"]["findings_frames"]} frames) called `diagnostic`:
+FP32 **{num(ph["fp32"]["findings_diagnostic_rate"])}**,
+INT8 CPU **{num(ph["int8_cpu"]["findings_diagnostic_rate"])}**, INT8 portable
+**{num(ph["int8"]["findings_diagnostic_rate"])}**. Per finding of the diagnostic cases:
+
+| finding | FP32 | INT8 CPU | INT8 portable |
+| --- | ---: | ---: | ---: |
+{findings}
+
+Predicted labels per case (INT8 CPU form; columns {", ".join(LABELS)}):
+
+| case | {" | ".join(LABELS)} |
+| --- |{" ---: |" * len(LABELS)}
+{by_case}
+
+The virtual probe's default lung tour (`firmware_bridge.phantom.tour("lung")`, a test seed,
+{m.get("tour_frames")} frames at {m.get("tour_fps")} fps): share called `diagnostic` per stop, and the INT8
+CPU form's labels. Overall: FP32 {ph["fp32"]["tour"]["diagnostic_rate"]:.3f}, INT8 CPU
+{ph["int8_cpu"]["tour"]["diagnostic_rate"]:.3f}, INT8 portable {ph["int8"]["tour"]["diagnostic_rate"]:.3f}.
+
+| stop | FP32 | INT8 CPU | INT8 portable | INT8 CPU labels |
+| --- | ---: | ---: | ---: | --- |
+{tour_rows}
 
 Size and single-frame latency (ONNX Runtime CPU, 1 intra-op thread, {fp["latency"]["runs"]} runs each,
 interleaved in one process on this 2-core development machine, `{env.get("processor")}`):
@@ -279,6 +402,9 @@ interleaved in one process on this 2-core development machine, `{env.get("proces
 - Gain judgements are relative to the look of these clips' displays; another scanner's default gain or
   dynamic range may shift the gain_high / gain_low boundaries.
 - The `diagnostic` probability is not calibrated.
+- The phantom frames teach the simulator's look (its speckle, its shadows, its gain): they fix the
+  virtual probe's findings being called `shadow`, but say nothing about real B-lines or effusions,
+  and the phantom test figures are far easier than real scans (the phantom is the training source).
 
 ## Reproduce
 

@@ -1,9 +1,19 @@
-"""Static INT8 quantization (explicit Q/DQ, per-channel weights) with ONNX Runtime.
+"""Step ``quantize``: two INT8 files with explicit Q/DQ nodes from one calibration set.
 
-Q/DQ is the format TensorRT builds INT8 engines from and ONNX Runtime runs on the CPU, so one
-artifact serves both. Calibration frames come from the training clips only. The activation type
-(and, if INT8 loses more than 1 macro-F1 point, which layers stay float) is chosen on the
-validation clips, never on the held-out test clips.
+Like the lung detector (``tools/lung_detector/quantize.py``), both have per-channel int8 weights
+and MinMax-calibrated activations, through ``tools.modelkit.quantize.quantize_qdq``:
+
+- ``us-quality-int8.onnx``, the portable one (manifest ``files.int8``): symmetric int8
+  activations, float biases, what TensorRT's ONNX parser builds INT8 engines from
+  (``tensorrt_qdq_problems`` must find nothing).
+- ``us-quality-int8-cpu.onnx``, ONNX Runtime's CPU form (manifest ``cpu_files.int8``, what the
+  runtime loads on the CPU): asymmetric uint8 activations and int32 biases, so each ReLU folds
+  into its convolution.
+
+Calibration frames come from the training split only (rendered real frames and phantom training
+scenes). If a form loses more than ``MAX_DROP`` of the validation score (mean of the real
+validation clips' macro-F1 and the phantom validation scenes' macro-F1; never the test sets), the
+first Conv and then also the final Gemm are kept in float, in turn; the choice is recorded.
 """
 
 from __future__ import annotations
@@ -12,20 +22,28 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType
 
-from tools.modelkit.quantize import quantize_qdq
+from tools.modelkit.quantize import quantize_qdq, tensorrt_qdq_problems
 from tools.us_quality.data import ClipData
 from tools.us_quality.evaluate import predict, scores, session
+from tools.us_quality.phantom import FRAMES_PER_SCENE, PhantomSet, phantom_set
 from tools.us_quality.preprocess import normalize
 from tools.us_quality.samples import STREAM_CALIB, STREAM_VAL, grid_jobs, random_jobs, render
 from tools.us_quality.train import FP32_FILE
 
 INT8_FILE = "us-quality-int8.onnx"
-MAX_DROP = 0.01  # macro-F1 (0..1) that INT8 may lose against FP32 on the validation clips
+INT8_CPU_FILE = "us-quality-int8-cpu.onnx"
+MAX_DROP = 0.01  # validation score (0..1) that INT8 may lose against FP32
+FORMS: dict[str, dict[str, Any]] = {
+    INT8_FILE: {"symmetric": True, "activation_type": QuantType.QInt8, "quantize_bias": False},
+    INT8_CPU_FILE: {"symmetric": False, "activation_type": QuantType.QUInt8, "quantize_bias": True},
+}
+PHANTOM_CALIB_SHARE = 0.3  # of the calibration frames, as in training batches
 
 
 def _float_candidates(model_path: Path) -> list[list[str]]:
@@ -37,21 +55,25 @@ def _float_candidates(model_path: Path) -> list[list[str]]:
     return [[], convs[:1], convs[:1] + gemms[-1:]]
 
 
-def quantize_file(src: Path, dst: Path, calib: np.ndarray, activation: QuantType, exclude: list[str]) -> None:
-    """The generic Q/DQ quantizer with ONNX Runtime's own defaults (asymmetric activations, INT32
-    biases), which is how the published us-quality INT8 file was made; see docs/tensorrt.md for
-    why TensorRT needs ``symmetric=True, quantize_bias=False`` instead."""
+def quantize_file(src: Path, dst: Path, calib: np.ndarray, form: str, exclude: list[str]) -> None:
     quantize_qdq(
         src,
         dst,
         ({"input": normalize(s)[None, None]} for s in calib),
         per_channel=True,
-        activation_type=activation,
         weight_type=QuantType.QInt8,
-        symmetric=False,
-        quantize_bias=True,
         exclude_nodes=exclude,
+        **FORMS[form],
     )
+
+
+def _val_score(path: Path, x_val: np.ndarray, y_val: np.ndarray, p_val: PhantomSet) -> tuple[float, float]:
+    sess = session(path)
+    real = float(scores(y_val, predict(sess, x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
+    if not len(p_val):
+        return real, real
+    ph = float(scores(p_val.labels, predict(sess, p_val.images).argmax(1))["macro_f1"])  # type: ignore[arg-type]
+    return real, ph
 
 
 def quantize(
@@ -62,42 +84,70 @@ def quantize(
     n_calib: int = 300,
     val_frames_per_clip: int = 16,
     workers: int = 2,
+    phantom_val_scenes: int = 200,
 ) -> dict:
     fp32 = out_dir / FP32_FILE
-    cjobs = random_jobs(train_clips, n_calib, seed, STREAM_CALIB, 80)
-    calib = render(train_clips, cjobs, seed, STREAM_CALIB, workers)
+    n_phantom = round(n_calib * PHANTOM_CALIB_SHARE)
+    cjobs = random_jobs(train_clips, n_calib - n_phantom, seed, STREAM_CALIB, 80)
+    p_scenes = max(1, (n_phantom + FRAMES_PER_SCENE - 1) // FRAMES_PER_SCENE)
+    p_calib = phantom_set("train", p_scenes, seed, workers)
+    x_calib = render(train_clips, cjobs, seed, STREAM_CALIB, workers)
+    calib = np.concatenate([x_calib, p_calib.images[:n_phantom]])
     vjobs = grid_jobs(val_clips, val_frames_per_clip)
     x_val = render(val_clips, vjobs, seed, STREAM_VAL, workers)
     y_val = np.array([j.label for j in vjobs])
-    f1_fp32 = float(scores(y_val, predict(session(fp32), x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
-    tried = []
+    p_val = phantom_set("val", phantom_val_scenes, seed, workers)
+    ref_real, ref_ph = _val_score(fp32, x_val, y_val, p_val)
+    ref = (ref_real + ref_ph) / 2
+    forms: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        best: tuple[float, Path, dict] | None = None
-        for exclude in _float_candidates(fp32):
-            for act in (QuantType.QUInt8, QuantType.QInt8):
-                cand = Path(tmp) / f"{act.name}-{len(exclude)}.onnx"
-                quantize_file(fp32, cand, calib, act, exclude)
-                f1 = float(scores(y_val, predict(session(cand), x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
-                info = {"activation": act.name, "excluded_nodes": exclude, "val_macro_f1": f1}
-                tried.append(info)
+        for form in FORMS:
+            tried: list[dict[str, Any]] = []
+            for exclude in _float_candidates(fp32):
+                cand = Path(tmp) / f"{len(tried)}-{form}"
+                quantize_file(fp32, cand, calib, form, exclude)
+                real, ph = _val_score(cand, x_val, y_val, p_val)
+                tried.append(
+                    {
+                        "excluded_nodes": exclude,
+                        "val_macro_f1": real,
+                        "phantom_val_macro_f1": ph,
+                        "drop": ref - (real + ph) / 2,
+                        "path": cand,
+                    }
+                )
                 print(
-                    f"int8 {act.name} excluding {exclude or 'nothing'}: val macro-F1 {f1:.4f} "
-                    f"(fp32 {f1_fp32:.4f})",
+                    f"{form} excluding {exclude or 'nothing'}: val macro-F1 {real:.4f} "
+                    f"(fp32 {ref_real:.4f}), "
+                    f"phantom val {ph:.4f} (fp32 {ref_ph:.4f})",
                     flush=True,
                 )
-                if best is None or f1 > best[0]:
-                    best = (f1, cand, info)
-            if best is not None and f1_fp32 - best[0] <= MAX_DROP:
-                break  # good enough without keeping layers in float
-        assert best is not None
-        shutil.copyfile(best[1], out_dir / INT8_FILE)
+                if tried[-1]["drop"] <= MAX_DROP:
+                    break
+            best = min(tried, key=lambda t: t["drop"])
+            shutil.copyfile(best["path"], out_dir / form)
+            spec = FORMS[form]
+            forms[form] = {
+                "activations": f"{spec['activation_type'].name}, "
+                + ("symmetric" if spec["symmetric"] else "asymmetric"),
+                "biases": "int32" if spec["quantize_bias"] else "float",
+                "chosen": {k: v for k, v in best.items() if k != "path"},
+                "tried": [{k: v for k, v in t.items() if k != "path"} for t in tried],
+                "tensorrt_problems": tensorrt_qdq_problems(out_dir / form),
+            }
+    if forms[INT8_FILE]["tensorrt_problems"]:
+        print(f"WARNING: {INT8_FILE} is not TensorRT-buildable: {forms[INT8_FILE]['tensorrt_problems']}")
     result = {
-        "chosen": best[2],
-        "fp32_val_macro_f1": f1_fp32,
-        "tried": tried,
+        "forms": forms,
+        "portable": INT8_FILE,
+        "cpu": INT8_CPU_FILE,
+        "fp32_val_macro_f1": ref_real,
+        "fp32_phantom_val_macro_f1": ref_ph,
         "calibration_samples": len(calib),
-        "calibration_split": "train",
-        "method": "onnxruntime quantize_static, QDQ, per-channel QInt8 weights, MinMax calibration",
+        "calibration_phantom_samples": int(min(n_phantom, len(p_calib))),
+        "calibration_split": "train (rendered real training-clip frames and phantom training scenes)",
+        "method": "onnxruntime quant_pre_process + quantize_static via tools.modelkit.quantize.quantize_qdq, "
+        "QDQ, per-channel symmetric QInt8 weights, MinMax calibration",
     }
     (out_dir / "quantization.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -18,10 +18,12 @@ pytestmark = pytest.mark.skipif(
     reason="torch is not installed (tools extra: scripts/setup.sh --tools)",
 )
 
+
 def test_tiny_chain_writes_a_loadable_model_folder(tmp_path: Path, pocus_dir: Path) -> None:
     import onnxruntime as ort
 
     from edge.inference.manifest import verify_folder
+    from tools.modelkit.quantize import tensorrt_qdq_problems
     from tools.us_quality.__main__ import main
 
     data = pocus_dir
@@ -34,7 +36,17 @@ def test_tiny_chain_writes_a_loadable_model_folder(tmp_path: Path, pocus_dir: Pa
         sess = ort.InferenceSession(str(out / spec["path"]), providers=["CPUExecutionProvider"])
         assert sess.get_outputs()[0].name == "logits" and sess.get_inputs()[0].shape == [1, 1, 128, 128]
     assert (out / "us-quality-int8.onnx").stat().st_size < (out / "us-quality-fp32.onnx").stat().st_size
-    assert set(verify_folder(out)) == {"fp32", "int8"}, "the published manifest's hashes match its files"
+    assert set(verify_folder(out)) == {"fp32", "int8", "int8-cpu"}, "the manifest's hashes match its files"
+    assert man["version"] == "1.1.0"
+    assert man["cpu_files"]["int8"]["path"] == "us-quality-int8-cpu.onnx"
+    assert tensorrt_qdq_problems(out / man["files"]["int8"]["path"]) == [], "portable INT8 builds in TensorRT"
+    assert tensorrt_qdq_problems(out / man["cpu_files"]["int8"]["path"]), "the CPU form is the asymmetric one"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for form in ("fp32", "int8", "int8_cpu"):
+        ph = metrics[form]["phantom"]
+        assert set(ph["per_class"]) == set(man["labels"]) and ph["tour"]["by_stop"], form
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["phantom_train_frames"] > 0 and log["phantom_val_frames"] > 0
     split = json.loads((out / "split.json").read_text())["splits"]
     test_clips, train_clips = set(split["test"]), set(split["train"])
     assert test_clips and not (test_clips & train_clips), "split by clip: no clip in two splits"
