@@ -229,15 +229,12 @@ class DeidConfig(_Section):
 
 
 def _default_models() -> tuple[ModelConfig, ...]:
-    # The detector pauses only while the probe is off the skin. us-quality calls many phantom
-    # frames with B-lines, consolidation or effusion "shadow" (it learnt shadows from real clips),
-    # so gating on its "diagnostic" alone would hide exactly the findings; on real clips it agrees.
+    # The detector runs on frames us-quality calls diagnostic: boxes on a lifted probe, a shadow
+    # or a saturated image would be guesses. (us-quality 1.1 learnt the phantom's findings as
+    # diagnostic, so the virtual probe's tour is not paused on its B-lines.)
     return (
         ModelConfig(name="us-quality"),
-        ModelConfig(
-            name="lung-detector",
-            gate=GateConfig(model="us-quality", labels=("diagnostic", "shadow", "gain_high", "gain_low")),
-        ),
+        ModelConfig(name="lung-detector", gate=GateConfig(model="us-quality")),
     )
 
 

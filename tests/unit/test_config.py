@@ -19,7 +19,7 @@ def test_no_file_gives_the_embedded_default() -> None:
     assert DEFAULT_CLIP.exists(), "the bundled clip that edge bench replays is missing"
     assert [m.name for m in c.models] == ["us-quality", "lung-detector"]
     gate = c.models[1].gate
-    assert gate is not None and gate.model == "us-quality" and "no_contact" not in gate.labels
+    assert gate is not None and gate.model == "us-quality" and gate.require_ok and not gate.labels
     assert c.pipeline.inference_policy == "auto"
 
 

@@ -263,10 +263,8 @@ alone gives {sp["pruned_vs_fp32"]:.2f}x. The portable (TensorRT) INT8 file runs
 ## Intended use and limits
 
 - Intended: a demonstration and starting point for lung POCUS guidance on the scanner edge runtime;
-  counting B-lines as an aid to a trained operator. In the default configuration it pauses only
-  while us-quality says the probe is off the skin: us-quality calls many phantom frames with
-  B-lines, consolidation or effusion "shadow" (it learnt shadows from real clips), so gating on
-  "diagnostic" would hide exactly the findings on the virtual probe; on real clips it agrees.
+  counting B-lines as an aid to a trained operator, gated by the us-quality model (paused on
+  frames it does not call diagnostic).
 - The boxes were learnt from a phantom. Real B-lines, pleural lines, consolidations and effusions vary
   far more; the real clips taught only the B-line score and only through clip labels, so box
   positions on real frames are the phantom's notion of them.
