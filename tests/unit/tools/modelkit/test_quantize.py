@@ -66,8 +66,11 @@ def test_onnxruntime_defaults_are_flagged_for_tensorrt(tmp_path: Path) -> None:
     assert "uint8 quantization" in problems and "INT32 DequantizeLinear" in problems
 
 
-def test_bundled_int8_model_is_not_tensorrt_parsable() -> None:
-    problems = tensorrt_qdq_problems(MODELS / "us-quality" / "us-quality-int8.onnx")
+def test_bundled_int8_forms_portable_for_tensorrt_and_cpu_form_not() -> None:
+    # files.int8 is the portable form (symmetric int8, float biases); cpu_files.int8 is ONNX
+    # Runtime's CPU form (uint8 with zero points, INT32 biases), which TensorRT's parser refuses.
+    assert tensorrt_qdq_problems(MODELS / "us-quality" / "us-quality-int8.onnx") == []
+    problems = tensorrt_qdq_problems(MODELS / "us-quality" / "us-quality-int8-cpu.onnx")
     assert problems[0].startswith("4 Q/DQ nodes with non-zero zero points")
     assert any(p.startswith("7 Q/DQ nodes with INT32 DequantizeLinear") for p in problems)
 
