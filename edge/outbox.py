@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # of the database layout, kept in the meta table (2: confirmed_wall; 1 is migrated)
 _CHUNK = 500  # ids per IN (...) list: under SQLite's smallest variable limit (999)
+
+
+def _in_lists(ids: list[str]) -> Iterator[tuple[list[str], str]]:
+    """(ids, "?,?,...") per chunk, for ``... IN ({marks})`` with the ids as parameters."""
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i : i + _CHUNK]
+        yield part, ",".join("?" * len(part))
 _REFUSAL_LOG_EVERY_S = 10.0
 
 _SCHEMA = """
@@ -414,9 +421,7 @@ class Outbox:
         now = time.time()
         changed = 0
         with self._lock, self._write() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                part = ids[i : i + _CHUNK]
-                marks = ",".join("?" * len(part))
+            for part, marks in _in_lists(ids):
                 conn.execute(
                     "UPDATE items SET sent_wall=?"
                     f" WHERE state='sent' AND confirmed_wall IS NULL AND result_id IN ({marks})",
@@ -443,9 +448,7 @@ class Outbox:
         now = time.time()
         changed = 0
         with self._lock, self._write() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                part = ids[i : i + _CHUNK]
-                marks = ",".join("?" * len(part))
+            for part, marks in _in_lists(ids):
                 cur = conn.execute(
                     "UPDATE items SET state='sent', sent_wall=COALESCE(sent_wall, ?), confirmed_wall=?"
                     " WHERE state IN ('queued', 'sent') AND confirmed_wall IS NULL"
