@@ -32,7 +32,7 @@ import pydicom
 from edge.deid.files import deidentify_file
 from edge.deid.header import DeidOptions, deidentify_header, mark_deidentified
 from edge.deid.pixels import region_mask, ultrasound_regions
-from tools.deid_markers import Planted, marker_study, private_left, save, text_leaks, value_leaks
+from tools.deid_markers import Planted, marker_study, private_left, save, text_leaks, value_leaks, walk
 
 _IDENTIFYING = (
     "PatientName",
@@ -150,17 +150,13 @@ def evaluate(
     t0 = time.perf_counter()
     for src in vendor:
         c["vendor_in"] += 1
-        try:
-            out = tool(src, work / "vendor")
-        except Exception:
-            c["failed"] += 1
-            continue
+        out = _run_one(tool, src, work / "vendor", c)
         if out is None:
-            c["refused"] += 1
             continue
-        c["written"] += 1
-        data = out.read_bytes()
-        left = [k for k, v in identifying_values(src) if v.encode() in data]
+        # Compared as parsed values at every depth, not as raw bytes: a short id such as "0010"
+        # turns up by chance inside a shifted date ("20010506") and would be a false hit.
+        values = _values(out)
+        left = [k for k, v in identifying_values(src) if v in values]
         c["vendor_identifying_left"] += len(left)
         examples.extend(f"{src.name}:{k}" for k in left)
         c["readable"] += _readable(out)
@@ -175,15 +171,9 @@ def evaluate(
         outs: list[Path] = []
         for src in paths:
             c["synthetic_in"] += 1
-            try:
-                out = tool(src, work / f"study{k}")
-            except Exception:
-                c["failed"] += 1
-                continue
+            out = _run_one(tool, src, work / f"study{k}", c)
             if out is None:
-                c["refused"] += 1
                 continue
-            c["written"] += 1
             outs.append(out)
             c["markers_planted"] += planted.count
             c["markers_left"] += len(text_leaks(out.read_bytes(), planted))
@@ -202,6 +192,30 @@ def evaluate(
     result["seconds"] = round(time.perf_counter() - t0, 2)
     result["vendor_identifying_left_where"] = examples
     return result
+
+
+def _values(path: Path) -> set[str]:
+    """Every element value of a file, at every sequence depth, as text (multi-values one by one)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return set()
+    out: set[str] = set()
+    for _, value in walk(ds):
+        items = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+        out.update(str(v) for v in items)  # type: ignore[attr-defined]
+    return out
+
+
+def _run_one(tool: Tool, src: Path, dest: Path, c: Counter[str]) -> Path | None:
+    """Run ``tool`` on one file, counting it written, refused (fail closed) or failed."""
+    try:
+        out = tool(src, dest)
+    except Exception:
+        c["failed"] += 1
+        return None
+    c["refused" if out is None else "written"] += 1
+    return out
 
 
 def _readable(path: Path) -> int:
