@@ -105,6 +105,9 @@ class Pipeline:
         self._slot = LatestSlot(self.inference_policy)
         self._every = self.inference_policy == "every"
         self._latest: Result | None = None  # written by inference, read by display
+        # "every": the result each frame goes to the display with (inference may be a frame ahead
+        # of the display by the time the frame is drawn, so _latest would be the next frame's).
+        self._result_for_seq: dict[int, Result | None] = {}
         self._busy_seq = -1  # frame the inference worker is on; -1 when idle
         self._result_cond = threading.Condition()
         self._last_shown_id: str | None = None
@@ -247,6 +250,7 @@ class Pipeline:
                 self._publish(result)
                 self._emit(result)
             if self._every:
+                self._result_for_seq[frame.seq] = self._latest  # its own, or the last good one
                 self._to_display(frame)
 
     def _publish(self, result: Result | None) -> None:
@@ -366,6 +370,8 @@ class Pipeline:
         on this frame or idle; a worker busy on an older frame means a slow model, and the frame
         is shown at once with the last overlay, keeping the display at the source's rate.
         """
+        if self._every:
+            return self._result_for_seq.pop(frame.seq, self._latest)
         wait_s = self.config.display_sync_ms / 1000
         if wait_s <= 0 or not self.models:
             return self._latest
