@@ -137,7 +137,7 @@ def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from edge.ingest import BrokerLogin, Ingest, IngestStore
-    from edge.uplink import read_password, tls_context
+    from edge.mqtt_credentials import read_password, tls_context
 
     if (args.cert is None) != (args.key is None):
         raise ConfigError("--cert and --key go together")

@@ -30,10 +30,8 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,6 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import Config, UplinkConfig
 from edge.errors import ConfigError
+from edge.mqtt_credentials import read_password, tls_context
 from edge.uplink_policy import (
     Backoff,
     SyncState,
@@ -52,6 +51,7 @@ from edge.uplink_policy import (
     status_payload,
     status_text,
 )
+from edge.uplink_types import DrainReport, ItemLike, OutboxLike, StatsLike
 
 log = logging.getLogger(__name__)
 
@@ -63,81 +63,6 @@ STATS_EVERY_S = 0.25
 CONNACK_TIMEOUT_S = 10.0
 RECEIPT_SESSION_S = 3600  # MQTT v5 session expiry with receipts: receipts wait this long for us
 STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the backoff; a flapping one does not
-
-
-class _Item(Protocol):
-    @property
-    def result_id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def payload(self) -> bytes: ...
-
-
-class _Stats(Protocol):
-    @property
-    def queued(self) -> int: ...
-    @property
-    def oldest_queued_age_s(self) -> float | None: ...
-    @property
-    def last_sent_wall(self) -> float | None: ...
-    @property
-    def awaiting_receipt(self) -> int: ...
-    @property
-    def confirmed(self) -> int: ...
-
-
-class OutboxLike(Protocol):
-    """The part of ``edge.outbox.Outbox`` the uplink uses."""
-
-    def claim(
-        self,
-        limit: int,
-        *,
-        exclude: Collection[str] = (),
-        live_window_s: float = 10.0,
-        live_share: float = 0.5,
-        resend_after_s: float | None = None,
-    ) -> Sequence[_Item]: ...
-    def mark_sent(self, result_ids: Sequence[str]) -> int: ...
-    def mark_confirmed(self, result_ids: Sequence[str]) -> int: ...
-    def stats(self) -> _Stats: ...
-
-
-@dataclass(frozen=True)
-class DrainReport:
-    drained: bool  # nothing claimable left queued, nothing in flight, (receipts on) nothing unconfirmed
-    sent: int  # results marked sent during this drain
-    remaining: int | None  # queued at the end (refused ones included)
-    refused: int  # refused by the broker this session (stay queued)
-    elapsed_s: float
-    connected: bool
-    last_error: str | None
-    confirmed: int = 0  # results confirmed by the ingest's receipts during this drain
-    awaiting_receipt: int | None = None  # sent but not confirmed at the end (receipts on)
-
-
-def read_password(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read uplink password file: {exc.strerror or exc}") from exc
-    lines = text.splitlines()
-    if not lines or not lines[0]:
-        raise ConfigError(f"{path}: uplink password file is empty (the first line is the password)")
-    return lines[0]
-
-
-def tls_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
-    """Verifying TLS context (broker certificate against ``ca``, hostname checked)."""
-    try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-        if cert is not None and key is not None:
-            ctx.load_cert_chain(str(cert), str(key))
-    except (OSError, ssl.SSLError) as exc:
-        where = f"{ca}, {cert}, {key}" if cert else str(ca)
-        raise ConfigError(f"uplink TLS files ({where}) unusable: {exc}") from exc
-    return ctx
 
 
 class Uplink:
@@ -175,7 +100,7 @@ class Uplink:
         self._next_attempt = 0.0
         self._inflight: dict[int, str] = {}  # mid -> result id
         self._acked: deque[tuple[float, str]] = deque()  # (PUBACK time, result id), oldest first
-        self._ready: deque[_Item] = deque()  # claimed, not yet published
+        self._ready: deque[ItemLike] = deque()  # claimed, not yet published
         self._pending_commit: list[str] = []  # settled PUBACKs waiting for the next commit
         self._pending_since = 0.0
         self._receipted: list[str] = []  # ids named by receipts, waiting for the next commit
@@ -187,7 +112,7 @@ class Uplink:
         self._next_stats = 0.0
         # Shared with other threads (under the lock):
         self._lock = threading.Lock()
-        self._stats: _Stats | None = None
+        self._stats: StatsLike | None = None
         self._snapshot_idle = False  # stats taken with nothing in flight or waiting to be committed
         self._sent_session = 0
         self._confirmed_session = 0

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.ingest import BrokerLogin, Ingest, IngestStore
+from edge.mqtt_credentials import read_password, tls_context
 from edge.outbox import Outbox
 from edge.results import new_result_id
-from edge.uplink import read_password, tls_context
 from tools.mqtt_broker import INGEST_USER, MosquittoBroker
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from edge.config import UplinkConfig
 from edge.ingest import BrokerLogin, Ingest, IngestStore
+from edge.mqtt_credentials import read_password, tls_context
 from edge.outbox import Outbox
 from edge.results import new_result_id
-from edge.uplink import read_password, tls_context
 from tools.mqtt_broker import INGEST_USER, MosquittoBroker
 
 SITE = "site-1"
