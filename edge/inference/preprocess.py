@@ -47,6 +47,14 @@ class Transform:
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
         return out
 
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_frame`: frame-pixel xyxy boxes into model-input pixels
+        (training tools label their inputs with it)."""
+        out = boxes.astype(np.float32, copy=True)
+        out[:, [0, 2]] = out[:, [0, 2]] * self.scale_x + self.pad_x
+        out[:, [1, 3]] = out[:, [1, 3]] * self.scale_y + self.pad_y
+        return out
+
 
 class Preprocessor:
     def __init__(self, spec: InputSpec) -> None:

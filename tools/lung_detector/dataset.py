@@ -76,7 +76,7 @@ def _phantom_split(r: Recipe, pre: Preprocessor, split: str, n: int, log: Any) -
     images, transforms = _fit_all(pre, [f.image for f in frames])
     boxes, classes, offsets = [], [], [0]
     for f, t in zip(frames, transforms):
-        boxes.append(_to_input(f.boxes, t))
+        boxes.append(t.to_input(f.boxes))
         classes.append(f.labels)
         offsets.append(offsets[-1] + len(f.labels))
     counts: list[int] = (
@@ -97,14 +97,6 @@ def _phantom_split(r: Recipe, pre: Preprocessor, split: str, n: int, log: Any) -
         np.asarray(offsets, np.int64),
     )
     return bs, summary
-
-
-def _to_input(boxes: np.ndarray, t: Any) -> np.ndarray:
-    """Frame pixels -> model-input pixels (the inverse of Transform.to_frame)."""
-    out = boxes.astype(np.float32, copy=True)
-    out[:, [0, 2]] = out[:, [0, 2]] * t.scale_x + t.pad_x
-    out[:, [1, 3]] = out[:, [1, 3]] * t.scale_y + t.pad_y
-    return out
 
 
 def _real_split(

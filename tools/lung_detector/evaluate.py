@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 from edge.inference.detection import batched_nms, decode_yolo
 from tools.lung_detector.dataset import BoxSet, WeakSet
+from tools.lung_detector.recipe import normalize
 
 NMS_IOU = 0.45
 MAX_DETECTIONS = 100
@@ -50,7 +51,7 @@ class OnnxDetector:
         self.num_classes = num_classes
 
     def raw(self, image: np.ndarray) -> np.ndarray:
-        x = ((image.astype(np.float32) / 255.0 - 0.5) / 0.25)[None, None]
+        x = normalize(image[None])
         return np.asarray(self.session.run(None, {self.input: x})[0])
 
     def detect(self, image: np.ndarray, min_confidence: float) -> Detections:
@@ -141,13 +142,18 @@ def detection_metrics(
     }
 
 
+def true_counts(truth: BoxSet, cls: int) -> np.ndarray:
+    """Ground-truth boxes of class ``cls`` per image."""
+    return np.array([int(np.sum(truth.of(i)[1] == cls)) for i in range(len(truth))], np.int64)
+
+
 COUNT_CUTS = tuple(round(0.25 + 0.05 * k, 2) for k in range(10))  # 0.25 .. 0.70
 
 
 def count_threshold(models: list[OnnxDetector], truth: BoxSet, b_line: int, floor: float) -> dict[str, Any]:
     """The score cut whose per-frame B-line count is closest (mean absolute error, averaged over
     ``models``) to the truth of ``truth`` (the phantom validation set, never the test set)."""
-    true = np.array([int(np.sum(truth.of(i)[1] == b_line)) for i in range(len(truth))], np.int64)
+    true = true_counts(truth, b_line)
     mae = np.zeros(len(COUNT_CUTS))
     for model in models:
         dets = [model.detect(img, floor) for img in truth.images]
@@ -161,7 +167,7 @@ def count_threshold(models: list[OnnxDetector], truth: BoxSet, b_line: int, floo
 def count_metrics(model: OnnxDetector, truth: BoxSet, b_line: int, min_confidence: float) -> dict[str, Any]:
     """How well the per-frame B-line count (what the overlay shows) matches the phantom's truth."""
     pred = b_line_counts(model, truth.images, b_line, min_confidence)
-    true = np.array([int(np.sum(truth.of(i)[1] == b_line)) for i in range(len(truth))], np.int64)
+    true = true_counts(truth, b_line)
     err = pred - true
     by_true = {
         int(k): {"frames": int(np.sum(true == k)), "mean_predicted": float(pred[true == k].mean())}

@@ -26,6 +26,7 @@ import onnx
 from onnxruntime.quantization import QuantType
 
 from tools.lung_detector.dataset import Dataset
+from tools.lung_detector.recipe import normalize
 from tools.modelkit.quantize import quantize_qdq, tensorrt_qdq_problems
 
 OP_TYPES = ("Conv", "Relu")  # the box decode after the head stays float
@@ -48,7 +49,7 @@ def calibration_images(ds: Dataset, n: int, seed: int) -> np.ndarray:
 
 def _feeds(images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
     for im in images:
-        yield {"images": ((im.astype(np.float32) / 255.0 - 0.5) / 0.25)[None, None]}
+        yield {"images": normalize(im[None])}
 
 
 def float_candidates(path: Path) -> list[list[str]]:

@@ -16,9 +16,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+import numpy as np
+
 from edge.inference.manifest import InputSpec, Normalize
 
 DEFAULT_RECIPE = Path(__file__).with_name("recipe.toml")
+NORMALIZE = Normalize(scale=1.0 / 255.0, mean=(0.5,), std=(0.25,))  # written to the manifest
+
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """uint8 fitted frames (..., H, W) -> float32 (..., 1, H, W): the manifest's normalization,
+    for training, calibration and evaluation alike."""
+    x = images.astype(np.float32) / np.float32(1.0 / NORMALIZE.scale)
+    return ((x - np.float32(NORMALIZE.mean[0])) / np.float32(NORMALIZE.std[0]))[..., None, :, :]
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ class Recipe:
             shape=(1, 1, s, s),
             color="gray",
             resize="letterbox",
-            normalize=Normalize(scale=1.0 / 255.0, mean=(0.5,), std=(0.25,)),
+            normalize=NORMALIZE,
         )
 
     def pocus_dir(self) -> Path:

@@ -21,11 +21,10 @@ from torch import nn
 from tools.lung_detector.augment import augment
 from tools.lung_detector.dataset import BoxSet, Dataset, WeakSet
 from tools.lung_detector.model import Detector
-from tools.lung_detector.recipe import Recipe
+from tools.lung_detector.recipe import Recipe, normalize
 from tools.lung_detector.targets import batch_targets, detection_loss, weak_loss
 from tools.modelkit.torch_export import export_static
 
-MEAN, STD = 0.5, 0.25
 WARMUP_STEPS = 30
 
 
@@ -37,8 +36,7 @@ def set_determinism(seed: int, threads: int) -> None:
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W) -> normalized float32 (B, 1, H, W), the manifest's normalization."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
-    return x.sub_(MEAN).div_(STD)[:, None]
+    return torch.from_numpy(normalize(images))
 
 
 def _phantom_batch(bs: BoxSet, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list, list]:

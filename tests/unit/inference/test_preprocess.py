@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.inference.manifest import InputSpec, Normalize
-from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor
+from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor, Transform
 
 
 def spec(**kw: object) -> InputSpec:
@@ -86,3 +86,10 @@ def test_area_resize_is_within_one_level_of_inter_area(shape: tuple[int, int]) -
     ref = cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA).astype(int)
     assert ours.shape == (128, 128)
     assert np.abs(ours - ref).max() <= 1 if shape[0] >= 128 else np.abs(ours - ref).mean() < 2
+
+
+def test_transform_to_input_inverts_to_frame() -> None:
+    t = Transform(scale_x=0.5, scale_y=0.25, pad_x=3.0, pad_y=7.0)
+    boxes = np.array([[10.0, 20.0, 50.0, 90.0], [0.0, 0.0, 1.0, 1.0]], np.float32)
+    assert np.allclose(t.to_frame(t.to_input(boxes)), boxes)
+    assert t.to_input(boxes)[0].tolist() == [8.0, 12.0, 28.0, 29.5]
