@@ -8,8 +8,6 @@ names often carry the patient's name. A refused file (pixels that cannot be clea
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from edge import __version__
+from edge.atomic_file import atomic_write
 from edge.deid.errors import DeidError
 from edge.deid.header import DeidOptions, HeaderReport, deidentify_header, mark_deidentified
 from edge.deid.keys import remap_uid
@@ -155,18 +154,8 @@ def _free_name(folder: Path, uid: str) -> Path:
 
 
 def _write(ds: Dataset, target: Path) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".deid-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ds.save_as(f, enforce_file_format=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Written whole or not at all, so a crash never leaves half a file for an uploader."""
+    atomic_write(target, lambda fh: ds.save_as(fh, enforce_file_format=True))
 
 
 def input_files(path: Path, *, recursive: bool) -> Iterator[Path]:

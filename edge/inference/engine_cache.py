@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.atomic_file import atomic_write
 from edge.errors import BackendUnavailableError, ModelError
 from edge.inference.manifest import InputSpec, Manifest
 
@@ -164,22 +164,6 @@ def manifest_buffer_specs(
             raise ModelError(f"model {manifest.name!r}: a {manifest.task} output shape must be given")
         output_shapes = {o.name: (1, len(manifest.labels)) for o in manifest.outputs}
     return buffer_specs(manifest.input, output_shapes)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over: readers never see
-    a half-written engine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def network_plan(

@@ -11,7 +11,6 @@ import pytest
 from edge.errors import ModelError
 from edge.inference.engine_cache import (
     EngineKey,
-    atomic_write,
     buffer_specs,
     default_cache_dir,
     engine_path,
@@ -106,14 +105,6 @@ def test_buffer_specs_need_resolved_output_shapes() -> None:
     assert buffer_specs(m.input, {"a": (1, 84, 8400)})[1].shape == (1, 84, 8400)
     with pytest.raises(ModelError, match="unresolved"):
         buffer_specs(m.input, {"a": (1, -1)})
-
-
-def test_atomic_write(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "x.engine"
-    atomic_write(target, b"abc")
-    atomic_write(target, b"defg")
-    assert target.read_bytes() == b"defg"
-    assert [p.name for p in target.parent.iterdir()] == ["x.engine"]
 
 
 def test_network_plan_follows_the_tensorrt_10_documentation() -> None:
