@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tools.lung_detector.evaluate import MAX_DETECTIONS, NMS_IOU
 from tools.lung_detector.recipe import Recipe
 from tools.us_quality.publish import data_source, sha256_file
 
@@ -58,8 +59,8 @@ def manifest(
         "thresholds": {
             "min_confidence": r.evaluate.min_confidence,
             "review_below": metrics["review_below"],
-            "iou": 0.45,
-            "max_detections": 100,
+            "iou": NMS_IOU,  # what the evaluation ran with, so the runtime sees the same boxes
+            "max_detections": MAX_DETECTIONS,
         },
         "files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in files.items()},
         "cpu_files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in cpu_files.items()},
@@ -184,7 +185,7 @@ Boxes four findings on each lung ultrasound frame: `b_line`, `pleural_line`, `co
 {r.input_size}x{r.input_size}, `(x/255 - 0.5)/0.25`. Output: YOLO layout
 `[1, 4+{len(r.labels)}, {(r.input_size // 8) ** 2}]` (cx, cy, w, h in input pixels, one sigmoid score
 per class), which `edge/inference/detection.py` decodes.
-Operating threshold {r.evaluate.min_confidence}; NMS IoU 0.45.
+Operating threshold {r.evaluate.min_confidence}; NMS IoU {NMS_IOU}.
 
 ## Method
 
