@@ -30,7 +30,7 @@ def _us1() -> Path:
     data_store = pytest.importorskip("data_store", reason="pydicom-data is not installed")
     path = Path(data_store.__file__).parent / "data" / "US1_UNCR.dcm"
     if not path.is_file():
-        pytest.skip("US1_UNCR.dcm is not installed locally")
+        pytest.skip("US1_UNCR.dcm is not installed locally (the pydicom-data package)")
     return path
 
 

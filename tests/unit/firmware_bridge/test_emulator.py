@@ -23,7 +23,7 @@ from firmware_bridge.framing import Deframer, MsgType, Packet, cobs_encode
 from firmware_bridge.phantom import PRESETS, frames, single
 from firmware_bridge.reassembly import AssembledFrame, FrameAssembler
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="ptys")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the emulator needs Linux pseudo-terminals")
 ROOT = Path(__file__).resolve().parents[3]
 
 

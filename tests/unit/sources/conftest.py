@@ -154,7 +154,7 @@ def dicom_file(data_store_dir: Path, pydicom_files: Path) -> Callable[[str], Pat
         for folder in (data_store_dir, pydicom_files):
             if (folder / name).is_file():
                 return folder / name
-        pytest.skip(f"{name} is not installed locally")
+        pytest.skip(f"{name} is not installed locally (the pydicom-data package)")
 
     return find
 
