@@ -130,7 +130,7 @@ class DeviceConfig(_Section):
 
 
 class OutboxConfig(_Section):
-    """The durable result store (edge/outbox.py): results are kept here until the broker has them."""
+    """The durable result store (edge/sync/outbox.py): results are kept here until the broker has them."""
 
     enabled: bool = True
     path: Path | None = None  # default <output.dir>/outbox.sqlite3, shared by every run

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from edge.config import UplinkConfig
-from edge.outbox import Outbox
-from edge.uplink import Uplink
+from edge.sync.outbox import Outbox
+from edge.sync.uplink import Uplink
 from tools.mqtt_broker import MosquittoBroker
 from tools.sync_soak import fill_outbox, start_ingest
 

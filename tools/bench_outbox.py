@@ -20,7 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.outbox import Outbox
 from edge.results import (
     Box,
     Device,
@@ -32,6 +31,7 @@ from edge.results import (
     new_result_id,
     result_message,
 )
+from edge.sync.outbox import Outbox
 
 
 def _message(seq: int) -> dict[str, object]:

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as `python tools/trt_check.py`: make `tools
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.errors import EdgeError
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.engine_cache import build_engine, default_cache_dir, engine_path, timing_cache_path
 from edge.inference.manifest import ModelPackage, load_manifest
 from edge.inference.model import LoadedModel

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backend import Session, SessionOptions, get_backend
+from edge.inference.base import Session, SessionOptions, get_backend
 from edge.inference.detection import batched_nms, decode_yolo
 from edge.inference.engine_cache import EngineNotBuiltError
 from edge.inference.manifest import ModelPackage, load_manifest

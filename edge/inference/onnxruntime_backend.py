@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 
 log = logging.getLogger(__name__)
 

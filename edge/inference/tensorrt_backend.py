@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.engine_cache import (
     BufferSpec,
     EngineKey,

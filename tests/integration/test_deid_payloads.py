@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.app import run
 from edge.config import Config
-from edge.outbox import Outbox
+from edge.runtime.app import run
+from edge.sync.outbox import Outbox
 from tools.deid_markers import marker_study, save
 
 

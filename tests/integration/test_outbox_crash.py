@@ -27,14 +27,14 @@ import time
 import uuid
 from pathlib import Path
 
-from edge.outbox import Outbox
+from edge.sync.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = """
 import sys
 from pathlib import Path
-from edge.outbox import Outbox
+from edge.sync.outbox import Outbox
 from edge.results import new_result_id
 ob = Outbox(Path(sys.argv[1]), quota_bytes=1 << 30)
 print("ready", flush=True)
@@ -51,7 +51,7 @@ while True:
 SENDER = """
 import sys
 from pathlib import Path
-from edge.outbox import Outbox
+from edge.sync.outbox import Outbox
 ob = Outbox(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.outbox import Outbox
-from edge.uplink import Uplink
-from tests.integration.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
+from edge.sync.outbox import Outbox
+from edge.sync.uplink import Uplink
+from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
 from tools.mqtt_broker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]

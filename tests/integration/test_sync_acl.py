@@ -13,10 +13,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt_credentials import tls_context
-from edge.outbox import Outbox
-from edge.uplink import Uplink
-from tests.integration.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
+from edge.sync.credentials import tls_context
+from edge.sync.outbox import Outbox
+from edge.sync.uplink import Uplink
+from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
 from tools.mqtt_broker import ClientFiles, MosquittoBroker
 
 NOT_AUTHORIZED = 0x87

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.ingest import IngestStore
-from edge.outbox import Outbox
-from edge.uplink import Uplink
-from tests.integration.sync_helpers import SITE, fill, uplink_config, wait_for
+from edge.sync.outbox import Outbox
+from edge.sync.uplink import Uplink
+from edge_ingest.store import IngestStore
+from tests.support.sync_helpers import SITE, fill, uplink_config, wait_for
 from tools.mqtt_broker import INGEST_USER, MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.manifest import InputSpec, load_manifest
 from edge.inference.model import LoadedModel
 from edge.inference.preprocess import Preprocessor

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edge.errors import BackendUnavailableError
-from edge.inference import backend as backend_mod
-from edge.inference.backend import SessionOptions, available_backends, get_backend
+from edge.inference import base as backend_mod
+from edge.inference.base import SessionOptions, available_backends, get_backend
 from edge.inference.tensorrt_backend import TensorRTBackend
 from tests.conftest import MODELS, REPO
 
@@ -41,7 +41,7 @@ def test_auto_falls_back_to_onnxruntime_and_logs_why(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(backend_mod, "_LOGGED_FALLBACKS", set())
-    with caplog.at_level(logging.INFO, logger="edge.inference.backend"):
+    with caplog.at_level(logging.INFO, logger="edge.inference.base"):
         backend = get_backend("auto")
         get_backend("auto")
     assert backend.name == "onnxruntime"

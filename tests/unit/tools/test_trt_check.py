@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.manifest import load_manifest
 from edge.inference.model import LoadedModel
 from edge.inference.tensorrt_backend import TensorRTBackend

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from edge.cli import main as edge_main
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.model import LoadedModel
 from tests.conftest import yolo_model
 from tests.unit.tools.modelkit.tiny_models import conv_classifier

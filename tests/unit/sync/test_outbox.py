@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.outbox import Outbox, OutboxError
 from edge.results import Device, new_result_id
+from edge.sync.outbox import Outbox, OutboxError
 
 
 def msg(priority: int = 0, pad: int = 0, **extra: Any) -> dict[str, Any]:
@@ -238,7 +238,7 @@ def test_quota_refuses_thumbnails_first_then_results_loudly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "ob.sqlite3"
-    caplog.set_level(logging.INFO, logger="edge.outbox")
+    caplog.set_level(logging.INFO, logger="edge.sync.outbox")
     with Outbox(path, quota_bytes=400_000, thumbnail_fraction=0.5) as ob:
         thumb = jpeg()
         kept: list[str] = []

@@ -17,9 +17,9 @@ import numpy as np
 from edge.deid.pixels import blackout_outside
 from edge.errors import EdgeError
 from edge.frames import Frame
-from edge.outbox_jpeg import jpeg_size
-from edge.overlay import compose
+from edge.render.overlay import compose
 from edge.results import Result
+from edge.sync.jpeg import jpeg_size
 
 __all__ = ["ThumbnailUnavailable", "jpeg_size", "load_blackout", "make_thumbnail", "scan_rects"]
 

@@ -19,15 +19,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.app import PeakRss, load_models
 from edge.config import DEFAULT_MODELS_DIR, Config, ModelConfig
-from edge.display import VideoFileSink
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
-from edge.overlay import HudState, compose
-from edge.pipeline import ModelSlot, Pipeline
+from edge.render.display import VideoFileSink
+from edge.render.overlay import HudState, compose
 from edge.results import Finding, Quality, StageTimes, result_for
+from edge.runtime.app import PeakRss, load_models
+from edge.runtime.pipeline import ModelSlot, Pipeline
 from edge.sources import open_source
 
 log = logging.getLogger(__name__)

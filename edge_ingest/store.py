@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import EdgeError
-from edge.uplink_policy import Backoff, receipt_payload
+from edge.sync.policy import Backoff, receipt_payload
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ class StatsLike(Protocol):
 
 
 class OutboxLike(Protocol):
-    """The part of ``edge.outbox.Outbox`` the uplink uses."""
+    """The part of ``edge.sync.outbox.Outbox`` the uplink uses."""
 
     def claim(
         self,

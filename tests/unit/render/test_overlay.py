@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.overlay import (
+from edge.render.overlay import (
     DEFAULT_STYLE,
     HudState,
     compose,

@@ -23,14 +23,14 @@ import psutil
 
 from edge import __version__
 from edge.config import Config
-from edge.display import Sink, build_sinks
-from edge.inference.backend import SessionOptions
+from edge.inference.base import SessionOptions
 from edge.inference.model import LoadedModel
-from edge.outbox_run import OutboxRecorder, open_recorder
-from edge.pipeline import ModelSlot, Pipeline
+from edge.render.display import Sink, build_sinks
 from edge.results import Result
+from edge.runtime.pipeline import ModelSlot, Pipeline
 from edge.sources import Source, SourceInfo, open_source
-from edge.uplink import start_uplink
+from edge.sync.recorder import OutboxRecorder, open_recorder
+from edge.sync.uplink import start_uplink
 
 log = logging.getLogger(__name__)
 

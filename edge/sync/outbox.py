@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.errors import EdgeError
-from edge.outbox_jpeg import jpeg_size
 from edge.results import PRIORITY_FINDING, Device, Thumbnail, feedback_message
+from edge.sync.jpeg import jpeg_size
 
 log = logging.getLogger(__name__)
 

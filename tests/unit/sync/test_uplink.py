@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from edge.config import UplinkConfig
-from edge.outbox import Outbox
 from edge.results import new_result_id
-from edge.uplink import Uplink
+from edge.sync.outbox import Outbox
+from edge.sync.uplink import Uplink
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:

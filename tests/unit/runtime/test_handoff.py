@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from edge.frames import Frame
-from edge.handoff import LatestSlot
+from edge.runtime.handoff import LatestSlot
 
 
 def frame(i: int) -> Frame:

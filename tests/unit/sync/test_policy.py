@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from edge.uplink_policy import (
+from edge.sync.policy import (
     Backoff,
     SyncState,
     Topics,

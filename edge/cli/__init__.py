@@ -121,11 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     mb.add_argument("--workspace-mb", type=int, default=1024, metavar="N", help="builder workspace (1024)")
     mb.set_defaults(func=_cmd_models_build_engine)
 
-    from edge.sync_cli import add_parsers as add_sync_parsers  # edge sync, edge ingest
+    from edge.cli.sync import add_parsers as add_sync_parsers  # edge sync, edge ingest
 
     add_sync_parsers(sub)
 
-    from edge.deid.cli import add_parser as add_deid_parser  # edge deid
+    from edge.cli.deid import add_parser as add_deid_parser  # edge deid
 
     add_deid_parser(sub)
     return p
@@ -139,7 +139,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import run
+    from edge.runtime.app import run
 
     config = _config(args)
     if args.log_level is None:
@@ -188,7 +188,7 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from edge.bench import run_bench
+    from edge.runtime.bench import run_bench
 
     config = _config(args)
     if not args.source:  # the bench replays the bundled clip unless told otherwise

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-import edge.display as display
-from edge.display import (
+import edge.render.display as display
+from edge.errors import ConfigError, EdgeError
+from edge.render.display import (
     DisplayError,
     NullSink,
     Sink,
@@ -20,7 +21,6 @@ from edge.display import (
     build_sinks,
     display_available,
 )
-from edge.errors import ConfigError, EdgeError
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_no_display_falls_back_to_video_with_warning(
     no_display: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     video = tmp_path / "runs" / "r1" / "overlay.mp4"
-    with caplog.at_level(logging.WARNING, logger="edge.display"):
+    with caplog.at_level(logging.WARNING, logger="edge.render.display"):
         sinks = build_sinks(["window"], headless=False, video_path=video, snapshot_dir=None)
     assert len(sinks) == 1 and isinstance(sinks[0], VideoFileSink) and sinks[0].path == video
     assert f"no display (DISPLAY unset): writing overlay video to {video} instead of a window" in caplog.text
@@ -158,7 +158,7 @@ def test_headless_never_makes_a_window(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(display, "display_available", lambda: (True, "GUI QT5, DISPLAY=:0"))
-    with caplog.at_level(logging.WARNING, logger="edge.display"):
+    with caplog.at_level(logging.WARNING, logger="edge.render.display"):
         sinks = build_sinks("window", headless=True, video_path=tmp_path / "o.mp4")
     assert [type(s) for s in sinks] == [VideoFileSink]
     assert "headless" in caplog.text
@@ -172,7 +172,7 @@ def test_window_and_video_without_display_gives_one_video(no_display: None, tmp_
 
 
 def test_no_display_and_no_video_path(no_display: None, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="edge.display"):
+    with caplog.at_level(logging.WARNING, logger="edge.render.display"):
         assert build_sinks(["window"], headless=False) == []
     assert "neither shown nor recorded" in caplog.text
 

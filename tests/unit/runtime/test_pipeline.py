@@ -14,8 +14,8 @@ import pytest
 from edge.config import GateConfig, ModelConfig, PipelineConfig
 from edge.frames import Frame
 from edge.inference.model import LoadedModel, ModelOutput
-from edge.pipeline import ModelSlot, Pipeline
 from edge.results import ModelInfo, Quality, Result
+from edge.runtime.pipeline import ModelSlot, Pipeline
 from edge.sources.base import SourceInfo
 
 
@@ -225,7 +225,7 @@ def test_stop_while_display_is_stuck(policy: str) -> None:
 
 def _composed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
     """Record (frame seq, seq of the result drawn on it) for every composed frame."""
-    import edge.pipeline as pl
+    import edge.runtime.pipeline as pl
 
     seen: list[tuple[int, int | None]] = []
     real = pl.compose
@@ -295,7 +295,7 @@ def test_every_policy_shows_each_frame_with_its_own_result(monkeypatch: pytest.M
 
 
 def test_auto_policy_follows_the_source() -> None:
-    from edge.handoff import resolve_policy
+    from edge.runtime.handoff import resolve_policy
 
     live = ListSource(1, period_s=0.01)
     flat_out = ListSource(1)

@@ -16,11 +16,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.app import hud_lines, run
 from edge.config import DEFAULT_CLIP, Config
 from edge.frames import Frame, Geometry, UltrasoundRegion
-from edge.outbox import Outbox
-from edge.outbox_run import FrameTap, OutboxRecorder, ThumbnailPolicy, load_scrub
 from edge.results import (
     Box,
     Device,
@@ -32,8 +29,11 @@ from edge.results import (
     new_result_id,
     result_message,
 )
+from edge.runtime.app import hud_lines, run
+from edge.sync.outbox import Outbox
+from edge.sync.recorder import FrameTap, OutboxRecorder, ThumbnailPolicy, load_scrub
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "result.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "docs" / "result.schema.json").read_text())
 
 
 def test_a_run_keeps_every_result_as_a_valid_message(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_thumbnails_are_masked_small_jpegs_of_the_results_frame(tmp_path: Path) 
 def test_no_thumbnail_without_a_scan_region_or_when_masking_fails(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.outbox_run")
+    caplog.set_level(logging.WARNING, logger="edge.sync.recorder")
     policy = ThumbnailPolicy(min_priority=0, every_s=0)
 
     def refuses(image: np.ndarray, rects: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
@@ -248,7 +248,7 @@ def _verdict(
 
 
 def test_keep_changes_skips_repeats_but_keeps_changes_urgent_and_a_heartbeat() -> None:
-    from edge.outbox_run import KeepPolicy
+    from edge.sync.recorder import KeepPolicy
 
     keep = KeepPolicy("changes", heartbeat_s=1.0)
     t = 1000.0

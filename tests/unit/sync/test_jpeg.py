@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.outbox_jpeg import jpeg_size
+from edge.sync.jpeg import jpeg_size
 
 
 @pytest.mark.parametrize("progressive", [0, 1])

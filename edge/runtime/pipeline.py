@@ -23,14 +23,14 @@ import cv2
 import numpy as np
 
 from edge.config import ModelConfig, PipelineConfig
-from edge.display import Sink
 from edge.errors import SourceError
 from edge.frames import Frame
-from edge.handoff import LatestSlot, resolve_policy
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.metrics import Counters, LatencyRecorder, RateMeter
-from edge.overlay import DEFAULT_STYLE, HudState, compose
+from edge.render.display import Sink
+from edge.render.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Finding, Quality, Result, StageTimes, priority_for, result_for
+from edge.runtime.handoff import LatestSlot, resolve_policy
 
 log = logging.getLogger(__name__)
 

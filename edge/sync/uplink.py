@@ -41,8 +41,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import Config, UplinkConfig
 from edge.errors import ConfigError
-from edge.mqtt_credentials import read_password, tls_context
-from edge.uplink_policy import (
+from edge.sync.contract import DrainReport, ItemLike, OutboxLike, StatsLike
+from edge.sync.credentials import read_password, tls_context
+from edge.sync.policy import (
     Backoff,
     SyncState,
     Topics,
@@ -51,7 +52,6 @@ from edge.uplink_policy import (
     status_payload,
     status_text,
 )
-from edge.uplink_types import DrainReport, ItemLike, OutboxLike, StatsLike
 
 log = logging.getLogger(__name__)
 

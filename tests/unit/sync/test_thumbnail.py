@@ -10,9 +10,9 @@ import pytest
 
 from edge.deid.pixels import blackout_outside
 from edge.frames import Frame, Geometry, UltrasoundRegion
-from edge.outbox_jpeg import jpeg_size
-from edge.outbox_thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail, scan_rects
 from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+from edge.sync.jpeg import jpeg_size
+from edge.sync.thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail, scan_rects
 
 
 def _result(seq: int) -> Result:

@@ -79,7 +79,7 @@ def _fmt_age(s: float | None) -> str:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from edge.outbox import Outbox
+    from edge.sync.outbox import Outbox
 
     config = load_config(args.config)
     path = outbox_path(config, args.db)
@@ -108,8 +108,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
-    from edge.outbox import Outbox
-    from edge.uplink import Uplink
+    from edge.sync.outbox import Outbox
+    from edge.sync.uplink import Uplink
 
     device, site = device_identity(config, args.device, args.site)
     with Outbox(path) as outbox:
@@ -136,8 +136,8 @@ def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from edge.ingest import BrokerLogin, Ingest, IngestStore
-    from edge.mqtt_credentials import read_password, tls_context
+    from edge.sync.credentials import read_password, tls_context
+    from edge_ingest.store import BrokerLogin, Ingest, IngestStore
 
     if (args.cert is None) != (args.key is None):
         raise ConfigError("--cert and --key go together")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.ingest import IngestError, IngestStore, parse_message
+from edge_ingest.store import IngestError, IngestStore, parse_message
 
 
 def _msg(**fields: object) -> bytes:

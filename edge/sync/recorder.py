@@ -23,9 +23,9 @@ from edge.config import Config
 from edge.deid.keys import default_key_path, load_key
 from edge.deid.payload import scrub_payload
 from edge.frames import Frame
-from edge.outbox import Outbox, OutboxStats
-from edge.outbox_thumbnail import load_blackout, make_thumbnail
 from edge.results import PRIORITY_URGENT, Device, Result, result_message
+from edge.sync.outbox import Outbox, OutboxStats
+from edge.sync.thumbnail import load_blackout, make_thumbnail
 
 log = logging.getLogger(__name__)
 
