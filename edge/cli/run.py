@@ -1,0 +1,71 @@
+"""``edge run``: the real-time loop, and the summary printed after it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from edge.cli.common import add_log_level, config_from_args
+from edge.errors import EdgeError
+
+
+def add_parser(sub: Any) -> None:
+    r = sub.add_parser("run", help="run the real-time loop (default: the virtual probe, bundled models)")
+    r.add_argument("--config", type=Path, help="TOML config file (default: the embedded default)")
+    r.add_argument("--source", help="source URL, overrides [source] url")
+    r.add_argument("--headless", action="store_true", help="no window: write the overlay video instead")
+    r.add_argument("--max-frames", type=int, metavar="N", help="stop after N acquired frames")
+    r.add_argument("--report", type=Path, metavar="F.json", help="where to write the JSON run report")
+    add_log_level(r)
+    r.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge.runtime.app import run
+
+    config = config_from_args(args)
+    if args.log_level is None:
+        logging.getLogger().setLevel(config.log.level)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgeError("--max-frames must be at least 1")
+    report, outputs = run(config, headless=args.headless, max_frames=args.max_frames, report_path=args.report)
+    _print_summary(report)
+    print(f"report: {outputs.report}")
+    return 1 if report["exit"] == "error" else 0
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    c, fps, lat = report["counters"], report["fps"], report["latency_ms"]
+
+    def p(stage: str, key: str) -> str:
+        v = lat.get(stage, {}).get(key)
+        return f"{v:.1f}" if v is not None else "-"
+
+    models = ", ".join(
+        f"{m['name']} {m['precision']} on {m['backend']}/{m['provider']}" for m in report["models"]
+    )
+    print(f"source   {report['source']['url']}")
+    print(f"models   {models}")
+    print(
+        f"frames   acquired {c['acquired']}  inferred {c['inferred']}  skipped {c['skipped']}  "
+        f"displayed {c['displayed']}  errors {c['inference_errors'] + c['display_errors']}"
+    )
+    print(f"fps      source {fps['source']:.1f}  ai {fps['ai']:.1f}  display {fps['display']:.1f}")
+    print(
+        f"latency  e2e p50 {p('e2e', 'p50')} p99 {p('e2e', 'p99')} ms  model p50 {p('model', 'p50')} ms  "
+        f"overhead p50 {p('overhead', 'p50')} ms  display p50 {p('display', 'p50')} ms"
+    )
+    print(f"memory   peak RSS {report['peak_rss_mb']} MB")
+    out = report["outputs"]
+    if out["video"]:
+        print(f"video    {out['video']}")
+    if out["results"]:
+        print(f"results  {out['results']}")
+    ob = report.get("outbox")
+    if ob:
+        puts = ob.get("puts", {})
+        skipped = f" ({puts['unchanged']} unchanged, not kept)" if puts.get("unchanged") else ""
+        refused = f"  REFUSED {ob['refused']}" if ob.get("refused") else ""
+        print(f"outbox   {ob['path']}: kept {puts.get('stored', 0)}{skipped}, {ob['queued']} queued{refused}")
