@@ -7,15 +7,11 @@ always works: numpy scalars are converted, and non-finite floats become ``None``
 ``Result.result_id`` is a UUIDv7 (RFC 9562) from :func:`new_result_id`: unique, sortable by
 creation time as a string, and stable once made, so the outbox and the broker can de-duplicate.
 
-Wire schema v2 (``docs/result-schema.md``, ``docs/result.schema.json``): :func:`result_message`
-wraps ``Result.to_dict()`` with who sent it (device id, site), the exam pseudonym and an optional
-thumbnail; :func:`feedback_message` is the operator's confirm / reject of a result. Both carry
-``kind`` ("result" | "feedback") and ``schema_version``.
+The wire messages that wrap a Result for the outbox and the broker are in ``edge.sync.messages``.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import threading
@@ -30,8 +26,6 @@ from edge.frames import Frame, Modality
 
 SCHEMA_VERSION = 2
 Precision = Literal["fp32", "fp16", "int8"]
-Verdict = Literal["confirm", "reject"]
-VERDICTS: tuple[str, ...] = ("confirm", "reject")
 
 # Priority (set by the pipeline from the model manifests' ``urgent_labels``; the outbox sends the
 # highest first): a confident finding with an urgent label, then any finding (including urgent
@@ -91,7 +85,7 @@ def _num(value: float) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _iso_utc(wall_time: float) -> str:
+def iso_utc(wall_time: float) -> str:
     return (
         datetime.fromtimestamp(wall_time, tz=timezone.utc)
         .isoformat(timespec="microseconds")
@@ -318,7 +312,7 @@ class Result:
             "kind": "result",
             "result_id": self.result_id,
             "frame_seq": int(self.frame_seq),
-            "frame_time": _iso_utc(self.frame_wall_time),
+            "frame_time": iso_utc(self.frame_wall_time),
             "source_id": self.source_id,
             "modality": self.modality,
             "quality": None if self.quality is None else self.quality.to_dict(),
@@ -369,76 +363,3 @@ def result_for(
         image_size=(frame.width, frame.height),
         pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
     )
-
-
-# --- wire messages (schema v2) ----------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Device:
-    """Who sends: a stable device id (unique within the fleet) and an optional site name."""
-
-    id: str
-    site: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "site": self.site}
-
-
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
-    """A small de-identified JPEG of the overlay (the producer masks it before encoding)."""
-
-    jpeg: bytes
-    width: int
-    height: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mime": "image/jpeg",
-            "width": int(self.width),
-            "height": int(self.height),
-            "data_b64": base64.b64encode(self.jpeg).decode("ascii"),
-        }
-
-
-def result_message(
-    result: Result | dict[str, Any],
-    device: Device,
-    *,
-    exam_pseudonym: str | None = None,
-    thumbnail: Thumbnail | None = None,
-) -> dict[str, Any]:
-    """The message that the outbox keeps and the uplink publishes for one result."""
-    body = result.to_dict() if isinstance(result, Result) else dict(result)
-    body["device"] = device.to_dict()
-    body["exam_pseudonym"] = exam_pseudonym
-    body["thumbnail"] = None if thumbnail is None else thumbnail.to_dict()
-    return body
-
-
-def feedback_message(
-    result_id: str,
-    verdict: str,
-    device: Device,
-    *,
-    operator: str | None = None,
-    feedback_id: str | None = None,
-    wall_time: float | None = None,
-) -> dict[str, Any]:
-    """The operator's verdict on a result: "confirm" or "reject". ``operator`` is a staff
-    pseudonym, never a patient's identity; ``feedback_id`` is a UUIDv7 of its own."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"feedback verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    try:
-        uuid.UUID(result_id)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"feedback result_id is not a UUID: {result_id!r}") from exc
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "feedback",
-        "feedback_id": feedback_id or new_result_id(),
-        "result_id": str(result_id),
-        "verdict": verdict,
-        "operator": operator,
-        "time": _iso_utc(time.time() if wall_time is None else wall_time),
-        "device": device.to_dict(),
-    }

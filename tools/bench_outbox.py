@@ -20,17 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.results import (
-    Box,
-    Device,
-    Finding,
-    ModelInfo,
-    Quality,
-    Result,
-    StageTimes,
-    new_result_id,
-    result_message,
-)
+from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox
 
 

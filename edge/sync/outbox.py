@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.errors import EdgeError
-from edge.results import PRIORITY_FINDING, Device, Thumbnail, feedback_message
+from edge.results import PRIORITY_FINDING
 from edge.sync.jpeg import jpeg_size
+from edge.sync.messages import Device, Thumbnail, feedback_message
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from edge.config import Config
 from edge.deid.keys import default_key_path, load_key
 from edge.deid.payload import scrub_payload
 from edge.frames import Frame
-from edge.results import PRIORITY_URGENT, Device, Result, result_message
+from edge.results import PRIORITY_URGENT, Result
+from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox, OutboxStats
 from edge.sync.thumbnail import load_blackout, make_thumbnail
 

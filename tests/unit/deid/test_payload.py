@@ -11,19 +11,8 @@ import pytest
 
 from edge.deid.errors import DeidError
 from edge.deid.payload import exam_pseudonym, scrub_payload, source_pseudonym
-from edge.results import (
-    Box,
-    Device,
-    Finding,
-    ModelInfo,
-    Quality,
-    Result,
-    StageTimes,
-    Thumbnail,
-    feedback_message,
-    new_result_id,
-    result_message,
-)
+from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
+from edge.sync.messages import Device, Thumbnail, feedback_message, result_message
 
 KEY = bytes(range(32))
 SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "result.schema.json"

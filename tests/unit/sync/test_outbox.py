@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.results import Device, new_result_id
+from edge.results import new_result_id
+from edge.sync.messages import Device
 from edge.sync.outbox import Outbox, OutboxError
 
 

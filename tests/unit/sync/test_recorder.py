@@ -18,18 +18,9 @@ import pytest
 
 from edge.config import DEFAULT_CLIP, Config
 from edge.frames import Frame, Geometry, UltrasoundRegion
-from edge.results import (
-    Box,
-    Device,
-    Finding,
-    ModelInfo,
-    Quality,
-    Result,
-    StageTimes,
-    new_result_id,
-    result_message,
-)
+from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
 from edge.runtime.app import hud_lines, run
+from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox
 from edge.sync.recorder import FrameTap, OutboxRecorder, ThumbnailPolicy, load_scrub
 

@@ -1,0 +1,92 @@
+"""Wire messages, schema v2 (``docs/result-schema.md``, ``docs/result.schema.json``).
+
+:func:`result_message` wraps ``Result.to_dict()`` with who sent it (device id, site), the exam
+pseudonym and an optional thumbnail; :func:`feedback_message` is the operator's confirm / reject of
+a result. Both carry ``kind`` ("result" | "feedback") and ``schema_version``. The outbox keeps these
+messages and the uplink publishes them; the ingest reads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edge.results import SCHEMA_VERSION, Result, iso_utc, new_result_id
+
+Verdict = Literal["confirm", "reject"]
+VERDICTS: tuple[str, ...] = ("confirm", "reject")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """Who sends: a stable device id (unique within the fleet) and an optional site name."""
+
+    id: str
+    site: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "site": self.site}
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    """A small de-identified JPEG of the overlay (the producer masks it before encoding)."""
+
+    jpeg: bytes
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mime": "image/jpeg",
+            "width": int(self.width),
+            "height": int(self.height),
+            "data_b64": base64.b64encode(self.jpeg).decode("ascii"),
+        }
+
+
+def result_message(
+    result: Result | dict[str, Any],
+    device: Device,
+    *,
+    exam_pseudonym: str | None = None,
+    thumbnail: Thumbnail | None = None,
+) -> dict[str, Any]:
+    """The message that the outbox keeps and the uplink publishes for one result."""
+    body = result.to_dict() if isinstance(result, Result) else dict(result)
+    body["device"] = device.to_dict()
+    body["exam_pseudonym"] = exam_pseudonym
+    body["thumbnail"] = None if thumbnail is None else thumbnail.to_dict()
+    return body
+
+
+def feedback_message(
+    result_id: str,
+    verdict: str,
+    device: Device,
+    *,
+    operator: str | None = None,
+    feedback_id: str | None = None,
+    wall_time: float | None = None,
+) -> dict[str, Any]:
+    """The operator's verdict on a result: "confirm" or "reject". ``operator`` is a staff
+    pseudonym, never a patient's identity; ``feedback_id`` is a UUIDv7 of its own."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"feedback verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    try:
+        uuid.UUID(result_id)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"feedback result_id is not a UUID: {result_id!r}") from exc
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "feedback",
+        "feedback_id": feedback_id or new_result_id(),
+        "result_id": str(result_id),
+        "verdict": verdict,
+        "operator": operator,
+        "time": iso_utc(time.time() if wall_time is None else wall_time),
+        "device": device.to_dict(),
+    }
