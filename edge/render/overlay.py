@@ -2,8 +2,9 @@
 
 Every ``draw_*`` function takes a BGR uint8 HxWx3 image, draws on it IN PLACE and returns the
 same array object. The caller owns the copy: draw on a buffer you may change (``compose`` copies
-the frame into one for you). Nothing here keeps state between calls except a cache of sizes
-derived from (style, image size), so the functions are safe to call from any one thread.
+the frame into one for you). Nothing here keeps state between calls except the cache of sizes
+derived from (style, image size) in ``edge.render.style``, so the functions are safe to call from
+any one thread.
 
 Text and line widths scale with the image, so the overlay reads on 200x200 and 1920x1080 alike.
 ``compose`` is what the display loop calls once per frame; it is kept cheap (a frame copy plus a
@@ -16,64 +17,22 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import cv2
 import numpy as np
 
+from edge.render.style import (
+    DEFAULT_STYLE,
+    BannerLevel,
+    Color,
+    Metrics,
+    OverlayStyle,
+    backdrop,
+    check,
+    metrics,
+    put,
+)
 from edge.results import Finding, Quality, Result
-
-Color = tuple[int, int, int]  # BGR
-BannerLevel = Literal["info", "warning", "alarm"]
-
-
-@dataclass(frozen=True, slots=True)
-class OverlayStyle:
-    """Colours (BGR), thresholds and wording. Frozen and hashable, so derived sizes are cached."""
-
-    ok_color: Color = (60, 200, 60)  # green
-    borderline_color: Color = (0, 175, 255)  # amber
-    bad_color: Color = (40, 40, 230)  # red
-    none_color: Color = (150, 150, 150)  # grey: no quality verdict yet
-    review_color: Color = (255, 0, 255)  # magenta: never used for a class
-    status_color: Color = (40, 40, 255)  # big HUD status ("probe disconnected")
-    text_color: Color = (245, 245, 245)  # on dark backdrops
-    text_on_fill: Color = (0, 0, 0)  # on bright label fills
-    track_color: Color = (90, 90, 90)  # empty part of the quality bar
-    class_colors: tuple[Color, ...] = (
-        (0, 230, 255),  # yellow
-        (255, 220, 0),  # cyan-ish blue
-        (0, 140, 255),  # orange
-        (120, 255, 120),  # light green
-        (255, 150, 60),  # azure
-        (200, 200, 255),  # pale rose
-        (0, 255, 190),  # lime
-        (255, 255, 255),  # white
-    )
-    banner_colors: tuple[tuple[BannerLevel, Color, Color], ...] = (  # level, fill, text
-        ("info", (90, 60, 30), (245, 245, 245)),
-        ("warning", (0, 175, 255), (0, 0, 0)),
-        ("alarm", (30, 30, 220), (255, 255, 255)),
-    )
-    borderline_score: float = 0.7  # ok but below this score -> amber
-    # Per-frame counters drawn top-right, with the count from which the badge turns amber:
-    # three or more B-lines in one intercostal view is the usual "B-pattern" (an interstitial sign).
-    counters: tuple[tuple[str, str, int], ...] = (("b_line", "B-lines", 3),)
-    backdrop_alpha: float = 0.72  # weight of the dark backdrop over the image
-    backdrop_level: int = 10  # grey level of the backdrop
-    font: int = cv2.FONT_HERSHEY_SIMPLEX
-    line_type: int = cv2.LINE_AA  # for text; boxes are axis-aligned and drawn with LINE_8
-    quality_words: tuple[tuple[str, str], ...] = (
-        ("diagnostic", "diagnostic"),
-        ("no_contact", "no contact"),
-        ("shadow", "shadow / poor coupling"),
-        ("poor_coupling", "shadow / poor coupling"),
-        ("gain_high", "gain too high"),
-        ("gain_low", "gain too low"),
-    )
-
-
-DEFAULT_STYLE = OverlayStyle()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,99 +45,6 @@ class HudState:
     skipped: int = 0  # frames inference did not get to
     status: str | None = None  # e.g. "probe disconnected": shown big and red
     extra: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Metrics:
-    """Sizes derived from one (style, image size); computed once and cached."""
-
-    scale: float  # font scale of normal text
-    thick: int  # its stroke
-    text_h: int  # cap height in px
-    base: int  # baseline depth in px
-    big_scale: float
-    big_thick: int
-    big_h: int
-    big_base: int
-    line: int  # box stroke
-    pad: int
-    margin: int
-    dash: int
-    gap: int
-    meter_w: int
-    bar_h: int
-    banner_h: int
-
-
-@lru_cache(maxsize=32)
-def _metrics(style: OverlayStyle, height: int, width: int) -> _Metrics:
-    unit = min(height, width)
-    scale = min(max(unit / 900.0, 0.35), 1.6)  # ~8 px caps at 200 px, ~27 px at 1080 px
-    thick = 1 if scale < 0.75 else 2
-    big_scale = scale * 1.6
-    big_thick = max(2, thick + 1)
-    (_, text_h), base = cv2.getTextSize("Ag", style.font, scale, thick)
-    (_, big_h), big_base = cv2.getTextSize("Ag", style.font, big_scale, big_thick)
-    line = 1 + unit // 400
-    pad = max(2, round(unit / 120))
-    margin = max(2, round(unit / 80))
-    # Fixed meter width, sized for the longest wording, so it does not jitter between labels.
-    (longest, _), _ = cv2.getTextSize("shadow / poor coupling 100%", style.font, scale, thick)
-    meter_w = min(max(longest + 2 * pad, int(0.22 * width)), width - 2 * margin)
-    return _Metrics(
-        scale=scale,
-        thick=thick,
-        text_h=text_h,
-        base=base,
-        big_scale=big_scale,
-        big_thick=big_thick,
-        big_h=big_h,
-        big_base=big_base,
-        line=line,
-        pad=pad,
-        margin=margin,
-        dash=max(4, 5 * line),
-        gap=max(4, 4 * line),
-        meter_w=max(meter_w, 1),
-        bar_h=max(4, text_h * 2 // 3),
-        banner_h=big_h + big_base + 2 * pad,
-    )
-
-
-def _check(image: np.ndarray, style: OverlayStyle) -> _Metrics:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"overlay draws on BGR uint8 HxWx3 images, got {image.dtype} {image.shape}")
-    return _metrics(style, image.shape[0], image.shape[1])
-
-
-def _backdrop(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, style: OverlayStyle) -> None:
-    """Darken a rectangle so text reads on bright and dark images alike (blends the ROI only)."""
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    roi = image[y0:y1, x0:x1]
-    a = style.backdrop_alpha
-    # roi*(1-a) + level*a in one saturating pass, written back into the view.
-    cv2.convertScaleAbs(roi, dst=roi, alpha=1.0 - a, beta=a * style.backdrop_level)
-
-
-def _put(
-    image: np.ndarray,
-    text: str,
-    x: int,
-    y_top: int,
-    color: Color,
-    m: _Metrics,
-    style: OverlayStyle,
-    big: bool = False,
-) -> int:
-    """Put text with its cap top at ``y_top``; return the y below its baseline."""
-    scale, thick, cap, base = (
-        (m.big_scale, m.big_thick, m.big_h, m.big_base) if big else (m.scale, m.thick, m.text_h, m.base)
-    )
-    cv2.putText(image, text, (x, y_top + cap), style.font, scale, color, thick, style.line_type)
-    return y_top + cap + base
 
 
 @lru_cache(maxsize=8)
@@ -213,7 +79,7 @@ def draw_quality_meter(
     ok, grey "quality: --" for None. The bar's filled length is proportional to the score.
     ``note`` adds a small line under the bar (e.g. "detection paused").
     """
-    m = _check(image, style)
+    m = check(image, style)
     score = 0.0 if quality is None or not math.isfinite(quality.score) else min(max(quality.score, 0.0), 1.0)
     color = _quality_color(quality, score, style)
     if quality is None:
@@ -225,19 +91,19 @@ def draw_quality_meter(
     bar_y0 = y0 + m.pad + m.text_h + m.base
     bar_y1 = bar_y0 + m.bar_h
     y1 = bar_y1 + m.pad + (m.text_h + m.base + m.pad if note else 0)
-    _backdrop(image, x0, y0, x1, y1, style)
-    _put(image, text, x0 + m.pad, y0 + m.pad, text_color, m, style)
+    backdrop(image, x0, y0, x1, y1, style)
+    put(image, text, x0 + m.pad, y0 + m.pad, text_color, m, style)
     bx0, bx1 = x0 + m.pad, x1 - m.pad - 1
     cv2.rectangle(image, (bx0, bar_y0), (bx1, bar_y1 - 1), style.track_color, -1)
     fill = round(score * (bx1 - bx0 + 1))
     if fill > 0:
         cv2.rectangle(image, (bx0, bar_y0), (bx0 + fill - 1, bar_y1 - 1), color, -1)
     if note:
-        _put(image, note, x0 + m.pad, bar_y1 + m.pad, style.borderline_color, m, style)
+        put(image, note, x0 + m.pad, bar_y1 + m.pad, style.borderline_color, m, style)
     return image
 
 
-def _dashed_rect(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color, m: _Metrics) -> None:
+def _dashed_rect(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color, m: Metrics) -> None:
     """A rectangle of dashes (a dash starts at each corner), drawn as numpy slice fills.
 
     Slices are ~2x faster than cv2 line calls here and clip at the image edge by themselves.
@@ -258,7 +124,7 @@ def _dashed_rect(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: C
 
 
 def _label(
-    image: np.ndarray, text: str, x: int, y: int, fill: Color, m: _Metrics, style: OverlayStyle
+    image: np.ndarray, text: str, x: int, y: int, fill: Color, m: Metrics, style: OverlayStyle
 ) -> None:
     """A filled label sitting on (x, y), or hanging below it without room above; kept inside."""
     h, w = image.shape[:2]
@@ -268,7 +134,7 @@ def _label(
     ly0 = min(max(ly0, 0), max(h - lh, 0))
     lx0 = min(max(x, 0), max(w - lw, 0))
     cv2.rectangle(image, (lx0, ly0), (lx0 + lw - 1, ly0 + lh - 1), fill, -1)
-    _put(image, text, lx0 + m.pad, ly0 + m.pad // 2, style.text_on_fill, m, style)
+    put(image, text, lx0 + m.pad, ly0 + m.pad // 2, style.text_on_fill, m, style)
 
 
 def draw_findings(
@@ -280,7 +146,7 @@ def draw_findings(
     ``style.review_color`` and the label prefixed "review: ". Boxes are clipped to the image;
     boxes wholly outside and findings without a box are skipped.
     """
-    m = _check(image, style)
+    m = check(image, style)
     h, w = image.shape[:2]
     for f in findings:
         b = f.box
@@ -330,7 +196,7 @@ def draw_counters(
     above the style's alert count the badge turns amber. ``findings`` None (no verdict: the
     detector has not run or was gated) shows "--".
     """
-    m = _check(image, style)
+    m = check(image, style)
     items = list(findings) if findings is not None else None
     w = image.shape[1]
     y = top + m.margin
@@ -346,13 +212,13 @@ def draw_counters(
         (tw, _), _ = cv2.getTextSize(text, style.font, m.big_scale, m.big_thick)
         x1 = w - m.margin
         x0 = max(x1 - tw - 2 * m.pad, 0)
-        _backdrop(image, x0, y, x1, y + _counter_h(m) - m.pad, style)
-        _put(image, text, x0 + m.pad, y + m.pad, color, m, style, big=True)
+        backdrop(image, x0, y, x1, y + _counter_h(m) - m.pad, style)
+        put(image, text, x0 + m.pad, y + m.pad, color, m, style, big=True)
         y += _counter_h(m)
     return image
 
 
-def _counter_h(m: _Metrics) -> int:
+def _counter_h(m: Metrics) -> int:
     """Height of one counter badge and the gap under it."""
     return m.big_h + m.big_base + 3 * m.pad
 
@@ -368,7 +234,7 @@ def _hud_items(hud: HudState) -> list[str]:
     ]
 
 
-def _wrap(items: list[str], width: int, m: _Metrics, style: OverlayStyle) -> list[str]:
+def _wrap(items: list[str], width: int, m: Metrics, style: OverlayStyle) -> list[str]:
     """Greedy wrap of " | "-joined items into lines that fit ``width`` px (one line on wide images)."""
     sep = " | "
     (sep_w, _), _ = cv2.getTextSize(sep, style.font, m.scale, m.thick)
@@ -389,19 +255,19 @@ def draw_hud(image: np.ndarray, hud: HudState, *, style: OverlayStyle = DEFAULT_
     fps, latency and skipped count, then ``extra``, wrapped onto a second line only when the image
     is too narrow; a set ``status`` is shown above them, big and red. Nothing is drawn above the strip.
     """
-    m = _check(image, style)
+    m = check(image, style)
     h, w = image.shape[:2]
     lines = _wrap(_hud_items(hud), w - 2 * m.pad, m, style)
     strip_h = m.pad + len(lines) * (m.text_h + m.base + m.pad)
     if hud.status:
         strip_h += m.big_h + m.big_base + m.pad
     y = max(h - strip_h, 0)
-    _backdrop(image, 0, y, w, h, style)
+    backdrop(image, 0, y, w, h, style)
     y += m.pad
     if hud.status:
-        y = _put(image, hud.status, m.pad, y, style.status_color, m, style, big=True) + m.pad
+        y = put(image, hud.status, m.pad, y, style.status_color, m, style, big=True) + m.pad
     for text in lines:
-        y = _put(image, text, m.pad, y, style.text_color, m, style) + m.pad
+        y = put(image, text, m.pad, y, style.text_color, m, style) + m.pad
     return image
 
 
@@ -414,14 +280,14 @@ def draw_banner(
     style: OverlayStyle = DEFAULT_STYLE,
 ) -> np.ndarray:
     """Draw an opaque full-width band with centred big text (alarms: "probe disconnected")."""
-    m = _check(image, style)
+    m = check(image, style)
     w = image.shape[1]
     fill, ink = next(((f, t) for lv, f, t in style.banner_colors if lv == level), style.banner_colors[-1][1:])
     y0 = max(top, 0)
     cv2.rectangle(image, (0, y0), (w - 1, y0 + m.banner_h - 1), fill, -1)
     (tw, _), _ = cv2.getTextSize(text, style.font, m.big_scale, m.big_thick)
     x = max((w - tw) // 2, m.pad)
-    _put(image, text, x, y0 + m.pad, ink, m, style, big=True)
+    put(image, text, x, y0 + m.pad, ink, m, style, big=True)
     return image
 
 
@@ -460,7 +326,7 @@ def compose(
         cv2.cvtColor(frame_image, cv2.COLOR_BGRA2BGR, dst=out)
     else:
         raise ValueError(f"compose cannot show an image of shape {frame_image.shape}")
-    m = _metrics(style, h, w)
+    m = metrics(style, h, w)
     if result is not None and not result.gated:
         draw_findings(out, result.findings, style=style)
     top = 0
