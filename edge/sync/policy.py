@@ -1,5 +1,6 @@
 """The uplink's small decisions, kept apart from the network code so they are tested directly:
-topic names, reconnect backoff, the MQTT v5 -> 3.1.1 fallback, and the one-line sync status.
+topic names, reconnect backoff, the MQTT v5 -> 3.1.1 fallback, receipts. The HUD and status texts
+are in ``edge.sync.status``.
 """
 
 from __future__ import annotations
@@ -8,8 +9,7 @@ import json
 import random
 import re
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 # MQTT v5 CONNACK 0x84 "Unsupported Protocol Version"; an MQTT 3.1.1 broker answers a v5 CONNECT
 # with its own CONNACK return code 1 "unacceptable protocol version" (MQTT 3.1.1, 3.2.2.3).
@@ -129,61 +129,3 @@ def should_fall_back(protocol: str, *, reason_code: int | None, closed_before_co
     if closed_before_connack:
         return True
     return reason_code in (V5_UNSUPPORTED_PROTOCOL, V311_UNACCEPTABLE_PROTOCOL)
-
-
-@dataclass(frozen=True)
-class SyncState:
-    """What the HUD, the run report and ``edge sync --status`` say about the uplink."""
-
-    enabled: bool
-    connected: bool
-    protocol: str | None
-    queued: int | None
-    oldest_queued_age_s: float | None
-    last_success_wall: float | None
-    in_flight: int
-    sent_session: int
-    refused_session: int
-    reconnects: int
-    last_error: str | None
-    receipts: bool = False  # whether a result counts as delivered only on the ingest's receipt
-    awaiting_receipt: int | None = None  # sent (PUBACK) and not yet confirmed by a receipt
-    confirmed: int | None = None  # sent and confirmed (in the outbox, not yet pruned)
-    confirmed_session: int = 0  # confirmed by receipts during this session
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
-
-
-def status_text(state: SyncState) -> str:
-    """One HUD line: "sync: ok, 0 queued", "sync: offline, 132 queued, oldest 4m"."""
-    if not state.enabled:
-        return "sync: off"
-    queued = "? queued" if state.queued is None else f"{state.queued} queued"
-    awaiting = state.awaiting_receipt if state.receipts else None
-    if not state.connected:
-        word = "offline"
-    elif state.queued or state.in_flight:
-        word = "sending"
-    elif awaiting:
-        word = "confirming"
-    else:
-        word = "ok"
-    text = f"sync: {word}, {queued}"
-    if state.queued and state.oldest_queued_age_s is not None:
-        text += f", oldest {_age(state.oldest_queued_age_s)}"
-    if awaiting:
-        text += f", {awaiting} awaiting receipt"
-    if state.refused_session:
-        text += f", {state.refused_session} refused"
-    return text

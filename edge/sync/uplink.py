@@ -45,13 +45,12 @@ from edge.sync.contract import DrainReport, ItemLike, OutboxLike, StatsLike
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.policy import (
     Backoff,
-    SyncState,
     Topics,
     parse_receipt,
     should_fall_back,
     status_payload,
-    status_text,
 )
+from edge.sync.status import SyncState, sync_text
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +198,7 @@ class Uplink:
             )
 
     def status_text(self) -> str:
-        return status_text(self.state())
+        return sync_text(self.state())
 
     # -- the uplink thread ---------------------------------------------------------------------
 

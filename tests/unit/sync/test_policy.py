@@ -7,13 +7,11 @@ import pytest
 
 from edge.sync.policy import (
     Backoff,
-    SyncState,
     Topics,
     parse_receipt,
     receipt_payload,
     should_fall_back,
     status_payload,
-    status_text,
 )
 
 
@@ -74,48 +72,6 @@ def test_topics_and_their_levels() -> None:
 def test_status_payload_is_json_with_device_and_time() -> None:
     msg = json.loads(status_payload("dev-1", "offline", wall=12.5))
     assert msg == {"device": "dev-1", "status": "offline", "time": 12.5}
-
-
-def _state(**kw: object) -> SyncState:
-    base: dict[str, object] = dict(
-        enabled=True,
-        connected=True,
-        protocol="5",
-        queued=0,
-        oldest_queued_age_s=None,
-        last_success_wall=None,
-        in_flight=0,
-        sent_session=0,
-        refused_session=0,
-        reconnects=0,
-        last_error=None,
-    )
-    base.update(kw)
-    return SyncState(**base)  # type: ignore[arg-type]
-
-
-def test_status_text() -> None:
-    assert status_text(_state()) == "sync: ok, 0 queued"
-    assert status_text(_state(connected=False, queued=132, oldest_queued_age_s=250)) == (
-        "sync: offline, 132 queued, oldest 4m"
-    )
-    assert (
-        status_text(_state(queued=5, oldest_queued_age_s=3 * 86400)) == "sync: sending, 5 queued, oldest 3d"
-    )
-    assert status_text(_state(queued=None, connected=False)) == "sync: offline, ? queued"
-    assert status_text(_state(enabled=False)) == "sync: off"
-
-
-def test_status_text_with_receipts() -> None:
-    assert status_text(_state(receipts=True, awaiting_receipt=0)) == "sync: ok, 0 queued"
-    assert status_text(_state(receipts=True, awaiting_receipt=12)) == (
-        "sync: confirming, 0 queued, 12 awaiting receipt"
-    )
-    assert status_text(_state(receipts=True, queued=3, oldest_queued_age_s=5, awaiting_receipt=2)) == (
-        "sync: sending, 3 queued, oldest 5s, 2 awaiting receipt"
-    )
-    # receipts off: the PUBACK is final and nothing is awaited
-    assert status_text(_state(receipts=False, awaiting_receipt=12)) == "sync: ok, 0 queued"
 
 
 def test_receipt_round_trip_and_bad_receipts() -> None:
