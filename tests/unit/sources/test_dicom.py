@@ -19,6 +19,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import MPEG2MPML
 
 import edge.sources.dicom as dicom_module
+import edge.sources.dicom_file as dicom_file_module
 from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
 from edge.frames import Frame
 from edge.sources import open_source
@@ -580,7 +581,7 @@ def test_missing_decoder_plugin_is_named(dicom_file: Finder, monkeypatch: pytest
         is_available = False
         missing_dependencies = ("pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-openjpeg>=2.0",)
 
-    monkeypatch.setattr(dicom_module, "get_decoder", lambda uid: Unavailable())
+    monkeypatch.setattr(dicom_file_module, "get_decoder", lambda uid: Unavailable())
     with pytest.raises(UnsupportedSourceError, match=r"US1_J2KR\.dcm: .*JPEG 2000.*pylibjpeg-openjpeg"):
         opened(f"dicom://{dicom_file('US1_J2KR.dcm')}")
 
