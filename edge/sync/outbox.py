@@ -1,3 +1,4 @@
+# Over 400 lines: one class over one SQLite file; its transactions share the kept/sent/confirmed invariants.
 """The durable outbox: every result the runtime keeps, on disk, until the broker has it.
 
 SQLite in WAL mode with ``synchronous=FULL``: :meth:`Outbox.put` returns only after its

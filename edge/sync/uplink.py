@@ -1,3 +1,4 @@
+# Over 400 lines: one thread owns one paho client; its callbacks and in-flight map share lock-free state.
 """MQTT uplink: publishes the outbox to a broker, marking a result sent only on its PUBACK and
 confirmed only on the ingest's receipt.
 
