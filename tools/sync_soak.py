@@ -30,7 +30,7 @@ from pathlib import Path
 from edge.results import new_result_id
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.outbox import Outbox
-from edge_ingest.store import BrokerLogin, Ingest, IngestStore
+from edge_ingest import BrokerLogin, Ingest, IngestStore
 from tools.mqtt_broker import INGEST_USER, MosquittoBroker
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from edge import __version__
-from edge.cli import bench, deid, emulate, models, run, sync
+from edge.cli import bench, deid, emulate, models, plugins, run, sync
 from edge.errors import EdgeError
 
 log = logging.getLogger("edge")
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     emulate.add_parser(sub)
     models.add_parser(sub)
-    sync.add_parsers(sub)  # edge sync, edge ingest
+    sync.add_parsers(sub)
     deid.add_parser(sub)
+    plugins.add_parsers(sub)  # other packages' families: edge ingest (edge_ingest)
     return p

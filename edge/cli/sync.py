@@ -1,17 +1,15 @@
-"""``edge sync`` (the outbox's state; drain it once) and ``edge ingest`` (the reference ingest)."""
+"""``edge sync``: the outbox's state, or drain it once.
+
+``edge ingest`` (the reference ingest) belongs to the ``edge_ingest`` package, which adds it through
+the ``scanner_edge.commands`` entry point (``edge.cli.plugins``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
-import signal
-import socket
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from edge.config import Config, load_config
@@ -21,7 +19,7 @@ log = logging.getLogger("edge.sync")
 
 
 def add_parsers(sub: Any) -> None:
-    """Register ``sync`` and ``ingest`` on the ``edge`` command's subparsers."""
+    """Register ``sync`` on the ``edge`` command's subparsers."""
     s = sub.add_parser("sync", help="the outbox's sync state, or drain it to the broker once")
     mode = s.add_mutually_exclusive_group(required=True)
     mode.add_argument("--status", action="store_true", help="print queued/sent counts and ages (read-only)")
@@ -38,28 +36,6 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="print JSON instead of text")
     s.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="WARNING")
     s.set_defaults(func=cmd_sync)
-
-    i = sub.add_parser("ingest", help="reference ingest: subscribe (shared) and store results in SQLite")
-    i.add_argument("--db", type=Path, required=True, help="SQLite file the results go to")
-    i.add_argument("--host", default="localhost")
-    i.add_argument("--port", type=int, default=8883)
-    i.add_argument("--ca", type=Path, help="CA of the broker's certificate (TLS when given)")
-    i.add_argument("--cert", type=Path, help="client certificate")
-    i.add_argument("--key", type=Path, help="client key")
-    i.add_argument("--username")
-    i.add_argument("--password-file", type=Path, help="first line is the password")
-    i.add_argument("--group", default="ingest", help="shared-subscription group (default 'ingest')")
-    i.add_argument("--client-id", help="MQTT client id (default ingest-<host>-<pid>); keep it to resume")
-    i.add_argument("--prefix", default="scanners", help="topic prefix (default 'scanners')")
-    i.add_argument("--until", type=int, metavar="N", help="exit once N distinct results are stored")
-    i.add_argument("--idle-exit", type=float, metavar="S", help="exit after S s with nothing new")
-    i.add_argument(
-        "--no-receipts",
-        action="store_true",
-        help="send no receipts (only for devices with [uplink] receipts = false; docs/sync.md)",
-    )
-    i.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
-    i.set_defaults(func=cmd_ingest)
 
 
 def device_identity(config: Config, device: str | None, site: str | None) -> tuple[str, str]:
@@ -133,61 +109,3 @@ def _sync_once(config: Config, path: Path, args: argparse.Namespace) -> int:
             + (f"; last error: {report.last_error}" if report.last_error and not report.drained else "")
         )
     return 0 if report.drained and not report.remaining else 1
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from edge.sync.credentials import read_password, tls_context
-    from edge_ingest.store import BrokerLogin, Ingest, IngestStore
-
-    if (args.cert is None) != (args.key is None):
-        raise ConfigError("--cert and --key go together")
-    login = BrokerLogin(
-        host=args.host,
-        port=args.port,
-        username=args.username,
-        password=read_password(args.password_file) if args.password_file else None,
-        tls=tls_context(args.ca, args.cert, args.key) if args.ca else None,
-    )
-    store = IngestStore(args.db)
-    client_id = args.client_id or f"ingest-{socket.gethostname()}-{os.getpid()}"
-    ingest = Ingest(
-        store,
-        login,
-        group=args.group,
-        client_id=client_id,
-        topic_prefix=args.prefix,
-        receipts=not args.no_receipts,
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    ingest.start()
-    print(
-        f"ingest {client_id}: {', '.join(ingest.filters)} on {args.host}:{args.port} -> {args.db}", flush=True
-    )
-    last_stored, last_change = -1, time.monotonic()
-    try:
-        while not stop.wait(0.5):
-            counts = store.counts()
-            if counts.stored != last_stored:
-                last_stored, last_change = counts.stored, time.monotonic()
-            if args.until is not None and counts.stored >= args.until:
-                break
-            if args.idle_exit is not None and time.monotonic() - last_change >= args.idle_exit:
-                break
-    finally:
-        ingest.stop()
-    counts = store.counts()
-    store.close()
-    mine = counts.per_client.get(client_id, {})
-    print(
-        f"stored {counts.stored} distinct; received {counts.received} raw, {counts.duplicates} duplicates, "
-        f"{counts.invalid} invalid (all clients); this client received {mine.get('received', 0)}, "
-        f"sent {ingest.receipts_sent} receipts naming {ingest.receipt_ids_sent} ids",
-        flush=True,
-    )
-    return 0
