@@ -19,7 +19,7 @@ from edge.inference.engine_cache import (
     timing_cache_path,
 )
 from edge.inference.manifest import load_manifest
-from tests.conftest import MODELS
+from tests.support.paths import MODELS
 
 KEY = EngineKey(
     model_name="us-quality",

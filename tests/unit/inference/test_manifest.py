@@ -7,7 +7,7 @@ import pytest
 from edge.errors import ManifestError, ModelIntegrityError
 from edge.inference.manifest import load_manifest, verify_folder
 from edge.inference.model import LoadedModel
-from tests.conftest import MODELS
+from tests.support.paths import MODELS
 
 
 def test_bundled_models_verify() -> None:

@@ -65,7 +65,7 @@ def test_letterbox_pads_and_maps_back() -> None:
 def test_runtime_matches_the_training_preprocessing_of_us_quality() -> None:
     """The bundled model was trained through tools/us_quality/preprocess.py: the runtime must agree."""
     from edge.inference.manifest import load_manifest
-    from tests.conftest import MODELS
+    from tests.support.paths import MODELS
     from tools.us_quality.preprocess import preprocess
 
     spec_ = load_manifest(MODELS / "us-quality").manifest.input

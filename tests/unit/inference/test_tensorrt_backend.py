@@ -15,7 +15,7 @@ from edge.errors import BackendUnavailableError
 from edge.inference import base as backend_mod
 from edge.inference.base import SessionOptions, available_backends, get_backend
 from edge.inference.tensorrt_backend import TensorRTBackend
-from tests.conftest import MODELS, REPO
+from tests.support.paths import MODELS, REPO
 
 TRT_SKIP = "TensorRT is not installed (needs an NVIDIA GPU and JetPack or NVIDIA's wheels)"
 
