@@ -6,29 +6,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 
 from edge.config import DEFAULT_CLIP
-
-EDGE = [sys.executable, "-m", "edge"]
-
-
-def edge(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+from tests.support.paths import EDGE, MODELS, run_edge
 
 
 def test_help_tells_a_new_user_what_to_do_first(tmp_path: Path) -> None:
-    out = edge("--help", cwd=tmp_path)
+    out = run_edge("--help", cwd=tmp_path)
     assert out.returncode == 0
     assert "Start here" in out.stdout and "edge run" in out.stdout
 
 
 def test_run_headless_on_the_embedded_default(tmp_path: Path) -> None:
-    out = edge("run", "--headless", "--max-frames", "60", "--report", "r.json", cwd=tmp_path)
+    out = run_edge("run", "--headless", "--max-frames", "60", "--report", "r.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     c = report["counters"]
@@ -85,39 +79,37 @@ def test_sigterm_stops_within_a_second_and_still_reports(tmp_path: Path) -> None
 def test_bad_config_names_the_file_and_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[pipeline]\ndisplay_qeue = 3\n")
-    out = edge("run", "--config", str(cfg), "--headless", cwd=tmp_path)
+    out = run_edge("run", "--config", str(cfg), "--headless", cwd=tmp_path)
     assert out.returncode == 2
     assert f"{cfg}: key pipeline.display_qeue: unknown key" in out.stderr
 
 
 def test_missing_source_file_is_named(tmp_path: Path) -> None:
-    out = edge("run", "--headless", "--source", f"video://{tmp_path}/nope.mp4", cwd=tmp_path)
+    out = run_edge("run", "--headless", "--source", f"video://{tmp_path}/nope.mp4", cwd=tmp_path)
     assert out.returncode == 2
     assert "nope.mp4" in out.stderr
     assert not (tmp_path / "runs").exists(), "a run that cannot start leaves no empty run folder"
 
 
 def test_models_list_and_verify(tmp_path: Path) -> None:
-    out = edge("models", "list", cwd=tmp_path)
+    out = run_edge("models", "list", cwd=tmp_path)
     assert out.returncode == 0 and "us-quality" in out.stdout and "[ok]" in out.stdout
-    repo = Path(__file__).resolve().parents[2]
-    out = edge("models", "verify", str(repo / "models" / "us-quality"), cwd=tmp_path)
+    out = run_edge("models", "verify", str(MODELS / "us-quality"), cwd=tmp_path)
     assert out.returncode == 0 and "int8" in out.stdout and "fp32" in out.stdout
 
 
 def test_a_tampered_model_is_refused_before_anything_runs(tmp_path: Path) -> None:
     import shutil
 
-    repo = Path(__file__).resolve().parents[2]
     models = tmp_path / "models"
-    shutil.copytree(repo / "models" / "us-quality", models / "us-quality")
+    shutil.copytree(MODELS / "us-quality", models / "us-quality")
     int8 = models / "us-quality" / "us-quality-int8.onnx"
     data = bytearray(int8.read_bytes())
     data[len(data) // 2] ^= 0xFF
     int8.write_bytes(bytes(data))
     cfg = tmp_path / "edge.toml"
     cfg.write_text('[inference]\nmodels_dir = "models"\n')
-    out = edge("run", "--config", str(cfg), "--headless", "--max-frames", "5", cwd=tmp_path)
+    out = run_edge("run", "--config", str(cfg), "--headless", "--max-frames", "5", cwd=tmp_path)
     assert out.returncode == 2
     assert "us-quality-int8.onnx: sha256" in out.stderr and "refusing to load it" in out.stderr
     assert not (tmp_path / "runs").exists()

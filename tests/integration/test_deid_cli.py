@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
-import pytest
 
+from tests.support.dicom import installed_dicom
+from tests.support.paths import REPO, env_without, run_edge
 from tools.deid_markers import marker_study, save, text_leaks
-
-REPO = Path(__file__).resolve().parents[2]
-EDGE = [sys.executable, "-m", "edge"]
 
 
 def edge(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("EDGE_DEID_KEY", None)
-    return subprocess.run(
-        [*EDGE, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
-    )
-
-
-def _us1() -> Path:
-    data_store = pytest.importorskip("data_store", reason="pydicom-data is not installed")
-    path = Path(data_store.__file__).parent / "data" / "US1_UNCR.dcm"
-    if not path.is_file():
-        pytest.skip("US1_UNCR.dcm is not installed locally (the pydicom-data package)")
-    return path
+    """The key comes from --key or the config here, never from the tests' EDGE_DEID_KEY."""
+    env = env_without("EDGE_DEID_KEY", PYTHONPATH=str(REPO))
+    return run_edge(*args, cwd=cwd, timeout=300, env=env)
 
 
 def test_folder_run_key_summary_and_fail_closed(tmp_path: Path) -> None:
@@ -39,7 +25,8 @@ def test_folder_run_key_summary_and_fail_closed(tmp_path: Path) -> None:
     src = tmp_path / "in" / "DOE^JOHN"
     for k, ds in enumerate(datasets):
         save(ds, src / f"IM{k}.dcm")
-    shutil.copy(_us1(), src / "US1_UNCR.dcm")  # no regions, annotation unknown: must be refused
+    # No regions and the annotation unknown: must be refused.
+    shutil.copy(installed_dicom("US1_UNCR.dcm"), src / "US1_UNCR.dcm")
     key = tmp_path / "keys" / "deid.key"
     out = tmp_path / "out"
 
@@ -63,7 +50,7 @@ def test_folder_run_key_summary_and_fail_closed(tmp_path: Path) -> None:
 
 
 def test_config_rectangles_dates_remove_and_bad_input(tmp_path: Path) -> None:
-    src = _us1()
+    src = installed_dicom("US1_UNCR.dcm")
     config = tmp_path / "edge.toml"
     config.write_text(
         '[deid]\nkey_file = "deid.key"\ndates = "remove"\n'

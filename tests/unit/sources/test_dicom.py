@@ -25,6 +25,7 @@ from edge.frames import Frame
 from edge.sources import open_source
 from edge.sources._common import period_ns
 from edge.sources.dicom import DicomSource
+from tests.support.sources import read_all
 
 Finder = Callable[[str], Path]
 Writer = Callable[..., Path]
@@ -35,16 +36,6 @@ def opened(url: str) -> DicomSource:
     assert isinstance(src, DicomSource)
     src.open()
     return src
-
-
-def read_all(src: DicomSource, limit: int = 1000) -> list[Frame]:
-    frames: list[Frame] = []
-    while len(frames) < limit:
-        frame = src.read(5.0)
-        if frame is None:
-            break
-        frames.append(frame)
-    return frames
 
 
 def frames_of(path: Path, query: str = "realtime=0", limit: int = 1000) -> list[Frame]:

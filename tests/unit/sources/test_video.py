@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -19,18 +18,8 @@ from edge.frames import Frame
 from edge.sources import open_source
 from edge.sources._common import period_ns
 from edge.sources.video import VideoSource
-
-ClipSpec = Any  # conftest.ClipSpec: frames, fps, width, height, level(i)
-
-
-def read_all(src: VideoSource, limit: int = 1000, timeout: float | None = 5.0) -> list[Frame]:
-    frames: list[Frame] = []
-    while len(frames) < limit:
-        frame = src.read(timeout)
-        if frame is None:
-            break
-        frames.append(frame)
-    return frames
+from tests.support.clips import ClipSpec
+from tests.support.sources import read_all
 
 
 def opened(url: str) -> VideoSource:
