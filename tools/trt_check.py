@@ -29,11 +29,11 @@ if __package__ in (None, ""):  # run as `python tools/trt_check.py`: make `tools
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.errors import EdgeError
-from edge.inference.base import SessionOptions
-from edge.inference.engine_cache import build_engine, default_cache_dir, engine_path, timing_cache_path
+from edge.inference.base import ModelIdentity, SessionOptions
+from edge.inference.engine_cache import build_engine, default_cache_dir, engine_files
 from edge.inference.manifest import ModelPackage, load_manifest
 from edge.inference.model import LoadedModel
-from edge.inference.tensorrt_backend import TensorRTBackend, device_info
+from edge.inference.tensorrt_backend import TensorRTBackend, TensorRTOptions, device_info
 from tools.modelkit.compare import compare_models, format_summary, tolerance_failures
 from tools.modelkit.frames import DEFAULT_SOURCE, read_frames
 from tools.modelkit.quantize import tensorrt_qdq_problems
@@ -73,15 +73,15 @@ def ensure_engine(
                 f"with: python -m tools.modelkit quantize --model {package.folder} --calib <frames>"
             )
     dev = device_info()
-    key = dev.key(m.name, sha, chosen)
-    path = engine_path(cache, key)
+    files = engine_files(ModelIdentity.of(m, sha, chosen), dev, cache)
+    path = files.engine
     built_s = None
     if rebuild or not path.is_file():
         t0 = time.monotonic()
         build_engine(
             onnx_path,
             path,
-            timing_cache_path(cache, dev.trt_version, dev.gpu_name, dev.compute_capability),
+            files.timing_cache,
             chosen,
             workspace_mb,
             input_shapes={m.input.name: tuple(m.input.shape)},
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             options=SessionOptions(providers=providers), warmup_runs=a.warmup,
         )  # fmt: skip
         trt_model = LoadedModel(
-            a.model, precision=precision, backend="tensorrt",
-            options=SessionOptions(engine_cache_dir=str(cache)), warmup_runs=a.warmup,
+            a.model, precision=precision, backend=TensorRTBackend(TensorRTOptions(cache_dir=cache)),
+            warmup_runs=a.warmup,
         )  # fmt: skip
         images = read_frames(a.source, a.frames)
         max_abs = a.max_abs_diff if a.max_abs_diff is not None else DEFAULT_MAX_ABS_DIFF[precision]

@@ -40,6 +40,7 @@ def add_parser(sub: Any) -> None:
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
     from edge.inference.manifest import load_manifest, verify_folder
+    from edge.inference.tasks import task_factory
 
     config = load_config(args.config)
     failed = 0
@@ -47,6 +48,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
         folder = config.model_dir(mc)
         try:
             m = load_manifest(folder).manifest
+            task_factory(m)  # a task no one registered cannot run
             verify_folder(folder)
             state = "ok"
         except EdgeError as exc:
@@ -72,7 +74,8 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 def _cmd_models_build_engine(args: argparse.Namespace) -> int:
     from edge.errors import BackendUnavailableError
-    from edge.inference.engine_cache import build_engine, default_cache_dir, engine_path, timing_cache_path
+    from edge.inference.base import ModelIdentity
+    from edge.inference.engine_cache import build_engine, engine_files
     from edge.inference.manifest import load_manifest
     from edge.inference.tensorrt_backend import TensorRTBackend, device_info
 
@@ -89,21 +92,19 @@ def _cmd_models_build_engine(args: argparse.Namespace) -> int:
         )
     if args.workspace_mb < 1:
         raise EdgeError("--workspace-mb must be at least 1")
-    cache = args.cache or default_cache_dir()
+    identity = ModelIdentity.of(m, sha, precision)
     dev = device_info()
-    key = dev.key(m.name, sha, precision)
-    out = engine_path(cache, key)
-    timing = timing_cache_path(cache, dev.trt_version, dev.gpu_name, dev.compute_capability)
+    files = engine_files(identity, dev, args.cache)  # args.cache None: $EDGE_ENGINE_CACHE or ~/.cache
     build_engine(
         onnx_path,
-        out,
-        timing,
+        files.engine,
+        files.timing_cache,
         precision,
         args.workspace_mb,
-        input_shapes={m.input.name: tuple(m.input.shape)},
+        input_shapes=dict(identity.input_shapes),
     )
     print(
         f"{m.name} {precision} engine for {dev.gpu_name} (sm {dev.compute_capability}, TensorRT "
-        f"{dev.trt_version}): {out}"
+        f"{dev.trt_version}): {files.engine}"
     )
     return 0

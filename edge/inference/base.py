@@ -1,7 +1,11 @@
-"""The Backend interface: open a model file into a Session that runs numpy in, numpy out.
+"""The inference seams: Backend opens a model file into a Session (numpy in, numpy out), and
+RunnableModel is what the model chain needs of a loaded model.
 
-ONNX Runtime and TensorRT are plugins behind it. Each says whether it can run here and, if
+ONNX Runtime and TensorRT are plugins behind Backend. Each says whether it can run here and, if
 not, what to install, so an error tells the user what to do rather than failing obscurely.
+Options every backend understands are in :class:`SessionOptions`; what a backend needs to know
+about the verified model file is in :class:`ModelIdentity`; options only one backend has (the
+TensorRT engine cache) belong to that backend's own class.
 """
 
 from __future__ import annotations
@@ -15,21 +19,46 @@ from typing import Protocol
 import numpy as np
 
 from edge.errors import BackendUnavailableError
+from edge.inference.manifest import Manifest
+from edge.results import Finding, ModelInfo, Quality
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
-    providers: tuple[str, ...] = ("auto",)
-    threads: int = 0
-    # What a backend that compiles the model (TensorRT) needs to find its cached engine for an
-    # ONNX file; LoadedModel fills them from the verified manifest. Ignored by ONNX Runtime.
-    model_name: str = ""
-    model_sha256: str = ""
-    precision: str = ""
+    """Generic session options; a backend ignores what it has no use for."""
+
+    providers: tuple[str, ...] = ("auto",)  # ONNX Runtime execution providers, in preference order
+    threads: int = 0  # intra-op threads; 0 = the backend's default
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIdentity:
+    """The verified model file a session is opened for: what a backend that compiles the model
+    (TensorRT) needs to find its compiled artefact. LoadedModel fills it from the manifest."""
+
+    name: str
+    sha256: str
+    precision: str
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    engine_cache_dir: str = ""  # "" = $EDGE_ENGINE_CACHE or ~/.cache/scanner-edge/engines
+
+    @classmethod
+    def of(cls, manifest: Manifest, sha256: str, precision: str) -> ModelIdentity:
+        return cls(manifest.name, sha256, precision, ((manifest.input.name, tuple(manifest.input.shape)),))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """One frame through one model: its verdict and when the model itself started and ended."""
+
+    quality: Quality | None
+    findings: tuple[Finding, ...]
+    t_model_start_ns: int
+    t_model_end_ns: int
+    # Reserved for segmentation tasks (an HxW class-index map in frame pixels). No task fills it
+    # yet and nothing downstream reads it; see edge.inference.tasks.base.TaskOutput.
+    masks: np.ndarray | None = None
 
 
 class Session(Protocol):
@@ -47,7 +76,29 @@ class Backend(Protocol):
     def is_available(self) -> tuple[bool, str]:
         """(True, version) or (False, what to install)."""
 
-    def open(self, model_path: Path, options: SessionOptions) -> Session: ...
+    def open(
+        self, model_path: Path, options: SessionOptions, identity: ModelIdentity | None = None
+    ) -> Session:
+        """A session for ``model_path``; ``identity`` is the verified file's (None: the backend
+        works it out from the file itself, e.g. its sha256)."""
+
+
+class RunnableModel(Protocol):
+    """What the model chain needs of a model: LoadedModel, or any test double with these."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def infer(self, image: np.ndarray) -> ModelOutput: ...
 
 
 _BACKENDS: dict[str, Callable[[], Backend]] = {}

@@ -1,4 +1,4 @@
-"""TensorRT engine cache: keys, file names, buffer shapes, and the engine builder.
+"""TensorRT engine cache: keys, the engine and timing-cache paths, buffer shapes, the builder.
 
 A serialized TensorRT engine is only valid for the TensorRT version and the GPU it was built
 on, so, as in Holoscan's inference operator (which names engines after the GPU, compute
@@ -52,6 +52,7 @@ import numpy as np
 
 from edge.atomic_file import atomic_write
 from edge.errors import BackendUnavailableError, ModelError
+from edge.inference.base import ModelIdentity
 from edge.inference.manifest import InputSpec, Manifest
 
 log = logging.getLogger(__name__)
@@ -112,17 +113,47 @@ class EngineKey:
         )
 
 
-def engine_path(cache_dir: Path, key: EngineKey) -> Path:
-    """Where the engine for ``key`` lives, e.g.
-    ``us-quality-int8-trt10.3.0-orin-sm87-1a2b3c4d5e6f.engine``."""
-    return Path(cache_dir) / key.file_name
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """The TensorRT version and GPU an engine is built on (``tensorrt_backend.device_info()``)."""
+
+    trt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.7"
+    sm_count: int
 
 
-def timing_cache_path(cache_dir: Path, trt_version: str, gpu_name: str, compute_capability: str) -> Path:
-    """One timing cache per (TensorRT version, GPU, compute capability), shared by all models:
-    kernel timings depend on the GPU and TensorRT, not on the model."""
-    cc = compute_capability.replace(".", "")
-    return Path(cache_dir) / f"timing-trt{trt_version}-{slug(gpu_name)}-sm{cc}.cache"
+@dataclass(frozen=True, slots=True)
+class EngineFiles:
+    """Where one model's engine and this GPU's timing cache live."""
+
+    key: EngineKey
+    cache_dir: Path
+    engine: Path  # e.g. us-quality-int8-trt10.3.0-orin-sm87-1a2b3c4d5e6f.engine
+    timing_cache: Path  # e.g. timing-trt10.3.0-orin-sm87.cache
+
+
+def engine_files(identity: ModelIdentity, device: DeviceInfo, cache_dir: Path | None = None) -> EngineFiles:
+    """The engine for ``identity`` (model name, sha256, precision) on ``device``, in ``cache_dir``
+    (None: :func:`default_cache_dir`). The one place engine paths are made: the runtime's lookup,
+    ``edge models build-engine`` and ``tools/trt_check.py`` all come here, so they always agree.
+
+    The timing cache is one per (TensorRT version, GPU, compute capability), shared by all models:
+    kernel timings depend on the GPU and TensorRT, not on the model.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    key = EngineKey(
+        model_name=identity.name,
+        model_sha256=identity.sha256,
+        precision=identity.precision,
+        trt_version=device.trt_version,
+        gpu_name=device.gpu_name,
+        compute_capability=device.compute_capability,
+        sm_count=device.sm_count,
+    )
+    cc = device.compute_capability.replace(".", "")
+    timing = cache / f"timing-trt{device.trt_version}-{slug(device.gpu_name)}-sm{cc}.cache"
+    return EngineFiles(key, cache, cache / key.file_name, timing)
 
 
 @dataclass(frozen=True, slots=True)

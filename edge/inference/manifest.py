@@ -88,7 +88,9 @@ class Manifest(_Strict):
     schema_version: Literal[1] = 1
     name: str
     version: str
-    task: Literal["classification", "detection"]
+    # Which Task serves the model ("classification", "detection", or one a user registered);
+    # LoadedModel refuses a task no one registered, naming the known ones.
+    task: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     modality: tuple[str, ...] = ("US",)
     description: str = ""
     input: InputSpec

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.base import SessionOptions
+from edge.inference.base import ModelIdentity, SessionOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,5 +68,8 @@ class OnnxRuntimeBackend:
             return False, "pip install onnxruntime (or onnxruntime-gpu)"
         return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
-    def open(self, model_path: Path, options: SessionOptions) -> OnnxRuntimeSession:
+    def open(
+        self, model_path: Path, options: SessionOptions, identity: ModelIdentity | None = None
+    ) -> OnnxRuntimeSession:
+        """ONNX Runtime runs the file itself: ``identity`` is not needed."""
         return OnnxRuntimeSession(model_path, options)

@@ -7,6 +7,8 @@ and ``is_available()`` says what is missing.
 ``open()`` takes an engine file (``.engine``/``.plan``) or the ONNX file that LoadedModel
 verified; for ONNX it looks up the engine that ``edge models build-engine`` cached for this
 model sha256, precision, TensorRT version and GPU (see :mod:`edge.inference.engine_cache`).
+TensorRT's own settings (the engine cache folder, the builder workspace) are a
+:class:`TensorRTOptions` given to the backend, not part of the generic SessionOptions.
 
 TensorRT 10 Python API used here:
 
@@ -35,14 +37,8 @@ from typing import Any
 import numpy as np
 
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.base import SessionOptions
-from edge.inference.engine_cache import (
-    BufferSpec,
-    EngineKey,
-    EngineNotBuiltError,
-    default_cache_dir,
-    engine_path,
-)
+from edge.inference.base import ModelIdentity, SessionOptions
+from edge.inference.engine_cache import BufferSpec, DeviceInfo, EngineNotBuiltError, engine_files
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +60,12 @@ def _import() -> tuple[Any, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    trt_version: str
-    gpu_name: str
-    compute_capability: str  # "8.7"
-    sm_count: int
+class TensorRTOptions:
+    """TensorRT's own settings. The defaults are what the runtime uses: the engine cache from
+    ``$EDGE_ENGINE_CACHE``, else ``~/.cache/scanner-edge/engines``."""
 
-    def key(self, model_name: str, model_sha256: str, precision: str) -> EngineKey:
-        return EngineKey(
-            model_name=model_name,
-            model_sha256=model_sha256,
-            precision=precision,
-            trt_version=self.trt_version,
-            gpu_name=self.gpu_name,
-            compute_capability=self.compute_capability,
-            sm_count=self.sm_count,
-        )
+    cache_dir: Path | None = None  # None: engine_cache.default_cache_dir()
+    workspace_mb: int = 1024  # builder memory pool, used when building an engine
 
 
 def device_info(device: int = 0) -> DeviceInfo:
@@ -97,7 +83,8 @@ class TensorRTSession:
 
     backend = "tensorrt"
 
-    def __init__(self, engine_file: Path, options: SessionOptions) -> None:
+    def __init__(self, engine_file: Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+        """``input_shapes`` fixes the engine's dynamic inputs (the manifest's input shape)."""
         trt, cuda = _import()
         self._cuda = cuda
         cuda.init()
@@ -107,12 +94,12 @@ class TensorRTSession:
         self._lock = threading.Lock()
         self._ctx.push()
         try:
-            self._setup(trt, cuda, engine_file, options)
+            self._setup(trt, cuda, engine_file, dict(input_shapes or {}))
         finally:
             cuda.Context.pop()
         self.provider = f"TensorRT {trt.__version__} on {self._device.name()}"
 
-    def _setup(self, trt: Any, cuda: Any, engine_file: Path, options: SessionOptions) -> None:
+    def _setup(self, trt: Any, cuda: Any, engine_file: Path, wanted: dict[str, Sequence[int]]) -> None:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         try:
@@ -126,7 +113,6 @@ class TensorRTSession:
                 "version or for another GPU?); rebuild it with `edge models build-engine`"
             )
         self._context = self._engine.create_execution_context()
-        wanted = dict(options.input_shapes)
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
@@ -187,6 +173,9 @@ class TensorRTSession:
 class TensorRTBackend:
     name = "tensorrt"
 
+    def __init__(self, options: TensorRTOptions | None = None) -> None:
+        self.options = options or TensorRTOptions()
+
     def is_available(self) -> tuple[bool, str]:
         try:
             trt, cuda = _import()
@@ -201,30 +190,33 @@ class TensorRTBackend:
             return False, f"TensorRT {trt.__version__} is installed but there is no CUDA device"
         return True, f"TensorRT {trt.__version__} on {cuda.Device(0).name()}"
 
-    def engine_for(self, model_path: Path, options: SessionOptions) -> Path:
+    def engine_for(self, model_path: Path, identity: ModelIdentity | None = None) -> Path:
         """The engine to load for ``model_path``: itself if it is an engine, else the cached
-        engine built from this ONNX for this precision, TensorRT version and GPU."""
+        engine built from this ONNX for this precision, TensorRT version and GPU. Without an
+        ``identity`` the ONNX file's own sha256 and name are used, at fp32."""
         model_path = Path(model_path)
         if model_path.suffix.lower() in ENGINE_SUFFIXES:
             return model_path
         if model_path.suffix.lower() != ".onnx":
             raise ModelError(f"{model_path}: TensorRT backend needs an engine file or an ONNX model")
-        from edge.inference.manifest import sha256_file
+        if identity is None:
+            from edge.inference.manifest import sha256_file
 
-        sha = options.model_sha256 or sha256_file(model_path)
-        precision = options.precision or "fp32"
-        name = options.model_name or model_path.stem
-        cache = Path(options.engine_cache_dir) if options.engine_cache_dir else default_cache_dir()
-        key = device_info().key(name, sha, precision)
-        path = engine_path(cache, key)
-        if not path.is_file():
+            identity = ModelIdentity(model_path.stem, sha256_file(model_path), "fp32")
+        files = engine_files(identity, device_info(), self.options.cache_dir)
+        key = files.key
+        if not files.engine.is_file():
             raise EngineNotBuiltError(
-                f"{model_path}: no TensorRT engine cached for {name} {precision} on "
+                f"{model_path}: no TensorRT engine cached for {key.model_name} {key.precision} on "
                 f"{key.gpu_name} (sm {key.compute_capability}, TensorRT {key.trt_version}); "
-                f"expected {path}. Build it with: edge models build-engine <model folder> "
-                f"--precision {precision} --cache {cache}"
+                f"expected {files.engine}. Build it with: edge models build-engine <model folder> "
+                f"--precision {key.precision} --cache {files.cache_dir}"
             )
-        return path
+        return files.engine
 
-    def open(self, model_path: Path, options: SessionOptions) -> TensorRTSession:
-        return TensorRTSession(self.engine_for(model_path, options), options)
+    def open(
+        self, model_path: Path, options: SessionOptions, identity: ModelIdentity | None = None
+    ) -> TensorRTSession:
+        """``options`` (providers, threads) mean nothing to TensorRT; its own are ``self.options``."""
+        engine = self.engine_for(model_path, identity)
+        return TensorRTSession(engine, dict(identity.input_shapes) if identity else None)

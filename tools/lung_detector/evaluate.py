@@ -8,7 +8,7 @@
   ``clip_threshold`` per frame), not fitted to the test clips.
 - Latency: ONNX Runtime on this CPU, one intra-op thread (the runtime's default), the variants
   interleaved in one process so they share the machine's state; medians from the same run.
-Decoding and NMS are the runtime's own (``edge.inference.detection``).
+Decoding and NMS are the runtime's own (``edge.inference.tasks.detection``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edge.inference.detection import batched_nms, decode_yolo
+from edge.inference.tasks.detection import batched_nms, decode_yolo
 from tools.lung_detector.dataset import BoxSet, WeakSet
 from tools.lung_detector.recipe import normalize
 

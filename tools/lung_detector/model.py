@@ -6,8 +6,8 @@ layers at stride 8 give each cell a tall receptive field: a B-line runs from the
 bottom of the image, and the cell at its centre must see both ends.
 
 The exported graph ends in the runtime's YOLO layout ``[1, 4+C, N]`` (cx, cy, w, h in input
-pixels, then one sigmoid score per class), so ``edge/inference/detection.py`` reads it as it reads
-an Ultralytics export.
+pixels, then one sigmoid score per class), so ``edge/inference/tasks/detection.py`` reads it as it
+reads an Ultralytics export.
 """
 
 from __future__ import annotations

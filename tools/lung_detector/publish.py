@@ -184,7 +184,7 @@ Boxes four findings on each lung ultrasound frame: `b_line`, `pleural_line`, `co
 `effusion`. The runtime's overlay counts the B-lines per frame. Input: one grey frame letterboxed to
 {r.input_size}x{r.input_size}, `(x/255 - 0.5)/0.25`. Output: YOLO layout
 `[1, 4+{len(r.labels)}, {(r.input_size // 8) ** 2}]` (cx, cy, w, h in input pixels, one sigmoid score
-per class), which `edge/inference/detection.py` decodes.
+per class), which `edge/inference/tasks/detection.py` decodes.
 Operating threshold {r.evaluate.min_confidence}; NMS IoU {NMS_IOU}.
 
 ## Method

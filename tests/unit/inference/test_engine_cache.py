@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from edge.errors import ModelError
+from edge.inference.base import ModelIdentity
 from edge.inference.engine_cache import (
+    DeviceInfo,
     EngineKey,
     buffer_specs,
     default_cache_dir,
-    engine_path,
+    engine_files,
     manifest_buffer_specs,
     slug,
-    timing_cache_path,
 )
 from edge.inference.manifest import load_manifest
 from tests.support.paths import MODELS
@@ -36,7 +37,7 @@ def test_key_is_stable() -> None:
     again = EngineKey(**dataclasses.asdict(KEY))
     assert again.digest == KEY.digest
     assert len(KEY.digest) == 64
-    assert engine_path(Path("/c"), again) == engine_path(Path("/c"), KEY)
+    assert again.file_name == KEY.file_name
 
 
 @pytest.mark.parametrize(
@@ -62,10 +63,34 @@ def test_model_name_only_labels_the_file() -> None:
     assert renamed.file_name != KEY.file_name
 
 
-def test_readable_file_name(tmp_path: Path) -> None:
-    path = engine_path(tmp_path, KEY)
-    assert path.parent == tmp_path
-    assert path.name == f"us-quality-int8-trt10.3.0-orin-nvgpu-sm87-{KEY.digest[:12]}.engine"
+IDENTITY = ModelIdentity("us-quality", KEY.model_sha256, "int8", (("input", (1, 1, 128, 128)),))
+ORIN = DeviceInfo("10.3.0", "Orin (nvgpu)", "8.7", 16)
+
+
+def test_engine_files_key_and_readable_names(tmp_path: Path) -> None:
+    files = engine_files(IDENTITY, ORIN, tmp_path)
+    assert files.key == KEY
+    assert files.cache_dir == tmp_path and files.engine.parent == tmp_path
+    assert files.engine.name == f"us-quality-int8-trt10.3.0-orin-nvgpu-sm87-{KEY.digest[:12]}.engine"
+    assert files.timing_cache == tmp_path / "timing-trt10.3.0-orin-nvgpu-sm87.cache"
+
+
+def test_engine_files_default_to_the_engine_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGE_ENGINE_CACHE", str(tmp_path / "env"))
+    files = engine_files(IDENTITY, ORIN)
+    assert files.cache_dir == tmp_path / "env" and files.engine.parent == tmp_path / "env"
+    assert files.engine.name == engine_files(IDENTITY, ORIN, tmp_path).engine.name
+
+
+def test_engine_differs_per_model_file_and_precision_not_input_shape(tmp_path: Path) -> None:
+    base = engine_files(IDENTITY, ORIN, tmp_path)
+    other_file = dataclasses.replace(IDENTITY, sha256="0" * 64)
+    fp32 = dataclasses.replace(IDENTITY, precision="fp32")
+    assert engine_files(other_file, ORIN, tmp_path).engine != base.engine
+    assert engine_files(fp32, ORIN, tmp_path).engine != base.engine
+    same = engine_files(dataclasses.replace(IDENTITY, input_shapes=()), ORIN, tmp_path)
+    assert same.engine == base.engine
+    assert engine_files(other_file, ORIN, tmp_path).timing_cache == base.timing_cache  # one per GPU
 
 
 def test_unknown_precision_is_refused() -> None:
@@ -74,10 +99,12 @@ def test_unknown_precision_is_refused() -> None:
 
 
 def test_timing_cache_is_per_trt_and_gpu(tmp_path: Path) -> None:
-    a = timing_cache_path(tmp_path, "10.3.0", "Orin (nvgpu)", "8.7")
+    a = engine_files(IDENTITY, ORIN, tmp_path).timing_cache
     assert a.name == "timing-trt10.3.0-orin-nvgpu-sm87.cache"
-    assert a != timing_cache_path(tmp_path, "10.4.0", "Orin (nvgpu)", "8.7")
-    assert a != timing_cache_path(tmp_path, "10.3.0", "NVIDIA H100", "9.0")
+    newer = dataclasses.replace(ORIN, trt_version="10.4.0")
+    assert a != engine_files(IDENTITY, newer, tmp_path).timing_cache
+    h100 = DeviceInfo("10.3.0", "NVIDIA H100", "9.0", 132)
+    assert a != engine_files(IDENTITY, h100, tmp_path).timing_cache
 
 
 def test_slug() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from edge.errors import BackendUnavailableError
 from edge.inference import base as backend_mod
-from edge.inference.base import SessionOptions, available_backends, get_backend
-from edge.inference.tensorrt_backend import TensorRTBackend
+from edge.inference.base import ModelIdentity, SessionOptions, available_backends, get_backend
+from edge.inference.tensorrt_backend import TensorRTBackend, TensorRTOptions
 from tests.support.paths import MODELS, REPO
 
 TRT_SKIP = "TensorRT is not installed (needs an NVIDIA GPU and JetPack or NVIDIA's wheels)"
@@ -115,7 +115,7 @@ def test_build_engine_cli_checks_the_hash_first(tmp_path: Path) -> None:
 def test_build_and_run_engine_matches_onnxruntime(tmp_path: Path, precision: str) -> None:
     pytest.importorskip("tensorrt", reason=TRT_SKIP)
     pytest.importorskip("pycuda.driver", reason=TRT_SKIP)
-    from edge.inference.engine_cache import build_engine, engine_path, timing_cache_path
+    from edge.inference.engine_cache import build_engine, engine_files
     from edge.inference.manifest import load_manifest
     from edge.inference.onnxruntime_backend import OnnxRuntimeBackend
     from edge.inference.tensorrt_backend import device_info
@@ -123,16 +123,13 @@ def test_build_and_run_engine_matches_onnxruntime(tmp_path: Path, precision: str
     package = load_manifest(MODELS / "us-quality")
     m = package.manifest
     onnx_path, _, sha = package.verified_file("int8" if precision == "int8" else "fp32")
-    dev = device_info()
-    engine = engine_path(tmp_path, dev.key(m.name, sha, precision))
-    timing = timing_cache_path(tmp_path, dev.trt_version, dev.gpu_name, dev.compute_capability)
-    build_engine(onnx_path, engine, timing, precision, 256)
-    assert engine.is_file() and timing.is_file()
+    identity = ModelIdentity.of(m, sha, precision)
+    files = engine_files(identity, device_info(), tmp_path)
+    build_engine(onnx_path, files.engine, files.timing_cache, precision, 256)
+    assert files.engine.is_file() and files.timing_cache.is_file()
 
-    opts = SessionOptions(
-        model_name=m.name, model_sha256=sha, precision=precision, engine_cache_dir=str(tmp_path)
-    )
-    trt_session = TensorRTBackend().open(onnx_path, opts)  # maps the ONNX to the cached engine
+    backend = TensorRTBackend(TensorRTOptions(cache_dir=tmp_path))
+    trt_session = backend.open(onnx_path, SessionOptions(), identity)  # maps the ONNX to the cached engine
     assert trt_session.provider.startswith("TensorRT ")
     ort_session = OnnxRuntimeBackend().open(onnx_path, SessionOptions(providers=("CPUExecutionProvider",)))
     x = np.random.default_rng(0).standard_normal(m.input.shape).astype(np.float32)
@@ -148,9 +145,9 @@ def test_onnx_without_cached_engine_says_build_engine(tmp_path: Path) -> None:
     pytest.importorskip("pycuda.driver", reason=TRT_SKIP)
     from edge.inference.engine_cache import EngineNotBuiltError
 
-    opts = SessionOptions(precision="fp32", engine_cache_dir=str(tmp_path))
+    backend = TensorRTBackend(TensorRTOptions(cache_dir=tmp_path))
     with pytest.raises(EngineNotBuiltError, match="edge models build-engine"):
-        TensorRTBackend().open(MODELS / "us-quality" / "us-quality-fp32.onnx", opts)
+        backend.open(MODELS / "us-quality" / "us-quality-fp32.onnx", SessionOptions())
 
 
 def test_auto_runs_on_onnxruntime_while_no_engine_is_built(
@@ -165,7 +162,7 @@ def test_auto_runs_on_onnxruntime_while_no_engine_is_built(
     class NoEngineYet:
         name = "tensorrt"
 
-        def open(self, path: Path, options: object) -> object:
+        def open(self, path: Path, options: object, identity: object = None) -> object:
             raise EngineNotBuiltError(f"no TensorRT engine for {path.name}: run edge models build-engine")
 
     monkeypatch.setattr(
@@ -178,3 +175,40 @@ def test_auto_runs_on_onnxruntime_while_no_engine_is_built(
     monkeypatch.setattr(model_mod, "get_backend", lambda name: NoEngineYet())
     with pytest.raises(EngineNotBuiltError):
         model_mod.LoadedModel(tiny_classifier(name="again"), backend="tensorrt")
+
+
+def test_runtime_engine_lookup_is_the_engine_files_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend looks up exactly the file `engine_files` names, in its TensorRTOptions cache.
+    Only the GPU's description is given here (no GPU to ask); TensorRT itself is not involved."""
+    import edge.inference.tensorrt_backend as trt_mod
+    from edge.inference.engine_cache import DeviceInfo, EngineNotBuiltError, engine_files
+    from edge.inference.manifest import sha256_file
+
+    orin = DeviceInfo("10.3.0", "Orin (nvgpu)", "8.7", 16)
+    monkeypatch.setattr(trt_mod, "device_info", lambda device=0: orin)
+    onnx_path = MODELS / "us-quality" / "us-quality-fp32.onnx"
+    identity = ModelIdentity("us-quality", sha256_file(onnx_path), "fp32")
+    files = engine_files(identity, orin, tmp_path)
+    backend = TensorRTBackend(TensorRTOptions(cache_dir=tmp_path))
+    with pytest.raises(EngineNotBuiltError) as e:
+        backend.engine_for(onnx_path, identity)
+    assert f"expected {files.engine}." in str(e.value)
+    assert f"--precision fp32 --cache {tmp_path}" in str(e.value)
+    files.engine.write_bytes(b"not an engine; only looked up")
+    assert backend.engine_for(onnx_path, identity) == files.engine
+    # Without an identity: the file's own sha256, its stem as the name, fp32.
+    stem = engine_files(ModelIdentity(onnx_path.stem, identity.sha256, "fp32"), orin, tmp_path)
+    assert stem.engine.name.startswith("us-quality-fp32-fp32-") and stem.key.digest == files.key.digest
+    monkeypatch.setenv("EDGE_ENGINE_CACHE", str(tmp_path))
+    assert TensorRTBackend().engine_for(onnx_path, identity) == files.engine
+
+
+@needs_no_trt
+def test_a_backend_given_as_an_object_is_checked_too(tiny_classifier: Callable[..., Path]) -> None:
+    import edge.inference.model as model_mod
+
+    backend = TensorRTBackend(TensorRTOptions(cache_dir=Path("x")))
+    with pytest.raises(BackendUnavailableError, match=r"'tensorrt' is not available here: needs the"):
+        model_mod.LoadedModel(tiny_classifier(), backend=backend)

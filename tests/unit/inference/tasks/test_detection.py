@@ -1,14 +1,15 @@
-"""YOLO decode and NMS on known tensors, and a tiny YOLO-layout ONNX model end to end."""
+"""Detection task: YOLO decode and NMS on known tensors, and a tiny YOLO-layout ONNX model end to end."""
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge.errors import ModelError
-from edge.inference.detection import batched_nms, decode_yolo, nms
+from edge.inference.manifest import Manifest
 from edge.inference.model import LoadedModel
+from edge.inference.preprocess import Transform
+from edge.inference.tasks.detection import DetectionTask, batched_nms, decode_yolo, nms
 from tests.conftest import write_model_folder, yolo_model
 
 # Seven candidates (columns), two classes. cx, cy, w, h, score_a, score_b.
@@ -86,11 +87,27 @@ def test_tiny_yolo_model_end_to_end(tmp_path: Path) -> None:
     assert out.t_model_end_ns >= out.t_model_start_ns
 
 
-def test_classification_result(tiny_classifier: Callable[..., Path]) -> None:
-    model = LoadedModel(tiny_classifier(labels=("dark", "mid", "bright")))
-    bright = model.infer(np.full((40, 60, 3), 250, np.uint8)).quality
-    dark = model.infer(np.zeros((40, 60), np.uint8)).quality
-    assert bright is not None and dark is not None
-    assert bright.label == "bright" and not bright.ok
-    assert dark.label == "dark" and dark.ok
-    assert abs(sum(bright.probabilities.values()) - 1) < 1e-5
+def _manifest(**thresholds: float) -> Manifest:
+    return Manifest.model_validate(
+        {
+            "name": "det",
+            "version": "1",
+            "task": "detection",
+            "input": {"name": "images", "shape": [1, 3, 64, 64], "color": "rgb", "resize": "letterbox"},
+            "outputs": [{"name": "output0", "kind": "yolo"}],
+            "labels": ["b_line", "pleura"],
+            "thresholds": {"min_confidence": 0.25, "review_below": 0.5, "iou": 0.45, **thresholds},
+            "files": {"fp32": {"path": "m.onnx", "sha256": "0" * 64}},
+        }
+    )
+
+
+def test_task_keeps_at_most_max_detections_best_first() -> None:
+    out = DetectionTask(_manifest(max_detections=1)).decode([CANDIDATES], Transform(1, 1, 0, 0), (64, 64))
+    assert [(f.label, round(f.confidence, 2), f.class_id) for f in out.findings] == [("b_line", 0.9, 0)]
+
+
+def test_task_prepares_through_the_manifests_preprocessing() -> None:
+    tensor, transform = DetectionTask(_manifest()).prepare(np.full((64, 128, 3), 80, np.uint8))
+    assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == np.float32
+    assert (transform.scale_x, transform.pad_y) == (0.5, 16.0)

@@ -1,4 +1,4 @@
-"""YOLO-style detection output -> boxes, with class-aware non-maximum suppression.
+"""Detection: YOLO-style output -> boxes, class-aware non-maximum suppression, Findings.
 
 The layout is Ultralytics' export: ``[1, 4+C, N]`` with rows cx, cy, w, h then one score per
 class (already sigmoid-ed, no separate objectness). ``[1, N, 4+C]`` is accepted too, told
@@ -7,9 +7,15 @@ apart by which axis has 4+C entries, so a user's exported detector works with a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edge.errors import ModelError
+from edge.inference.manifest import Manifest
+from edge.inference.preprocess import Transform
+from edge.inference.tasks.base import ImageTask, TaskOutput
+from edge.results import Box, Finding
 
 
 def decode_yolo(output: np.ndarray, num_classes: int, min_confidence: float) -> tuple[np.ndarray, ...]:
@@ -64,3 +70,44 @@ def batched_nms(
     # Shift each class into its own region of the plane, the usual trick, one NMS pass.
     offset = (float(boxes.max() - boxes.min()) + 1.0) * class_ids.astype(np.float32)
     return nms(boxes + offset[:, None], scores, iou_threshold)
+
+
+class DetectionTask(ImageTask):
+    """Findings from the first output: decoded, NMS-ed, capped at ``max_detections``, mapped back
+    to frame pixels and clipped to the frame; below ``review_below`` a finding needs review."""
+
+    name = "detection"
+
+    def __init__(self, manifest: Manifest) -> None:
+        super().__init__(manifest)
+        self._labels = manifest.labels
+        self._th = manifest.thresholds
+
+    def decode(
+        self, outputs: Sequence[np.ndarray], transform: Transform, frame_hw: tuple[int, int]
+    ) -> TaskOutput:
+        boxes, scores, ids = self.detect(outputs[0])
+        if len(boxes):
+            boxes = transform.to_frame(boxes)
+            h, w = frame_hw
+            np.clip(boxes[:, [0, 2]], 0, w, out=boxes[:, [0, 2]])
+            np.clip(boxes[:, [1, 3]], 0, h, out=boxes[:, [1, 3]])
+        review = self._th.review_below
+        findings = tuple(
+            Finding(
+                label=self._labels[int(c)],
+                confidence=float(s),
+                box=Box(*(float(v) for v in b)),
+                needs_review=bool(s < review),
+                class_id=int(c),
+            )
+            for b, s, c in zip(boxes, scores, ids)
+        )
+        return TaskOutput(findings=findings)
+
+    def detect(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes xyxy, scores, class ids) kept, in model-input pixels."""
+        th = self._th
+        boxes, scores, ids = decode_yolo(np.asarray(output, np.float32), len(self._labels), th.min_confidence)
+        keep = batched_nms(boxes, scores, ids, th.iou)[: th.max_detections]
+        return boxes[keep], scores[keep], ids[keep]
