@@ -90,8 +90,10 @@ class DetectionTask(ImageTask):
         if len(boxes):
             boxes = transform.to_frame(boxes)
             h, w = frame_hw
-            np.clip(boxes[:, [0, 2]], 0, w, out=boxes[:, [0, 2]])
-            np.clip(boxes[:, [1, 3]], 0, h, out=boxes[:, [1, 3]])
+            # Strided views (x0, x1 and y0, y1), clipped in place; an index list would clip a copy.
+            xs, ys = boxes[:, 0::2], boxes[:, 1::2]
+            np.clip(xs, 0, w, out=xs)
+            np.clip(ys, 0, h, out=ys)
         review = self._th.review_below
         findings = tuple(
             Finding(

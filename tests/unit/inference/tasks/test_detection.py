@@ -102,6 +102,17 @@ def _manifest(**thresholds: float) -> Manifest:
     )
 
 
+def test_task_maps_boxes_to_the_frame_and_clips_them() -> None:
+    task = DetectionTask(_manifest())
+    # Input pixels -> frame pixels at half scale with 4 px of padding on x, on a 60x50 frame.
+    out = task.decode([CANDIDATES], Transform(0.5, 0.5, 4.0, 0.0), frame_hw=(50, 60))
+    assert out.quality is None and out.masks is None
+    best = max(out.findings, key=lambda f: f.confidence)
+    assert best.box is not None
+    np.testing.assert_allclose([best.box.x0, best.box.y0, best.box.x1, best.box.y1], [40, 48, 60, 50])
+    assert all(f.box is not None and f.box.x1 <= 60 and f.box.y1 <= 50 for f in out.findings)
+
+
 def test_task_keeps_at_most_max_detections_best_first() -> None:
     out = DetectionTask(_manifest(max_detections=1)).decode([CANDIDATES], Transform(1, 1, 0, 0), (64, 64))
     assert [(f.label, round(f.confidence, 2), f.class_id) for f in out.findings] == [("b_line", 0.9, 0)]
