@@ -28,13 +28,13 @@ import uuid
 from pathlib import Path
 
 from edge.sync.outbox import Outbox
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 WRITER = """
 import sys
 from pathlib import Path
 from edge.sync.outbox import Outbox
+from tests.support.paths import REPO
 from edge.results import new_result_id
 ob = Outbox(Path(sys.argv[1]), quota_bytes=1 << 30)
 print("ready", flush=True)
@@ -52,6 +52,7 @@ SENDER = """
 import sys
 from pathlib import Path
 from edge.sync.outbox import Outbox
+from tests.support.paths import REPO
 ob = Outbox(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:
@@ -68,10 +69,10 @@ class Child:
     def __init__(self, code: str, db: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(db)],
-            cwd=ROOT,
+            cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         self.lines: list[str] = []
         self.ready = threading.Event()

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
-from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
+from tests.support.paths import EDGE, REPO
+from tests.support.polling import wait_for
+from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config
 from tools.mqtt_broker import MosquittoBroker
 
-REPO = Path(__file__).resolve().parents[2]
 # The suite runs 2,000 (10-15 s on the 2-core dev box, loaded); `python -m tools.sync_soak
 # --broker-kills 0 --runtime-kills 0` runs the 10,000 (~27 s there: 5 s of fsynced puts, 20 s of
 # drain to the last receipt), and with its default faults, 10,000 through 20 + 20 kill -9.
@@ -88,9 +88,8 @@ def test_sync_once_and_status_commands(mosquitto: MosquittoBroker, tmp_path: Pat
         f'password_file = "{f.password_file}"\nsite = "{SITE}"\nconfirm_timeout_s = 5\n'
         f'tls = {{ ca = "{f.ca}", cert = "{f.cert}", key = "{f.key}" }}\n'
     )
-    edge = [sys.executable, "-m", "edge"]
     status = subprocess.run(
-        [*edge, "sync", "--status", "--db", str(db), "--json"], capture_output=True, text=True
+        [*EDGE, "sync", "--status", "--db", str(db), "--json"], capture_output=True, text=True
     )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["queued"] == 50
@@ -98,7 +97,7 @@ def test_sync_once_and_status_commands(mosquitto: MosquittoBroker, tmp_path: Pat
     store, ingest = start_ingest(mosquitto, tmp_path / "ingest.db")
     try:
         once = subprocess.run(
-            [*edge, "sync", "--once", "--config", str(config), "--db", str(db), "--device", "dev-b"],
+            [*EDGE, "sync", "--once", "--config", str(config), "--db", str(db), "--device", "dev-b"],
             capture_output=True, text=True, cwd=REPO, timeout=120,
         )  # fmt: skip
         assert once.returncode == 0, once.stdout + once.stderr
@@ -108,7 +107,7 @@ def test_sync_once_and_status_commands(mosquitto: MosquittoBroker, tmp_path: Pat
     finally:
         ingest.stop()
     assert store.ids() == set(ids)
-    status = subprocess.run([*edge, "sync", "--status", "--db", str(db)], capture_output=True, text=True)
+    status = subprocess.run([*EDGE, "sync", "--status", "--db", str(db)], capture_output=True, text=True)
     assert "queued   0 " in status.stdout and "sent     50" in status.stdout
     assert "receipts 50 confirmed, 0 awaiting receipt" in status.stdout
 
@@ -127,7 +126,7 @@ def test_sync_once_fails_when_the_broker_is_away(mosquitto: MosquittoBroker, tmp
         f'tls = {{ ca = "{f.ca}", cert = "{f.cert}", key = "{f.key}" }}\n'
     )
     once = subprocess.run(
-        [sys.executable, "-m", "edge", "sync", "--once", "--config", str(config), "--db", str(db),
+        [*EDGE, "sync", "--once", "--config", str(config), "--db", str(db),
          "--device", "dev-a", "--timeout", "2"],
         capture_output=True, text=True, cwd=REPO, timeout=60,
     )  # fmt: skip

@@ -16,7 +16,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.sync.credentials import tls_context
 from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
-from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config, wait_for
+from tests.support.polling import wait_for
+from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config
 from tools.mqtt_broker import ClientFiles, MosquittoBroker
 
 NOT_AUTHORIZED = 0x87

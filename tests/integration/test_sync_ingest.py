@@ -1,4 +1,5 @@
-"""Two `edge ingest` processes on one shared subscription split the load and together get everything."""
+"""Two ingest processes on one shared subscription split the load and together get everything; one is
+started as `edge ingest`, the other as `python -m edge_ingest` (the `edge-ingest` command): one command."""
 
 from __future__ import annotations
 
@@ -8,20 +9,21 @@ from pathlib import Path
 
 from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
-from edge_ingest.store import IngestStore
-from tests.support.sync_helpers import SITE, fill, uplink_config, wait_for
+from edge_ingest import IngestStore
+from tests.support.paths import EDGE, REPO
+from tests.support.polling import wait_for
+from tests.support.sync_helpers import SITE, fill, uplink_config
 from tools.mqtt_broker import INGEST_USER, MosquittoBroker
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_two_ingest_processes_share_the_load(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
     f = mosquitto.client_files(INGEST_USER)
     db = tmp_path / "ingest.db"  # one database shared by both (WAL); each counts its own deliveries
     procs = []
-    for name in ("ingest-x", "ingest-y"):
+    spellings = {"ingest-x": [*EDGE, "ingest"], "ingest-y": [sys.executable, "-m", "edge_ingest"]}
+    for name, command in spellings.items():
         cmd = [
-            sys.executable, "-m", "edge", "ingest", "--db", str(db), "--host", "127.0.0.1",
+            *command, "--db", str(db), "--host", "127.0.0.1",
             "--port", str(mosquitto.port), "--ca", str(f.ca), "--cert", str(f.cert), "--key", str(f.key),
             "--username", INGEST_USER, "--password-file", str(f.password_file), "--group", "pair",
             "--client-id", name, "--until", "1000",

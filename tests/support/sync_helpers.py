@@ -1,9 +1,7 @@
-"""Helpers shared by the sync integration tests: uplink config, ingest, filled outboxes."""
+"""Helpers shared by the sync tests: uplink config, the ingest, filled outboxes."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from edge.config import UplinkConfig
@@ -53,21 +51,12 @@ def start_ingest(
     return store, ingest
 
 
-def fill(outbox: Outbox, n: int) -> list[str]:
+def fill(outbox: Outbox, n: int, priority: int | None = None) -> list[str]:
+    """``n`` minimal results kept in the outbox (priorities 0, 1, 2 in turn unless given); their ids."""
     ids = []
     for i in range(n):
         rid = new_result_id()
-        assert outbox.put({"result_id": rid, "priority": i % 3, "seq": i}).kept
+        prio = i % 3 if priority is None else priority
+        assert outbox.put({"result_id": rid, "priority": prio, "seq": i}).kept
         ids.append(rid)
     return ids
-
-
-def wait_for(
-    cond: Callable[[], bool], timeout_s: float, what: str, why: Callable[[], str] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            detail = f": {why()}" if why is not None else ""
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{detail}")
-        time.sleep(0.05)

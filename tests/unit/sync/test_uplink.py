@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from edge.config import UplinkConfig
-from edge.results import new_result_id
 from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
+from tests.support.polling import wait_for
+from tests.support.sync_helpers import fill
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:
@@ -149,13 +150,6 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
-def _fill(outbox: Outbox, n: int) -> list[str]:
-    ids = [new_result_id() for _ in range(n)]
-    for i, rid in enumerate(ids):
-        assert outbox.put({"result_id": rid, "priority": 0, "seq": i}).kept
-    return ids
-
-
 def _config(port: int, **kw: object) -> UplinkConfig:
     values: dict[str, object] = {
         "enabled": True,
@@ -170,16 +164,9 @@ def _config(port: int, **kw: object) -> UplinkConfig:
     return UplinkConfig.model_validate(values)
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def test_falls_back_to_311_when_the_broker_refuses_v5(outbox: Outbox) -> None:
     peer = ScriptedPeer(refuse_v5=True)
-    ids = _fill(outbox, 3)
+    ids = fill(outbox, 3, priority=0)
     uplink = Uplink(outbox, _config(peer.port), device_id="dev-1", site="s")
     try:
         report = uplink.drain_once(timeout_s=10)
@@ -202,7 +189,7 @@ def test_status_is_retained_online_then_offline(outbox: Outbox) -> None:
     peer = ScriptedPeer()
     uplink = Uplink(outbox, _config(peer.port), device_id="dev-1", site="s")
     uplink.start()
-    _wait(lambda: uplink.state().connected, "the connection")
+    wait_for(lambda: uplink.state().connected, 10, "the connection", poll_s=0.01)
     uplink.stop()
     peer.close()
     status = [p for t, p in peer.published if t == "scanners/s/dev-1/status"]
@@ -212,7 +199,7 @@ def test_status_is_retained_online_then_offline(outbox: Outbox) -> None:
 def test_not_authorised_puback_leaves_results_queued(outbox: Outbox) -> None:
     # The first PUBLISH is the status message (accepted); every result is refused with 0x87.
     peer = ScriptedPeer(on_publish=lambda n: 0 if n == 1 else 0x87)
-    _fill(outbox, 4)
+    fill(outbox, 4, priority=0)
     uplink = Uplink(outbox, _config(peer.port), device_id="dev-1", site="s")
     try:
         report = uplink.drain_once(timeout_s=10)
@@ -227,11 +214,11 @@ def test_not_authorised_puback_leaves_results_queued(outbox: Outbox) -> None:
 
 def test_nothing_is_marked_sent_without_its_puback(outbox: Outbox) -> None:
     peer = ScriptedPeer(on_publish=lambda n: 0 if n == 1 else None)  # status acked, results never
-    _fill(outbox, 5)
+    fill(outbox, 5, priority=0)
     uplink = Uplink(outbox, _config(peer.port, inflight_window=3), device_id="dev-1", site="s")
     uplink.start()
     try:
-        _wait(lambda: len(peer.published) >= 4, "three results in flight")
+        wait_for(lambda: len(peer.published) >= 4, 10, "three results in flight", poll_s=0.01)
         time.sleep(0.3)  # give a wrong implementation the chance to publish or mark more
         state = uplink.state()
         assert state.in_flight == 3  # the window bounds what is outstanding
@@ -246,11 +233,11 @@ def test_a_lost_connection_resends_what_was_in_flight_and_unsettled(outbox: Outb
     # Connection 1 acks everything, then drops before the PUBACKs settle: nothing may be marked
     # sent, since a broker dying there may not have saved them. Connection 2 gets them all again.
     peer = ScriptedPeer(close_after=4)  # status + 3 results, then the line drops
-    ids = _fill(outbox, 3)
+    ids = fill(outbox, 3, priority=0)
     uplink = Uplink(outbox, _config(peer.port, ack_settle_s=30.0), device_id="dev-1", site="s")
     uplink.start()
     try:
-        _wait(lambda: len(peer.published) >= 8, "the re-send on the second connection")
+        wait_for(lambda: len(peer.published) >= 8, 10, "the re-send on the second connection", poll_s=0.01)
         assert outbox.stats().sent == 0  # acked twice, settled never
         assert uplink.state().reconnects == 1
     finally:
@@ -271,7 +258,7 @@ def test_a_result_is_confirmed_only_by_its_receipt_and_resent_until_then(outbox:
         return seen[rid] >= 2
 
     peer = ScriptedPeer(receipt=receipt)
-    ids = _fill(outbox, 3)
+    ids = fill(outbox, 3, priority=0)
     config = _config(peer.port, receipts=True, confirm_timeout_s=0.3)
     uplink = Uplink(outbox, config, device_id="dev-1", site="s")
     try:
@@ -291,7 +278,7 @@ def test_a_result_is_confirmed_only_by_its_receipt_and_resent_until_then(outbox:
 
 def test_without_a_receipt_the_drain_does_not_finish(outbox: Outbox) -> None:
     peer = ScriptedPeer(receipt=lambda rid: False)  # acked by the broker, never confirmed by an ingest
-    _fill(outbox, 2)
+    fill(outbox, 2, priority=0)
     uplink = Uplink(
         outbox, _config(peer.port, receipts=True, confirm_timeout_s=60), device_id="dev-1", site="s"
     )
