@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.deid.pixels import blackout_outside
+from edge.deid.pixels import blackout_outside, region_mask
 from edge.frames import Frame, Geometry, UltrasoundRegion
+from edge.render.overlay import compose
 from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
 from edge.sync.jpeg import jpeg_size
 from edge.sync.thumbnail import ThumbnailUnavailable, load_blackout, make_thumbnail, scan_rects
@@ -61,10 +62,47 @@ def test_fail_closed() -> None:
         make_thumbnail(deep, None)
 
 
+def _overlay_footprint(height: int, width: int) -> np.ndarray:
+    """Where the overlay of a thumbnail without a result draws: the pixels compose changes on a black
+    or on a white image. Taken from the overlay itself, so no font metric or layout constant of one
+    OpenCV release is written into the test."""
+    black = np.zeros((height, width, 3), np.uint8)
+    white = np.full((height, width, 3), 255, np.uint8)
+    on_black = (compose(black, None, None) != black).any(axis=2)
+    return np.asarray(on_black | (compose(white, None, None) != white).any(axis=2))
+
+
+def _grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` grown by ``px`` pixels: a margin for JPEG's 8x8 blocks ringing at sharp edges."""
+    kernel = np.ones((2 * px + 1, 2 * px + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
 def test_the_runtime_masks_with_the_deid_blackout() -> None:
     assert load_blackout() is blackout_outside
-    image = np.full((80, 160, 3), 200, np.uint8)
-    frame = Frame(image, 0, 0, "x", geometry=Geometry(regions=(UltrasoundRegion(40, 20, 120, 70),)))
+    h, w = 96, 192
+    rects = [(48, 16, 143, 79)]
+    frame = Frame(np.full((h, w, 3), 200, np.uint8), 0, 0, "x",
+                  geometry=Geometry(regions=(UltrasoundRegion(*rects[0]),)))
     out = cv2.imdecode(np.frombuffer(make_thumbnail(frame, None), np.uint8), cv2.IMREAD_COLOR)
-    assert out[75:, :].max() < 30 and out[:, 130:].max() < 30  # outside the region: black
-    assert out[45, 80].mean() > 180  # inside: kept
+    assert out.shape == (h, w, 3)
+
+    region = region_mask(h, w, rects)
+    clear = ~_grow(_overlay_footprint(h, w), 8)  # away from anything the overlay draws
+    outside = clear & ~_grow(region, 8)
+    inside = clear & ~_grow(~region, 8)
+    # Most of both areas stays clear of the overlay, so the checks below look at real pixels.
+    assert outside.sum() > 0.5 * (~region).sum() and inside.sum() > 0.3 * region.sum()
+    assert out[outside].max() < 30  # outside the ultrasound region: blacked out
+    assert out[inside].min() > 170  # inside: the image is kept
+
+
+def test_nothing_outside_the_regions_reaches_the_thumbnail() -> None:
+    rect = UltrasoundRegion(48, 16, 143, 79)
+    rng = np.random.default_rng(0)
+    plain = np.full((96, 192, 3), 200, np.uint8)
+    burned = rng.integers(0, 256, plain.shape, dtype=np.uint8)  # "text" everywhere ...
+    burned[16:80, 48:144] = plain[16:80, 48:144]  # ... but inside the region the same scan
+    jpegs = [make_thumbnail(Frame(image, 0, 0, "x", geometry=Geometry(regions=(rect,))), _result(0))
+             for image in (plain, burned)]
+    assert jpegs[0] == jpegs[1]
