@@ -1,0 +1,128 @@
+"""The model chain: which models run on a frame, in which order, and the one Result they make.
+
+``ModelChain.run(frame)`` is the per-frame call. It is pure bookkeeping around the models (no
+threads, no queues), so the runtime calls it from its inference thread and tests call it
+directly. It owns:
+
+- order: gating models run first, so their verdict on this frame is known to the gated ones;
+- gates: a gated model runs only when the quality verdict allows it (``GateConfig``);
+- ``every_n``: a model runs on one frame in n and its last output stands in for the others;
+- priority: from the manifests' urgent labels (:func:`edge.results.priority_for`);
+- the Result with its stage times, and the count of gated frames.
+
+Two seams are kept open for what comes next, each marked where it goes: modality routing (a
+model runs only on the modality its manifest names: ultrasound models never see an X-ray), in
+:meth:`ModelChain._routes`, and temporal state (a clip-level score that a flickering per-frame
+count cannot give), folded into the Result in :meth:`ModelChain.run` before it leaves the chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from edge.config import ModelConfig
+from edge.frames import Frame
+from edge.inference.model import LoadedModel, ModelOutput
+from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priority_for, result_for
+
+
+@dataclass
+class ModelSlot:
+    """A loaded model, how the chain runs it, and what it said last (for ``every_n``)."""
+
+    model: LoadedModel
+    config: ModelConfig
+    last: ModelOutput | None = None
+    runs: int = 0
+
+    def gate_open(self, quality: Quality | None) -> bool:
+        gate = self.config.gate
+        if gate is None:
+            return True
+        if quality is None:  # the gating model has not run yet: do not guess
+            return False
+        if gate.labels:
+            return quality.label in gate.labels
+        return quality.ok or not gate.require_ok
+
+
+@dataclass(frozen=True, slots=True)
+class ChainOutput:
+    """One frame's Result, and the time spent inside the models themselves (pre/post excluded)."""
+
+    result: Result
+    model_ns: int
+
+
+class ModelChain:
+    """The models of a run, called in order on each frame; see the module docstring."""
+
+    def __init__(self, slots: Sequence[ModelSlot]) -> None:
+        gates = {s.config.gate.model for s in slots if s.config.gate}
+        # Stable sort: gating models first, otherwise the configured order.
+        self.slots: tuple[ModelSlot, ...] = tuple(
+            sorted(slots, key=lambda s: 0 if s.model.name in gates else 1)
+        )
+        self.urgent = frozenset(lab for s in self.slots for lab in s.model.manifest.urgent_labels)
+        self.models: tuple[ModelInfo, ...] = tuple(s.model.info for s in self.slots)
+        self.gated_frames = 0  # frames on which a gate kept a model from running
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def counted(self, labels: Collection[str]) -> tuple[tuple[str, str], ...]:
+        """(label, detector name) for each of ``labels`` (the overlay's per-frame counters, B-lines
+        say) that a detection model of the chain reports."""
+        return tuple(
+            (label, s.model.name)
+            for s in self.slots
+            if s.model.task == "detection"
+            for label in s.model.manifest.labels
+            if label in labels
+        )
+
+    def run(self, frame: Frame) -> ChainOutput:
+        """Run the chain on ``frame``. A model's exception goes to the caller: the frame has no
+        Result, and the runtime counts it (``every_n`` counts of the models before it stand)."""
+        t_start = time.monotonic_ns()
+        quality: Quality | None = None
+        findings: list[Finding] = []
+        gated = False
+        model_ns = 0
+        t_model_start = t_model_end = 0
+        for slot in self._routes(frame):
+            if not slot.gate_open(quality):
+                gated = True
+                continue
+            if slot.last is None or slot.runs % slot.config.every_n == 0:
+                out = slot.model.infer(frame.image)
+                slot.last = out
+                model_ns += out.t_model_end_ns - out.t_model_start_ns
+                t_model_start = t_model_start or out.t_model_start_ns
+                t_model_end = out.t_model_end_ns
+            slot.runs += 1
+            out = slot.last
+            if out.quality is not None:
+                quality = out.quality
+            findings.extend(out.findings)
+        if gated:
+            self.gated_frames += 1
+        times = StageTimes(
+            t_acquired_ns=frame.t_acquired_ns,
+            t_infer_start_ns=t_start,
+            t_model_start_ns=t_model_start or t_start,
+            t_model_end_ns=t_model_end or t_start,
+            t_result_ns=time.monotonic_ns(),
+        )
+        priority = priority_for(findings, self.urgent)
+        result = result_for(frame, quality, findings, self.models, times, gated, priority)
+        # Temporal state goes here (next): a clip-level aggregate updated from this per-frame
+        # Result and carried on it, so every consumer downstream sees the same clip score.
+        return ChainOutput(result, model_ns)
+
+    def _routes(self, frame: Frame) -> tuple[ModelSlot, ...]:
+        """The slots that run on ``frame``, in chain order. Every slot for now; modality routing
+        (a model runs only on the modality its manifest names) filters on ``frame.modality`` here."""
+        return self.slots

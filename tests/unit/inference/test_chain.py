@@ -1,0 +1,166 @@
+"""The model chain on its own: order, gates, every_n, priority, counted labels, the Result's times."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from edge.config import GateConfig, ModelConfig
+from edge.frames import Frame, Geometry
+from edge.inference.chain import ModelChain, ModelSlot
+from edge.inference.model import ModelOutput
+from edge.results import PRIORITY_FINDING, PRIORITY_NONE, PRIORITY_URGENT, Box, Finding, ModelInfo, Quality
+
+
+@dataclass
+class Manifest:
+    labels: tuple[str, ...] = ()
+    urgent_labels: tuple[str, ...] = ()
+
+
+@dataclass
+class Fake:
+    """LoadedModel's per-frame surface: answers from a script, a fixed time spent in the model."""
+
+    name: str
+    task: str = "classification"
+    quality: str | None = None  # classification: the label it says ("ok" labels are usable)
+    findings: tuple[Finding, ...] = ()
+    manifest: Manifest = field(default_factory=Manifest)
+    calls: list[int] = field(default_factory=list)  # the frames it ran on, by seq (pixel value)
+    fail: bool = False
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.name, "1", "0" * 64, "int8", "fake", "none")
+
+    def infer(self, image: np.ndarray) -> ModelOutput:
+        self.calls.append(int(image.flat[0]))
+        if self.fail:
+            raise RuntimeError("model failed")
+        t0 = time.monotonic_ns()
+        q = None if self.quality is None else Quality(self.quality, 0.9, self.quality == "ok", {})
+        return ModelOutput(q, self.findings, t0, t0 + 1_000_000)  # 1 ms in the model
+
+
+def frame(seq: int) -> Frame:
+    img = np.full((40, 60, 3), seq % 256, np.uint8)
+    return Frame(img, seq, time.monotonic_ns(), "fake", geometry=Geometry(pixel_spacing_mm=(0.5, 0.5)))
+
+
+def slot(model: Fake, **cfg: object) -> ModelSlot:
+    return ModelSlot(model=model, config=ModelConfig(name=model.name, **cfg))  # type: ignore[arg-type]
+
+
+def b_line(confidence: float = 0.9, review: bool = False) -> Finding:
+    return Finding("b_line", confidence, Box(1, 2, 10, 20), needs_review=review)
+
+
+def test_gating_models_run_first_and_the_rest_keep_their_order() -> None:
+    qa = Fake("qa", quality="ok")
+    det = Fake("det", task="detection")
+    other = Fake("other")
+    chain = ModelChain([slot(det, gate=GateConfig(model="qa")), slot(other), slot(qa)])
+    assert [s.model.name for s in chain.slots] == ["qa", "det", "other"]
+    assert [m.name for m in chain.models] == ["qa", "det", "other"] and len(chain) == 3
+
+
+def test_a_closed_gate_skips_the_model_and_counts_the_frame() -> None:
+    qa = Fake("qa", quality="no_contact")
+    det = Fake("det", task="detection", findings=(b_line(),))
+    chain = ModelChain([slot(det, gate=GateConfig(model="qa")), slot(qa)])
+    out = chain.run(frame(0))
+    assert det.calls == [] and qa.calls == [0]
+    assert out.result.gated and out.result.findings == () and chain.gated_frames == 1
+    assert out.result.quality is not None and out.result.quality.label == "no_contact"
+    qa.quality = "ok"
+    out = chain.run(frame(1))
+    assert det.calls == [1] and not out.result.gated and chain.gated_frames == 1
+    assert out.result.findings == (b_line(),)
+
+
+def test_gate_labels_and_require_ok() -> None:
+    qa = Fake("qa", quality="poor")
+    by_label = slot(Fake("a"), gate=GateConfig(model="qa", labels=("poor",)))
+    lenient = slot(Fake("b"), gate=GateConfig(model="qa", require_ok=False))
+    strict = slot(Fake("c"), gate=GateConfig(model="qa"))
+    chain = ModelChain([by_label, lenient, strict, slot(qa)])
+    chain.run(frame(0))
+    assert [len(s.model.calls) for s in (by_label, lenient, strict)] == [1, 1, 0]  # type: ignore[attr-defined]
+    assert not strict.gate_open(None), "no verdict yet: the gated model does not guess"
+
+
+def test_every_n_reuses_the_last_output_between_runs() -> None:
+    det = Fake("det", task="detection", findings=(b_line(),))
+    chain = ModelChain([slot(det, every_n=3)])
+    outs = [chain.run(frame(i)) for i in range(7)]
+    assert det.calls == [0, 3, 6]
+    assert all(o.result.findings == (b_line(),) for o in outs), "reused frames carry the last output"
+    assert [o.model_ns for o in outs] == [1_000_000, 0, 0, 1_000_000, 0, 0, 1_000_000]
+
+
+def test_a_gated_frame_does_not_advance_every_n() -> None:
+    qa = Fake("qa", quality="no_contact")
+    det = Fake("det", task="detection")
+    chain = ModelChain([slot(det, every_n=2, gate=GateConfig(model="qa")), slot(qa)])
+    chain.run(frame(0))
+    qa.quality = "ok"
+    for i in (1, 2, 3):
+        chain.run(frame(i))
+    assert det.calls == [1, 3]
+
+
+def test_priority_from_the_manifests_urgent_labels() -> None:
+    urgent = Manifest(labels=("b_line", "effusion"), urgent_labels=("effusion",))
+    det = Fake("det", task="detection", manifest=urgent)
+    chain = ModelChain([slot(det)])
+    assert chain.urgent == {"effusion"}
+    assert chain.run(frame(0)).result.priority == PRIORITY_NONE
+    det.findings = (b_line(),)
+    assert chain.run(frame(1)).result.priority == PRIORITY_FINDING
+    det.findings = (Finding("effusion", 0.4, None, needs_review=True),)
+    assert chain.run(frame(2)).result.priority == PRIORITY_FINDING, "urgent but unsure: not urgent"
+    det.findings = (Finding("effusion", 0.9),)
+    assert chain.run(frame(3)).result.priority == PRIORITY_URGENT
+
+
+def test_counted_labels_name_the_detectors_that_report_them() -> None:
+    det = Fake("det", task="detection", manifest=Manifest(labels=("b_line", "pleura")))
+    qa = Fake("qa", manifest=Manifest(labels=("b_line",)))  # a classifier does not count boxes
+    chain = ModelChain([slot(qa), slot(det)])
+    assert chain.counted({"b_line", "a_line"}) == (("b_line", "det"),)
+    assert chain.counted(()) == ()
+
+
+def test_the_result_carries_the_frame_the_models_and_stage_times() -> None:
+    qa = Fake("qa", quality="ok")
+    det = Fake("det", task="detection", findings=(b_line(),))
+    chain = ModelChain([slot(qa), slot(det)])
+    f = frame(42)
+    out = chain.run(f)
+    r = out.result
+    assert (r.frame_seq, r.source_id, r.image_size, r.pixel_spacing_mm) == (42, "fake", (60, 40), (0.5, 0.5))
+    assert [m.name for m in r.models] == ["qa", "det"]
+    t = r.times
+    assert t.t_acquired_ns == f.t_acquired_ns <= t.t_infer_start_ns <= t.t_model_start_ns
+    assert t.t_model_start_ns < t.t_model_end_ns and out.model_ns == 2_000_000
+    assert len({chain.run(frame(43)).result.result_id, r.result_id}) == 2
+
+
+def test_no_models_still_give_a_result() -> None:
+    out = ModelChain([]).run(frame(1))
+    r = out.result
+    assert r.quality is None and r.findings == () and not r.gated and out.model_ns == 0
+    assert r.times.t_model_start_ns == r.times.t_model_end_ns == r.times.t_infer_start_ns
+
+
+def test_a_models_failure_reaches_the_caller() -> None:
+    bad = Fake("bad", fail=True)
+    chain = ModelChain([slot(Fake("qa", quality="ok")), slot(bad)])
+    with pytest.raises(RuntimeError, match="model failed"):
+        chain.run(frame(0))
+    bad.fail = False
+    assert chain.run(frame(1)).result.quality is not None
