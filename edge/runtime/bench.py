@@ -21,13 +21,15 @@ import numpy as np
 
 from edge.config import DEFAULT_MODELS_DIR, Config, ModelConfig
 from edge.inference.base import SessionOptions
+from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
 from edge.render.display import VideoFileSink
 from edge.render.overlay import HudState, compose
 from edge.results import Finding, Quality, StageTimes, result_for
-from edge.runtime.app import PeakRss, load_models
-from edge.runtime.pipeline import ModelSlot, Pipeline
+from edge.runtime.app import load_models
+from edge.runtime.pipeline import Pipeline
+from edge.runtime.report import PeakRss
 from edge.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def run_pipelined(
 ) -> dict[str, Any]:
     src = open_source(url)
     sink = VideoFileSink(video, fourcc=config.display.video_codec)
-    pipeline = Pipeline(src, slots, [sink], config.pipeline)
+    pipeline = Pipeline(src, ModelChain(slots), [sink], config.pipeline)
     src.open()
     try:
         pipeline.run(max_frames=frames)

@@ -24,7 +24,12 @@ class SourceInfo:
 
 @runtime_checkable
 class Source(Protocol):
-    """Anything that yields Frames. Tests inject any object with these methods."""
+    """Anything that yields Frames. Tests inject any object with these methods.
+
+    A source may say more, for the HUD: an alarm (``status_text() -> str | None``, a probe
+    unplugged) and a line of its own (``hud_text() -> str | None``, battery and temperature).
+    Those are protocols of their own (``edge.runtime.ports``), found by the methods alone.
+    """
 
     @property
     def info(self) -> SourceInfo: ...

@@ -3,18 +3,17 @@
 :class:`OutboxRecorder` is a pipeline result handler (called on the results-drain thread), so a
 put's fsync never holds up acquisition, inference or the display. It keeps the outbox's figures
 fresh once a second for the HUD line, which is read from the display thread and must not touch
-the database. :class:`FrameTap` wraps the source when thumbnails are on, keeping the last few
-frames so a result can be drawn on the very frame it describes.
+the database. A thumbnail is drawn on the frame the pipeline hands over with the result: the very
+frame it describes.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,32 +30,6 @@ from edge.sync.thumbnail import load_blackout, make_thumbnail
 log = logging.getLogger(__name__)
 
 Scrub = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class FrameTap:
-    """A source passed through unchanged, remembering its last ``keep`` frames by sequence number."""
-
-    def __init__(self, source: object, keep: int = 32) -> None:
-        self._source = source
-        self._keep = keep
-        self._frames: OrderedDict[int, Frame] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def read(self, timeout: float) -> Frame | None:
-        frame: Frame | None = self._source.read(timeout)  # type: ignore[attr-defined]
-        if frame is not None:
-            with self._lock:
-                self._frames[frame.seq] = frame
-                while len(self._frames) > self._keep:
-                    self._frames.popitem(last=False)
-        return frame
-
-    def frame(self, seq: int) -> Frame | None:
-        with self._lock:
-            return self._frames.get(seq)
-
-    def __getattr__(self, name: str) -> Any:  # info, eof, status_text, close...: the source's own
-        return getattr(self._source, name)
 
 
 class KeepPolicy:
@@ -121,7 +94,6 @@ class OutboxRecorder:
         *,
         exam_pseudonym: str | None = None,
         thumbnails: ThumbnailPolicy | None = None,
-        frames: FrameTap | None = None,
         refresh_s: float = 1.0,
         keep: KeepPolicy | None = None,
     ) -> None:
@@ -130,7 +102,6 @@ class OutboxRecorder:
         self.device = device
         self.exam_pseudonym = exam_pseudonym
         self.thumbnails = thumbnails
-        self.frames = frames
         self.blackout = load_blackout() if thumbnails is not None else None
         self.refresh_s = refresh_s
         self.outcomes: Counter[str] = Counter()
@@ -141,13 +112,15 @@ class OutboxRecorder:
         self._stats_at = -1e18
         self._refresh()
 
-    def __call__(self, result: Result) -> None:
+    def __call__(self, frame: Frame | None, result: Result) -> None:
+        """A result handler: ``frame`` is the one ``result`` describes (None when the runtime let it
+        go because handlers fell behind: the result is kept, without a thumbnail)."""
         if not self.keep.keep(result):
             self.outcomes["unchanged"] += 1
             return
         message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
         try:
-            outcome = self.outbox.put(message, thumbnail=self._thumbnail(result))
+            outcome = self.outbox.put(message, thumbnail=self._thumbnail(frame, result))
         except Exception:  # a message the outbox cannot take (the scrubber failed, say): loud
             self.outcomes["refused"] += 1
             log.exception("OUTBOX REFUSED result %s", result.result_id)
@@ -162,14 +135,13 @@ class OutboxRecorder:
         self._stats_at = time.monotonic() if now is None else now
         self._stats = self.outbox.stats()
 
-    def _thumbnail(self, result: Result) -> bytes | None:
+    def _thumbnail(self, frame: Frame | None, result: Result) -> bytes | None:
         policy = self.thumbnails
         if policy is None or result.priority < policy.min_priority:
             return None
         now = time.monotonic()
         if now - self._last_thumb < policy.every_s:
             return None
-        frame = self.frames.frame(result.frame_seq) if self.frames is not None else None
         if frame is None:
             self.thumbs["frame_gone"] += 1
             return None
@@ -229,9 +201,9 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
-def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, object]:
-    """The outbox and its recorder for a run, and the source to hand the pipeline (tapped when
-    thumbnails are on). Sent results past the retention are pruned here, at every start."""
+def open_recorder(config: Config) -> OutboxRecorder:
+    """The outbox and its recorder for a run. Sent results past the retention are pruned here,
+    at every start."""
     oc = config.outbox
     path = config.outbox_path()
     device = Device(config.device.id, config.device.site)
@@ -249,20 +221,17 @@ def open_recorder(config: Config, source: object) -> tuple[OutboxRecorder, objec
         pruned = outbox.prune(unconfirmed_too=not config.uplink.receipts)
         if pruned:
             log.info("outbox: pruned %d results sent more than %g days ago", pruned, oc.retention_days)
-        policy = tap = None
+        policy = None
         if oc.thumbnails:
             policy = ThumbnailPolicy(oc.thumbnail_px, oc.thumbnail_quality, oc.thumbnail_min_priority,
                                      oc.thumbnail_every_s)  # fmt: skip
-            tap = FrameTap(source)
         # One run is one exam until an exam workflow gives one: a random pseudonym (the format of
         # edge.deid.keys.exam_pseudonym, so the scrubber keeps it), linked to no identity.
         exam = f"ex-{uuid.uuid4().hex[:20]}"
         keep = KeepPolicy(oc.keep, oc.heartbeat_s)
-        recorder = OutboxRecorder(
-            outbox, device, exam_pseudonym=exam, thumbnails=policy, frames=tap, keep=keep
-        )
+        recorder = OutboxRecorder(outbox, device, exam_pseudonym=exam, thumbnails=policy, keep=keep)
     except BaseException:
         outbox.close()
         raise
     log.info("outbox: %s (%d queued)", path, recorder.report()["queued"])
-    return recorder, tap if tap is not None else source
+    return recorder

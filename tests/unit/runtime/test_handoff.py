@@ -1,10 +1,24 @@
+"""The channels between the runtime's threads and the policies that govern them."""
+
+from __future__ import annotations
+
+import json
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from edge.frames import Frame
-from edge.runtime.handoff import LatestSlot
+from edge.results import Result, StageTimes, new_result_id
+from edge.runtime.handoff import (
+    DisplayPolicy,
+    FrameQueue,
+    InferencePolicy,
+    LatestSlot,
+    ResultBoard,
+    ResultChannel,
+)
 
 
 def frame(i: int) -> Frame:
@@ -50,3 +64,122 @@ def test_every_put_gives_up_on_stop() -> None:
     t0 = time.monotonic()
     s.put(frame(1), stop)  # nobody reads: returns once stop is set
     assert time.monotonic() - t0 < 1.0
+
+
+# -- policies ------------------------------------------------------------------------------------
+def test_policies_are_str_enums_that_read_and_write_the_config_strings() -> None:
+    assert InferencePolicy("every") is InferencePolicy.EVERY and InferencePolicy.LATEST == "latest"
+    assert DisplayPolicy("drop_oldest") is DisplayPolicy.DROP_OLDEST
+    assert (
+        json.dumps({"p": InferencePolicy.AUTO.value, "q": DisplayPolicy.BLOCK})
+        == '{"p": "auto", "q": "block"}'
+    )
+    with pytest.raises(ValueError):
+        InferencePolicy("newest")
+    s = LatestSlot(InferencePolicy.EVERY)
+    s.put(frame(0))
+    stop = threading.Event()
+    stop.set()
+    s.put(frame(1), stop)  # EVERY: would wait for the reader; gives up at once on stop
+    assert s.take(0.01).seq == 0  # type: ignore[union-attr]
+
+
+# -- the display queue ---------------------------------------------------------------------------
+def test_frame_queue_drop_oldest_counts_and_keeps_the_newest() -> None:
+    q: FrameQueue[int] = FrameQueue(2, "drop_oldest", threading.Event())
+    for i in range(5):
+        q.put(i)
+    assert q.dropped == 3 and [q.get(0.01), q.get(0.01), q.get(0.01)] == [3, 4, None]
+
+
+def test_frame_queue_block_waits_and_gives_up_on_stop() -> None:
+    stop = threading.Event()
+    q: FrameQueue[int] = FrameQueue(1, DisplayPolicy.BLOCK, stop)
+    q.put(0)
+    threading.Timer(0.1, stop.set).start()
+    t0 = time.monotonic()
+    q.put(1)  # full and nobody reads: returns once stop is set, having dropped nothing
+    assert time.monotonic() - t0 < 1.0 and q.dropped == 0 and q.get(0.01) == 0
+
+
+# -- the result board ----------------------------------------------------------------------------
+def result(seq: int) -> Result:
+    return Result(new_result_id(), seq, 0.0, "x", "US", None, (), (), StageTimes(0, 0, 0, 0, 0))
+
+
+def test_board_every_waits_for_the_frames_own_result() -> None:
+    board = ResultBoard(InferencePolicy.EVERY, 0.0, threading.Event())
+    r0, r2 = result(0), result(2)
+
+    def worker() -> None:
+        for seq, r in ((0, r0), (1, None), (2, r2)):  # frame 1 fails
+            time.sleep(0.05)
+            board.started(seq)
+            board.finished(seq, r)
+
+    threading.Thread(target=worker).start()
+    assert board.result_for(frame(0)) is r0  # waited about 50 ms, no deadline
+    assert board.result_for(frame(1)) is r0, "a failed frame shows the last good result"
+    assert board.result_for(frame(2)) is r2
+
+
+def test_board_every_shows_its_own_even_when_inference_is_ahead() -> None:
+    board = ResultBoard(InferencePolicy.EVERY, 0.0, threading.Event())
+    rs = [result(i) for i in range(4)]
+    for i, r in enumerate(rs):
+        board.finished(i, r)
+    assert board.latest is rs[3]
+    assert board.result_for(frame(1)) is rs[1], "frame 0 was dropped by the display: pruned"
+    assert board.result_for(frame(3)) is rs[3]
+    assert board._for_seq == {}
+
+
+def test_board_every_stops_waiting_on_close_or_stop() -> None:
+    stop = threading.Event()
+    board = ResultBoard(InferencePolicy.EVERY, 0.0, stop)
+    threading.Timer(0.1, board.close).start()
+    t0 = time.monotonic()
+    assert board.result_for(frame(5)) is None and time.monotonic() - t0 < 1.0
+    board = ResultBoard(InferencePolicy.EVERY, 0.0, stop)
+    threading.Timer(0.1, stop.set).start()
+    assert board.result_for(frame(5)) is None
+
+
+def test_board_latest_waits_briefly_for_its_own_but_never_for_a_busy_worker() -> None:
+    board = ResultBoard(InferencePolicy.LATEST, 0.2, threading.Event())
+    r3 = result(3)
+    board.started(3)
+    threading.Timer(0.05, board.finished, args=(3, r3)).start()
+    assert board.result_for(frame(3)) is r3  # the worker was on this frame: worth the wait
+    board.started(4)  # busy on an older frame than the one shown: a slow model
+    t0 = time.monotonic()
+    assert board.result_for(frame(5)) is r3 and time.monotonic() - t0 < 0.05
+    board.finished(4, None)  # idle: wait for frame 6 up to the deadline, then the newest
+    t0 = time.monotonic()
+    assert board.result_for(frame(6)) is r3 and 0.15 < time.monotonic() - t0 < 1.0
+    newer = ResultBoard(InferencePolicy.LATEST, 0.0, threading.Event())
+    newer.finished(9, r3)
+    assert newer.result_for(frame(1)) is r3, "no sync wait: the newest result, whatever its frame"
+
+
+# -- the results channel -------------------------------------------------------------------------
+def test_result_channel_keeps_every_result_and_the_newest_frames() -> None:
+    ch = ResultChannel(maxsize=100, keep_frames=4)
+    for i in range(10):
+        ch.put(frame(i), result(i))
+    ch.close()
+    pairs, ended = ch.take_all()
+    assert ended and [r.frame_seq for _, r in pairs] == list(range(10)), "results are never dropped"
+    assert [f.seq if f else None for f, _ in pairs] == [None] * 6 + [6, 7, 8, 9]
+    assert ch.take_all() == ([], False)
+
+
+def test_result_channel_frames_stay_while_handlers_keep_up() -> None:
+    ch = ResultChannel(maxsize=100, keep_frames=2)
+    seen: list[int | None] = []
+    for i in range(6):
+        ch.put(frame(i), result(i))
+        pairs, _ = ch.take_all()
+        seen += [f.seq if f else None for f, _ in pairs]
+    assert seen == list(range(6))
+    assert all(p.frame is None for p in ch._framed), "taken pairs hold no frame"

@@ -1,4 +1,7 @@
-"""The loop's scheduling: every frame displayed, inference on the newest, back-pressure, stop, gating."""
+"""The loop's scheduling: every frame displayed, inference on the newest, back-pressure, stop, gating.
+
+One route under both inference policies: acquisition feeds the display and inference, and the
+display pairs each frame with a result (the newest under "latest", its own under "every")."""
 
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ import pytest
 
 from edge.config import GateConfig, ModelConfig, PipelineConfig
 from edge.frames import Frame
+from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel, ModelOutput
 from edge.results import ModelInfo, Quality, Result
-from edge.runtime.pipeline import ModelSlot, Pipeline
+from edge.runtime.handoff import FrameQueue, InferencePolicy
+from edge.runtime.pipeline import Pipeline
 from edge.sources.base import SourceInfo
 
 
@@ -109,7 +114,14 @@ def slot(model: FakeModel, **cfg: object) -> ModelSlot:
 
 def run_pipeline(source: ListSource, models: list[ModelSlot], sink: RecordingSink, **cfg: object):
     results: list[Result] = []
-    p = Pipeline(source, models, [sink], PipelineConfig(**cfg), result_handlers=[results.append])  # type: ignore[arg-type]
+
+    def handler(frame: Frame | None, result: Result) -> None:
+        results.append(result)
+        # None only when handlers fell behind (test_handlers_are_handed_the_frame_of_each_result)
+        assert frame is None or frame.seq == result.frame_seq, "the frame the result describes"
+
+    chain = ModelChain(models)
+    p = Pipeline(source, chain, [sink], PipelineConfig(**cfg), result_handlers=[handler])  # type: ignore[arg-type]
     source.open()
     p.run()
     return p, results
@@ -189,7 +201,7 @@ def test_every_n_reuses_the_last_output() -> None:
 
 def test_stop_is_prompt_on_an_endless_source() -> None:
     src = ListSource(10**9, period_s=0.01)
-    p = Pipeline(src, [slot(FakeModel("q", cost_s=0.02))], [RecordingSink()], PipelineConfig())
+    p = Pipeline(src, ModelChain([slot(FakeModel("q", cost_s=0.02))]), [RecordingSink()], PipelineConfig())
     src.open()
     threading.Timer(0.5, p.stop).start()
     t0 = time.monotonic()
@@ -215,7 +227,8 @@ def test_real_model_in_the_loop(tiny_classifier: Callable[..., Path]) -> None:
 @pytest.mark.parametrize("policy", ["block", "drop_oldest"])
 def test_stop_while_display_is_stuck(policy: str) -> None:
     src, sink = ListSource(10**9), RecordingSink(cost_s=0.2)
-    p = Pipeline(src, [slot(FakeModel("q"))], [sink], PipelineConfig(display_queue=1, display_policy=policy))
+    cfg = PipelineConfig(display_queue=1, display_policy=policy)  # type: ignore[arg-type]
+    p = Pipeline(src, ModelChain([slot(FakeModel("q"))]), [sink], cfg)
     src.open()
     threading.Timer(0.3, p.stop).start()
     t0 = time.monotonic()
@@ -276,7 +289,7 @@ def test_every_policy_infers_every_frame_in_order() -> None:
 def test_every_policy_still_stops_promptly() -> None:
     src = ListSource(10**9)
     cfg = PipelineConfig(inference_policy="every")
-    p = Pipeline(src, [slot(FakeModel("q", cost_s=0.2))], [RecordingSink()], cfg)
+    p = Pipeline(src, ModelChain([slot(FakeModel("q", cost_s=0.2))]), [RecordingSink()], cfg)
     src.open()
     threading.Timer(0.3, p.stop).start()
     t0 = time.monotonic()
@@ -303,6 +316,7 @@ def test_auto_policy_follows_the_source() -> None:
     assert resolve_policy("auto", live) == "latest"
     assert resolve_policy("auto", flat_out) == "every"
     assert resolve_policy("latest", flat_out) == "latest"
+    assert resolve_policy("auto", flat_out) is InferencePolicy.EVERY
     _, results = run_pipeline(flat_out, [slot(FakeModel("q"))], RecordingSink())
     assert len(results) == 1
 
@@ -323,19 +337,118 @@ def test_an_alarm_is_redrawn_while_no_frame_comes(monkeypatch: pytest.MonkeyPatc
                 return None
             return super().read(timeout)
 
-    src, sink = Stalling(5, period_s=0.005), RecordingSink()
-    shown_states: list[str | None] = []
-    state = {"status": None}
+    class Alarm:
+        """The source's alarm (as a probe's status_text) as the pipeline reads it."""
 
-    def status() -> str | None:
-        shown_states.append(state["status"])
-        return state["status"]
+        text: str | None = None
 
-    p = Pipeline(src, [slot(FakeModel("q"))], [sink], PipelineConfig(), status=status)
+        def status_text(self) -> str | None:
+            return self.text
+
+    src, sink, alarm = Stalling(5, period_s=0.005), RecordingSink(), Alarm()
+    p = Pipeline(src, ModelChain([slot(FakeModel("q"))]), [sink], PipelineConfig(), alarm=alarm)
     src.open()
-    threading.Timer(0.3, lambda: state.update(status="probe disconnected")).start()
+    threading.Timer(0.3, lambda: setattr(alarm, "text", "probe disconnected")).start()
     threading.Timer(1.3, p.stop).start()
     p.run()
     assert p.counters.displayed == 5, "redraws are not counted as displayed frames"
     assert len(sink.seqs) > 5 and set(sink.seqs[5:]) == {4}, "the last frame is redrawn with the alarm"
     assert all(r is None for _, r in seen[5:]), "no stale quality verdict while nothing is scanned"
+
+
+# -- one route under both policies -----------------------------------------------------------
+@pytest.mark.parametrize("policy", ["latest", "every"])
+def test_frames_reach_the_display_from_acquisition_under_either_policy(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    putters: set[str] = set()
+    real_put = FrameQueue.put
+
+    def spy(self: FrameQueue[object], item: object) -> None:
+        putters.add(threading.current_thread().name)
+        real_put(self, item)
+
+    monkeypatch.setattr(FrameQueue, "put", spy)
+    src, sink = ListSource(20, period_s=0.002), RecordingSink()
+    p, results = run_pipeline(src, [slot(FakeModel("q", cost_s=0.004))], sink, inference_policy=policy)
+    assert putters == {"acquire"}, "one route: the display is fed by acquisition alone"
+    assert sink.seqs == list(range(20)) and p.inference_policy == policy
+    assert [r.frame_seq for r in results] == sorted(r.frame_seq for r in results)
+
+
+def test_every_policy_waits_for_a_slow_models_own_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A model slower than the display and the source: "latest" would show stale overlays here.
+    seen = _composed(monkeypatch)
+    src, sink = ListSource(15, period_s=0.002), RecordingSink()
+    p, results = run_pipeline(src, [slot(FakeModel("slow", cost_s=0.02))], sink, inference_policy="every")
+    assert [r.frame_seq for r in results] == list(range(15)) and p.counters.skipped == 0
+    assert seen == [(i, i) for i in range(15)]
+
+
+def test_every_policy_with_the_display_behind_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inference runs ahead of a slow display: each frame is still drawn with its own result.
+    seen = _composed(monkeypatch)
+    src, sink = ListSource(20), RecordingSink(cost_s=0.01)
+    _, results = run_pipeline(src, [slot(FakeModel("q"))], sink, inference_policy="every", display_queue=8)
+    assert len(results) == 20 and seen == [(i, i) for i in range(20)]
+
+
+def test_every_policy_shows_a_failed_frame_with_the_last_good_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _composed(monkeypatch)
+    src, sink = ListSource(10), RecordingSink()
+    p, results = run_pipeline(src, [slot(FakeModel("q", fail_on={3, 4}))], sink, inference_policy="every")
+    assert p.counters.inference_errors == 2 and len(results) == 8
+    assert seen == [(i, {3: 2, 4: 2}.get(i, i)) for i in range(10)]
+
+
+def test_every_policy_with_drop_oldest_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The display may drop frames; inference still sees every frame, and what is shown is its own.
+    seen = _composed(monkeypatch)
+    src, sink = ListSource(40), RecordingSink(cost_s=0.01)
+    p, results = run_pipeline(
+        src, [slot(FakeModel("q"))], sink,
+        inference_policy="every", display_policy="drop_oldest", display_queue=2,
+    )  # fmt: skip
+    c = p.counters
+    assert [r.frame_seq for r in results] == list(range(40)) and c.skipped == 0
+    assert c.display_dropped > 0 and c.displayed + c.display_dropped == 40
+    assert seen and all(f == r for f, r in seen)
+
+
+def test_a_failing_handler_does_not_stop_the_others() -> None:
+    got: list[int] = []
+
+    def broken(frame: Frame | None, result: Result) -> None:
+        raise RuntimeError("handler bug")
+
+    src = ListSource(10, period_s=0.002)
+    chain = ModelChain([slot(FakeModel("q"))])
+    p = Pipeline(
+        src, chain, [RecordingSink()], PipelineConfig(),
+        result_handlers=[broken, lambda f, r: got.append(r.frame_seq)],
+    )  # fmt: skip
+    src.open()
+    p.run()
+    assert len(got) == p.counters.results > 0
+
+
+def test_counters_from_the_chain_and_channels() -> None:
+    quality = FakeModel("quality", label="no_contact")
+    gated = slot(FakeModel("detector"), gate=GateConfig(model="quality"))
+    p, results = run_pipeline(ListSource(12, period_s=0.003), [gated, slot(quality)], RecordingSink())
+    c = p.counters
+    assert c.gated == p.chain.gated_frames == len(results) > 0
+    assert c.skipped == p._slot.replaced and c.display_dropped == 0
+
+
+def test_handlers_are_handed_the_frame_of_each_result() -> None:
+    pairs: list[tuple[Frame | None, Result]] = []
+    src = ListSource(20, period_s=0.004)
+    chain = ModelChain([slot(FakeModel("q"))])
+    p = Pipeline(
+        src, chain, [RecordingSink()], PipelineConfig(), result_handlers=[lambda f, r: pairs.append((f, r))]
+    )
+    src.open()
+    p.run()
+    assert len(pairs) == p.counters.results > 0
+    assert all(f is not None and f.seq == r.frame_seq and f.image.flat[0] == r.frame_seq for f, r in pairs)

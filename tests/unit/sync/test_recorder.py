@@ -19,10 +19,11 @@ import pytest
 from edge.config import DEFAULT_CLIP, Config
 from edge.frames import Frame, Geometry, UltrasoundRegion
 from edge.results import Box, Finding, ModelInfo, Quality, Result, StageTimes, new_result_id
-from edge.runtime.app import hud_lines, run
+from edge.runtime.app import run
+from edge.sources.base import SourceInfo
 from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox
-from edge.sync.recorder import FrameTap, OutboxRecorder, ThumbnailPolicy, load_scrub
+from edge.sync.recorder import OutboxRecorder, ThumbnailPolicy, load_scrub
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "docs" / "result.schema.json").read_text())
 
@@ -79,18 +80,22 @@ def _result(priority: int = 1, seq: int = 0) -> Result:
     )
 
 
+def _frame(seq: int = 0) -> Frame:
+    return Frame(np.full((120, 160, 3), 90, np.uint8), seq, 0, "us://")
+
+
 def test_hud_line_shows_the_queue_then_the_alarm_in_capitals(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "ob.sqlite3", quota_bytes=300_000, thumbnail_fraction=0.5)
     rec = OutboxRecorder(outbox, Device("edge-x"), refresh_s=0.0)
     assert rec.hud_text() == "outbox 0 queued"
-    rec(_result())
-    rec(_result())
+    rec(_frame(), _result())
+    rec(_frame(), _result())
     assert (rec.hud_text() or "").startswith("outbox 2 queued, oldest ")
     outbox.mark_sent([outbox.claim(1)[0].result_id])
-    rec(_result())
+    rec(_frame(), _result())
     assert ", last sent 0 s ago" in (rec.hud_text() or "")
     for _ in range(400):
-        rec(_result())
+        rec(_frame(), _result())
         if rec.outcomes["refused"]:
             break
     assert (rec.hud_text() or "").startswith("OUTBOX FULL: RESULTS REFUSED")
@@ -105,7 +110,7 @@ def test_the_outbox_keeps_only_scrubbed_payloads(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "k" / "deid.key").stat().st_mode) == 0o600  # made on first use
     with Outbox(tmp_path / "ob.sqlite3", scrub=scrub) as outbox:
         rec = OutboxRecorder(outbox, Device("edge-x"), exam_pseudonym="Doe^John 1970")
-        rec(_result())
+        rec(_frame(), _result())
         payload = outbox.claim(1)[0].payload
     message = json.loads(payload)
     assert b"DOE_JOHN" not in payload and b"Doe" not in payload
@@ -114,20 +119,11 @@ def test_the_outbox_keeps_only_scrubbed_payloads(tmp_path: Path) -> None:
     assert again["source_id"] == message["source_id"]
 
 
-class _Frames:
-    """A source of a few frames with a bright band outside the scan region (burned-in text)."""
-
-    def __init__(self, regions: tuple[UltrasoundRegion, ...]) -> None:
-        self.regions = regions
-        self.seq = 0
-        self.info = "the source's own"
-
-    def read(self, timeout: float) -> Frame:
-        image = np.full((120, 160, 3), 90, np.uint8)
-        image[:15] = 255  # "patient name" strip at the top, outside the region
-        frame = Frame(image, self.seq, 0, "us://", geometry=Geometry(regions=self.regions))
-        self.seq += 1
-        return frame
+def _scan(seq: int, regions: tuple[UltrasoundRegion, ...]) -> Frame:
+    """A frame with a bright band outside the scan region (burned-in text)."""
+    image = np.full((120, 160, 3), 90, np.uint8)
+    image[:15] = 255  # "patient name" strip at the top, outside the region
+    return Frame(image, seq, 0, "us://", geometry=Geometry(regions=regions))
 
 
 def _blackout(calls: list[Sequence[tuple[int, int, int, int]]]) -> Any:
@@ -142,18 +138,15 @@ def _blackout(calls: list[Sequence[tuple[int, int, int, int]]]) -> Any:
 
 
 def test_thumbnails_are_masked_small_jpegs_of_the_results_frame(tmp_path: Path) -> None:
-    tap = FrameTap(_Frames((UltrasoundRegion(20, 20, 140, 110),)), keep=4)
-    assert tap.info == "the source's own"  # everything but read() is the source's
-    frames = [tap.read(0.1) for _ in range(6)]
-    assert tap.frame(0) is None and tap.frame(5) is frames[5]  # only the last `keep`
+    regions = (UltrasoundRegion(20, 20, 140, 110),)
     calls: list[Sequence[tuple[int, int, int, int]]] = []
     with Outbox(tmp_path / "ob.sqlite3") as outbox:
         policy = ThumbnailPolicy(long_side=80, quality=90, min_priority=1, every_s=0)
-        rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy, frames=tap)
+        rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy)
         rec.blackout = _blackout(calls)
-        rec(_result(priority=1, seq=5))
-        rec(_result(priority=0, seq=4))  # no finding: no thumbnail
-        rec(_result(priority=1, seq=0))  # frame already gone: no thumbnail, counted
+        rec(_scan(5, regions), _result(priority=1, seq=5))  # drawn on the frame it is handed
+        rec(_scan(4, regions), _result(priority=0, seq=4))  # no finding: no thumbnail
+        rec(None, _result(priority=1, seq=0))  # the runtime let the frame go: no thumbnail, counted
         msgs = {json.loads(i.payload)["frame_seq"]: json.loads(i.payload) for i in outbox.claim(10)}
     assert calls == [[(20, 20, 140, 110)]]
     assert msgs[4]["thumbnail"] is None and msgs[0]["thumbnail"] is None
@@ -176,27 +169,16 @@ def test_no_thumbnail_without_a_scan_region_or_when_masking_fails(
         raise ValueError("rectangles cover the whole image")
 
     for regions, blackout in (((), _blackout([])), ((UltrasoundRegion(0, 0, 10, 10),), refuses)):
-        tap = FrameTap(_Frames(regions))
-        tap.read(0.1)
-        tap.read(0.1)
         with Outbox(tmp_path / f"ob{len(regions)}.sqlite3") as outbox:
-            rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy, frames=tap)
+            rec = OutboxRecorder(outbox, Device("edge-x"), thumbnails=policy)
             rec.blackout = blackout
-            rec(_result(seq=0))
-            rec(_result(seq=1))
+            rec(_scan(0, regions), _result(seq=0))
+            rec(_scan(1, regions), _result(seq=1))
             assert all(json.loads(i.payload)["thumbnail"] is None for i in outbox.claim(10))
         assert rec.thumbs == {"unavailable": 2}
     warnings = [r.getMessage() for r in caplog.records if "fail closed" in r.getMessage()]
     assert len(warnings) == 2  # once per reason, not once per frame
     assert "region unknown" in warnings[0] and "masking failed" in warnings[1]
-
-
-def test_hud_lines_joins_what_is_there() -> None:
-    assert hud_lines(None, None) is None
-    joined = hud_lines(lambda: "probe ok", None, lambda: None, lambda: "outbox 3 queued")
-    assert joined is not None and joined() == "probe ok | outbox 3 queued"
-    only_none = hud_lines(lambda: None)
-    assert only_none is not None and only_none() is None
 
 
 def test_device_and_outbox_config(tmp_path: Path) -> None:
@@ -226,7 +208,7 @@ def test_a_message_the_outbox_cannot_take_is_counted_and_alarmed(tmp_path: Path)
 
     with Outbox(tmp_path / "ob.sqlite3", scrub=broken_scrub) as outbox:
         rec = OutboxRecorder(outbox, Device("edge-x"))
-        rec(_result())
+        rec(_frame(), _result())
         assert rec.outcomes["refused"] == 1 and (rec.hud_text() or "").startswith("OUTBOX WRITE FAILED")
 
 
@@ -267,3 +249,51 @@ def test_a_run_keeps_changes_and_counts_the_rest(tmp_path: Path) -> None:
     puts = report["outbox"]["puts"]
     assert puts["stored"] + puts.get("unchanged", 0) == n
     assert 1 <= puts["stored"] <= n and report["outbox"]["queued"] == puts["stored"]
+
+
+class _ScanSource:
+    """Eight paced frames with a scan region, each a grey level of its own (25 * seq + 20)."""
+
+    def __init__(self) -> None:
+        self.info = SourceInfo(url="scan://", kind="scan", fps=50.0)
+        self.i = 0
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def eof(self) -> bool:
+        return self.i >= 8
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self.eof:
+            return None
+        time.sleep(0.02)
+        image = np.full((120, 160, 3), 25 * self.i + 20, np.uint8)
+        regions = (UltrasoundRegion(20, 20, 140, 110),)
+        frame = Frame(image, self.i, time.monotonic_ns(), "scan", geometry=Geometry(regions=regions))
+        self.i += 1
+        return frame
+
+
+def test_a_run_hands_the_recorder_each_results_own_frame_for_its_thumbnail(tmp_path: Path) -> None:
+    config = Config().with_overrides(
+        display={"sinks": ["null"]},
+        output={"dir": tmp_path / "runs"},
+        outbox={"keep": "all", "thumbnails": True, "thumbnail_min_priority": 0, "thumbnail_every_s": 0},
+    )
+    quality_only = config.models[:1]  # no detector boxes drawn over the scan region
+    assert quality_only[0].name == "us-quality"
+    report, _ = run(config.model_copy(update={"models": quality_only}), headless=True, source=_ScanSource())
+    thumbs, n = report["outbox"]["thumbnails"], report["counters"]["results"]
+    assert n > 0 and thumbs == {"made": n}, "every result drawn on a frame, none gone"
+    with Outbox(Path(report["outbox"]["path"])) as outbox:
+        messages = [json.loads(i.payload) for i in outbox.claim(100, live_share=0)]
+    assert len(messages) == n
+    for m in messages:
+        jpeg = base64.b64decode(m["thumbnail"]["data_b64"])
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        h, w = img.shape
+        scan = np.median(img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4])
+        assert round((scan - 20) / 25) == m["frame_seq"], "the thumbnail shows the result's own frame"
