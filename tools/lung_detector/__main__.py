@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from tools.lung_detector.recipe import DEFAULT_RECIPE, Recipe, load_recipe, tiny
+from tools.modelkit.pocus import DEFAULT_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("all", "dataset", "train", "prune", "quantize", "evaluate", "publish")
@@ -32,7 +33,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="pocus_dev folder (overrides the recipe's data.pocus_dir)")
     p.add_argument("--work", type=Path, help="intermediate files (default: /tmp/lung_detector_work)")
     p.add_argument("--out", type=Path, help="model folder (default: models/<recipe name>)")
-    p.add_argument("--cache", type=Path, help="decoded-clip cache (default: the us_quality cache)")
+    p.add_argument("--cache", type=Path, help=f"decoded-clip cache (default: {DEFAULT_CACHE})")
     p.add_argument("--tiny", action="store_true", help="smoke-test size, into a temporary folder")
     return p.parse_args(argv)
 

@@ -19,7 +19,7 @@ from edge.inference.preprocess import Preprocessor
 from tools.lung_detector.phantom_data import phantom_frames
 from tools.lung_detector.real_data import b_line_label, split_clips, subsample
 from tools.lung_detector.recipe import Recipe
-from tools.us_quality.data import DEFAULT_CACHE, FRAME_STEP, load_clip, load_labels
+from tools.modelkit.pocus import DEFAULT_CACHE, FRAME_STEP, load_frames, load_labels
 
 PHANTOM_SPLITS = ("train", "val", "test")
 SEED_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_003}  # disjoint scene streams per split
@@ -107,8 +107,7 @@ def _real_split(
     images, labels, clip_ix, rows = [], [], [], []
     for i, f in enumerate(files):
         rec = by_file[f]
-        clip = load_clip(data, rec, FRAME_STEP, cache)
-        frames = subsample(clip.frames, per_clip)
+        frames = subsample(load_frames(data, rec, FRAME_STEP, cache), per_clip)
         fitted, _ = _fit_all(pre, list(frames))
         label = b_line_label(rec)
         assert label is not None  # split_clips keeps labelled clips only

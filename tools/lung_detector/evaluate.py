@@ -14,7 +14,6 @@ Decoding and NMS are the runtime's own (``edge.inference.tasks.detection``).
 from __future__ import annotations
 
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import onnxruntime as ort
 from edge.inference.tasks.detection import batched_nms, decode_yolo
 from tools.lung_detector.dataset import BoxSet, WeakSet
 from tools.lung_detector.recipe import normalize
+from tools.modelkit.sessions import cpu_session, interleaved_latency
 
 NMS_IOU = 0.45
 MAX_DETECTIONS = 100
@@ -42,11 +42,7 @@ class OnnxDetector:
     """An ONNX file run the way the runtime runs it: normalized input, decode, class-aware NMS."""
 
     def __init__(self, path: Path, num_classes: int, threads: int = 1) -> None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.input = self.session.get_inputs()[0].name
         self.num_classes = num_classes
 
@@ -271,15 +267,7 @@ def clip_metrics(
 def latency(paths: dict[str, Path], image: np.ndarray, runs: int, num_classes: int) -> dict[str, Any]:
     """Per-variant single-frame session.run latency, interleaved round-robin, one thread each."""
     models = {k: OnnxDetector(p, num_classes, threads=1) for k, p in paths.items()}
-    times: dict[str, list[float]] = {k: [] for k in models}
-    for m in models.values():
-        for _ in range(10):
-            m.raw(image)
-    for _ in range(runs):
-        for k, m in models.items():
-            t = time.perf_counter_ns()
-            m.raw(image)
-            times[k].append((time.perf_counter_ns() - t) / 1e6)
+    times = interleaved_latency({k: m.raw for k, m in models.items()}, [image], runs, warmup=10)
     out: dict[str, Any] = {
         k: {
             "median_ms": float(np.median(v)),

@@ -27,7 +27,7 @@ def _dataset(work: Path) -> Any:
 
 def dataset(r: Recipe, work: Path, log: Log, cache: Path | None = None) -> None:
     from tools.lung_detector.dataset import build
-    from tools.us_quality.data import DEFAULT_CACHE
+    from tools.modelkit.pocus import DEFAULT_CACHE
 
     build(r, work, cache or DEFAULT_CACHE, log)
 
@@ -43,7 +43,8 @@ def prune(r: Recipe, work: Path, log: Log) -> None:
 
     from tools.lung_detector.model import Detector
     from tools.lung_detector.prune import prune_to, widths
-    from tools.lung_detector.train import export_onnx, fit, set_determinism
+    from tools.lung_detector.train import export_onnx, fit
+    from tools.modelkit.seeding import set_determinism
 
     set_determinism(r.seed, r.train.threads)
     model = Detector(len(r.labels))

@@ -2,7 +2,8 @@
 
 The gate refuses to publish when pruning or INT8 loses more mAP50 on the phantom test set than
 the recipe allows (1 point by default). Everything in the card is read from the files the earlier
-steps wrote, so the card cannot disagree with the numbers it quotes.
+steps wrote, so the card cannot disagree with the numbers it quotes. The manifest, the
+attribution and the writing of the folder are ``tools.modelkit``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 from tools.lung_detector.evaluate import MAX_DETECTIONS, NMS_IOU
 from tools.lung_detector.recipe import Recipe
-from tools.us_quality.publish import data_source, sha256_file
+from tools.modelkit.cards import CARD_NAME, figure, write_model_docs
+from tools.modelkit.manifest import build_manifest
+from tools.modelkit.pocus import data_source
 
 REPRODUCE = ".venv/bin/python -m tools.lung_detector all --recipe tools/lung_detector/recipe.toml"
 URGENT_LABELS = ("consolidation", "effusion")  # synced first (issue 5's priority); not a diagnosis
@@ -40,32 +43,38 @@ def gate(metrics: dict[str, Any], max_drop: float) -> None:
 def manifest(
     r: Recipe, out: Path, files: dict[str, str], cpu_files: dict[str, str], metrics: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "name": r.name,
-        "version": r.version,
-        "task": "detection",
-        "modality": ["US"],
-        "description": (
+    spec = r.input_spec()
+    return build_manifest(
+        out / files["fp32"],
+        name=r.name,
+        version=r.version,
+        task="detection",
+        modality=("US",),
+        description=(
             "Lung ultrasound finding detector: B-lines, the pleural line, consolidation and pleural "
             "effusion, boxed on each frame; the B-line count per frame is what the overlay shows. "
             "Trained on a phantom and public clips; guidance for trained operators, not a medical "
             "device, not for diagnosis."
         ),
-        "input": r.input_spec().model_dump(mode="json"),
-        "outputs": [{"name": "output0", "kind": "yolo"}],
-        "labels": list(r.labels),
-        "urgent_labels": [lab for lab in URGENT_LABELS if lab in r.labels],
-        "thresholds": {
+        input_size=spec.hw,
+        color=spec.color,
+        layout=spec.layout,
+        resize=spec.resize,
+        normalize=spec.normalize.model_dump(mode="json"),
+        output_kind="yolo",
+        labels=r.labels,
+        ok_labels=None,
+        urgent_labels=[lab for lab in URGENT_LABELS if lab in r.labels],
+        thresholds={
             "min_confidence": r.evaluate.min_confidence,
             "review_below": metrics["review_below"],
             "iou": NMS_IOU,  # what the evaluation ran with, so the runtime sees the same boxes
             "max_detections": MAX_DETECTIONS,
         },
-        "files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in files.items()},
-        "cpu_files": {p: {"path": f, "sha256": sha256_file(out / f)} for p, f in cpu_files.items()},
-        "default_precision": "int8",
-        "provenance": {
+        files={p: out / f for p, f in files.items() if p != "fp32"},
+        cpu_files={p: out / f for p, f in cpu_files.items()},
+        default_precision="int8",
+        provenance={
             "data": "phantom frames with exact boxes (firmware_bridge.phantom) and pocus_dev clips with "
             "clip-level labels (CC BY; DATA_SOURCE.md); dataset.json lists what went in",
             "training_code": "tools/lung_detector",
@@ -74,12 +83,8 @@ def manifest(
             "pruning": f"{metrics['pruning']['flops_removed']:.1%} of FLOPs removed",
             "created": dt.date.today().isoformat(),
         },
-        "card": "MODEL_CARD.md",
-    }
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+        card=CARD_NAME,
+    )
 
 
 def _variant_table(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
@@ -89,7 +94,7 @@ def _variant_table(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
     for name in VARIANT_NAMES:
         det = v[name]["phantom_test"]
         cells = [
-            f"{_pct(det['per_class'][lab]['ap50'])} / {_pct(det['per_class'][lab]['recall'])}"
+            f"{figure(det['per_class'][lab]['ap50'])} / {figure(det['per_class'][lab]['recall'])}"
             for lab in labels
         ]
         rows.append(f"| {name} | **{det['map50']:.4f}** | " + " | ".join(cells) + " |")
@@ -129,9 +134,9 @@ def _clip_table(metrics: dict[str, Any]) -> str:
         c = metrics["variants"][name]["real_clips"]
         f = c["train_fitted_cut"]
         rows.append(
-            f"| {name} | {_pct(c['auc'])} | {_pct(c['sensitivity'])} | {_pct(c['specificity'])} | "
-            f"{_pct(c['train_auc'])} | {f['threshold_mean_count']:.2f} / {_pct(f['sensitivity'])} / "
-            f"{_pct(f['specificity'])} |"
+            f"| {name} | {figure(c['auc'])} | {figure(c['sensitivity'])} | {figure(c['specificity'])} | "
+            f"{figure(c['train_auc'])} | {f['threshold_mean_count']:.2f} / {figure(f['sensitivity'])} / "
+            f"{figure(f['specificity'])} |"
         )
     per = metrics["variants"]["int8_cpu"]["real_clips"]["clips"]
     rows += [
@@ -310,12 +315,9 @@ def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | Non
         shutil.copyfile(r.source, out / "recipe.toml")
     ds = json.loads((work / "dataset.json").read_text())
     used = [c["file"] for side in ("train", "test") for c in ds["real"][side]]
-    (out / "DATA_SOURCE.md").write_text(data_source(r.pocus_dir(), used, r.name))
     man = manifest(r, out, files, cpu_files, metrics)
-    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     card = model_card(r, work, metrics, wall_s)
-    if tiny:
-        card = "> SMOKE TEST (--tiny): a few frames, a few steps; the numbers below mean nothing.\n\n" + card
-    (out / "MODEL_CARD.md").write_text(card)
+    shrunk = "a few frames, a few steps" if tiny else None
+    write_model_docs(out, man, card, data_source(r.pocus_dir(), used, r.name), smoke_test=shrunk)
     log(f"published {out}")
     return man

@@ -17,23 +17,19 @@ choice is recorded.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import QuantType
 
 from tools.lung_detector.dataset import Dataset
 from tools.lung_detector.recipe import normalize
-from tools.modelkit.quantize import quantize_qdq, tensorrt_qdq_problems
+from tools.modelkit import quantize as qdq
 
 OP_TYPES = ("Conv", "Relu")  # the box decode after the head stays float
-FORMS: dict[str, dict[str, Any]] = {
-    "int8": {"symmetric": True, "activation_type": QuantType.QInt8, "quantize_bias": False},
-    "int8-cpu": {"symmetric": False, "activation_type": QuantType.QUInt8, "quantize_bias": True},
-}
+FORMS: dict[str, dict[str, Any]] = {"int8": qdq.PORTABLE_FORM, "int8-cpu": qdq.CPU_FORM}
 
 
 def calibration_images(ds: Dataset, n: int, seed: int) -> np.ndarray:
@@ -67,27 +63,24 @@ def _one_form(
     val_map: Callable[[Path], float],
     log: Any,
 ) -> dict[str, Any]:
-    tried: list[dict[str, Any]] = []
-    for exclude in float_candidates(src):
-        quantize_qdq(src, dst, _feeds(calib), exclude_nodes=exclude, op_types=OP_TYPES, **FORMS[form])
+    def quantize_to(exclude: Sequence[str]) -> None:
+        qdq.quantize_qdq(src, dst, _feeds(calib), exclude_nodes=exclude, op_types=OP_TYPES, **FORMS[form])
+
+    def attempt(exclude: Sequence[str]) -> dict[str, Any]:
+        quantize_to(exclude)
         m = val_map(dst)
-        tried.append({"float_nodes": exclude, "val_map50": m, "drop": ref - m})
         log(f"{form}, float: {exclude or 'none'}: val mAP50 {m:.4f} (fp32 {ref:.4f})")
-        if ref - m <= max_drop:
-            break
-    best = min(tried, key=lambda t: t["drop"])
-    if best is not tried[-1]:
-        quantize_qdq(
-            src, dst, _feeds(calib), exclude_nodes=best["float_nodes"], op_types=OP_TYPES, **FORMS[form]
-        )
+        return {"float_nodes": exclude, "val_map50": m, "drop": ref - m}
+
+    tried, best = qdq.keep_float_until_close(float_candidates(src), attempt, max_drop)
+    if best is not tried[-1]:  # dst holds the last try: quantize the best one again
+        quantize_to(best["float_nodes"])
     return {
         "file": dst.name,
-        "activations": f"{FORMS[form]['activation_type'].name}, "
-        + ("symmetric" if FORMS[form]["symmetric"] else "asymmetric"),
-        "biases": "int32" if FORMS[form]["quantize_bias"] else "float",
+        **qdq.describe_form(FORMS[form]),
         "tried": tried,
         "chosen_float_nodes": best["float_nodes"],
-        "tensorrt_problems": tensorrt_qdq_problems(dst),
+        "tensorrt_problems": qdq.tensorrt_qdq_problems(dst),
     }
 
 

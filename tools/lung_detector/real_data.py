@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.us_quality.data import EXCLUDED, ClipRecord
+from tools.modelkit.pocus import EXCLUDED, ClipRecord
 
 B_LINE_COLUMN = "B-lines"
 

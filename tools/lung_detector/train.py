@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -23,15 +22,10 @@ from tools.lung_detector.dataset import BoxSet, Dataset, WeakSet
 from tools.lung_detector.model import Detector
 from tools.lung_detector.recipe import Recipe, normalize
 from tools.lung_detector.targets import batch_targets, detection_loss, weak_loss
-from tools.modelkit.torch_export import export_static
+from tools.modelkit.export import export_checked
+from tools.modelkit.seeding import set_determinism
 
 WARMUP_STEPS = 30
-
-
-def set_determinism(seed: int, threads: int) -> None:
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -125,13 +119,8 @@ def fit(
 
 def export_onnx(model: nn.Module, path: Path, size: int) -> float:
     """Export (BatchNorm folded) and check ONNX Runtime against torch; returns the max abs diff."""
-    export_static(model, path, (1, 1, size, size), "images", "output0")  # Ultralytics' names
-    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 1, size, size)).astype(np.float32))
-    with torch.no_grad():
-        want = model(x).numpy()
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"images": x.numpy()})[0]
-    return float(np.abs(got - want).max())
+    x = np.random.default_rng(0).normal(size=(1, 1, size, size)).astype(np.float32)
+    return export_checked(model, path, (1, 1, size, size), "images", "output0", [x])  # Ultralytics' names
 
 
 def train(r: Recipe, ds: Dataset, work: Path, log: Any = print) -> Path:

@@ -1,15 +1,16 @@
-"""Write a model folder's ``manifest.json`` for a user's ONNX classifier or YOLO detector.
+"""Write a model folder's ``manifest.json``: for a user's ONNX classifier or YOLO detector, and for
+the bundled models' recipes, which publish through the same ``build_manifest``.
 
 The input tensor's name, layout and size are read from the ONNX file, so the manifest cannot name
 an input the model does not have; the result is validated by the runtime's own ``Manifest`` model
-before it is written, and every file gets its sha256.
+before it is written, and every file gets its sha256 (``sha256_file``, the runtime's own).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,25 @@ def build_manifest(
     normalize: dict[str, Any] | str = "unit",
     output_kind: str | None = None,
     version: str = "0.1.0",
-    ok_labels: Sequence[str] = (),
-    urgent_labels: Sequence[str] = (),
+    ok_labels: Sequence[str] | None = (),
+    urgent_labels: Sequence[str] | None = (),
     thresholds: dict[str, Any] | None = None,
     modality: Sequence[str] = ("US",),
     description: str = "",
     file_name: str | None = None,
     provenance: dict[str, object] | None = None,
+    files: Mapping[str, Path] | None = None,
+    cpu_files: Mapping[str, Path] | None = None,
+    default_precision: str = "fp32",
+    card: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest dict for ``onnx_path`` (as fp32 file ``file_name``), validated by ``Manifest``."""
+    """The manifest dict for ``onnx_path`` (as fp32 file ``file_name``), validated by ``Manifest``.
+
+    ``files`` adds other precisions (``{"int8": path}``) and ``cpu_files`` the ONNX Runtime CPU
+    alternates, each named by its file name in the folder and hashed. ``ok_labels`` or
+    ``urgent_labels`` of None leave the key out (the runtime reads it as empty); ``card`` names the
+    folder's model card.
+    """
     in_name, onnx_shape = onnx_input(onnx_path)
     lay, shape = input_shape(onnx_shape, input_size, color, layout)
     norm = NORMALIZE_PRESETS[normalize] if isinstance(normalize, str) else normalize
@@ -123,15 +134,25 @@ def build_manifest(
             }
         ],
         "labels": list(labels),
-        "ok_labels": list(ok_labels),
-        "urgent_labels": list(urgent_labels),
-        "thresholds": dict(thresholds or {}),
-        "files": {"fp32": {"path": file_name or onnx_path.name, "sha256": sha256_file(onnx_path)}},
-        "default_precision": "fp32",
-        "provenance": dict(provenance or {}),
     }
+    for key, names in (("ok_labels", ok_labels), ("urgent_labels", urgent_labels)):
+        if names is not None:
+            doc[key] = list(names)
+    doc["thresholds"] = dict(thresholds or {})
+    doc["files"] = {"fp32": {"path": file_name or onnx_path.name, "sha256": sha256_file(onnx_path)}}
+    doc["files"].update(_file_specs(files or {}))
+    if cpu_files:
+        doc["cpu_files"] = _file_specs(cpu_files)
+    doc["default_precision"] = default_precision
+    doc["provenance"] = dict(provenance or {})
+    if card is not None:
+        doc["card"] = card
     validate(doc, onnx_path)
     return doc
+
+
+def _file_specs(files: Mapping[str, Path]) -> dict[str, dict[str, str]]:
+    return {p: {"path": Path(f).name, "sha256": sha256_file(Path(f))} for p, f in files.items()}
 
 
 def validate(doc: dict[str, Any], where: Path) -> Manifest:

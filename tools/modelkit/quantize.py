@@ -12,7 +12,7 @@ the INT8 file to the folder's manifest.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,17 @@ from edge.inference.model import LoadedModel
 from edge.inference.preprocess import Preprocessor
 from tools.modelkit.compare import compare_models
 from tools.modelkit.manifest import add_file
+
+# The two INT8 forms a recipe publishes from one calibration (options of ``quantize_qdq``).
+# Portable: what TensorRT's ONNX parser builds INT8 engines from (the manifest's ``files.int8``).
+PORTABLE_FORM: dict[str, Any] = {
+    "symmetric": True,
+    "activation_type": QuantType.QInt8,
+    "quantize_bias": False,
+}
+# ONNX Runtime's CPU form: asymmetric uint8 activations let each ReLU fold into its convolution
+# (the manifest's ``cpu_files.int8``, what the runtime loads when ONNX Runtime runs on the CPU).
+CPU_FORM: dict[str, Any] = {"symmetric": False, "activation_type": QuantType.QUInt8, "quantize_bias": True}
 
 
 class _Feeds(CalibrationDataReader):
@@ -134,6 +145,33 @@ def tensorrt_qdq_problems(path: Path) -> list[str]:
             shown = ", ".join(nodes[:3]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
             problems.append(f"{len(nodes)} Q/DQ nodes with {what}: {shown}")
     return problems
+
+
+def describe_form(form: dict[str, Any]) -> dict[str, str]:
+    """How a form quantizes activations and biases, in the words the model cards quote."""
+    return {
+        "activations": f"{form['activation_type'].name}, "
+        + ("symmetric" if form["symmetric"] else "asymmetric"),
+        "biases": "int32" if form["quantize_bias"] else "float",
+    }
+
+
+def keep_float_until_close(
+    candidates: Iterable[Sequence[str]],
+    attempt: Callable[[Sequence[str]], dict[str, Any]],
+    max_drop: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Quantize with each set of nodes kept in float in turn, until one loses at most ``max_drop``.
+
+    ``attempt(nodes)`` quantizes and scores one try and returns its record with a ``drop`` (the
+    score lost against FP32). Returns every try and the best of them (the smallest drop).
+    """
+    tried: list[dict[str, Any]] = []
+    for nodes in candidates:
+        tried.append(attempt(nodes))
+        if tried[-1]["drop"] <= max_drop:
+            break
+    return tried, min(tried, key=lambda t: t["drop"])
 
 
 def split_holdout(images: Sequence[np.ndarray], holdout: float) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.us_quality.data import DEFAULT_CACHE, FRAME_STEP, ClipData, load_clips, load_labels, split_by_clip
+from tools.modelkit.pocus import DEFAULT_CACHE, FRAME_STEP, load_labels
+from tools.us_quality.data import ClipData, load_clips, split_by_clip
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "models" / "us-quality"

@@ -1,115 +1,22 @@
-"""Reading the pocus_dev clips, estimating each clip's imaged sector, and splitting by clip.
+"""The pocus_dev clips for us-quality: each clip's imaged sector and natural shadows, and the split by clip.
 
-Frames are cached as grayscale uint8 ``.npz`` under a temp folder (never in the repo), at full
-resolution: the degradations run on full-size frames, as the runtime would see them.
+The clips are read by ``tools.modelkit.pocus`` (gray, full resolution: the degradations run on
+full-size frames, as the runtime would see them); the sector mask and the per-frame shadow
+coverage are cached beside the decoded frames.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, ClipRecord, cached_arrays, load_frames, load_labels
 from tools.us_quality.degrade import natural_shadow, sector_geometry
-from tools.us_quality.preprocess import to_gray
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-DEFAULT_CACHE = Path("/tmp/us_quality_cache")
-FRAME_STEP = 3  # every 3rd frame of each clip is decoded (neighbouring frames are near-duplicates)
 NATURAL_SHADOW_MAX = 0.4  # frames with more natural (rib) shadow than this are never 'diagnostic'
-MAX_SIDE = 640  # larger stills (figures up to 2700 px) are shrunk to a scanner-like display size
-
-# Clips left out of training and evaluation, with the reason (written to the model card).
-EXCLUDED: dict[str, str] = {
-    "convex/Cov_recommendations_likebutterfly_mov5.mov": (
-        "zoomed-in, heavily smoothed and washed-out display: as a 'diagnostic' example it would teach "
-        "the model that a saturated frame is fine, the opposite of the gain_high class"
-    ),
-}
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One row of labels.csv."""
-
-    file: str  # path relative to the data folder
-    name: str
-    label: str  # clinical label (COVID-19 / regular / ...), used only to stratify the split
-    probe: str  # convex / linear
-    kind: str  # video / image
-    licence: str
-    licence_link: str
-    doi: str
-    url: str
-    row: dict[str, str]
-
-    @property
-    def is_video(self) -> bool:
-        return not self.file.lower().endswith(IMAGE_SUFFIXES)
-
-    @property
-    def group(self) -> str:
-        """Clips of one patient share a group so that a patient never straddles two splits."""
-        m = re.match(r"Reg_(pat\d+)Image_", self.name)
-        return m.group(1) if m else self.file
-
-
-def load_labels(data_dir: Path) -> list[ClipRecord]:
-    with (data_dir / "labels.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        ClipRecord(
-            file=r["file"],
-            name=r["Filename"],
-            label=r["Label"],
-            probe=r["Probe"].strip().lower(),
-            kind="video" if not r["file"].lower().endswith(IMAGE_SUFFIXES) else "image",
-            licence=r["License"],
-            licence_link=r["LinkToLicense"],
-            doi=r["DOI"],
-            url=r["URL (Video Name)"],
-            row=dict(r),
-        )
-        for r in rows
-    ]
-
-
-def _fit(gray: np.ndarray) -> np.ndarray:
-    h, w = gray.shape
-    f = MAX_SIDE / max(h, w)
-    if f >= 1:
-        return gray
-    return cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-
-
-def read_gray_frames(path: Path, step: int) -> np.ndarray:
-    """Every ``step``-th frame of a video (or the one still) as gray uint8, shape (N, H, W)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read image {path}")
-        return _fit(to_gray(img))[None]
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    i = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
-                frames.append(_fit(to_gray(frame)))
-            i += 1
-    finally:
-        cap.release()
-    if not frames:
-        raise OSError(f"no frames decoded from {path}")
-    return np.stack(frames)
 
 
 def sector_mask(frames: np.ndarray) -> np.ndarray:
@@ -149,24 +56,16 @@ class ClipData:
 
 
 def load_clip(data_dir: Path, rec: ClipRecord, step: int, cache_dir: Path = DEFAULT_CACHE) -> ClipData:
-    """Decode (or read from the cache) every ``step``-th frame and the clip's sector mask."""
-    path = data_dir / rec.file
-    st = path.stat()
-    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{step}|v4"
-    key = hashlib.sha256(ident.encode()).hexdigest()[:20]
-    cache = cache_dir / f"{path.stem}-{key}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            return ClipData(rec, z["frames"], z["mask"], z["shadow"])
-    frames = read_gray_frames(path, step)
-    mask = sector_mask(frames)
-    geo = sector_geometry(mask)
-    shadow = np.array([natural_shadow(f, geo) for f in frames], np.float32)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, frames=frames, mask=mask, shadow=shadow)
-    tmp.replace(cache)
-    return ClipData(rec, frames, mask, shadow)
+    """Every ``step``-th frame, the clip's sector mask and each frame's natural shadow (all cached)."""
+    frames = load_frames(data_dir, rec, step, cache_dir)
+
+    def derive() -> dict[str, np.ndarray]:
+        mask = sector_mask(frames)
+        geo = sector_geometry(mask)
+        return {"mask": mask, "shadow": np.array([natural_shadow(f, geo) for f in frames], np.float32)}
+
+    z = cached_arrays(data_dir / rec.file, step, cache_dir, "us-quality-sector-v1", derive)
+    return ClipData(rec, frames, z["mask"], z["shadow"])
 
 
 def split_by_clip(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from tools.modelkit.sessions import cpu_session, interleaved_latency
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
 from tools.us_quality.phantom import CASES, PhantomSet, findings_of, phantom_set, tour_set
@@ -50,13 +50,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(LABELS))
     }
 
 
-def session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def predict(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
     """Logits for uint8 samples (N, 128, 128), one frame per run as the runtime does (batch 1)."""
     out = np.zeros((len(x), len(LABELS)), np.float32)
@@ -67,17 +60,9 @@ def predict(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
 
 def latency(sessions: dict[str, ort.InferenceSession], x: np.ndarray, runs: int, warmup: int = 30) -> dict:
     """Median / p99 / mean of single-frame run time in ms per session, interleaved."""
-    feed = normalize(x[0])[None, None]
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(warmup):
-        for s in sessions.values():
-            s.run(["logits"], {"input": feed})
-    for i in range(runs):
-        feed = normalize(x[i % len(x)])[None, None]
-        for k, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(["logits"], {"input": feed})
-            times[k].append((time.perf_counter() - t0) * 1e3)
+    feeds = [normalize(x[i])[None, None] for i in range(min(runs, len(x)))]
+    runners = {k: (lambda f, s=s: s.run(["logits"], {"input": f})) for k, s in sessions.items()}
+    times = interleaved_latency(runners, feeds, runs, warmup)
     return {
         k: {
             "median_ms": round(float(np.median(v)), 4),
@@ -109,7 +94,7 @@ def evaluate(
         "int8": out_dir / "us-quality-int8.onnx",
         "int8_cpu": out_dir / "us-quality-int8-cpu.onnx",
     }
-    sessions = {k: session(p) for k, p in files.items()}
+    sessions = {k: cpu_session(p) for k, p in files.items()}
     result: dict[str, object] = {
         "labels": list(LABELS),
         "test_clips": [c.record.file for c in test_clips],

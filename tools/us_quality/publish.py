@@ -1,24 +1,25 @@
-"""Publishing: file hashes, ``manifest.json``, ``MODEL_CARD.md``, ``DATA_SOURCE.md``, and the demo clip.
+"""Publishing: ``manifest.json``, ``MODEL_CARD.md``, ``DATA_SOURCE.md``, and the demo clip.
 
 Everything here is derived from the files the earlier steps wrote (split, training log,
-quantization choice, metrics), so the card cannot disagree with the numbers it quotes.
+quantization choice, metrics), so the card cannot disagree with the numbers it quotes. The
+manifest, the attribution and the writing of the folder are ``tools.modelkit``'s.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
 
 import cv2
 
+from tools.modelkit.cards import CARD_NAME, figure, write_model_docs
+from tools.modelkit.manifest import build_manifest
+from tools.modelkit.pocus import EXCLUDED, FRAME_STEP, data_source, load_labels
 from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
 from tools.us_quality import degrade as D
-from tools.us_quality.data import EXCLUDED, FRAME_STEP, NATURAL_SHADOW_MAX, load_labels
+from tools.us_quality.data import NATURAL_SHADOW_MAX
 from tools.us_quality.model import CHANNELS
 from tools.us_quality.phantom import CASES, FRAMES_PER_SCENE, GAIN_MIN_DB, SHADOW_DIAG_MAX, SHADOW_MIN
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
@@ -29,14 +30,6 @@ REPRODUCE = (
     ".venv/bin/python -m tools.us_quality --data /work/shared/data/pocus_dev --out models/us-quality --seed 0"
 )
 UPSTREAM = "jannisborn/covid19_pocus_ultrasound (commit 9e254a140b4faa2c200b8bb5cee2347b7198fbef)"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load(out: Path, name: str) -> dict:
@@ -69,37 +62,30 @@ def _recipe(train_log: dict, quant: dict) -> str:
 def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
     train_log, quant = _load(out, "training_log.json"), _load(out, "quantization.json")
     used = sorted(f for files in splits.values() for f in files)
-    return {
-        "schema_version": 1,
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "task": "classification",
-        "modality": ["US"],
-        "description": (
+    return build_manifest(
+        out / FP32_FILE,
+        name=MODEL_NAME,
+        version=MODEL_VERSION,
+        task="classification",
+        modality=("US",),
+        description=(
             "Ultrasound frame-quality classifier for lung point-of-care ultrasound: tells a diagnostic "
             "frame from probe-in-air (no_contact), large acoustic shadow / poor coupling (shadow), and "
             "gain too high or too low. Quality guidance only; not a medical device, not for diagnosis."
         ),
-        "input": {
-            "name": "input",
-            "shape": [1, 1, SIZE, SIZE],
-            "layout": "NCHW",
-            "color": "gray",
-            "dtype": "float32",
-            "resize": "stretch",
-            "normalize": {"scale": SCALE, "mean": [MEAN], "std": [STD]},
-        },
-        "outputs": [{"name": "logits", "kind": "logits"}],
-        "labels": list(LABELS),
-        "ok_labels": ["diagnostic"],
-        "thresholds": {"min_confidence": 0.5},
-        "files": {
-            "fp32": {"path": FP32_FILE, "sha256": sha256_file(out / FP32_FILE)},
-            "int8": {"path": INT8_FILE, "sha256": sha256_file(out / INT8_FILE)},
-        },
-        "cpu_files": {"int8": {"path": INT8_CPU_FILE, "sha256": sha256_file(out / INT8_CPU_FILE)}},
-        "default_precision": "int8",
-        "provenance": {
+        input_size=(SIZE, SIZE),
+        color="gray",
+        resize="stretch",
+        normalize={"scale": SCALE, "mean": [MEAN], "std": [STD]},
+        output_kind="logits",
+        labels=LABELS,
+        ok_labels=["diagnostic"],
+        urgent_labels=None,
+        thresholds={"min_confidence": 0.5},
+        files={"int8": out / INT8_FILE},
+        cpu_files={"int8": out / INT8_CPU_FILE},
+        default_precision="int8",
+        provenance={
             "data": (
                 f"pocus_dev: {len(used)} lung POCUS clips and stills (CC BY 4.0 / CC BY 2.0) from "
                 f"{UPSTREAM}; files, licences and DOIs in DATA_SOURCE.md, split by clip in split.json; "
@@ -110,8 +96,8 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
             "recipe": _recipe(train_log, quant),
             "created": dt.date.today().isoformat(),
         },
-        "card": "MODEL_CARD.md",
-    }
+        card=CARD_NAME,
+    )
 
 
 def _table(m: dict, title: str) -> str:
@@ -149,15 +135,12 @@ def model_card(out: Path, splits: dict[str, list[str]], seed: int, wall_s: float
     excluded = "\n".join(f"- `{f}`: {why}" for f, why in EXCLUDED.items())
     env = m.get("environment", {})
 
-    def num(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
     per_clip = "\n".join(
-        f"| `{c}` | {num(fp['per_clip_accuracy'][c])} | {num(i8['per_clip_accuracy'][c])} "
-        f"| {num(fp['clean_frames_diagnostic'][c])} | {num(i8['clean_frames_diagnostic'][c])} "
+        f"| `{c}` | {figure(fp['per_clip_accuracy'][c])} | {figure(i8['per_clip_accuracy'][c])} "
+        f"| {figure(fp['clean_frames_diagnostic'][c])} | {figure(i8['clean_frames_diagnostic'][c])} "
         f"| {fp['natural_shadow_frames'][c]['frames']} / {fp['natural_shadow_frames'][c]['of']} "
-        f"| {num(fp['natural_shadow_frames'][c]['called_shadow'])} "
-        f"| {num(i8['natural_shadow_frames'][c]['called_shadow'])} |"
+        f"| {figure(fp['natural_shadow_frames'][c]['called_shadow'])} "
+        f"| {figure(i8['natural_shadow_frames'][c]['called_shadow'])} |"
         for c in m["test_clips"]
     )
     lat = "\n".join(
@@ -192,7 +175,7 @@ def model_card(out: Path, splits: dict[str, list[str]], seed: int, wall_s: float
     )
     findings = "\n".join(
         f"| {f} | "
-        + " | ".join(num(ph[k]["diagnostic_rate_by_finding"].get(f)) for k in ("fp32", "int8_cpu", "int8"))
+        + " | ".join(figure(ph[k]["diagnostic_rate_by_finding"].get(f)) for k in ("fp32", "int8_cpu", "int8"))
         + " |"
         for f in ph["fp32"]["diagnostic_rate_by_finding"]
     )
@@ -355,9 +338,9 @@ other split; cases and labels as in *Data*). Recall / precision per class:
 Phantom macro-F1: FP32 {ph["fp32"]["macro_f1"]:.3f}, INT8 CPU {ph["int8_cpu"]["macro_f1"]:.3f}, INT8 portable
 {ph["int8"]["macro_f1"]:.3f}. Diagnostic frames **with lung findings** (B-lines, consolidation, effusion;
 {ph["fp32"]["findings_frames"]} frames) called `diagnostic`:
-FP32 **{num(ph["fp32"]["findings_diagnostic_rate"])}**,
-INT8 CPU **{num(ph["int8_cpu"]["findings_diagnostic_rate"])}**, INT8 portable
-**{num(ph["int8"]["findings_diagnostic_rate"])}**. Per finding of the diagnostic cases:
+FP32 **{figure(ph["fp32"]["findings_diagnostic_rate"])}**,
+INT8 CPU **{figure(ph["int8_cpu"]["findings_diagnostic_rate"])}**, INT8 portable
+**{figure(ph["int8"]["findings_diagnostic_rate"])}**. Per finding of the diagnostic cases:
 
 | finding | FP32 | INT8 CPU | INT8 portable |
 | --- | ---: | ---: | ---: |
@@ -419,31 +402,6 @@ chain on a few frames into a temp folder. Decoded frames are cached under `/tmp/
 """
 
 
-def data_source(data_dir: Path, used: list[str], model: str = MODEL_NAME) -> str:
-    src = (data_dir / "SOURCE.md").read_text().strip()
-    with (data_dir / "labels.csv").open(newline="") as fh:
-        rows = {r["file"]: r for r in csv.DictReader(fh)}
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    header = list(next(iter(rows.values())).keys())
-    w.writerow(header)
-    for f in sorted(used):
-        w.writerow([rows[f][k] for k in header])
-    table = "| file | licence | licence link | DOI | URL |\n| --- | --- | --- | --- | --- |\n" + "\n".join(
-        f"| `{f}` | {rows[f]['License']} | {rows[f]['LinkToLicense']} | {rows[f]['DOI'] or '-'} | "
-        f"{rows[f]['URL (Video Name)'] or '-'} |"
-        for f in sorted(used)
-    )
-    return (
-        f"# Data used to train and evaluate {model}\n\n"
-        "The model was trained on, and evaluated on, the files below (see `split.json` for which split "
-        "each is in). Their licences require attribution; it is reproduced here. The text of the data set's "
-        "`SOURCE.md` follows, then each file's licence and publication.\n\n"
-        "## SOURCE.md (verbatim)\n\n" + src + "\n\n## Files used\n\n" + table + "\n\n"
-        "## labels.csv rows of the files used (verbatim)\n\n```csv\n" + buf.getvalue() + "```\n"
-    )
-
-
 def publish(
     out: Path,
     data_dir: Path,
@@ -453,14 +411,11 @@ def publish(
     wall_s: float | None = None,
 ) -> dict:
     used = sorted(f for files in splits.values() for f in files)
-    (out / "DATA_SOURCE.md").write_text(data_source(data_dir, used))
     man = manifest(out, splits, seed)
-    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
     card = model_card(out, splits, seed, wall_s)
-    if tiny:
-        card = "> SMOKE TEST (--tiny): a few frames, one epoch; the numbers below mean nothing.\n\n" + card
-    (out / "MODEL_CARD.md").write_text(card)
-    print(f"published {out / 'manifest.json'}", flush=True)
+    shrunk = "a few frames, one epoch" if tiny else None
+    path = write_model_docs(out, man, card, data_source(data_dir, used, MODEL_NAME), smoke_test=shrunk)
+    print(f"published {path}", flush=True)
     return man
 
 

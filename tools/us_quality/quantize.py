@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType
 
-from tools.modelkit.quantize import quantize_qdq, tensorrt_qdq_problems
+from tools.modelkit import quantize as qdq
+from tools.modelkit.sessions import cpu_session
 from tools.us_quality.data import ClipData
-from tools.us_quality.evaluate import predict, scores, session
+from tools.us_quality.evaluate import predict, scores
 from tools.us_quality.phantom import FRAMES_PER_SCENE, PhantomSet, phantom_set
 from tools.us_quality.preprocess import normalize
 from tools.us_quality.samples import STREAM_CALIB, STREAM_VAL, grid_jobs, random_jobs, render
@@ -39,10 +41,7 @@ from tools.us_quality.train import FP32_FILE
 INT8_FILE = "us-quality-int8.onnx"
 INT8_CPU_FILE = "us-quality-int8-cpu.onnx"
 MAX_DROP = 0.01  # validation score (0..1) that INT8 may lose against FP32
-FORMS: dict[str, dict[str, Any]] = {
-    INT8_FILE: {"symmetric": True, "activation_type": QuantType.QInt8, "quantize_bias": False},
-    INT8_CPU_FILE: {"symmetric": False, "activation_type": QuantType.QUInt8, "quantize_bias": True},
-}
+FORMS: dict[str, dict[str, Any]] = {INT8_FILE: qdq.PORTABLE_FORM, INT8_CPU_FILE: qdq.CPU_FORM}
 PHANTOM_CALIB_SHARE = 0.3  # of the calibration frames, as in training batches
 
 
@@ -56,7 +55,7 @@ def _float_candidates(model_path: Path) -> list[list[str]]:
 
 
 def quantize_file(src: Path, dst: Path, calib: np.ndarray, form: str, exclude: list[str]) -> None:
-    quantize_qdq(
+    qdq.quantize_qdq(
         src,
         dst,
         ({"input": normalize(s)[None, None]} for s in calib),
@@ -68,7 +67,7 @@ def quantize_file(src: Path, dst: Path, calib: np.ndarray, form: str, exclude: l
 
 
 def _val_score(path: Path, x_val: np.ndarray, y_val: np.ndarray, p_val: PhantomSet) -> tuple[float, float]:
-    sess = session(path)
+    sess = cpu_session(path)
     real = float(scores(y_val, predict(sess, x_val).argmax(1))["macro_f1"])  # type: ignore[arg-type]
     if not len(p_val):
         return real, real
@@ -102,38 +101,32 @@ def quantize(
     forms: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for form in FORMS:
-            tried: list[dict[str, Any]] = []
-            for exclude in _float_candidates(fp32):
-                cand = Path(tmp) / f"{len(tried)}-{form}"
-                quantize_file(fp32, cand, calib, form, exclude)
+
+            def attempt(exclude: Sequence[str], form: str = form) -> dict[str, Any]:
+                cand = Path(tmp) / f"{len(exclude)}-{form}"  # the candidates grow by one node each
+                quantize_file(fp32, cand, calib, form, list(exclude))
                 real, ph = _val_score(cand, x_val, y_val, p_val)
-                tried.append(
-                    {
-                        "excluded_nodes": exclude,
-                        "val_macro_f1": real,
-                        "phantom_val_macro_f1": ph,
-                        "drop": ref - (real + ph) / 2,
-                        "path": cand,
-                    }
-                )
                 print(
                     f"{form} excluding {exclude or 'nothing'}: val macro-F1 {real:.4f} "
                     f"(fp32 {ref_real:.4f}), "
                     f"phantom val {ph:.4f} (fp32 {ref_ph:.4f})",
                     flush=True,
                 )
-                if tried[-1]["drop"] <= MAX_DROP:
-                    break
-            best = min(tried, key=lambda t: t["drop"])
+                return {
+                    "excluded_nodes": exclude,
+                    "val_macro_f1": real,
+                    "phantom_val_macro_f1": ph,
+                    "drop": ref - (real + ph) / 2,
+                    "path": cand,
+                }
+
+            tried, best = qdq.keep_float_until_close(_float_candidates(fp32), attempt, MAX_DROP)
             shutil.copyfile(best["path"], out_dir / form)
-            spec = FORMS[form]
             forms[form] = {
-                "activations": f"{spec['activation_type'].name}, "
-                + ("symmetric" if spec["symmetric"] else "asymmetric"),
-                "biases": "int32" if spec["quantize_bias"] else "float",
+                **qdq.describe_form(FORMS[form]),
                 "chosen": {k: v for k, v in best.items() if k != "path"},
                 "tried": [{k: v for k, v in t.items() if k != "path"} for t in tried],
-                "tensorrt_problems": tensorrt_qdq_problems(out_dir / form),
+                "tensorrt_problems": qdq.tensorrt_qdq_problems(out_dir / form),
             }
     if forms[INT8_FILE]["tensorrt_problems"]:
         print(f"WARNING: {INT8_FILE} is not TensorRT-buildable: {forms[INT8_FILE]['tensorrt_problems']}")

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tools.modelkit.torch_export import export_static
+from tools.modelkit.export import export_checked
+from tools.modelkit.seeding import set_determinism
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
-from tools.us_quality.evaluate import scores, session
+from tools.us_quality.evaluate import scores
 from tools.us_quality.model import QualityNet, n_params
 from tools.us_quality.phantom import PhantomSet, phantom_set
 from tools.us_quality.preprocess import normalize
@@ -47,13 +48,6 @@ class TrainConfig:
     phantom_scenes: int = 1200  # training scenes (FRAMES_PER_SCENE frames each)
     phantom_val_scenes: int = 200
     phantom_per_batch: int = 20  # of batch_size; the rest are real samples
-
-
-def set_determinism(seed: int, threads: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)  # only for libraries that use the global state; ours pass Generators
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
@@ -180,14 +174,5 @@ def _phantom_f1(model: nn.Module, ps: PhantomSet) -> float:
 
 def export_onnx(model: nn.Module, path: Path, check: np.ndarray) -> float:
     """Export with a static batch of 1; return the max |ORT - torch| logit difference on ``check``."""
-    export_static(model, path, (1, 1, 128, 128), "input", "logits")
-    sess = session(path)
-    diff = 0.0
-    with torch.no_grad():
-        for i in range(len(check)):
-            x = normalize(check[i])[None, None]
-            ref = model(torch.from_numpy(x)).numpy()
-            got = sess.run(["logits"], {"input": x})[0]
-            assert got.shape == (1, len(LABELS)), got.shape
-            diff = max(diff, float(np.abs(ref - got).max()))
-    return diff
+    feeds = (normalize(s)[None, None] for s in check)
+    return export_checked(model, path, (1, 1, 128, 128), "input", "logits", feeds)
