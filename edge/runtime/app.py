@@ -133,6 +133,7 @@ def run(
             result_handlers=handlers,
             alarm=src if isinstance(src, AlarmReporter) else None,
             status=HudLines([p for p in parts if isinstance(p, StatusReporter)]),
+            handler_frames=32 if recorder and recorder.thumbnails else 0,  # only thumbnails draw on them
             read_timeout_s=config.source.read_timeout_s,
         )
         log.info("running %s; stop with Ctrl-C", src.info.url)

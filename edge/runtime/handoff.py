@@ -232,7 +232,9 @@ class ResultChannel:
     Results are data: put() waits for room rather than drop one (the wait shows in inference's
     latency). Frames are not: only the newest ``keep_frames`` pairs keep theirs, so handlers that
     stall (a slow disk under the outbox) hold a few frames, not ``maxsize`` of them; older pairs
-    reach the handlers with ``frame`` None. Written by one thread, read by one.
+    reach the handlers with ``frame`` None. With ``keep_frames`` 0 (no handler draws on frames)
+    none is held at all: a flat-out replay's backlog would otherwise cost that many frames of
+    memory for nothing. Written by one thread, read by one.
     """
 
     def __init__(self, maxsize: int, keep_frames: int = 32) -> None:
@@ -241,10 +243,11 @@ class ResultChannel:
         self._keep = keep_frames
 
     def put(self, frame: Frame, result: Result) -> None:
-        pair = _Pair(frame, result)
-        self._framed.append(pair)
-        if len(self._framed) > self._keep:
-            self._framed.popleft().frame = None  # let go: its handlers are that far behind
+        pair = _Pair(frame if self._keep else None, result)
+        if self._keep:
+            self._framed.append(pair)
+            if len(self._framed) > self._keep:
+                self._framed.popleft().frame = None  # let go: its handlers are that far behind
         while True:
             try:
                 self._q.put(pair, timeout=0.1)

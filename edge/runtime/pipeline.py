@@ -57,8 +57,11 @@ class Pipeline:
         result_handlers: Sequence[ResultHandler] = (),
         alarm: AlarmReporter | None = None,
         status: StatusReporter | None = None,
+        handler_frames: int = 32,
         read_timeout_s: float = 0.1,
     ) -> None:
+        """``handler_frames``: how many of the newest results not yet handled keep their frame for
+        the handlers (older ones reach them with None); 0 when no handler draws on frames."""
         self.source = source
         self.chain = chain
         self.counted = chain.counted({label for label, _, _ in DEFAULT_STYLE.counters})
@@ -83,7 +86,7 @@ class Pipeline:
         self._slot = LatestSlot(self.inference_policy)
         sync_s = config.display_sync_ms / 1000 if len(chain) else 0.0
         self._board = ResultBoard(self.inference_policy, sync_s, self.stop_event)
-        self._results = ResultChannel(config.result_queue)
+        self._results = ResultChannel(config.result_queue, handler_frames if self.handlers else 0)
         # Display-thread state.
         self._last_shown_id: str | None = None
         self._out: np.ndarray | None = None

@@ -19,8 +19,9 @@ from edge.results import Result
 
 class ResultHandler(Protocol):
     def __call__(self, frame: Frame | None, result: Result) -> None:
-        """``frame`` is the one ``result`` describes; None only when the handlers fell so far
-        behind that the runtime let the frame go (results are never dropped, frames may be)."""
+        """``frame`` is the one ``result`` describes; None when the handlers fell so far behind
+        that the runtime let the frame go (results are never dropped, frames may be), or when the
+        run keeps no frames for its handlers because none of them draws on one."""
 
 
 @runtime_checkable

@@ -183,3 +183,12 @@ def test_result_channel_frames_stay_while_handlers_keep_up() -> None:
         seen += [f.seq if f else None for f, _ in pairs]
     assert seen == list(range(6))
     assert all(p.frame is None for p in ch._framed), "taken pairs hold no frame"
+
+
+def test_result_channel_holds_no_frame_when_no_handler_draws_on_one() -> None:
+    ch = ResultChannel(maxsize=100, keep_frames=0)
+    for i in range(3):
+        ch.put(frame(i), result(i))
+    pairs, _ = ch.take_all()
+    assert [(f, r.frame_seq) for f, r in pairs] == [(None, 0), (None, 1), (None, 2)]
+    assert not ch._framed

@@ -77,4 +77,5 @@ def test_the_run_wires_the_hud_from_what_each_part_can_say(
     reporters = kw["status"].reporters
     assert [type(r).__name__ for r in reporters] == ["OutboxRecorder"]
     assert [type(h).__name__ for h in kw["result_handlers"]] == ["JsonlResultWriter", "OutboxRecorder"]
+    assert kw["handler_frames"] == 0, "thumbnails off: no handler draws on a frame, none is held for them"
     assert report["pipeline"]["inference_policy_used"] == "every"
