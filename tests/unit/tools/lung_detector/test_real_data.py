@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tools.lung_detector.real_data import b_line_label, split_clips, subsample
-from tools.us_quality.data import ClipRecord
+from tools.modelkit.pocus import ClipRecord
 
 
 def _rec(file: str, b_lines: str, kind: str = "video") -> ClipRecord:

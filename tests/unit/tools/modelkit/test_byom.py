@@ -14,8 +14,8 @@ import pytest
 from edge.cli import main as edge_main
 from edge.inference.base import SessionOptions
 from edge.inference.model import LoadedModel
-from tests.conftest import yolo_model
-from tests.unit.tools.modelkit.tiny_models import conv_classifier
+from tests.support.onnx_models import yolo_model
+from tests.unit.tools.tiny_models import conv_classifier
 from tools.modelkit.__main__ import main as modelkit_main
 from tools.modelkit.frames import read_frames
 from tools.modelkit.quantize import tensorrt_qdq_problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import pytest
 
 from edge.errors import ManifestError
 from edge.inference.manifest import load_manifest, verify_folder
-from tests.conftest import yolo_model
-from tests.unit.tools.modelkit.tiny_models import conv_classifier
-from tools.modelkit.manifest import add_file, input_shape, onnx_input, write_manifest
+from tests.support.onnx_models import yolo_model
+from tests.unit.tools.tiny_models import conv_classifier
+from tools.modelkit.manifest import add_file, build_manifest, input_shape, onnx_input, write_manifest
 
 
 def test_input_shape_layouts_and_symbolic_sizes() -> None:
@@ -78,3 +79,28 @@ def test_add_file_records_hash_and_default(tmp_path: Path) -> None:
     assert m.default_precision == "int8" and m.files["int8"].path == "cls-int8.onnx"
     assert m.provenance["note"] == "x"
     assert set(verify_folder(folder)) == {"fp32", "int8"}
+
+
+def test_a_recipe_manifest_with_forms_cpu_alternates_and_card(tmp_path: Path) -> None:
+    src = tmp_path / "cls-fp32.onnx"
+    onnx.save(conv_classifier(), src)
+    int8, cpu = tmp_path / "cls-int8.onnx", tmp_path / "cls-int8-cpu.onnx"
+    int8.write_bytes(b"int8"), cpu.write_bytes(b"cpu")
+    doc = build_manifest(
+        src, name="cls", task="classification", labels=["a", "b", "c"], input_size=(32, 32), color="gray",
+        ok_labels=["a"], urgent_labels=None, files={"int8": int8}, cpu_files={"int8": cpu},
+        default_precision="int8", provenance={"seed": 0}, card="MODEL_CARD.md",
+    )  # fmt: skip
+    assert "urgent_labels" not in doc and doc["ok_labels"] == ["a"]
+    assert list(doc) == [
+        "schema_version", "name", "version", "task", "modality", "description", "input", "outputs",
+        "labels", "ok_labels", "thresholds", "files", "cpu_files", "default_precision", "provenance", "card",
+    ]  # fmt: skip
+    assert list(doc["files"]) == ["fp32", "int8"] and doc["files"]["int8"]["path"] == "cls-int8.onnx"
+    assert doc["cpu_files"]["int8"]["sha256"] == hashlib.sha256(b"cpu").hexdigest()
+    assert doc["default_precision"] == "int8" and doc["card"] == "MODEL_CARD.md"
+    plain = build_manifest(
+        src, name="cls", task="classification", labels=["a", "b", "c"], input_size=(32, 32), color="gray"
+    )
+    assert plain["ok_labels"] == plain["urgent_labels"] == []
+    assert "cpu_files" not in plain and "card" not in plain

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -12,9 +14,18 @@ from onnx import numpy_helper
 from onnxruntime.quantization import QuantType
 
 from edge.inference.manifest import InputSpec
-from tests.conftest import MODELS
-from tests.unit.tools.modelkit.tiny_models import conv_classifier
-from tools.modelkit.quantize import calibration_feeds, quantize_qdq, split_holdout, tensorrt_qdq_problems
+from tests.support.paths import MODELS
+from tests.unit.tools.tiny_models import conv_classifier
+from tools.modelkit.quantize import (
+    CPU_FORM,
+    PORTABLE_FORM,
+    calibration_feeds,
+    describe_form,
+    keep_float_until_close,
+    quantize_qdq,
+    split_holdout,
+    tensorrt_qdq_problems,
+)
 
 
 def _calib(n: int = 16, seed: int = 1) -> list[dict[str, np.ndarray]]:
@@ -101,3 +112,29 @@ def test_split_holdout_spreads_over_the_frames() -> None:
     assert split_holdout(list(range(3)), 0.0) == ([0, 1, 2], [])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="holdout"):
         split_holdout([], 1.0)
+
+
+def test_the_two_forms_are_what_the_cards_say(tmp_path: Path) -> None:
+    assert describe_form(PORTABLE_FORM) == {"activations": "QInt8, symmetric", "biases": "float"}
+    assert describe_form(CPU_FORM) == {"activations": "QUInt8, asymmetric", "biases": "int32"}
+    src = tmp_path / "m.onnx"
+    onnx.save(conv_classifier(), src)
+    for form, parsable in ((PORTABLE_FORM, True), (CPU_FORM, False)):
+        dst = quantize_qdq(src, tmp_path / "q.onnx", _calib(), **form)
+        assert (tensorrt_qdq_problems(dst) == []) is parsable
+
+
+def test_nodes_stay_float_only_until_int8_is_close_enough() -> None:
+    drops = {(): 0.05, ("conv0",): 0.02, ("conv0", "head"): 0.004, ("head",): 0.0}
+    seen: list[tuple[str, ...]] = []
+
+    def attempt(nodes: Sequence[str]) -> dict[str, Any]:
+        seen.append(tuple(nodes))
+        return {"nodes": list(nodes), "drop": drops[tuple(nodes)]}
+
+    candidates = [[], ["conv0"], ["conv0", "head"], ["head"]]
+    tried, best = keep_float_until_close(candidates, attempt, max_drop=0.01)
+    assert seen == [(), ("conv0",), ("conv0", "head")], "stops at the first try within max_drop"
+    assert best is tried[-1] and best["nodes"] == ["conv0", "head"]
+    tried, best = keep_float_until_close(candidates[:2], attempt, max_drop=0.01)
+    assert best["nodes"] == ["conv0"], "none close enough: the smallest drop"

@@ -3,7 +3,7 @@
 Run on a Jetson (JetPack 6, TensorRT 10) or any Linux box with an NVIDIA GPU, the ``tensorrt``
 and ``pycuda`` Python packages and this repository set up::
 
-    python tools/trt_check.py models/my-model --precision int8 --source /data/clip.mp4 --frames 200
+    python -m tools.modelkit.trt_check models/my-model --precision int8 --source /data/clip.mp4 --frames 200
 
 It builds the engine exactly as ``edge models build-engine`` does (same cache key, same engine
 cache and timing cache; an engine already cached is reused, ``--rebuild`` forces a new one), loads
@@ -24,9 +24,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as `python tools/trt_check.py`: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.errors import EdgeError
 from edge.inference.base import ModelIdentity, SessionOptions
@@ -52,8 +49,8 @@ def require_tensorrt() -> str:
     ok, why = TensorRTBackend().is_available()
     if not ok:
         raise CheckUnavailable(
-            f"TensorRT is not installed here ({why}). Run tools/trt_check.py on a Jetson (JetPack 6, "
-            "TensorRT 10) or a machine with an NVIDIA GPU and the tensorrt and pycuda packages."
+            f"TensorRT is not installed here ({why}). Run python -m tools.modelkit.trt_check on a Jetson "
+            "(JetPack 6, TensorRT 10) or a machine with an NVIDIA GPU and the tensorrt and pycuda packages."
         )
     return why
 
@@ -132,7 +129,9 @@ def check(
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="tools/trt_check.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.modelkit.trt_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help="model folder (manifest.json)")
     p.add_argument("--precision", choices=("fp32", "int8"), help="default: the manifest's default")

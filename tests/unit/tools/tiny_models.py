@@ -1,10 +1,20 @@
-"""A small real convolutional classifier built with onnx.helper, for the modelkit tests."""
+"""Tiny real models for the toolchain tests, built here once instead of in each test module.
+
+``conv_classifier`` is an ONNX classifier built with onnx.helper (no torch needed);
+``torch_classifier`` is its torch counterpart for the export and seeding tests (imports torch
+when called, so modules that only need the ONNX one run without the tools extra).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def conv_classifier(size: int = 32, channels: int = 1, classes: int = 3, seed: int = 0) -> onnx.ModelProto:
@@ -35,3 +45,20 @@ def conv_classifier(size: int = 32, channels: int = 1, classes: int = 3, seed: i
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def torch_classifier(classes: int = 3, channels: int = 1) -> nn.Module:
+    """Conv 3x3 (8) with BatchNorm and ReLU, global average pool, linear: the recipes' shape, tiny.
+
+    Weights come from torch's global generator: seed it first for a repeatable model.
+    """
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(channels, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, classes),
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tools.us_quality.data import ClipRecord, split_by_clip
+from tools.modelkit.pocus import ClipRecord
+from tools.us_quality.data import split_by_clip
 from tools.us_quality.preprocess import MEAN, SCALE, STD, preprocess
 
 

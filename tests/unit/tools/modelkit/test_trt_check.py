@@ -1,4 +1,4 @@
-"""tools/trt_check.py: without TensorRT it stops with a clear message; its comparison and verdict
+"""tools.modelkit.trt_check: without TensorRT it stops with a clear message; its comparison and verdict
 logic runs here with ONNX Runtime on both sides (FP32 vs INT8 of the bundled us-quality model)."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from edge.inference.base import SessionOptions
 from edge.inference.manifest import load_manifest
 from edge.inference.model import LoadedModel
 from edge.inference.tensorrt_backend import TensorRTBackend
-from tests.conftest import MODELS, REPO, write_model_folder, yolo_model
+from tests.support.onnx_models import write_model_folder, yolo_model
+from tests.support.paths import MODELS, REPO
 from tools.modelkit.frames import read_frames
-from tools.trt_check import CheckUnavailable, check, ensure_engine
+from tools.modelkit.trt_check import CheckUnavailable, check, ensure_engine
 
 CPU = SessionOptions(providers=("CPUExecutionProvider",))
 no_trt = pytest.mark.skipif(
@@ -38,7 +39,7 @@ def _ort(folder: Path, precision: str) -> LoadedModel:
 @no_trt
 def test_without_tensorrt_exits_2_saying_what_is_missing() -> None:
     proc = subprocess.run(
-        [sys.executable, "tools/trt_check.py", str(MODELS / "us-quality")],
+        [sys.executable, "-m", "tools.modelkit.trt_check", str(MODELS / "us-quality")],
         cwd=REPO,
         capture_output=True,
         text=True,
