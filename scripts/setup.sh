@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Set up a virtual environment in .venv with the runtime (and, with --test, the test tools).
-# Safe to run again: it only installs what is missing. Needs Python 3.10-3.12; installs the
-# few Debian/Ubuntu packages OpenCV and venv need when they are absent (root or sudo).
+# Set up a virtual environment in .venv with the runtime (with --test, also the test tools; with
+# --tools, also the training tools), exactly as the hashed lock files in requirements/ pin them.
+# Safe to run again: it installs only when pyproject.toml or a lock changed since the last install.
+# Needs Python 3.10-3.12; installs the few Debian/Ubuntu packages OpenCV and venv need when they
+# are absent (root or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+set_name="runtime"
 case "${1:-}" in
-  --test) extras="[test]" ;;
-  --tools) extras="[test,tools]" ;;
+  --test) set_name="test" ;;
+  --tools) set_name="tools" ;;
   "") ;;
   *) echo "usage: scripts/setup.sh [--test|--tools]" >&2; exit 2 ;;
 esac
@@ -40,22 +42,61 @@ ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need+=("libglib2.0-0")
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 # The sync integration tests start their own mosquitto (own config, free port; never the
 # system service the package also installs). Debian puts it in /usr/sbin.
-if [ -n "$extras" ] && ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+if [ "$set_name" != runtime ] && ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   apt_install mosquitto
 fi
 
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-stamp=".venv/.installed${extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing into .venv (log: .venv/pip.log)"
-  if ! { .venv/bin/python -m pip install --upgrade pip \
-         && .venv/bin/python -m pip install -e ".${extras}"; } > .venv/pip.log 2>&1; then
-    tail -n 40 .venv/pip.log >&2
-    echo "setup: pip failed; the whole log is in .venv/pip.log" >&2
-    exit 1
-  fi
-  touch "$stamp"
+# Each set's lock files. torch (tools) is pinned by version in its own file: requirements/torch.txt.
+locks_of() {
+  case "$1" in
+    runtime) echo requirements/runtime.txt ;;
+    test) echo requirements/test.txt ;;
+    tools) echo requirements/torch.txt requirements/tools.txt ;;
+  esac
+}
+# A set is current when its stamp is newer than pyproject.toml and every file in requirements/.
+# The sets nest (runtime < test < tools, same pins), so a current larger set serves a smaller one.
+current() {
+  local stamp=".venv/.installed-$1" f
+  [ -f "$stamp" ] || return 1
+  for f in pyproject.toml requirements/*; do
+    if [ "$f" -nt "$stamp" ]; then return 1; fi
+  done
+}
+case "$set_name" in
+  runtime) serving="runtime test tools" ;;
+  test) serving="test tools" ;;
+  tools) serving="tools" ;;
+esac
+for s in $serving; do
+  if current "$s"; then echo "setup: ready (.venv, $(.venv/bin/python --version), $s set)"; exit 0; fi
+done
+
+# (Called as a condition, where set -e does not apply: each step returns on failure itself.)
+install() {
+  local pip=(.venv/bin/python -m pip install --disable-pip-version-check) lock
+  for lock in $(locks_of "$set_name"); do
+    if [ "$lock" = requirements/torch.txt ]; then
+      # Alone and without dependencies, so the hashed tools lock finds it installed and brings
+      # everything it needs.
+      "${pip[@]}" --no-deps -r "$lock" || return
+    else
+      "${pip[@]}" --require-hashes -r "$lock" || return
+    fi
+  done
+  "${pip[@]}" --no-deps -e . || return
+  # Remove what no lock names (a package dropped from a lock, the setuptools a venv seeds).
+  .venv/bin/python scripts/check_lock.py --prune $(locks_of "$set_name")
+}
+echo "setup: installing the $set_name set into .venv (log: .venv/pip.log)"
+rm -f .venv/.installed-*
+if ! install > .venv/pip.log 2>&1; then
+  tail -n 40 .venv/pip.log >&2
+  echo "setup: install failed; the whole log is in .venv/pip.log" >&2
+  exit 1
 fi
-echo "setup: ready (.venv, $(.venv/bin/python --version))"
+touch ".venv/.installed-$set_name"
+echo "setup: ready (.venv, $(.venv/bin/python --version), $set_name set)"
