@@ -136,7 +136,7 @@ class EngineFiles:
 def engine_files(identity: ModelIdentity, device: DeviceInfo, cache_dir: Path | None = None) -> EngineFiles:
     """The engine for ``identity`` (model name, sha256, precision) on ``device``, in ``cache_dir``
     (None: :func:`default_cache_dir`). The one place engine paths are made: the runtime's lookup,
-    ``edge models build-engine`` and ``tools/trt_check.py`` all come here, so they always agree.
+    ``edge models build-engine`` and ``tools.modelkit.trt_check`` all come here, so they always agree.
 
     The timing cache is one per (TensorRT version, GPU, compute capability), shared by all models:
     kernel timings depend on the GPU and TensorRT, not on the model.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.mqtt_broker import MosquittoBroker, find_mosquitto, find_mosquitto_passwd
+from tools.sync.broker import MosquittoBroker, find_mosquitto, find_mosquitto_passwd
 
 SYNC_DEVICES = ["dev-a", "dev-b"]
 

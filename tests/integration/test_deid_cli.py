@@ -11,7 +11,7 @@ import pydicom
 
 from tests.support.dicom import installed_dicom
 from tests.support.paths import REPO, env_without, run_edge
-from tools.deid_markers import marker_study, save, text_leaks
+from tools.deid.markers import marker_study, save, text_leaks
 
 
 def edge(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from edge.config import Config
 from edge.runtime.app import run
 from edge.sync.outbox import Outbox
-from tools.deid_markers import marker_study, save
+from tools.deid.markers import marker_study, save
 
 
 def test_no_marker_of_the_source_reaches_a_payload(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from edge.sync.uplink import Uplink
 from tests.support.paths import EDGE, REPO
 from tests.support.polling import wait_for
 from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config
-from tools.mqtt_broker import MosquittoBroker
+from tools.sync.broker import MosquittoBroker
 
-# The suite runs 2,000 (10-15 s on the 2-core dev box, loaded); `python -m tools.sync_soak
+# The suite runs 2,000 (10-15 s on the 2-core dev box, loaded); `python -m tools.sync.soak
 # --broker-kills 0 --runtime-kills 0` runs the 10,000 (~27 s there: 5 s of fsynced puts, 20 s of
 # drain to the last receipt), and with its default faults, 10,000 through 20 + 20 kill -9.
 N_RESULTS = 10_000  # the acceptance figure: about 25 s here (fill 5 s, drain 20 s)

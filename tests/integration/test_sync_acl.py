@@ -18,7 +18,7 @@ from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
 from tests.support.polling import wait_for
 from tests.support.sync_helpers import SITE, fill, start_ingest, uplink_config
-from tools.mqtt_broker import ClientFiles, MosquittoBroker
+from tools.sync.broker import ClientFiles, MosquittoBroker
 
 NOT_AUTHORIZED = 0x87
 BAD_USER_OR_PASSWORD = 0x86

@@ -1,6 +1,6 @@
 """Faults during a drain: the broker and the runtime killed -9, nothing lost, duplicates only raw.
 
-The short version of ``tools/sync_soak.py`` (which runs 10,000 results through 20 + 20 kills).
+The short version of ``tools/sync/soak.py`` (which runs 10,000 results through 20 + 20 kills).
 Zero lost relies on receipts: a result the broker acknowledged and then lost with its memory has
 no receipt, and is sent again after the runtime's ``confirm_timeout_s`` (5 s here).
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.mqtt_broker import find_mosquitto, find_mosquitto_passwd
-from tools.sync_soak import run_soak
+from tools.sync.broker import find_mosquitto, find_mosquitto_passwd
+from tools.sync.soak import run_soak
 
 
 @pytest.mark.skipif(

@@ -13,7 +13,7 @@ from edge_ingest import IngestStore
 from tests.support.paths import EDGE, REPO
 from tests.support.polling import wait_for
 from tests.support.sync_helpers import SITE, fill, uplink_config
-from tools.mqtt_broker import INGEST_USER, MosquittoBroker
+from tools.sync.broker import INGEST_USER, MosquittoBroker
 
 
 def test_two_ingest_processes_share_the_load(mosquitto: MosquittoBroker, tmp_path: Path) -> None:

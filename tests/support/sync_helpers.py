@@ -9,7 +9,7 @@ from edge.results import new_result_id
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.outbox import Outbox
 from edge_ingest import BrokerLogin, Ingest, IngestStore
-from tools.mqtt_broker import INGEST_USER, MosquittoBroker
+from tools.sync.broker import INGEST_USER, MosquittoBroker
 
 SITE = "site-1"
 

@@ -1,6 +1,6 @@
 """Fixtures for the de-identification tests: a device key, the vendor files of the installed pydicom-data
 (``data_store``) and pydicom packages (``tests.support.dicom``), and synthetic marker studies
-(``tools/deid_markers.py``)."""
+(``tools/deid/markers.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from edge.deid.header import DeidOptions
 from tests.support.dicom import installed_dicom
-from tools.deid_markers import Planted, marker_study, save
+from tools.deid.markers import Planted, marker_study, save
 
 KEY = bytes(range(32))
 

@@ -15,7 +15,7 @@ import pytest
 from edge.deid.errors import DeidError
 from edge.deid.files import deidentify_file, deidentify_paths
 from edge.deid.header import DeidOptions, parse_private_allow_list
-from tools.deid_markers import KEEP_PRIVATE, Planted, private_left, text_leaks, value_leaks
+from tools.deid.markers import KEEP_PRIVATE, Planted, private_left, text_leaks, value_leaks
 
 KEY = bytes(range(32))
 

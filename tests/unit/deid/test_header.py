@@ -16,7 +16,7 @@ from edge.deid.header import (
     patient_key,
 )
 from edge.deid.keys import date_shift_days
-from tools.deid_markers import KEEP_PRIVATE, marker_study, value_leaks, walk
+from tools.deid.markers import KEEP_PRIVATE, marker_study, value_leaks, walk
 
 KEY = bytes(range(32))
 

@@ -10,7 +10,7 @@ from pydicom.pixels import apply_color_lut
 
 from edge.deid.errors import DeidError
 from edge.deid.pixels import blackout_outside, clean_pixels, region_mask, ultrasound_regions
-from tools.deid_markers import REGION, marker_study, save, synthetic_image
+from tools.deid.markers import REGION, marker_study, save, synthetic_image
 
 
 # -- blackout_outside: the pure function the runtime also uses for live frames and thumbnails --------------

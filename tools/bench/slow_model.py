@@ -4,7 +4,7 @@ It takes the us-quality input (1x1x128x128) and output (5 logits) but runs a sta
 3x3 convolutions at full resolution, so one inference takes longer than a 30 fps frame
 interval on a small CPU. Weights are random (seeded): it measures scheduling, not medicine.
 
-    python -m tools.make_bench_slow_model [--layers 8] [--channels 56] [--out models/bench-slow]
+    python -m tools.bench.slow_model [--layers 8] [--channels 56] [--out models/bench-slow]
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def build(layers: int, channels: int, seed: int) -> onnx.ModelProto:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.bench.slow_model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--channels", type=int, default=56)
     ap.add_argument("--seed", type=int, default=0)
@@ -90,7 +94,7 @@ def main() -> None:
         "files": {"fp32": {"path": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}},
         "default_precision": "fp32",
         "provenance": {
-            "tool": "tools/make_bench_slow_model.py",
+            "tool": "tools/bench/slow_model.py",
             "layers": args.layers,
             "channels": args.channels,
             "seed": args.seed,

@@ -1,8 +1,8 @@
 """Fuzz and benchmark the probe-link codec (firmware_bridge.framing / messages / reassembly).
 
-    python -m tools.fuzz_protocol -n 1000000 --time-limit 300     # fuzz: exit 1 on any escaped exception,
+    python -m tools.probe.fuzz -n 1000000 --time-limit 300        # fuzz: exit 1 on any escaped exception,
                                                                   # 2 if the watchdog sees a hang
-    python -m tools.fuzz_protocol --bench                         # parse + reassembly cost per 512x512 frame
+    python -m tools.probe.fuzz --bench                            # parse + reassembly cost per 512x512 frame
 
 Fuzz cases: random bytes of random length, bit flips, truncations, insertions, splices of two valid
 packets, clean packets after a delimiter (which must always decode), and well-framed packets (good
@@ -243,7 +243,11 @@ def bench(frames: int, chunk_size: int, read_size: int, seed: int, repeats: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.probe.fuzz",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("-n", "--cases", type=int, default=1_000_000, help="fuzz cases (default 1,000,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=600.0, help="stop fuzzing after this many seconds")

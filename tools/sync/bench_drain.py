@@ -1,9 +1,9 @@
 """Drain throughput: results per second from the outbox to a local mosquitto, QoS 1 over TLS.
 
-    python -m tools.bench_drain                      # 5,000 results, 5 runs, window 64
-    python -m tools.bench_drain --results 20000 --window 256 --runs 3
+    python -m tools.sync.bench_drain                # 5,000 results, 5 runs, window 64
+    python -m tools.sync.bench_drain --results 20000 --window 256 --runs 3
 
-Each run fills a fresh outbox (not timed), starts a fresh broker (tools/mqtt_broker.py: TLS with
+Each run fills a fresh outbox (not timed), starts a fresh broker (tools/sync/broker.py: TLS with
 client certificates, passwords, ACLs, persistence saved on every change) with the reference ingest
 subscribed, and times ``Uplink.drain_once`` from start to the last result confirmed by the
 ingest's receipt (receipts on, the default): connect, TLS handshake, publish, PUBACK, the
@@ -30,8 +30,8 @@ from pathlib import Path
 from edge.config import UplinkConfig
 from edge.sync.outbox import Outbox
 from edge.sync.uplink import Uplink
-from tools.mqtt_broker import MosquittoBroker
-from tools.sync_soak import fill_outbox, start_ingest
+from tools.sync.broker import MosquittoBroker
+from tools.sync.soak import fill_outbox, start_ingest
 
 
 def one_run(
@@ -87,7 +87,11 @@ def one_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.sync.bench_drain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--results", type=int, default=5000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--window", type=int, default=64, help="in-flight window (default 64, the config default)")

@@ -1,6 +1,6 @@
 """Render one labelled frame of every phantom preset and operator event into two PNG grids.
 
-    python tools/phantom_contact_sheet.py [--out docs] [--seed 0]
+    python -m tools.phantom.contact_sheet [--out docs] [--seed 0]
 
 Writes ``phantom_contact_sheet.png`` (the frames) and ``phantom_truth_sheet.png`` (the same frames
 with the ground-truth boxes drawn), and prints frames/s per preset.
@@ -80,7 +80,9 @@ def fps_of(preset: str, n: int = 60) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.phantom.contact_sheet", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--out", type=Path, default=Path("docs"))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

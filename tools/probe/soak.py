@@ -1,7 +1,7 @@
 """Soak and cable-pull check of the probe link over a real pty, through the runtime's probe source.
 
-    python -m tools.probe_soak --seconds 600                       # zero lost frames for 10 minutes?
-    python -m tools.probe_soak --seconds 20 --disconnect-at 5      # cable pulled at 5 s, back 1 s later
+    python -m tools.probe.soak --seconds 600                       # zero lost frames for 10 minutes?
+    python -m tools.probe.soak --seconds 20 --disconnect-at 5      # cable pulled at 5 s, back 1 s later
 
 The virtual probe runs as its own process (as ``edge run --source probe+emu://`` starts it) and
 streams 512x512 8-bit frames; this reads them through ``edge.sources.probe`` exactly as the
@@ -71,7 +71,11 @@ def soak(seconds: float, fps: float, disconnect_at: float | None, reconnect_afte
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.probe.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--disconnect-at", type=float, help="pull the cable this many s after streaming starts")

@@ -1,7 +1,7 @@
 """Outbox put latency on this machine: every put committed and fsynced (WAL, synchronous=FULL).
 
-    .venv/bin/python tools/bench_outbox.py                 # 2000 puts of a real result message
-    .venv/bin/python tools/bench_outbox.py --n 5000 --dir /var/lib/scanner-edge --thumbnail
+    .venv/bin/python -m tools.sync.bench_outbox           # 2000 puts of a real result message
+    .venv/bin/python -m tools.sync.bench_outbox --n 5000 --dir /var/lib/scanner-edge --thumbnail
 
 Puts real schema v2 messages (built from a Result as the runtime builds them), flat out and then
 paced at 30 per second (the live rate), and prints p50/p99/max of put() in ms, plus the time
@@ -56,7 +56,9 @@ def _summary(name: str, ms: list[float]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.sync.bench_outbox", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--n", type=int, default=2000, help="puts flat out")
     ap.add_argument("--paced-s", type=float, default=5.0, help="seconds of puts at 30 per second")
     ap.add_argument("--dir", type=Path, default=None, help="folder on the disk to measure")

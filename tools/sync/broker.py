@@ -12,7 +12,7 @@ its own ``scanners/+/<username>/{results,feedback,status}`` and read access to i
 ingest user may read ``scanners/#`` and write ``scanners/+/+/receipts``. The certificates are made with the
 ``openssl`` command line (EC P-256, a few milliseconds each).
 
-Run ``python -m tools.mqtt_broker DIR`` to start one by hand; it prints the port and file paths.
+Run ``python -m tools.sync.broker DIR`` to start one by hand; it prints the port and file paths.
 """
 
 from __future__ import annotations
@@ -323,7 +323,11 @@ class MosquittoBroker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.sync.broker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("workdir", type=Path)
     p.add_argument("--device", action="append", default=[], help="device user (repeatable)")
     p.add_argument("--port", type=int)

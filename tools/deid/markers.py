@@ -1,6 +1,6 @@
 """Synthetic DICOM files that plant a unique marker in every attribute of PS3.15 Table E.1-1, in private
 attributes, and in repeating groups, at the top level and nested two sequences deep; and the checks that
-find any marker left in an output. Used by ``tests/unit/deid`` and ``tools/deid_compare.py``.
+find any marker left in an output. Used by ``tests/unit/deid`` and ``tools/deid/compare.py``.
 
 Text values carry ``MRK<n>`` markers (searched for in the output bytes); UIDs carry a 12-digit tag
 ``98765<n>`` (searched for too); dates, ages and numbers, which cannot carry text, are checked on the

@@ -1,9 +1,9 @@
 """Compare our de-identifier with the PyPI package ``dicom-anonymizer`` on the same files.
 
-    .venv/bin/python -m tools.deid_compare [--studies 3] [--vendor-dir DIR] [--json out.json]
+    .venv/bin/python -m tools.deid.compare [--studies 3] [--vendor-dir DIR] [--json out.json]
 
 Inputs: the vendor files of the installed ``pydicom-data`` (``data_store/data``), and synthetic studies from
-``tools.deid_markers`` (a unique marker in every attribute of PS3.15 Table E.1-1, nested two sequences deep,
+``tools.deid.markers`` (a unique marker in every attribute of PS3.15 Table E.1-1, nested two sequences deep,
 in private attributes and repeating groups). For each tool, side by side: files written / refused / failed,
 outputs that read back in pydicom (pixels included), markers left (synthetic), identifying values of the
 source left (vendor: names, ids, dates, UIDs found in the output bytes), studies whose files share one
@@ -32,7 +32,7 @@ import pydicom
 from edge.deid.files import deidentify_file
 from edge.deid.header import DeidOptions, deidentify_header, mark_deidentified
 from edge.deid.pixels import region_mask, ultrasound_regions
-from tools.deid_markers import Planted, marker_study, private_left, save, text_leaks, value_leaks, walk
+from tools.deid.markers import Planted, marker_study, private_left, save, text_leaks, value_leaks, walk
 
 _IDENTIFYING = (
     "PatientName",
@@ -273,7 +273,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.deid.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--studies", type=int, default=3, help="synthetic studies of two files each (3)")
     ap.add_argument("--vendor-dir", type=Path, help="folder of vendor files (default: pydicom-data's)")
     ap.add_argument("--json", type=Path, help="also write the figures here")

@@ -1,9 +1,9 @@
 """Zero lost, zero duplicated: drain an outbox through a broker that is killed, by a runtime that is killed.
 
-    python -m tools.sync_soak                       # 10,000 results, 20 broker + 20 runtime kill -9
-    python -m tools.sync_soak --results 2000 --broker-kills 3 --runtime-kills 3
+    python -m tools.sync.soak                       # 10,000 results, 20 broker + 20 runtime kill -9
+    python -m tools.sync.soak --results 2000 --broker-kills 3 --runtime-kills 3
 
-A real mosquitto (tools/mqtt_broker.py: TLS, passwords, ACLs, persistence) and the reference
+A real mosquitto (tools/sync/broker.py: TLS, passwords, ACLs, persistence) and the reference
 ingest (in this process) are started; the outbox is filled while no uplink runs ("offline for a
 whole run"); then the "runtime", ``edge sync --once`` as its own process, drains it. Every time
 the outbox's sent count has grown by another step, the next fault is injected, alternating
@@ -31,9 +31,9 @@ from edge.results import new_result_id
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.outbox import Outbox
 from edge_ingest import BrokerLogin, Ingest, IngestStore
-from tools.mqtt_broker import INGEST_USER, MosquittoBroker
+from tools.sync.broker import INGEST_USER, MosquittoBroker
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEVICE, SITE = "soak-dev", "soak-site"
 
 
@@ -242,7 +242,11 @@ def run_soak(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.sync.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--results", type=int, default=10_000)
     p.add_argument("--broker-kills", type=int, default=20)
     p.add_argument("--runtime-kills", type=int, default=20)
