@@ -1,7 +1,7 @@
 """Run two loaded models on the same frames and say how far apart they are.
 
 Used for FP32 vs INT8 after quantization (``tools.modelkit quantize``) and for ONNX Runtime vs
-TensorRT on a device (``tools/trt_check.py``). Both models go through the runtime's own path:
+TensorRT on a device (``tools.modelkit.trt_check``). Both models go through the runtime's own path:
 ``LoadedModel.run_raw`` for the raw outputs (per-output max/mean absolute difference) and
 ``LoadedModel.infer`` for what the operator would see (top-1 label of a classifier, findings of a
 detector after the runtime's decode and NMS, matched by label and IoU).
