@@ -57,11 +57,7 @@ def build(layers: int, channels: int, seed: int) -> onnx.ModelProto:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.bench.slow_model",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--channels", type=int, default=56)
     ap.add_argument("--seed", type=int, default=0)

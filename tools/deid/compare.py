@@ -273,11 +273,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.deid.compare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--studies", type=int, default=3, help="synthetic studies of two files each (3)")
     ap.add_argument("--vendor-dir", type=Path, help="folder of vendor files (default: pydicom-data's)")
     ap.add_argument("--json", type=Path, help="also write the figures here")

@@ -80,9 +80,7 @@ def fps_of(preset: str, n: int = 60) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.phantom.contact_sheet", description=__doc__.splitlines()[0]
-    )
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs"))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

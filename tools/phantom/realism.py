@@ -38,7 +38,7 @@ CASES: list[tuple[str, str, str, tuple[str, ...], dict[str, Any]]] = [
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m tools.phantom.realism", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--model", type=Path, default=Path("models/us-quality"))
     ap.add_argument("--per-seed", type=int, default=5, help="frames per seed (one scene per seed)")

@@ -243,11 +243,7 @@ def bench(frames: int, chunk_size: int, read_size: int, seed: int, repeats: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.probe.fuzz",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--cases", type=int, default=1_000_000, help="fuzz cases (default 1,000,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=600.0, help="stop fuzzing after this many seconds")

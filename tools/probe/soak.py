@@ -71,11 +71,7 @@ def soak(seconds: float, fps: float, disconnect_at: float | None, reconnect_afte
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.probe.soak",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--disconnect-at", type=float, help="pull the cable this many s after streaming starts")

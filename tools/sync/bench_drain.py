@@ -87,11 +87,7 @@ def one_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tools.sync.bench_drain",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", type=int, default=5000)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--window", type=int, default=64, help="in-flight window (default 64, the config default)")

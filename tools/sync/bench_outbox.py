@@ -56,9 +56,7 @@ def _summary(name: str, ms: list[float]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.sync.bench_outbox", description=__doc__.splitlines()[0]
-    )
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="puts flat out")
     ap.add_argument("--paced-s", type=float, default=5.0, help="seconds of puts at 30 per second")
     ap.add_argument("--dir", type=Path, default=None, help="folder on the disk to measure")

@@ -323,11 +323,7 @@ class MosquittoBroker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tools.sync.broker",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("workdir", type=Path)
     p.add_argument("--device", action="append", default=[], help="device user (repeatable)")
     p.add_argument("--port", type=int)

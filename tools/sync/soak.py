@@ -242,11 +242,7 @@ def run_soak(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tools.sync.soak",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", type=int, default=10_000)
     p.add_argument("--broker-kills", type=int, default=20)
     p.add_argument("--runtime-kills", type=int, default=20)
