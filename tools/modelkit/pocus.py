@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,19 @@ def _fit(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
 
 
+def video_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of a video file in order, as OpenCV decodes it (BGR uint8)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
 def read_gray_frames(path: Path, step: int) -> np.ndarray:
     """Every ``step``-th frame of a video (or the one still) as gray uint8, shape (N, H, W)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -107,19 +120,7 @@ def read_gray_frames(path: Path, step: int) -> np.ndarray:
         if img is None:
             raise OSError(f"cannot read image {path}")
         return _fit(to_gray(img))[None]
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    i = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
-                frames.append(_fit(to_gray(frame)))
-            i += 1
-    finally:
-        cap.release()
+    frames = [_fit(to_gray(f)) for i, f in enumerate(video_frames(path)) if i % step == 0]
     if not frames:
         raise OSError(f"no frames decoded from {path}")
     return np.stack(frames)

@@ -16,7 +16,7 @@ import cv2
 
 from tools.modelkit.cards import CARD_NAME, figure, write_model_docs
 from tools.modelkit.manifest import build_manifest
-from tools.modelkit.pocus import EXCLUDED, FRAME_STEP, data_source, load_labels
+from tools.modelkit.pocus import EXCLUDED, FRAME_STEP, data_source, load_labels, video_frames
 from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
 from tools.us_quality import degrade as D
 from tools.us_quality.data import NATURAL_SHADOW_MAX
@@ -420,14 +420,10 @@ def publish(
 
 
 def video_info(path: Path) -> dict:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    shape = None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
+    n, shape = 0, None
+    for frame in video_frames(path):
         n, shape = n + 1, frame.shape
+    cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     return {
