@@ -44,7 +44,7 @@ def prune(r: Recipe, work: Path, log: Log) -> None:
     from tools.lung_detector.model import Detector
     from tools.lung_detector.prune import prune_to, widths
     from tools.lung_detector.train import export_onnx, fit
-    from tools.modelkit.seeding import set_determinism
+    from tools.modelkit.training import set_determinism
 
     set_determinism(r.seed, r.train.threads)
     model = Detector(len(r.labels))

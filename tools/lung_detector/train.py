@@ -22,8 +22,7 @@ from tools.lung_detector.dataset import BoxSet, Dataset, WeakSet
 from tools.lung_detector.model import Detector
 from tools.lung_detector.recipe import Recipe, normalize
 from tools.lung_detector.targets import batch_targets, detection_loss, weak_loss
-from tools.modelkit.export import export_checked
-from tools.modelkit.seeding import set_determinism
+from tools.modelkit.training import export_checked, set_determinism
 
 WARMUP_STEPS = 30
 

@@ -6,8 +6,8 @@
   until INT8 is close enough, and the TensorRT parser check (``tensorrt_qdq_problems``).
 - ``compare`` and ``trt_check``: one loaded model against another on the same frames (FP32 vs INT8,
   ONNX Runtime vs TensorRT on the device).
-- ``export``: torch -> ONNX export and the ONNX Runtime vs torch parity check; ``seeding``: one
-  ``set_determinism``; ``sessions``: ONNX Runtime CPU sessions and interleaved latency.
+- ``training``: one ``set_determinism``, torch -> ONNX export and the ONNX Runtime vs torch parity
+  check; ``sessions``: ONNX Runtime CPU sessions and interleaved latency.
 - ``frames``: frames from any runtime source; ``pocus``: the pocus_dev clips (labels, gray frames,
   cache, attribution); ``cards``: writing a published folder's manifest, card and attribution.
 

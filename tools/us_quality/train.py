@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tools.modelkit.export import export_checked
-from tools.modelkit.seeding import set_determinism
+from tools.modelkit.training import export_checked, set_determinism
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
 from tools.us_quality.evaluate import scores

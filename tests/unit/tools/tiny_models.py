@@ -1,7 +1,7 @@
 """Tiny real models for the toolchain tests, built here once instead of in each test module.
 
 ``conv_classifier`` is an ONNX classifier built with onnx.helper (no torch needed);
-``torch_classifier`` is its torch counterpart for the export and seeding tests (imports torch
+``torch_classifier`` is its torch counterpart for the training helpers' tests (imports torch
 when called, so modules that only need the ONNX one run without the tools extra).
 """
 

@@ -32,7 +32,7 @@ def test_manifest_is_the_committed_one() -> None:
 
 
 def test_card_is_the_committed_one(tmp_path: Path) -> None:
-    from tools.lung_detector.publish import model_card
+    from tools.lung_detector.card import model_card
     from tools.lung_detector.recipe import load_recipe
 
     shutil.copyfile(FOLDER / "dataset.json", tmp_path / "dataset.json")

@@ -1,4 +1,4 @@
-"""tools.modelkit.export and seeding: one export + parity check and one seeding for every recipe."""
+"""tools.modelkit.training: one seeding and one export + parity check for every recipe."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def _inputs(n: int) -> list[np.ndarray]:
 
 
 def test_export_checked_names_the_graph_and_matches_torch(tmp_path: Path, restore_torch: None) -> None:
-    from tools.modelkit.export import OPSET, export_checked
-    from tools.modelkit.seeding import set_determinism
+    from tools.modelkit.training import OPSET, export_checked, set_determinism
 
     set_determinism(0, 1)
     model = torch_classifier()
@@ -51,7 +50,7 @@ def test_export_checked_names_the_graph_and_matches_torch(tmp_path: Path, restor
 
 
 def test_the_model_is_exported_and_compared_in_eval_mode(tmp_path: Path, restore_torch: None) -> None:
-    from tools.modelkit.export import export_checked
+    from tools.modelkit.training import export_checked
 
     model = torch_classifier().train()
     checked: list[int] = []
@@ -69,7 +68,7 @@ def test_the_model_is_exported_and_compared_in_eval_mode(tmp_path: Path, restore
 def test_set_determinism_repeats_a_model_and_refuses_nondeterministic_kernels(restore_torch: None) -> None:
     import torch
 
-    from tools.modelkit.seeding import set_determinism
+    from tools.modelkit.training import set_determinism
 
     set_determinism(7, 1)
     a = torch_classifier()

@@ -1,8 +1,9 @@
-"""ONNX export of a trained torch model and the check that ONNX Runtime computes what torch did.
+"""The torch side every recipe's training shares: one seeding, one export, one parity check.
 
-Every training tool here exports the same way (``export_static``) and checks the file the same way
-(``export_checked``): the exported graph run by ONNX Runtime on the CPU against the torch model on
-the same inputs, the largest absolute difference returned so the training log can quote it.
+``set_determinism`` makes a run repeat bit for bit for a seed and a thread count. Every trained
+model is exported the same way (``export_static``) and checked the same way (``export_checked``):
+the exported graph run by ONNX Runtime on the CPU against the torch model on the same inputs, the
+largest absolute difference returned so the training log can quote it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from torch import nn
 from tools.modelkit.sessions import cpu_session
 
 OPSET = 17
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    """Seed torch and numpy's global state, fix the thread count and refuse nondeterministic kernels.
+
+    The recipes draw their own randomness from seeded ``numpy.random.Generator`` objects; the global
+    numpy seed only covers libraries that use the global state. The thread count is part of the
+    result: a float sum split over other threads rounds differently.
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
 
 
 def export_static(
