@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from tools.modelkit.manifest import MANIFEST_NAME, save, sha256_file
 
 LABELS = ["diagnostic", "no_contact", "shadow", "gain_high", "gain_low"]
 
@@ -87,7 +87,7 @@ def main() -> None:
         "outputs": [{"name": "logits", "kind": "logits"}],
         "labels": LABELS,
         "ok_labels": ["diagnostic"],
-        "files": {"fp32": {"path": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}},
+        "files": {"fp32": {"path": path.name, "sha256": sha256_file(path)}},
         "default_precision": "fp32",
         "provenance": {
             "tool": "tools/bench/slow_model.py",
@@ -97,7 +97,7 @@ def main() -> None:
             "created": dt.date.today().isoformat(),
         },
     }
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    save(args.out / MANIFEST_NAME, manifest)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MB) and its manifest")
 
 
