@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,8 +20,9 @@ from edge.results import (
     priority_for,
     result_for,
 )
+from tests.support.paths import DOCS
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "result.schema.json"
+SCHEMA_PATH = DOCS / "result.schema.json"
 
 
 def validator(ref: str | None = None) -> jsonschema.Draft202012Validator:

@@ -22,9 +22,9 @@ from firmware_bridge.emulator_pty import PtyProbe
 from firmware_bridge.framing import Deframer, MsgType, Packet, cobs_encode
 from firmware_bridge.phantom import PRESETS, frames, single
 from firmware_bridge.reassembly import AssembledFrame, FrameAssembler
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the emulator needs Linux pseudo-terminals")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class Host:
@@ -233,7 +233,7 @@ def test_cli_prints_path_and_exits_on_sigterm(tmp_path: Path) -> None:
     link = tmp_path / "cli-probe"
     proc = subprocess.Popen(
         [sys.executable, "-m", "firmware_bridge.emulator", "--preset", "bladder", "--link", str(link)],
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -31,8 +30,9 @@ from firmware_bridge.messages import (
     decode,
     encode,
 )
+from tests.support.paths import REPO
 
-DOC = Path(__file__).resolve().parents[3] / "firmware_bridge" / "PROTOCOL.md"
+DOC = REPO / "firmware_bridge" / "PROTOCOL.md"
 
 # The messages PROTOCOL.md §8 describes in words; the doc's hex must be exactly their encoding.
 EXAMPLES: dict[str, tuple[Message, int]] = {

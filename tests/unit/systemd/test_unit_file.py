@@ -5,7 +5,9 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-UNIT = Path(__file__).resolve().parents[3] / "systemd" / "scanner-edge.service"
+from tests.support.paths import REPO
+
+UNIT = REPO / "systemd" / "scanner-edge.service"
 
 
 def _unit() -> configparser.RawConfigParser:
