@@ -14,6 +14,7 @@ from typing import Any
 
 from edge.config import Config, load_config
 from edge.errors import ConfigError
+from edge.sync.status import format_age
 
 log = logging.getLogger("edge.sync")
 
@@ -51,7 +52,7 @@ def outbox_path(config: Config, db: Path | None) -> Path:
 
 
 def _fmt_age(s: float | None) -> str:
-    return "-" if s is None else f"{s:.0f} s"
+    return "-" if s is None else format_age(s)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
