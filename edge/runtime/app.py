@@ -32,19 +32,9 @@ from edge.runtime.report import (
 )
 from edge.sources import Source, open_source
 from edge.sync.recorder import OutboxRecorder, open_recorder
-from edge.sync.uplink import Uplink, start_uplink
+from edge.sync.uplink import start_uplink
 
 log = logging.getLogger(__name__)
-
-
-class UplinkStatus:
-    """The uplink's sync line as a StatusReporter (the Uplink names it ``status_text``)."""
-
-    def __init__(self, uplink: Uplink) -> None:
-        self.uplink = uplink
-
-    def hud_text(self) -> str | None:
-        return self.uplink.status_text()
 
 
 def load_models(config: Config) -> list[ModelSlot]:
@@ -108,6 +98,8 @@ def run(
             recorder = open_recorder(config)
             opened.callback(recorder.outbox.close)
         uplink = start_uplink(config, recorder.outbox if recorder else None)  # docs/sync.md
+        if recorder is not None:
+            recorder.queue_on_hud = uplink is None  # with an uplink, its sync line shows the queue
         if uplink is not None:
             opened.callback(uplink.stop)  # before the outbox closes (callbacks run last-in first)
         t_loaded = time.monotonic()
@@ -124,7 +116,7 @@ def run(
         if recorder is not None:
             handlers.append(recorder)
         # HUD line, in this order: the source's own (a probe's battery), the outbox's, sync's.
-        parts = (src, recorder, UplinkStatus(uplink) if uplink else None)
+        parts = (src, recorder, uplink)
         pipeline = Pipeline(
             src,
             ModelChain(slots),

@@ -25,6 +25,7 @@ from edge.frames import Frame
 from edge.results import PRIORITY_URGENT, Result
 from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox, OutboxStats
+from edge.sync.status import outbox_text
 from edge.sync.thumbnail import load_blackout, make_thumbnail
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class OutboxRecorder:
         self.thumbnails = thumbnails
         self.blackout = load_blackout() if thumbnails is not None else None
         self.refresh_s = refresh_s
+        self.queue_on_hud = True  # the run turns it off when an uplink's sync line shows the queue
         self.outcomes: Counter[str] = Counter()
         self.thumbs: Counter[str] = Counter()
         self._warned: set[str] = set()
@@ -161,21 +163,10 @@ class OutboxRecorder:
         return jpeg
 
     def hud_text(self) -> str | None:
-        """One short line: queued count, oldest age, last success; the quota alarm in capitals."""
-        s = self._stats
-        if s is None:
+        """The outbox's HUD line: the quota alarm in capitals; the queue when no uplink shows it."""
+        if self._stats is None:
             return None
-        if s.quota_state == "full" or self.outcomes["refused"]:
-            alarm = "OUTBOX FULL: RESULTS REFUSED" if s.quota_state == "full" else "OUTBOX WRITE FAILED"
-            return f"{alarm} ({self.outcomes['refused']})"
-        text = f"outbox {s.queued} queued"
-        if s.oldest_queued_age_s is not None and s.queued:
-            text += f", oldest {_age(s.oldest_queued_age_s)}"
-        if s.last_sent_wall is not None:
-            text += f", last sent {_age(max(0.0, time.time() - s.last_sent_wall))} ago"
-        if s.quota_state == "thumbnails_refused":
-            text += ", NEAR QUOTA: NO THUMBNAILS"
-        return text
+        return outbox_text(self._stats, self.outcomes["refused"], with_queue=self.queue_on_hud)
 
     def report(self) -> dict[str, Any]:
         self._refresh()
@@ -189,16 +180,6 @@ class OutboxRecorder:
             "thumbnails": dict(self.thumbs) if self.thumbnails is not None else None,
             **self._stats.to_dict(),
         }
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} d"
 
 
 def open_recorder(config: Config) -> OutboxRecorder:

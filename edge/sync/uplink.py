@@ -198,7 +198,7 @@ class Uplink:
                 confirmed_session=self._confirmed_session,
             )
 
-    def status_text(self) -> str:
+    def hud_text(self) -> str:
         return sync_text(self.state())
 
     # -- the uplink thread ---------------------------------------------------------------------

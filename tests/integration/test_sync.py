@@ -41,7 +41,7 @@ def test_offline_whole_run_then_connected_delivers_every_result(
         state = uplink.state()
         assert not state.connected and state.sent_session == 0
         assert state.last_error is not None and "cannot connect" in state.last_error
-        assert uplink.status_text().startswith(f"sync: offline, {N_RESULTS} queued, oldest ")
+        assert uplink.hud_text().startswith(f"sync: offline, {N_RESULTS} queued, oldest ")
 
         mosquitto.start()  # the network returns; the uplink and the ingest reconnect by themselves
         try:
@@ -70,7 +70,7 @@ def test_offline_whole_run_then_connected_delivers_every_result(
         assert counts.received == counts.stored + counts.duplicates  # raw duplicates are counted
         assert counts.invalid == 0
         print(f"raw duplicates: {counts.duplicates} of {counts.received} deliveries")
-        assert uplink.status_text() == "sync: ok, 0 queued"
+        assert uplink.hud_text() == "sync: ok, 0 queued"
     finally:
         uplink.stop()
         ingest.stop()

@@ -46,13 +46,17 @@ def test_the_probe_has_an_alarm_and_a_line_the_outbox_a_line(tmp_path: Path) -> 
     assert not isinstance(video, StatusReporter) and not isinstance(video, AlarmReporter)
 
 
-def test_the_uplinks_sync_line_goes_through_an_adapter() -> None:
-    class FakeUplink:
-        def status_text(self) -> str:
-            return "sync: ok, 0 queued"
+def test_the_uplink_is_a_status_line_and_no_alarm(tmp_path: Path) -> None:
+    from edge.sync.uplink import Uplink
 
-    status = app.UplinkStatus(FakeUplink())  # type: ignore[arg-type]
-    assert isinstance(status, StatusReporter) and status.hud_text() == "sync: ok, 0 queued"
+    assert "hud_text" in vars(Uplink) and "status_text" not in vars(Uplink)  # not mistaken for an alarm
+
+
+def test_the_outbox_line_leaves_the_queue_to_the_uplinks_sync_line(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "ob.sqlite3") as outbox:
+        rec = OutboxRecorder(outbox, Device("edge-x"))
+        rec.queue_on_hud = False
+        assert rec.hud_text() is None  # nothing to alarm about, and the sync line shows the queue
 
 
 def test_the_run_wires_the_hud_from_what_each_part_can_say(

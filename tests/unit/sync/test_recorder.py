@@ -93,7 +93,7 @@ def test_hud_line_shows_the_queue_then_the_alarm_in_capitals(tmp_path: Path) -> 
     assert (rec.hud_text() or "").startswith("outbox 2 queued, oldest ")
     outbox.mark_sent([outbox.claim(1)[0].result_id])
     rec(_frame(), _result())
-    assert ", last sent 0 s ago" in (rec.hud_text() or "")
+    assert ", last sent 0s ago" in (rec.hud_text() or "")
     for _ in range(400):
         rec(_frame(), _result())
         if rec.outcomes["refused"]:

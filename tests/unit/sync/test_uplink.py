@@ -209,7 +209,7 @@ def test_not_authorised_puback_leaves_results_queued(outbox: Outbox) -> None:
     assert report.drained and report.sent == 0 and report.refused == 4 and report.remaining == 4
     assert outbox.stats().queued == 4
     assert report.last_error is not None and "Not authorized" in report.last_error
-    assert uplink.status_text() == "sync: offline, 4 queued, oldest 0s, 4 refused"
+    assert uplink.hud_text() == "sync: offline, 4 queued, oldest 0s, 4 refused"
 
 
 def test_nothing_is_marked_sent_without_its_puback(outbox: Outbox) -> None:
@@ -265,7 +265,7 @@ def test_a_result_is_confirmed_only_by_its_receipt_and_resent_until_then(outbox:
         report = uplink.drain_once(timeout_s=20)
         assert report.drained, report
         assert report.sent == 3 and report.confirmed == 3 and report.awaiting_receipt == 0
-        assert uplink.status_text() == "sync: ok, 0 queued"
+        assert uplink.hud_text() == "sync: ok, 0 queued"
     finally:
         uplink.stop()
         peer.close()
@@ -288,5 +288,5 @@ def test_without_a_receipt_the_drain_does_not_finish(outbox: Outbox) -> None:
         uplink.stop()
         peer.close()
     assert not report.drained and report.sent == 2 and report.confirmed == 0 and report.awaiting_receipt == 2
-    assert uplink.status_text().startswith("sync: ") and "2 awaiting receipt" in uplink.status_text()
+    assert uplink.hud_text().startswith("sync: ") and "2 awaiting receipt" in uplink.hud_text()
     assert len([t for t, _ in peer.published if t.endswith("/results")]) == 2  # not re-sent before 60 s
