@@ -98,6 +98,10 @@ class RunnableModel(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
+    @property
+    def path(self) -> Path:
+        """The model file it runs (the run report names it)."""
+
     def infer(self, image: np.ndarray) -> ModelOutput: ...
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from edge.config import ModelConfig
 from edge.frames import Frame
-from edge.inference.model import LoadedModel, ModelOutput
+from edge.inference.base import ModelOutput, RunnableModel
 from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priority_for, result_for
 
 
@@ -32,7 +32,7 @@ from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priori
 class ModelSlot:
     """A loaded model, how the chain runs it, and what it said last (for ``every_n``)."""
 
-    model: LoadedModel
+    model: RunnableModel
     config: ModelConfig
     last: ModelOutput | None = None
     runs: int = 0
