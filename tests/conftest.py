@@ -8,12 +8,7 @@ from typing import Any
 
 import pytest
 
-# Re-exported for tests that still import these from here (tests/unit/tools); import them from
-# tests.support.paths and tests.support.onnx_models instead.
-from tests.support.onnx_models import classifier_folder, classifier_model, write_model_folder, yolo_model
-from tests.support.paths import MODELS, REPO
-
-__all__ = ["MODELS", "REPO", "classifier_model", "write_model_folder", "yolo_model"]
+from tests.support.onnx_models import classifier_folder
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from edge.inference.manifest import Manifest
 from edge.inference.model import LoadedModel
 from edge.inference.preprocess import Transform
 from edge.inference.tasks.detection import DetectionTask, batched_nms, decode_yolo, nms
-from tests.conftest import write_model_folder, yolo_model
+from tests.support.onnx_models import write_model_folder, yolo_model
 
 # Seven candidates (columns), two classes. cx, cy, w, h, score_a, score_b.
 CANDIDATES = np.array(

@@ -20,7 +20,7 @@ from edge.inference.tasks import TaskOutput, known_tasks, register_task, registr
 from edge.inference.tasks.classification import ClassificationTask
 from edge.inference.tasks.detection import DetectionTask
 from edge.results import Finding
-from tests.conftest import write_model_folder
+from tests.support.onnx_models import write_model_folder
 
 
 @pytest.fixture(autouse=True)
