@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from edge.sync.contract import StatsLike
+
 
 def format_age(seconds: float) -> str:
     """A short age for a status line: "45s", "4m", "3h", "2d"."""
@@ -72,15 +74,9 @@ def sync_text(state: SyncState) -> str:
     return text
 
 
-class QueueStats(Protocol):
+class QueueStats(StatsLike, Protocol):
     """The outbox figures the outbox line needs (``edge.sync.outbox.OutboxStats`` has them)."""
 
-    @property
-    def queued(self) -> int: ...
-    @property
-    def oldest_queued_age_s(self) -> float | None: ...
-    @property
-    def last_sent_wall(self) -> float | None: ...
     @property
     def quota_state(self) -> str: ...
 

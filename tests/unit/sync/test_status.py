@@ -67,6 +67,8 @@ class _Stats:
     oldest_queued_age_s: float | None = None
     last_sent_wall: float | None = None
     quota_state: str = "ok"
+    awaiting_receipt: int = 0
+    confirmed: int = 0
 
 
 def test_outbox_line_shows_the_queue_only_without_an_uplink() -> None:
