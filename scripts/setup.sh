@@ -92,7 +92,7 @@ install() {
   .venv/bin/python scripts/check_lock.py --prune $(locks_of "$set_name")
 }
 echo "setup: installing the $set_name set into .venv (log: .venv/pip.log)"
-rm -f .venv/.installed-*
+rm -f .venv/.installed*  # also the stamps of older setup.sh versions
 if ! install > .venv/pip.log 2>&1; then
   tail -n 40 .venv/pip.log >&2
   echo "setup: install failed; the whole log is in .venv/pip.log" >&2
