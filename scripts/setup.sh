@@ -89,7 +89,11 @@ install() {
   done
   "${pip[@]}" --no-deps -e . || return
   # Remove what no lock names (a package dropped from a lock, the setuptools a venv seeds).
-  .venv/bin/python scripts/check_lock.py --prune $(locks_of "$set_name")
+  .venv/bin/python scripts/check_lock.py --prune $(locks_of "$set_name") || return
+  # Every requirement met, the project's own included: a dependency added to pyproject.toml
+  # without scripts/lock.sh shows up here, not in the tests.
+  .venv/bin/python -m pip check \
+    || { echo "setup: the locks miss a requirement: run scripts/lock.sh after changing pyproject.toml"; return 1; }
 }
 echo "setup: installing the $set_name set into .venv (log: .venv/pip.log)"
 rm -f .venv/.installed*  # also the stamps of older setup.sh versions
