@@ -1,10 +1,15 @@
-"""The systemd unit: what the service writes lies inside what the sandbox lets it write."""
+"""The systemd unit: what the service writes lies inside what the sandbox lets it write, and a stuck
+runtime is restarted by systemd's watchdog."""
 
 from __future__ import annotations
 
 import configparser
+import re
 from pathlib import Path
 
+from edge.runtime.health import Health, Watchdog
+from edge.runtime.notify import Notify
+from edge.sources.probe import EMULATOR_START_S
 from tests.support.paths import REPO
 
 UNIT = REPO / "systemd" / "scanner-edge.service"
@@ -28,3 +33,26 @@ def test_the_service_writes_only_where_the_sandbox_allows() -> None:
     assert any(key.is_relative_to(w) for w in writable), "the device key is made on first start"
     assert s["ExecStart"].split()[1:3] == ["run", "--config"]
     assert s["KillSignal"] == "SIGTERM" and float(s["TimeoutStopSec"]) >= 2
+
+
+def _seconds(span: str) -> float:
+    """A systemd time span as this unit writes them ("30s", "2min", "120")."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|sec|min|)", span.strip())
+    assert m, f"{span!r}: not a time span this test reads"
+    return float(m[1]) * (60 if m[2] == "min" else 1)
+
+
+def test_systemd_restarts_the_service_when_the_runtime_stops_feeding_its_watchdog() -> None:
+    s = _unit()["Service"]
+    assert s["Type"] == "notify", "started once the runtime says READY=1"
+    # Only the runtime's own process may speak for it: ExecStart runs it directly, no shell between.
+    assert s["NotifyAccess"] == "main"
+    assert Path(s["ExecStart"].split()[0]).name == "edge"
+    watchdog = Notify("@unit", watchdog_usec=int(_seconds(s["WatchdogSec"]) * 1e6))
+    w = Watchdog(Health(), watchdog)
+    assert w.ping_s is not None and w.ping_s >= 5 * w.check_s, "pings at half the interval, checked often"
+    assert s["Restart"] == "on-failure", "a watchdog timeout counts as a failure"
+    # The watchdog's signal lets the runtime write its report naming the stuck stage; a stop
+    # that hangs is killed after TimeoutStopSec.
+    assert s["WatchdogSignal"] == "SIGTERM" and float(s["TimeoutStopSec"]) >= 2
+    assert _seconds(s["TimeoutStartSec"]) > EMULATOR_START_S, "READY=1 comes after the source opens"
