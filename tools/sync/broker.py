@@ -13,11 +13,17 @@ ingest user may read ``scanners/#`` and write ``scanners/+/+/receipts``. The cer
 ``openssl`` command line (EC P-256, a few milliseconds each).
 
 Run ``python -m tools.sync.broker DIR`` to start one by hand; it prints the port and file paths.
+
+No mosquitto outlives its owner: on Linux it gets SIGTERM when the thread that started it goes (the
+parent-death signal: also after a SIGKILL of the owner), every started broker is stopped at exit
+(atexit), and the command turns SIGTERM into a clean exit that stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import ctypes
 import os
 import secrets
 import shutil
@@ -25,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +75,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Looked up here, not in the forked child: between fork and exec the child only makes the call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_running: set[MosquittoBroker] = set()  # started and not yet stopped: stopped at exit
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the thread that started it exits, however it
+    exits (a SIGKILL of the test run included), so no mosquitto is left holding a port."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for broker in list(_running):
+        broker.stop()
 
 
 def _openssl(*args: str | Path) -> None:
@@ -251,8 +277,10 @@ class MosquittoBroker:
             [self.exe, "-c", str(self.conf_file)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C in the terminal is for the owner, who stops it in order
+            preexec_fn=_die_with_parent,
         )
+        _running.add(self)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -269,6 +297,7 @@ class MosquittoBroker:
         raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout_s} s")
 
     def kill9(self) -> None:
+        _running.discard(self)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -293,6 +322,7 @@ class MosquittoBroker:
                 time.sleep(0.1)
 
     def stop(self) -> None:
+        _running.discard(self)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -322,6 +352,10 @@ class MosquittoBroker:
         self.stop()
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("workdir", type=Path)
@@ -329,10 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int)
     args = p.parse_args(argv)
     broker = MosquittoBroker(args.workdir, args.device or ["dev-1"], port=args.port)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, systemd, a test's cleanup) stops mosquitto as Ctrl-C does, via the finally.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     broker.start()
-    print(f"mosquitto on 127.0.0.1:{broker.port} (config {broker.conf_file}); Ctrl-C stops it")
+    pid = broker.proc.pid if broker.proc else "?"
+    print(
+        f"mosquitto (pid {pid}) on 127.0.0.1:{broker.port} (config {broker.conf_file});"
+        " Ctrl-C or SIGTERM stops it",
+        flush=True,
+    )
     for name, f in broker.users.items():
-        print(f"  {name}: password file {f.password_file}, cert {f.cert}, key {f.key}, ca {f.ca}")
+        print(f"  {name}: password file {f.password_file}, cert {f.cert}, key {f.key}, ca {f.ca}", flush=True)
     try:
         while broker.proc is not None and broker.proc.poll() is None:
             time.sleep(0.5)
