@@ -1,65 +1,62 @@
 """``ProbeLink``: the host end of a probe link over any transport URL.
 
-Two threads: the reader (bytes -> packets -> messages -> callbacks, never dies on bad input) and the
-supervisor (heartbeats, link-loss detection, reconnection with backoff). Commands run on the caller's
-thread and wait for the reader to resolve their ACK/NACK. On reconnect a fresh deframer, sequence
-tracker and frame assembler start (the probe may restart its numbering); their counts are carried
-over so ``stats()`` stays cumulative, and frames already delivered are never touched.
+Two threads: the reader (bytes -> packets -> messages -> callbacks) and the supervisor (heartbeats,
+link-loss detection, reconnection with backoff, and a watch on the reader). Commands run on the
+caller's thread and wait for the reader to resolve their answer; they are resent when the answer is
+lost or damaged (``commands``). On reconnect a fresh deframer, sequence tracker and frame assembler
+start (the probe may restart its numbering); their counts are carried over so ``stats()`` stays
+cumulative, and frames already delivered are never touched.
+
+Nothing fails silently. The transport owns its port's lifetime (a close from any thread is safe
+while the reader reads). The reader survives any exception: an unexpected one drops the connection,
+is counted (``reader_errors``) and logged, and the supervisor reconnects. Should the reader thread
+die all the same, the supervisor restarts it (``reader_restarts``); past a budget of restarts, or if
+the supervisor itself dies, ``failure`` says why, the state is "failed", and the owner (the probe
+source) surfaces it instead of waiting for frames that cannot come.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_bridge import framing
 from firmware_bridge import messages as m
+from firmware_bridge.commands import (
+    COMMAND_ATTEMPTS,
+    CommandRejected,
+    Commands,
+    CommandTimeout,
+    Pending,
+    backoff_delay,
+)
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, DeframeError, Deframer, ProtocolError, SequenceTracker
-from firmware_bridge.messages import Ack, Capabilities, FrameChunk, Heartbeat, Hello, Message, Nack, Status
+from firmware_bridge.link_stats import nest, rx_counts
+from firmware_bridge.messages import Ack, Capabilities, FrameChunk, Heartbeat, Message, Nack, Status
 from firmware_bridge.reassembly import AssembledFrame, FrameAssembler
 from firmware_bridge.transport import LinkDownError, LinkError, Transport, open_transport
+
+__all__ = ["CommandRejected", "CommandTimeout", "ProbeLink"]
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0  # PROTOCOL.md §4: heartbeat after 1 s without other traffic
 LINK_LOSS_S = 3.0  # ... and 3 s of silence means the link is lost
 READ_CHUNK = 65536
 POLL_S = 0.05  # reader/supervisor wake-up period: bounds stop() latency and timer resolution
-
-
-class CommandTimeout(LinkError):
-    """A command got no ACK/NACK (or HELLO no CAPABILITIES) in time."""
-
-
-class CommandRejected(LinkError):
-    def __init__(self, command: str, code: int) -> None:
-        name = m.NackCode(code).name if code in m.NackCode._value2member_map_ else str(code)
-        super().__init__(f"probe rejected {command}: NACK {name}")
-        self.command = command
-        self.code = code
-
-
-@dataclass
-class _Pending:
-    name: str
-    event: threading.Event = field(default_factory=threading.Event)
-    result: Message | Exception | None = None
-
-    def resolve(self, result: Message | Exception) -> None:
-        self.result = result
-        self.event.set()
-
+READER_RESTARTS = (5, 60.0)  # more reader deaths than this within the window: the link has failed
 
 FrameCallback = Callable[[AssembledFrame], Any]
 StatusCallback = Callable[[Status], Any]
 EventCallback = Callable[[str, str], Any]
 
 
-class ProbeLink:
+class ProbeLink(Commands):
     def __init__(
         self,
         url: str,
@@ -69,26 +66,35 @@ class ProbeLink:
         on_event: EventCallback | None = None,
         protocol_versions: tuple[int, int] = (1, 1),
         command_timeout: float = 1.0,
+        command_attempts: int = COMMAND_ATTEMPTS,
         heartbeat_s: float = HEARTBEAT_S,
         link_loss_s: float = LINK_LOSS_S,
         backoff: tuple[float, float] = (0.1, 1.0),
+        reader_restarts: tuple[int, float] = READER_RESTARTS,
     ) -> None:
+        if command_attempts < 1:
+            raise ValueError(f"command_attempts must be >= 1, got {command_attempts}")
         self.url = url
         self._on_frame, self._on_status, self._on_event = on_frame, on_status, on_event
         self.protocol_versions = protocol_versions
-        self.command_timeout = command_timeout
+        self.command_timeout, self.command_attempts = command_timeout, command_attempts
         self.heartbeat_s, self.link_loss_s, self.backoff = heartbeat_s, link_loss_s, backoff
+        self.reader_restarts = reader_restarts
         self.capabilities: Capabilities | None = None
         self.version: int | None = None
         self.state = "disconnected"
+        self.failure: str | None = None  # set when the link gave up: it will not recover by itself
         self._lock = threading.RLock()  # state, counters, pending commands
         self._tx_lock = threading.Lock()  # seq allocation + write stay in one order on the wire
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._reader: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
+        self._deaths: dict[str, str] = {}  # thread name -> what killed it last
+        self._restarts: list[float] = []  # monotonic times of reader restarts, inside the window
         self._transport: Transport | None = None
         self._tx_seq = 0
-        self._pending: dict[int, _Pending] = {}
-        self._hello: tuple[int, _Pending] | None = None
+        self._pending: dict[int, Pending] = {}
+        self._hello: tuple[int, Pending] | None = None
         self._negotiated = False  # hello() succeeded once: re-run it after a reconnect
         self._streaming = False  # streaming was acknowledged on: restore it after a reconnect
         self._last_rx = self._last_tx = time.monotonic()
@@ -96,32 +102,30 @@ class ProbeLink:
         self._carried: Counter[str] = Counter()  # counts of retired deframers/trackers/assemblers
         self._c: Counter[str] = Counter()  # bytes/packets out, heartbeats, reconnects, decode errors...
 
+    # ----------------------------------------------------------------------------- lifetime
+
     def start(self) -> None:
         """Open the transport (``LinkDownError`` if absent) and start the reader and supervisor."""
-        if self._threads:
+        if self._supervisor is not None:
             raise RuntimeError("ProbeLink already started")
         self._stop.clear()
+        self.failure = None
         self._install(open_transport(self.url))
         self._set_state("connected", self.url)
-        for target, name in ((self._read_loop, "probe-reader"), (self._supervise, "probe-supervisor")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._reader = self._spawn(self._read_loop, "probe-reader")
+        self._supervisor = self._spawn(self._supervise, "probe-supervisor")
 
     def stop(self) -> None:
         """Stop both threads (within ~2 poll periods), close the transport, fail waiting commands."""
         self._stop.set()
         with self._lock:
             self._fail_pending(LinkDownError("link stopped"))  # wakes a hello() inside a reconnect
-        for t in self._threads:
-            t.join(timeout=1.0)
-        self._threads.clear()
-        with self._lock:
-            transport, self._transport = self._transport, None
-            self._fail_pending(LinkDownError("link stopped"))
-        if transport is not None:
-            transport.close()
-        if self.state != "disconnected":
+        for t in (self._supervisor, self._reader):  # the supervisor first: it may restart the reader
+            if t is not None:
+                t.join(timeout=1.0)
+        self._reader = self._supervisor = None
+        self._detach(None, LinkDownError("link stopped"))
+        if self.state != "disconnected" and self.failure is None:
             self._set_state("disconnected", "stopped")
 
     def __enter__(self) -> ProbeLink:
@@ -130,64 +134,37 @@ class ProbeLink:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def hello(self) -> int:
-        """HELLO -> CAPABILITIES; returns the negotiated version (``VersionMismatchError`` if none)."""
-        vmin, vmax = self.protocol_versions
-        pending = _Pending("HELLO")
-        self._send(Hello(vmin, vmax), pending=pending, hello=True)
-        reply = self._wait(pending)
-        if isinstance(reply, Nack):
-            if reply.code == m.NackCode.UNSUPPORTED_VERSION:
-                raise m.VersionMismatchError(
-                    f"no common protocol version: host speaks {vmin}..{vmax}, "
-                    "probe refused HELLO with NACK UNSUPPORTED_VERSION",
-                    field="version",
-                )
-            raise CommandRejected("HELLO", reply.code)
-        assert isinstance(reply, Capabilities)
-        version = m.negotiate_version((vmin, vmax), (reply.version_min, reply.version_max))
-        self.capabilities, self.version = reply, version
-        self._negotiated = True
-        return version
+    @property
+    def failed(self) -> str | None:
+        """Why the link cannot recover by itself (reader restart budget spent, supervisor dead), else None."""
+        if self.failure is not None:
+            return self.failure
+        sup = self._supervisor
+        if sup is not None and not sup.is_alive() and not self._stop.is_set():
+            why = self._deaths.get("probe-supervisor", "ended")
+            return f"the probe link's supervisor thread is gone ({why}): no reconnection possible"
+        return None
 
-    def start_streaming(self) -> None:
-        self._command(m.Start(), "START")
-        self._streaming = True
+    def _spawn(self, body: Callable[[], None], name: str) -> threading.Thread:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # recorded and logged: the supervisor acts on it
+                self._deaths[name] = f"{type(exc).__name__}: {exc}"
+                log.critical("probe link: thread %s died", name, exc_info=True)
 
-    def stop_streaming(self) -> None:
-        self._command(m.Stop(), "STOP")
-        self._streaming = False
+        t = threading.Thread(target=run, name=name, daemon=True)
+        t.start()
+        return t
 
-    def set(self, param: m.Param | int, value: float) -> None:
-        p = m.Param(param)
-        self._command(m.Set(p, value), f"SET {p.name}={value}")
-
-    def _command(self, msg: Message, name: str) -> None:
-        pending = _Pending(name)
-        self._send(msg, flags=FLAG_ACK_REQUESTED, pending=pending)
-        reply = self._wait(pending)
-        if isinstance(reply, Nack):
-            raise CommandRejected(name, reply.code)
-
-    def _wait(self, pending: _Pending) -> Message:
-        deadline = time.monotonic() + self.command_timeout
-        while not pending.event.wait(min(POLL_S, max(0.0, deadline - time.monotonic()))):
-            if self._stop.is_set():
-                raise LinkDownError("link stopped")
-            if time.monotonic() < deadline:
-                continue
-            with self._lock:
-                self._pending = {s: p for s, p in self._pending.items() if p is not pending}
-                if self._hello and self._hello[1] is pending:
-                    self._hello = None
-            raise CommandTimeout(f"{pending.name}: no answer from the probe within {self.command_timeout} s")
-        if isinstance(pending.result, Exception):
-            raise pending.result
-        assert pending.result is not None
-        return pending.result
+    def _fail(self, why: str) -> None:
+        log.error("probe link on %s failed: %s", self.url, why)
+        self.failure = why
+        self._detach(None, LinkDownError(f"link failed: {why}"))
+        self._set_state("failed", why)
 
     def _send(
-        self, msg: Message, *, flags: int = 0, pending: _Pending | None = None, hello: bool = False
+        self, msg: Message, *, flags: int = 0, pending: Pending | None = None, hello: bool = False
     ) -> None:
         with self._tx_lock:
             transport = self._transport
@@ -212,6 +189,14 @@ class ProbeLink:
                 self._c["bytes_out"] += len(data)
                 self._c["packets_out"] += 1
 
+    def _nudge_pending(self) -> None:
+        with self._lock:
+            waiting = list(self._pending.values()) + ([self._hello[1]] if self._hello else [])
+        for p in waiting:
+            p.nudge()
+
+    # ----------------------------------------------------------------------------- reader
+
     def _read_loop(self) -> None:
         while not self._stop.is_set():
             transport = self._transport
@@ -219,23 +204,30 @@ class ProbeLink:
                 self._stop.wait(POLL_S)
                 continue
             try:
-                data = transport.read(READ_CHUNK, POLL_S)
+                self._read_once(transport)
             except LinkDownError as exc:
                 self._link_lost(transport, str(exc))
-                continue
-            now = time.monotonic()
-            with self._lock:
-                self._assembler.expire(now)
-                if not data or self._transport is not transport:
-                    continue  # nothing, or bytes from a connection already replaced: not this one's
-                events = self._deframer.feed(data)
-            self._last_rx = now
-            for event in events:
-                try:
-                    self._handle(event, now)
-                except Exception as exc:  # a bug or a bad callback must not kill the reader
-                    with self._lock:
-                        self._c[f"handler_error.{type(exc).__name__}"] += 1
+            except Exception as exc:  # a bug, or a transport breaking its contract: drop this connection
+                self._count(f"reader_errors.{type(exc).__name__}")
+                log.error("probe reader: unexpected error on %s, reconnecting", self.url, exc_info=True)
+                self._link_lost(transport, f"read failed: {type(exc).__name__}: {exc}")
+
+    def _read_once(self, transport: Transport) -> None:
+        data = transport.read(READ_CHUNK, POLL_S)
+        now = time.monotonic()
+        with self._lock:
+            self._assembler.expire(now)
+            if not data or self._transport is not transport:
+                return  # nothing, or bytes from a connection already replaced: not this one's
+            events = self._deframer.feed(data)
+        self._last_rx = now
+        if any(isinstance(e, DeframeError) for e in events):
+            self._nudge_pending()  # a damaged packet may be the answer a command waits for
+        for event in events:
+            try:
+                self._handle(event, now)
+            except Exception as exc:  # a bug or a bad callback must not kill the reader
+                self._count(f"handler_error.{type(exc).__name__}")
 
     def _handle(self, packet: framing.Packet | DeframeError, now: float) -> None:
         if isinstance(packet, DeframeError):
@@ -246,8 +238,12 @@ class ProbeLink:
                 msg = m.decode(packet)
             except ProtocolError as exc:
                 self._c[f"decode_errors.{exc.kind}"] += 1
-                return
-            self._c[f"rx.{type(msg).__name__}"] += 1
+                msg = None
+            else:
+                self._c[f"rx.{type(msg).__name__}"] += 1
+        if msg is None:
+            self._nudge_pending()
+            return
         if packet.flags & FLAG_ACK_REQUESTED:
             try:
                 self._send(Ack(packet.seq))
@@ -280,30 +276,60 @@ class ProbeLink:
         elif not isinstance(msg, Heartbeat):
             self._count("unexpected_message")  # host-bound messages only; the probe sent a command
 
+    # ----------------------------------------------------------------------------- supervisor
+
     def _supervise(self) -> None:
         while not self._stop.wait(POLL_S):
-            transport = self._transport
-            if transport is None:
-                self._reconnect()
-                continue
-            now = time.monotonic()
-            if now - self._last_rx > self.link_loss_s:
-                self._link_lost(transport, f"no data from the probe for {self.link_loss_s} s")
-            elif now - self._last_tx >= self.heartbeat_s:
-                try:
-                    self._send(Heartbeat())
-                    self._count("heartbeats_out")
-                except LinkDownError:
-                    pass  # _send already reported the loss
+            try:
+                self._supervise_once()
+            except Exception as exc:  # a bug here must not end reconnection: count, log, go on
+                self._count(f"supervisor_errors.{type(exc).__name__}")
+                log.error("probe link supervisor: unexpected error on %s", self.url, exc_info=True)
+            if self.failure is not None:
+                return
+
+    def _supervise_once(self) -> None:
+        self._watch_reader()
+        transport = self._transport
+        if transport is None:
+            self._reconnect()
+            return
+        now = time.monotonic()
+        if now - self._last_rx > self.link_loss_s:
+            self._link_lost(transport, f"no data from the probe for {self.link_loss_s} s")
+        elif now - self._last_tx >= self.heartbeat_s:
+            try:
+                self._send(Heartbeat())
+                self._count("heartbeats_out")
+            except LinkDownError:
+                pass  # _send already reported the loss
+
+    def _watch_reader(self) -> None:
+        """Restart a dead reader thread; past the restart budget, fail the link."""
+        t = self._reader
+        if t is None or t.is_alive() or self._stop.is_set() or self.failure is not None:
+            return
+        why = self._deaths.get("probe-reader", "ended")
+        budget, window = self.reader_restarts
+        now = time.monotonic()
+        self._restarts = [x for x in self._restarts if now - x < window]
+        if len(self._restarts) >= budget:
+            self._fail(f"the probe reader thread died {budget + 1} times within {window:g} s (last: {why})")
+            return
+        self._restarts.append(now)
+        self._count("reader_restarts")
+        log.error("probe link: the reader thread died (%s); restarting it", why)
+        self._reader = self._spawn(self._read_loop, "probe-reader")
 
     def _reconnect(self) -> None:
         self._set_state("reconnecting", self.url)
-        base, cap = self.backoff
         attempt = 0
         while not self._stop.is_set():
+            self._watch_reader()  # commands below need a live reader to be answered
+            if self.failure is not None:
+                return
             attempt += 1
-            with self._lock:
-                self._c["reconnect_attempts"] += 1
+            self._count("reconnect_attempts")
             try:
                 self._install(open_transport(self.url))
                 if self._negotiated:
@@ -311,18 +337,15 @@ class ProbeLink:
                 if self._streaming:
                     self.start_streaming()
             except (LinkError, ProtocolError) as exc:
-                with self._lock:
-                    transport, self._transport = self._transport, None
-                if transport is not None:
-                    transport.close()
+                self._detach(None, None)
                 self._count(f"reconnect_failed.{type(exc).__name__}")
-                delay = min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)  # jitter
-                self._stop.wait(delay)
+                self._stop.wait(backoff_delay(attempt, self.backoff))
                 continue
-            with self._lock:
-                self._c["reconnects"] += 1
+            self._count("reconnects")
             self._set_state("connected", f"after {attempt} attempt(s)")
             return
+
+    # ----------------------------------------------------------------------------- connections
 
     def _install(self, transport: Transport) -> None:
         """Make ``transport`` current with fresh per-connection receive state."""
@@ -338,14 +361,21 @@ class ProbeLink:
                 self._link_lost(transport, str(exc))
                 raise
 
-    def _link_lost(self, transport: Transport, detail: str) -> None:
+    def _detach(self, transport: Transport | None, exc: Exception | None) -> bool:
+        """Drop ``transport`` (None: whichever is current) and close it; False if it was not current."""
         with self._lock:
-            if self._transport is not transport:
-                return  # already handled (reader and writer can both notice the same failure)
+            current = self._transport
+            if current is None or (transport is not None and current is not transport):
+                return False
             self._transport = None
-            self._fail_pending(LinkDownError(f"link lost: {detail}"))
-        transport.close()
-        if self.state == "connected":
+            if exc is not None:
+                self._fail_pending(exc)
+        current.close()  # safe while the reader is inside read(): the transport serialises it
+        return True
+
+    def _link_lost(self, transport: Transport, detail: str) -> None:
+        # Reader, writer and supervisor can all notice the same failure: the first one handles it.
+        if self._detach(transport, LinkDownError(f"link lost: {detail}")) and self.state == "connected":
             self._set_state("disconnected", detail)
 
     def _fail_pending(self, exc: Exception) -> None:
@@ -367,6 +397,8 @@ class ProbeLink:
         with self._lock:
             self._c[key] += 1
 
+    # ----------------------------------------------------------------------------- counters
+
     def _new_rx_state(self) -> None:
         self._deframer, self._rx_seq, self._assembler = Deframer(), SequenceTracker(), FrameAssembler()
 
@@ -377,50 +409,14 @@ class ProbeLink:
         lost = asm.dropped["timeout"] - before
         asm.dropped["timeout"] -= lost
         self._carried["frames_dropped.link_lost"] += lost
-        self._carried.update(self._rx_counts())
+        self._carried.update(rx_counts(self._deframer, self._rx_seq, self._assembler))
 
-    def _rx_counts(self) -> Counter[str]:
-        d, s, a = self._deframer, self._rx_seq, self._assembler
-        c: Counter[str] = Counter(
-            {
-                "bytes_in": d.bytes_in,
-                "packets_in": d.packets,
-                "seq_lost": s.lost,
-                "seq_gaps": s.gaps,
-                "seq_stale": s.stale,
-                "frames_delivered": a.completed,
-            }
-        )
-        c.update({f"decode_errors.{k}": v for k, v in d.errors.items()})
-        c.update({f"frames_dropped.{k}": v for k, v in a.dropped.items()})
-        c.update({f"chunks_rejected.{k}": v for k, v in a.rejected.items()})
-        return c
+    def _flat(self) -> Counter[str]:
+        with self._lock:
+            return self._carried + rx_counts(self._deframer, self._rx_seq, self._assembler) + self._c
 
     def stats(self) -> dict[str, Any]:
         """Cumulative counters over all connections; nested dicts for counts by kind/reason."""
         with self._lock:
-            flat = self._carried + self._rx_counts() + self._c
-            state = self.state
-        out: dict[str, Any] = {"state": state}
-        out.update({group: {} for group in ("decode_errors", "frames_dropped", "chunks_rejected")})
-        for key in (
-            "bytes_in",
-            "bytes_out",
-            "packets_in",
-            "packets_out",
-            "seq_lost",
-            "seq_gaps",
-            "seq_stale",
-            "frames_delivered",
-            "reconnects",
-            "heartbeats_out",
-        ):
-            out[key] = flat.get(key, 0)
-        for key, value in sorted(flat.items()):
-            group, dot, kind = key.partition(".")
-            if dot:
-                out.setdefault(group, {})[kind] = value
-            elif key not in out:
-                out[key] = value
-        out["frames_dropped_total"] = sum(out["frames_dropped"].values())
-        return out
+            flat, state = self._flat(), self.state
+        return nest(flat, state)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import serial
 
 DEFAULT_BAUD = 115200  # ignored by CDC-ACM and ptys, needed by real UARTs
+WRITE_TIMEOUT_S = 2.0  # a device that takes no bytes this long is treated as gone
 
 
 class LinkError(Exception):
@@ -37,7 +38,9 @@ class Transport(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Safe from any thread, also during a read or write (which then raise ``LinkDownError``)."""
+        ...
 
     @property
     def is_open(self) -> bool: ...
@@ -65,15 +68,26 @@ def open_transport(url: str) -> Transport:
 
 
 class SerialTransport:
-    """pyserial port. Any ``SerialException``/``OSError`` after opening means the device is gone."""
+    """pyserial port. Any ``SerialException``/``OSError`` after opening means the device is gone.
+
+    pyserial is not safe against ``close()`` while another thread reads or writes: the read selects on
+    (or reads) an fd that close just set to None (``TypeError``) or, worse, whose number a new file
+    already reuses. So this object owns the port's lifetime: reads and writes run under their own lock,
+    ``close()`` from any thread aborts them (pyserial's cancel pipes), waits for them to let go, then
+    closes; afterwards both raise ``LinkDownError``. Writes time out (``WRITE_TIMEOUT_S``) so a probe that
+    stops reading cannot block the writer for ever.
+    """
 
     def __init__(self, port: str, baudrate: int = DEFAULT_BAUD) -> None:
         self.port = port
         try:
-            self._ser = serial.Serial(port, baudrate, timeout=0.05)
+            self._ser = serial.Serial(port, baudrate, timeout=0.05, write_timeout=WRITE_TIMEOUT_S)
         except (serial.SerialException, OSError) as exc:
             raise LinkDownError(f"cannot open {port}: {exc}") from exc
         self._timeout = 0.05
+        self._closed = False
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> SerialTransport:
@@ -81,40 +95,59 @@ class SerialTransport:
         if not parts.path:
             raise ValueError(f"serial URL {url!r} has no device path")
         baud = parse_qs(parts.query).get("baud", [str(DEFAULT_BAUD)])[0]
-        return cls(parts.path, int(baud))
+        try:
+            rate = int(baud)
+        except ValueError:
+            raise ValueError(f"serial URL {url!r}: baud={baud!r} is not a whole number") from None
+        if rate <= 0:
+            raise ValueError(f"serial URL {url!r}: baud={rate} must be > 0")
+        return cls(parts.path, rate)
 
     @property
     def is_open(self) -> bool:
-        return bool(self._ser.is_open)
+        return not self._closed
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
-        if not self._ser.is_open:
-            raise LinkDownError(f"{self.port} is closed")
-        try:
-            if timeout != self._timeout:  # each change is a tcsetattr, so only when it changes
-                self._ser.timeout = self._timeout = timeout
-            # read(1) returns on the first byte; read(max_bytes) would sit out the whole timeout.
-            first = self._ser.read(1)
-            if not first:
-                if not os.path.exists(self.port):  # udev removed the node: no error until we look
-                    raise LinkDownError(f"{self.port} disappeared")
-                return b""
-            waiting = min(self._ser.in_waiting, max_bytes - 1)
-            return first + self._ser.read(waiting) if waiting > 0 else first
-        except (serial.SerialException, OSError) as exc:
-            raise LinkDownError(f"{self.port}: {exc}") from exc
+        with self._read_lock:
+            if self._closed:
+                raise LinkDownError(f"{self.port} is closed")
+            try:
+                if timeout != self._timeout:  # each change is a tcsetattr, so only when it changes
+                    self._ser.timeout = self._timeout = timeout
+                # read(1) returns on the first byte; read(max_bytes) would sit out the whole timeout.
+                first = self._ser.read(1)
+                if not first:
+                    if self._closed:  # close() cancelled this read
+                        raise LinkDownError(f"{self.port} is closed")
+                    if not os.path.exists(self.port):  # udev removed the node: no error until we look
+                        raise LinkDownError(f"{self.port} disappeared")
+                    return b""
+                waiting = min(self._ser.in_waiting, max_bytes - 1)
+                return first + self._ser.read(waiting) if waiting > 0 else first
+            except (serial.SerialException, OSError) as exc:
+                raise LinkDownError(f"{self.port}: {exc}") from exc
 
     def write(self, data: bytes) -> None:
-        if not self._ser.is_open:
-            raise LinkDownError(f"{self.port} is closed")
-        try:
-            self._ser.write(data)
-        except (serial.SerialException, OSError) as exc:
-            raise LinkDownError(f"{self.port}: {exc}") from exc
+        with self._write_lock:
+            if self._closed:
+                raise LinkDownError(f"{self.port} is closed")
+            try:
+                self._ser.write(data)
+            except serial.SerialTimeoutException as exc:
+                raise LinkDownError(f"{self.port}: the device took no data for {WRITE_TIMEOUT_S} s") from exc
+            except (serial.SerialException, OSError) as exc:
+                raise LinkDownError(f"{self.port}: {exc}") from exc
 
     def close(self) -> None:
+        """Idempotent and safe from any thread, also while another one reads or writes."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(serial.SerialException, OSError, AttributeError, TypeError):
+            self._ser.cancel_read()  # an in-flight read or write returns now, not after its timeout
+            self._ser.cancel_write()
         # Closing a vanished device may fail; it is closed either way.
-        with contextlib.suppress(serial.SerialException, OSError):
+        with self._read_lock, self._write_lock, contextlib.suppress(serial.SerialException, OSError):
             self._ser.close()
 
 

@@ -300,8 +300,24 @@ def test_command_timeout(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder])
     probe.ignore_set = True
     t0 = time.monotonic()
     with pytest.raises(CommandTimeout, match="SET GAIN_DB"):
-        link.set(Param.GAIN_DB, 3.0)
+        link.set(Param.GAIN_DB, 3.0, attempts=1)
     assert 0.25 <= time.monotonic() - t0 < 1.0
+
+
+def test_unanswered_command_is_retried_then_names_port_and_attempts(
+    rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder],
+) -> None:
+    link, probe, _dev, _rec = rig
+    link.hello()
+    probe.ignore_set = True
+    with pytest.raises(CommandTimeout) as info:
+        link.set(Param.GAIN_DB, 3.0, attempts=3)
+    msg = str(info.value)
+    assert "SET GAIN_DB" in msg and link.url in msg and "3 attempt(s)" in msg
+    assert "bytes came back" in msg  # the probe kept talking (status, heartbeats): not a dead line
+    sets = [x for x in probe.received if isinstance(x, Set)]
+    assert len(sets) == 3
+    assert link.stats()["command_retries"] == 2
 
 
 def test_nack_raises_with_code(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
