@@ -1,5 +1,6 @@
-"""Pieces shared by the built-in sources: a context-manager base, URL query checks, BGR conversion and
-the realtime pacer that file replays (``video://``, ``dicom://``) use to behave like a live probe.
+"""Pieces shared by the built-in sources: a context-manager base, URL query checks, the readability
+check of input files, BGR conversion and the realtime pacer that file replays (``video://``,
+``dicom://``) use to behave like a live probe.
 
 Pacing semantics (one place, used by every file replay):
 
@@ -15,11 +16,19 @@ Pacing semantics (one place, used by every file replay):
   runtime's, while capture-to-screen latency (from ``t_acquired_ns``) still shows a late reader.
 - Without pacing (``realtime=0``) ``t_acquired_ns`` is ``time.monotonic_ns()`` when the frame was
   decoded.
+- A still (one image) has no rate of its own: looped or paced, it is shown at ``DEFAULT_STILL_FPS``
+  unless the URL gives ``fps``. Every frame of a file replay says what it shows in ``meta``:
+  ``still`` (a single image), ``loop_pass`` and ``content_id`` (the same for every repeat of the
+  same frame of the same unchanged file), so later stages can tell a repeat from a new image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pwd
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -31,12 +40,14 @@ from typing import Any, TypeVar, cast
 import cv2
 import numpy as np
 
-from edge.errors import SourceError
+from edge.errors import CorruptInputError, SourceError
 from edge.frames import Frame, Geometry, Modality
 from edge.sources.base import SourceInfo
 from edge.sources.registry import SourceURL
 
 MODALITIES: tuple[Modality, ...] = ("US", "DX", "CR", "OT")
+DEFAULT_STILL_FPS = 1.0  # a still shown again and again: once a second, like a slow live image
+MAX_FPS = 1000.0  # an ``fps`` above this is a typo, not a replay rate
 _S = TypeVar("_S", bound="SourceBase")
 
 
@@ -73,12 +84,28 @@ def check_query(url: SourceURL, allowed: Iterable[str]) -> None:
         )
 
 
-def positive_number(url: SourceURL, key: str) -> float | None:
-    """``?key=N`` as a finite number > 0, or None when absent."""
+def positive_number(url: SourceURL, key: str, maximum: float | None = None) -> float | None:
+    """``?key=N`` as a finite number > 0 (and <= ``maximum``), or None when absent."""
     value = url.number(key, None)
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise SourceError(f"{url.raw}: query parameter {key}={url.query[key]!r} must be a number > 0")
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value > 0) or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum:g}" if maximum is not None else ""
+        raise SourceError(f"{url.raw}: query parameter {key}={url.query[key]!r} must be a number > 0{upper}")
     return value
+
+
+def whole_number(url: SourceURL, key: str, default: int, low: int, high: int, meaning: str = "") -> int:
+    """``?key=N`` as a whole number within ``low..high`` (checked before any I/O: a value out of
+    range must not reach a decoder that spends seconds on it and then fails obscurely)."""
+    value = url.number(key, float(default))
+    if value is None or not math.isfinite(value) or value != int(value) or not low <= value <= high:
+        note = f" ({meaning})" if meaning else ""
+        raise SourceError(
+            f"{url.raw}: query parameter {key}={url.query.get(key)!r} must be a whole number "
+            f"from {low} to {high}{note}"
+        )
+    return int(value)
 
 
 def modality_param(url: SourceURL, default: Modality) -> Modality:
@@ -94,6 +121,98 @@ def url_path(url: SourceURL, example: str) -> Path:
     if not text:
         raise SourceError(f"{url.raw}: no file path; expected {example}")
     return Path(text).expanduser()
+
+
+def _who(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _denied(path: Path, st: os.stat_result | None, doing: str) -> SourceError:
+    if st is None:  # the file cannot even be looked at: a folder above it is closed to us
+        return SourceError(
+            f"{path}: permission denied ({doing}; a folder above it is not searchable by "
+            f"{_who(os.geteuid())})"
+        )
+    return SourceError(
+        f"{path}: permission denied ({doing}: mode {stat.filemode(st.st_mode)}, owner {_who(st.st_uid)}; "
+        f"this process runs as {_who(os.geteuid())})"
+    )
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def unreadable(path: Path, *, folders: bool = False) -> SourceError | None:
+    """Why ``path`` cannot be read as an input file (or, with ``folders``, listed as a folder), or
+    None when it can.
+
+    Asked before a decoder sees the path: OpenCV and pydicom report a file they cannot open as
+    corrupt or unparseable, which sends the user looking for damage when the cause is a missing
+    file, a permission, a dangling link or a pipe. The file is really opened (``os.access`` says
+    yes to root and ignores ACLs), never a FIFO or device (opening a FIFO blocks).
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            return SourceError(f"{path}: dangling symbolic link (to {target}, which does not exist)")
+        return SourceError(f"{path}: no such file{' or folder' if folders else ''}")
+    except PermissionError:
+        return _denied(path, None, "cannot look it up")
+    except OSError as exc:
+        return SourceError(f"{path}: cannot look it up: {exc.strerror or exc}")
+    if stat.S_ISDIR(st.st_mode):
+        if not folders:
+            return None  # the caller says what a folder means for its scheme
+        try:
+            with os.scandir(path) as entries:
+                next(entries, None)
+        except PermissionError:
+            return _denied(path, st, "cannot list the folder")
+        except OSError as exc:
+            return SourceError(f"{path}: cannot list the folder: {exc.strerror or exc}")
+        return None
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            return SourceError(f"{path}: not a regular file but {kind}; give a file")
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        return _denied(path, st, "cannot open it for reading")
+    except OSError as exc:
+        return SourceError(f"{path}: cannot read: {exc.strerror or exc}")
+    if st.st_size == 0:
+        return CorruptInputError(f"{path}: empty file (0 bytes)")
+    return None
+
+
+def check_readable(path: Path, *, folders: bool = False) -> os.stat_result:
+    """Raise ``unreadable(path)``'s SourceError, if any; else the path's stat."""
+    problem = unreadable(path, folders=folders)
+    if problem is not None:
+        raise problem
+    return path.stat()
+
+
+def file_identity(path: Path) -> str:
+    """A short id of this file as it is now (path, size, modification time): the base of the
+    ``content_id`` of its frames, the same on every pass of a loop and changed when the file is."""
+    try:
+        st = path.stat()
+        key = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        key = str(path)
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
 def period_ns(fps: float) -> int:

@@ -5,10 +5,20 @@ A folder is read recursively, every file in name order; files that are not DICOM
 damaged are logged (file name and reason) and skipped. Query:
 
 - ``realtime``: pace at the file's rate (FrameTime, else CineRate, else RecommendedDisplayFrameRate,
-  else 30 fps with a warning). Default: on for a single multi-frame file or when ``fps`` is given,
-  off (as fast as possible) for single-frame files and folders. A still paced with ``realtime=1`` and
-  no ``fps`` is shown for 1 s. Timestamp semantics as in ``edge.sources._common``.
-- ``fps=N``: rate for every file; ``loop=1``: start again after the last frame, ``seq`` keeps growing.
+  else 30 fps with a warning). Default: on for a single multi-frame file, when ``fps`` is given or
+  with ``loop=1`` (an endless replay stands in for a live probe: repeating the same images as fast
+  as possible would flood every later stage with copies), off (as fast as possible) for
+  single-frame files and folders read once. A still paced with no ``fps`` is shown for 1 s
+  (``DEFAULT_STILL_FPS``). Timestamp semantics as in ``edge.sources._common``.
+- ``fps=N``: rate for every file (at most 1000); ``loop=1``: start again after the last frame,
+  ``seq`` keeps growing.
+
+``meta`` holds the file's safe attributes (no identity) and ``frame_index``, ``loop_pass``,
+``still`` (a single-frame image) and ``content_id`` (the same on every pass of a loop).
+
+A file or folder that cannot be read is reported with its cause (permission, dangling link, not a
+regular file) rather than as a malformed header; a folder that vanishes during the replay (a USB
+stick pulled) ends it with an error saying so; a file that vanishes is skipped with a warning.
 
 Every ``Frame.image`` is BGR uint8 HxWx3, whatever the file stores, so later stages see one layout:
 
@@ -26,6 +36,8 @@ held in memory whole. pydicom is never asked to fetch anything.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -34,7 +46,19 @@ import numpy as np
 from pydicom.pixels import iter_pixels
 
 from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
-from edge.sources._common import Decoded, PacedSource, check_query, period_ns, positive_number, url_path
+from edge.sources._common import (
+    DEFAULT_STILL_FPS,
+    MAX_FPS,
+    Decoded,
+    PacedSource,
+    check_query,
+    check_readable,
+    file_identity,
+    period_ns,
+    positive_number,
+    unreadable,
+    url_path,
+)
 from edge.sources.base import SourceInfo
 from edge.sources.dicom_file import DicomImage, probe
 from edge.sources.registry import SourceURL
@@ -42,7 +66,6 @@ from edge.sources.registry import SourceURL
 log = logging.getLogger(__name__)
 
 DEFAULT_CINE_FPS = 30.0
-DEFAULT_STILL_FPS = 1.0
 _QUERY_KEYS = ("realtime", "loop", "fps")
 
 _FrameIterator = Generator[tuple["DicomImage", int, np.ndarray, "np.ndarray | None"], None, None]
@@ -75,13 +98,15 @@ class DicomSource(PacedSource):
         self.path = url_path(url, "dicom:///path/to/file_or_folder")
         self._realtime_param: bool | None = url.flag("realtime", True) if "realtime" in url.query else None
         self._loop = url.flag("loop", False)
-        self._fps_param = positive_number(url, "fps")
+        self._fps_param = positive_number(url, "fps", MAX_FPS)
         self._realtime = False
         self._images: list[DicomImage] = []
         self._total_frames = 0
         self._skipped: list[str] = []
         self._frames: _FrameIterator | None = None
         self._pass_frames = 0
+        self._passes = 0
+        self._identities: dict[Path, str] = {}
         self._last_error = ""
         self._size: tuple[int, int] | None = None
         self._warned_rate: set[Path] = set()
@@ -89,27 +114,27 @@ class DicomSource(PacedSource):
     # -- opening ------------------------------------------------------------------------------------
     def _open_input(self) -> None:
         path = self.path
-        if not path.exists():
-            raise SourceError(f"{path}: no such file or folder")
+        is_dir = stat.S_ISDIR(check_readable(path, folders=True).st_mode)
         self._skipped = []
-        self._images = self._probe_folder(path) if path.is_dir() else [probe(path)]
+        self._images = self._probe_folder(path) if is_dir else [probe(path)]
+        self._identities = {image.path: file_identity(image.path) for image in self._images}
         self._total_frames = sum(image.n_frames for image in self._images)
-        single_cine = not path.is_dir() and self._images[0].n_frames > 1
+        single_cine = not is_dir and self._images[0].n_frames > 1
         if self._realtime_param is not None:
             self._realtime = self._realtime_param
         else:
-            self._realtime = self._fps_param is not None or single_cine
+            self._realtime = self._fps_param is not None or single_cine or self._loop
         self._frames = self._iter_frames()
         self._pass_frames = 0
+        self._passes = 0
         self._last_error = ""
 
     def _probe_folder(self, root: Path) -> list[DicomImage]:
-        candidates = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
-        files = sorted(
-            (p for p in candidates if p.name != "DICOMDIR"), key=lambda p: p.relative_to(root).as_posix()
-        )
+        found = (p for p in self._walk(root) if p.name != "DICOMDIR")
+        files = sorted(found, key=lambda p: p.relative_to(root).as_posix())
         if not files:
-            raise SourceError(f"{root}: folder holds no files")
+            unlisted = f" ({len(self._skipped)} subfolder(s) could not be listed)" if self._skipped else ""
+            raise SourceError(f"{root}: folder holds no files{unlisted}")
         images: list[DicomImage] = []
         for file in files:
             try:
@@ -122,6 +147,22 @@ class DicomSource(PacedSource):
                 f"{root}: none of its {len(files)} files is a readable DICOM image; first: {self._skipped[0]}"
             )
         return images
+
+    def _walk(self, root: Path) -> Iterator[Path]:
+        """Every non-hidden file below ``root``; a subfolder that cannot be listed is logged and
+        counted as skipped (``rglob`` would pass over it in silence)."""
+
+        def on_error(exc: OSError) -> None:
+            problem = unreadable(Path(exc.filename), folders=True) if exc.filename else None
+            reason = str(problem) if problem is not None else f"{exc.filename}: {exc.strerror or exc}"
+            log.warning("skipping %s", reason)
+            self._skipped.append(reason)
+
+        for folder, _dirs, names in os.walk(root, onerror=on_error):
+            for name in names:
+                path = Path(folder, name)
+                if not name.startswith(".") and (path.is_file() or path.is_symlink()):
+                    yield path
 
     def _empty_error(self) -> SourceError:
         reason = f": {self._last_error}" if self._last_error else ""
@@ -147,6 +188,11 @@ class DicomSource(PacedSource):
                         index += 1
                     break
                 except Exception as exc:  # any decoder or plugin failure: log, skip the frame, go on
+                    gone = self._gone(image.path)
+                    if gone is not None:  # no point trying its other frames
+                        self._last_error = str(gone)
+                        log.warning("%s; skipping the rest of this file", gone)
+                        break
                     self._last_error = f"frame {index}: {type(exc).__name__}: {exc}"
                     log.warning("%s: frame %d cannot be decoded (%s); skipping it", image.path, index, exc)
                     failures += 1
@@ -154,6 +200,16 @@ class DicomSource(PacedSource):
                         log.warning("%s: %d frames in a row failed; skipping the rest", image.path, failures)
                         break
                     start = index + 1
+
+    def _gone(self, path: Path) -> SourceError | None:
+        """Why ``path`` cannot be read any more, raising when the whole input vanished; None when
+        it still can (the failure was the decoder's)."""
+        if not self.path.exists():
+            raise SourceError(
+                f"{self.path}: vanished during the replay (removed, renamed or unmounted); "
+                f"{self._seq} frame(s) were delivered"
+            )
+        return unreadable(path)
 
     def _decode_next(self) -> Decoded | None:
         assert self._frames is not None
@@ -163,6 +219,7 @@ class DicomSource(PacedSource):
                 return None
             self._frames = self._iter_frames()
             self._pass_frames = 0
+            self._passes += 1
             item = next(self._frames, None)
             if item is None:
                 return None
@@ -178,7 +235,13 @@ class DicomSource(PacedSource):
             source_id=self.path.name,
             modality=image.modality,
             geometry=image.geometry,
-            meta={**image.meta, "frame_index": index},
+            meta={
+                **image.meta,
+                "frame_index": index,
+                "loop_pass": self._passes,
+                "still": image.n_frames == 1,
+                "content_id": f"{self._identities.get(image.path, '')}#{index}",
+            },
         )
 
     def _period(self, image: DicomImage) -> int | None:

@@ -22,6 +22,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from edge.errors import CorruptInputError, UnsupportedSourceError
 from edge.frames import Geometry, Modality, UltrasoundRegion
+from edge.sources._common import check_readable
 from edge.sources.dicom_render import Renderer, photometric_of, renderer
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class DicomImage:
 # -- probing ---------------------------------------------------------------------------------------------
 def probe(path: Path) -> DicomImage:
     """Read ``path``'s header and check that its pixels can be decoded; raise SourceError if not."""
+    check_readable(path)  # else pydicom's PermissionError would read as a malformed header
     ds, truncated = _read_header(path)
     tsyntax, decode_kwargs = _transfer_syntax(ds)
     if "PixelData" not in ds:

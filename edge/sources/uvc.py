@@ -12,14 +12,21 @@ Frames are BGR uint8 HxWx3 stamped with ``time.monotonic_ns()`` right after the 
 
 Failure handling: a failed read is retried every 50 ms; ``read(timeout)`` returns None when its
 timeout passes first (the failure is remembered), and once reads have failed for ``retry_s`` in a
-row it raises SourceError. ``cv2.VideoCapture.read`` itself blocks until the device delivers or its
+row it raises SourceError, saying whether the device node vanished (unplugged) or is still there.
+When OpenCV cannot open a device (it gives no reason), the source finds one: not a device node, not
+a V4L2 device, a device with no capture (a camera's metadata node), held by another program (named,
+with its pid), or the node gone. ``cv2.VideoCapture.read`` itself blocks until the device delivers or its
 backend times out (10 s for V4L2), so ``timeout`` is honoured between reads, not inside one.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
+import stat
+import struct
 import sys
 import threading
 import time
@@ -55,6 +62,12 @@ _HINT = "check `ls -l /dev/video*`, that the probe is plugged in, and that this 
 
 # Anything shaped like cv2.VideoCapture(target, api): tests pass a scripted fake.
 CaptureFactory = Callable[[Any, int], Any]
+
+# VIDIOC_QUERYCAP = _IOR('V', 0, struct v4l2_capability): 104 bytes, driver[16] card[32] bus[32]
+# version capabilities device_caps reserved[3]; the capture bits of V4L2_CAP_*.
+_VIDIOC_QUERYCAP = 0x80685600
+_CAP_CAPTURE = 0x00000001 | 0x00001000  # VIDEO_CAPTURE | VIDEO_CAPTURE_MPLANE
+_CAP_DEVICE_CAPS = 0x80000000
 
 
 def _on_linux() -> bool:
@@ -134,9 +147,10 @@ class UvcSource(SourceBase):
             raise SourceError(f"{self.device}: cannot open the video device: {exc}; {_HINT}") from exc
         if not cap.isOpened():
             cap.release()
+            why = open_failure(Path(self.device)) if _on_linux() else None
             raise SourceError(
-                f"{self.device}: cannot open the video device (busy in another program, not a capture "
-                f"device, or no permission); {_HINT}"
+                f"{self.device}: cannot open the video device "
+                f"({why or 'busy in another program, not a capture device, or no permission'}); {_HINT}"
             )
         self._configure(cap)
         self._cap = cap
@@ -189,9 +203,11 @@ class UvcSource(SourceBase):
                 self._fail_since = now
                 log.warning("%s: read failed; retrying for up to %g s", self.device, self._retry_s)
             if now - self._fail_since >= self._retry_s:
+                gone = _on_linux() and not Path(self.device).exists()
+                cause = "the device node is gone: unplugged" if gone else "the device was unplugged or failed"
                 raise SourceError(
                     f"{self.device}: no frame for {self._retry_s:g} s ({self._read_failures} failed reads); "
-                    f"the device was unplugged or failed; {_HINT}"
+                    f"{cause}; {_HINT}"
                 )
             pause = RETRY_INTERVAL_S if deadline is None else min(RETRY_INTERVAL_S, deadline - now)
             if pause <= 0 or self._stop.wait(pause):
@@ -233,3 +249,79 @@ class UvcSource(SourceBase):
         if self._cap is not None:
             cap, self._cap = self._cap, None
             cap.release()
+
+
+# -- why a device does not open ------------------------------------------------------------------------------
+def open_failure(path: Path) -> str | None:
+    """The cause, as far as the device tells it, when OpenCV could not open ``path``; None if none found."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "the device node is gone: unplugged"
+    except OSError as exc:
+        return f"cannot look it up: {exc.strerror or exc}"
+    if not stat.S_ISCHR(st.st_mode):
+        return "not a device node: OpenCV could not read it as a video file either"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return _busy(path) or "busy: another program has it"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        if exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT):
+            return "the device is gone: unplugged"
+        return f"cannot open it: {exc.strerror or exc}"
+    try:
+        buf = bytearray(104)
+        try:
+            fcntl.ioctl(fd, _VIDIOC_QUERYCAP, buf)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTTY, errno.EINVAL):
+                return "not a V4L2 video device"
+            return f"the device does not answer: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+    card = bytes(buf[16:48]).split(b"\0", 1)[0].decode(errors="replace")
+    caps, device_caps = struct.unpack_from("<II", buf, 84)
+    if not (device_caps if caps & _CAP_DEVICE_CAPS else caps) & _CAP_CAPTURE:
+        return (
+            f"{card or 'this node'} does not capture video (a metadata or output node; "
+            "try the camera's other /dev/video node)"
+        )
+    return _busy(path)
+
+
+def _busy(path: Path) -> str | None:
+    """ "busy: held by NAME (pid N)" for other processes with ``path`` open, as far as /proc lets us see."""
+    holders = holders_of(path)
+    if not holders:
+        return None
+    named = ", ".join(f"{name} (pid {pid})" for pid, name in holders[:3])
+    more = f" and {len(holders) - 3} more" if len(holders) > 3 else ""
+    return f"busy: held by {named}{more}"
+
+
+def holders_of(path: Path) -> list[tuple[int, str]]:
+    """(pid, command name) of the other processes that have ``path`` open; those this user may not
+    inspect are not seen (root sees all)."""
+    try:
+        target = path.resolve()
+    except OSError:
+        return []
+    found: list[tuple[int, str]] = []
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == me:
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:
+            continue  # gone, or not ours to look at
+        if str(target) in links:
+            try:
+                name = (proc / "comm").read_text().strip()
+            except OSError:
+                name = "?"
+            found.append((int(proc.name), name))
+    return sorted(found)

@@ -1,21 +1,27 @@
 """``video://PATH``: replay a clip or a still image through OpenCV, paced like a live probe.
 
 URL forms: ``video:///abs/clip.mp4`` or ``video://relative/clip.mp4`` (netloc and path joined).
-Query: ``realtime=1`` (default; native rate, see ``_common`` for the timestamp semantics),
-``realtime=0`` (as fast as possible), ``loop=1`` (rewind at the end forever; ``seq`` keeps growing),
-``fps=N`` (override the container's rate; a still repeats at ``fps``, default 30, when looping),
-``modality=US|DX|CR|OT`` (default US), ``threads=N`` decoder threads (default 1: the pipeline's
-stages already use the cores, and FFmpeg's frame threads cost CPU and hold frames back; 0 lets
-FFmpeg choose).
+Query: ``realtime=1`` (native rate, see ``_common`` for the timestamp semantics), ``realtime=0`` (as
+fast as possible), ``loop=1`` (rewind at the end forever; ``seq`` keeps growing), ``fps=N`` (override
+the container's rate, at most 1000), ``modality=US|DX|CR|OT`` (default US), ``threads=N`` decoder
+threads, 0 to 32 (default 1: the pipeline's stages already use the cores, and FFmpeg's frame threads
+cost CPU and hold frames back; 0 lets FFmpeg choose).
+
+``realtime`` defaults to on for a clip. For a still it defaults to on only with ``loop=1``, as for
+``dicom://`` stills: a looped still is shown ``fps`` times a second (default ``DEFAULT_STILL_FPS``,
+1), not as fast as the machine can repeat it; a single still is handed over at once, so the runtime
+analyses it like a recording (every frame with its own result).
 
 Frames are BGR uint8 HxWx3; a 16-bit still is scaled to uint8 by min-max with the stored values
-kept in ``Frame.raw``. ``source_id`` is the file name; ``meta`` is ``{"file", "frame_index"}``.
+kept in ``Frame.raw``. ``source_id`` is the file name; ``meta`` is ``{"file", "frame_index",
+"loop_pass", "still", "content_id"}`` (``_common``: a repeat has the same ``content_id``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import stat
 import time
 from pathlib import Path
 
@@ -25,14 +31,19 @@ import numpy as np
 from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
 from edge.frames import Modality
 from edge.sources._common import (
+    DEFAULT_STILL_FPS,
+    MAX_FPS,
     Decoded,
     PacedSource,
     check_query,
+    check_readable,
+    file_identity,
     modality_param,
     period_ns,
     positive_number,
     to_bgr,
     url_path,
+    whole_number,
 )
 from edge.sources.base import SourceInfo
 from edge.sources.registry import SourceURL
@@ -43,6 +54,9 @@ CLIP_EXTENSIONS = frozenset({".mp4", ".mov", ".mpeg", ".mpg", ".avi"})
 STILL_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
 DEFAULT_FPS = 30.0
 MAX_CONTAINER_FPS = 240.0
+# More decoder threads than any edge box has cores buys nothing, and FFmpeg spends seconds starting
+# a huge count (threads=1000000: 25 s per open, then a failure OpenCV reports as a corrupt file).
+MAX_THREADS = 32
 _QUERY_KEYS = ("realtime", "loop", "fps", "modality", "threads")
 
 
@@ -53,14 +67,13 @@ class VideoSource(PacedSource):
         super().__init__(url)
         check_query(url, _QUERY_KEYS)
         self.path = url_path(url, "video:///path/to/clip.mp4")
-        self._realtime = url.flag("realtime", True)
+        self._is_still = self.path.suffix.lower() in STILL_EXTENSIONS
         self._loop = url.flag("loop", False)
-        self._fps_override = positive_number(url, "fps")
+        self._realtime = url.flag("realtime", not self._is_still or self._loop)
+        self._fps_override = positive_number(url, "fps", MAX_FPS)
         self._modality: Modality = modality_param(url, "US")
-        threads = url.number("threads", 1.0)
-        if threads is None or threads < 0 or threads != int(threads):
-            raise SourceError(f"{url.raw}: threads must be a whole number >= 0")
-        self._threads = int(threads)
+        self._threads = whole_number(url, "threads", 1, 0, MAX_THREADS, "0 lets FFmpeg choose")
+        self._identity = ""
         self._cap: cv2.VideoCapture | None = None
         self._still: np.ndarray | None = None
         self._still_raw: np.ndarray | None = None
@@ -73,9 +86,7 @@ class VideoSource(PacedSource):
     # -- opening ------------------------------------------------------------------------------------
     def _open_input(self) -> None:
         path = self.path
-        if not path.exists():
-            raise SourceError(f"{path}: no such file")
-        if path.is_dir():
+        if stat.S_ISDIR(check_readable(path, folders=True).st_mode):
             raise UnsupportedSourceError(
                 f"{path}: is a directory; video:// replays one file (use dicom:// for a folder of images)"
             )
@@ -85,6 +96,7 @@ class VideoSource(PacedSource):
             raise UnsupportedSourceError(f"{path}: unsupported file type {ext or '(none)'!r}; known: {known}")
         self._index = 0
         self._passes = 0
+        self._identity = file_identity(path)
         if ext in STILL_EXTENSIONS:
             self._open_still(path)
         else:
@@ -105,7 +117,7 @@ class VideoSource(PacedSource):
         bgr = to_bgr(image)
         bgr.flags.writeable = False  # the same array is shared by every repeat of the still
         self._still, self._still_raw = bgr, raw
-        self._fps = self._fps_override or DEFAULT_FPS
+        self._fps = self._fps_override or DEFAULT_STILL_FPS
         self._container_count = 1
         self._size = (bgr.shape[1], bgr.shape[0])
 
@@ -129,6 +141,9 @@ class VideoSource(PacedSource):
 
     @staticmethod
     def _new_capture(path: Path, threads: int) -> cv2.VideoCapture:
+        # Checked on every open, rewinds too: a clip removed or made unreadable mid-replay is
+        # reported as such, not as corrupt (OpenCV says only that it cannot open the file).
+        check_readable(path)
         params = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
         try:
             cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, params)
@@ -217,7 +232,13 @@ class VideoSource(PacedSource):
             t_decoded_ns=time.monotonic_ns(),
             source_id=self.path.name,
             modality=self._modality,
-            meta={"file": str(self.path), "frame_index": index},
+            meta={
+                "file": str(self.path),
+                "frame_index": index,
+                "loop_pass": self._passes,
+                "still": self._still is not None,
+                "content_id": f"{self._identity}#{index}",
+            },
         )
 
     # -- description --------------------------------------------------------------------------------
@@ -234,7 +255,7 @@ class VideoSource(PacedSource):
             realtime=self._realtime,
             extra={
                 "file": str(self.path),
-                "still": self.path.suffix.lower() in STILL_EXTENSIONS,
+                "still": self._is_still,
                 "loop": self._loop,
                 "frames_per_pass": self._container_count,
                 "late_frames": self.late_frames,

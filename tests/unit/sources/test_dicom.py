@@ -5,7 +5,9 @@ packages, never fetched), synthetic files for what they miss, folders, pacing an
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import edge.sources.dicom_file as dicom_file_module
 from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
 from edge.frames import Frame
 from edge.sources import open_source
-from edge.sources._common import period_ns
+from edge.sources._common import DEFAULT_STILL_FPS, period_ns
 from edge.sources.dicom import DicomSource
 from tests.support.sources import read_all
 
@@ -333,6 +335,9 @@ def test_multi_frame_ybr_422_ultrasound_with_regions(dicom_writer: Writer) -> No
         "TransferSyntaxUID",
         "file",
         "frame_index",
+        "loop_pass",
+        "still",
+        "content_id",
     }
     text = repr([f.meta for f in frames])
     assert "DOE" not in text and "PID-12345" not in text and "1970" not in text and "2024" not in text
@@ -589,3 +594,81 @@ def test_close_is_idempotent_and_context_manager(dicom_file: Finder) -> None:
     src.close()
     with pytest.raises(SourceError, match="not open"):
         src.read()
+
+
+# -- stills looped, unreadable and vanishing inputs --------------------------------------------------------
+def test_looped_single_frame_is_paced_once_a_second_with_one_content_id(dicom_file: Finder) -> None:
+    """``loop=1`` on a still paces it at DEFAULT_STILL_FPS: not an endless flood of the same image."""
+    src = opened(f"dicom://{dicom_file('US1_UNCR.dcm')}?loop=1")
+    assert src.info.realtime is True
+    first = src.read(1.0)
+    assert src.read(0.2) is None, "the repeat is not due for a second"
+    second = src.read(2.0)
+    src.close()
+    assert first is not None and second is not None
+    assert second.t_acquired_ns - first.t_acquired_ns == period_ns(DEFAULT_STILL_FPS)
+    assert first.meta["still"] is True and second.meta["still"] is True
+    assert first.meta["content_id"] == second.meta["content_id"]
+    assert (first.meta["loop_pass"], second.meta["loop_pass"]) == (0, 1)
+
+
+def test_a_cine_is_not_a_still(dicom_file: Finder) -> None:
+    frames = frames_of(dicom_file("OBXXXX1A_2frame.dcm"))
+    assert [f.meta["still"] for f in frames] == [False, False]
+    assert len({f.meta["content_id"] for f in frames}) == 2
+
+
+def test_unreadable_files_name_their_cause(tmp_path: Path) -> None:
+    dangling = tmp_path / "gone.dcm"
+    dangling.symlink_to(tmp_path / "removed.dcm")
+    with pytest.raises(SourceError, match=r"gone\.dcm: dangling symbolic link"):
+        opened(f"dicom://{dangling}")
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match=r"pipe\.dcm: not a regular file but a named pipe"):
+        opened(f"dicom://{fifo}")  # never opened: that would block
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptInputError, match=r"empty\.dcm: empty file \(0 bytes\)"):
+        opened(f"dicom://{empty}")
+
+
+def test_folder_skips_an_unreadable_file_naming_why(
+    mixed_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (mixed_folder / "e_link.dcm").symlink_to(mixed_folder / "nowhere.dcm")
+    with caplog.at_level(logging.WARNING, logger="edge.sources.dicom"):
+        src = opened(f"dicom://{mixed_folder}")
+    src.close()
+    assert src.info.extra["skipped_files"] == 4
+    assert re.search(r"e_link\.dcm: dangling symbolic link", caplog.text)
+
+
+def test_a_folder_that_vanishes_mid_replay_ends_it_saying_so(tmp_path: Path, dicom_file: Finder) -> None:
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    for name in ("a.dcm", "b.dcm", "c.dcm"):
+        (folder / name).write_bytes(dicom_file("US1_UNCR.dcm").read_bytes())
+    src = opened(f"dicom://{folder}?realtime=0")
+    assert src.read(1.0) is not None
+    shutil.rmtree(folder)  # the stick is pulled
+    with pytest.raises(SourceError, match=r"stick: vanished during the replay"):
+        read_all(src)
+    src.close()
+
+
+def test_a_file_that_vanishes_mid_replay_is_skipped_saying_so(
+    tmp_path: Path, dicom_file: Finder, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for name in ("a.dcm", "b.dcm", "c.dcm"):
+        (folder / name).write_bytes(dicom_file("US1_UNCR.dcm").read_bytes())
+    src = opened(f"dicom://{folder}?realtime=0")
+    (folder / "b.dcm").unlink()
+    with caplog.at_level(logging.WARNING, logger="edge.sources.dicom"):
+        frames = read_all(src)
+    src.close()
+    assert [Path(f.meta["file"]).name for f in frames] == ["a.dcm", "c.dcm"]
+    assert re.search(r"b\.dcm: no such file; skipping the rest of this file", caplog.text)
+    assert "cannot be decoded" not in caplog.text

@@ -9,6 +9,7 @@ opening a video file through ``?backend=any``: that is the same UvcSource code (
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from edge.errors import SourceError
 from edge.sources import open_source
 from edge.sources.registry import parse_source_url
-from edge.sources.uvc import UvcSource
+from edge.sources.uvc import UvcSource, holders_of
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device paths are Linux's")
 
@@ -145,10 +146,52 @@ def test_unreadable_device_mentions_group_video(tmp_path: Path) -> None:
         open_source(f"uvc://{path}").open()
 
 
+@linux_only
+def test_a_character_device_that_is_not_v4l2_says_so() -> None:
+    """/dev/null is a real device node that answers VIDIOC_QUERYCAP with ENOTTY."""
+    with pytest.raises(SourceError, match=r"/dev/null: cannot open the video device \(not a V4L2 video"):
+        open_source("uvc:///dev/null?backend=any").open()
+
+
+@linux_only
+def test_a_regular_file_is_not_called_busy(tmp_path: Path) -> None:
+    path = tmp_path / "video6"
+    path.write_bytes(b"not a device")
+    with pytest.raises(SourceError, match=r"video6: cannot open the video device \(not a device node"):
+        open_source(f"uvc://{path}").open()
+
+
+@linux_only
+def test_holders_name_the_other_process(tmp_path: Path) -> None:
+    held = tmp_path / "video8"
+    held.write_bytes(b"")
+    code = "import sys, time; f = open(sys.argv[1]); print('ready', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert any(pid == proc.pid and name.startswith("python") for pid, name in holders_of(held))
+        assert holders_of(tmp_path / "nobody-has-this") == []
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@linux_only
+def test_an_unplugged_device_is_named_as_gone(fake_device: Path) -> None:
+    capture = ScriptedCapture([bgr(1)])
+    src, _ = uvc(f"uvc://{fake_device}?retry_s=0.1", capture)
+    src.open()
+    assert src.read() is not None
+    fake_device.unlink()  # stands for /dev/videoN vanishing when the cable is pulled
+    with pytest.raises(SourceError, match=r"video9: no frame for 0\.1 s .*device node is gone: unplugged"):
+        src.read()
+    src.close()
+
+
 def test_device_that_refuses_to_open(fake_device: Path) -> None:
     capture = ScriptedCapture([], opened=False)
     src, _ = uvc(f"uvc://{fake_device}", capture)
-    with pytest.raises(SourceError, match=r"video9: cannot open the video device \(busy"):
+    with pytest.raises(SourceError, match=r"video9: cannot open the video device \(not a device node"):
         src.open()
     assert capture.released == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
 from edge.frames import Frame
 from edge.sources import open_source
-from edge.sources._common import period_ns
+from edge.sources._common import DEFAULT_STILL_FPS, period_ns
 from edge.sources.video import VideoSource
 from tests.support.clips import ClipSpec
 from tests.support.sources import read_all
@@ -45,7 +46,13 @@ def test_clip_as_fast_as_possible(mp4_clip: Path, clip_spec: ClipSpec) -> None:
         assert abs(float(f.image.mean()) - clip_spec.level(i)) < 6  # right order despite lossy coding
         assert f.source_id == "clip.mp4"
         assert f.modality == "US"
-        assert f.meta == {"file": str(mp4_clip), "frame_index": i}
+        assert f.meta == {
+            "file": str(mp4_clip),
+            "frame_index": i,
+            "loop_pass": 0,
+            "still": False,
+            "content_id": f"{frames[0].meta['content_id'][:-2]}#{i}",
+        }
         assert f.raw is None
     info = src.info
     assert (info.kind, info.fps, info.frame_count, info.width, info.height) == (
@@ -215,10 +222,62 @@ def test_still_loops_at_fps(still_png: Path) -> None:
     assert not frames[0].image.flags.writeable
 
 
-def test_still_default_loop_rate_is_30(still_png: Path) -> None:
+def test_still_loops_once_a_second_by_default(still_png: Path) -> None:
+    """A looped still is a slow live image (DEFAULT_STILL_FPS), not a repeat as fast as possible."""
     src = opened(f"video://{still_png}?loop=1")
-    assert src.info.fps == 30.0
+    assert src.info.fps == DEFAULT_STILL_FPS == 1.0 and src.info.realtime is True
+    first = src.read(1.0)
+    t0 = time.monotonic()
+    assert src.read(0.2) is None, "the repeat is not due for a second"
+    second = src.read(2.0)
     src.close()
+    assert first is not None and second is not None and time.monotonic() - t0 > 0.5
+    assert second.t_acquired_ns - first.t_acquired_ns == period_ns(DEFAULT_STILL_FPS)
+
+
+def test_repeats_of_a_still_carry_the_same_content_id(
+    still_png: Path, tmp_path: Path, card: np.ndarray
+) -> None:
+    src = opened(f"video://{still_png}?loop=1&fps=500")
+    frames = read_all(src, limit=4)
+    src.close()
+    assert [f.meta["loop_pass"] for f in frames] == [0, 1, 2, 3]
+    assert all(f.meta["still"] is True and f.meta["frame_index"] == 0 for f in frames)
+    assert len({f.meta["content_id"] for f in frames}) == 1
+    other = tmp_path / "other.png"
+    assert cv2.imwrite(str(other), 255 - card)
+    src = opened(f"video://{other}")
+    frame = src.read(1.0)
+    src.close()
+    assert frame is not None and frame.meta["content_id"] != frames[0].meta["content_id"]
+
+
+def test_a_single_still_is_handed_over_at_once_as_a_recording(still_png: Path) -> None:
+    """Not looped: realtime defaults to off, so the runtime gives the still its own result (policy
+    EVERY) instead of showing it before its analysis is done."""
+    src = opened(f"video://{still_png}")
+    assert src.info.realtime is False
+    assert src.read(0.5) is not None and src.read(0.5) is None and src.eof
+    src.close()
+    paced = opened(f"video://{still_png}?realtime=1&fps=100")  # asked for: paced
+    assert paced.info.realtime is True and paced.info.fps == 100
+    paced.close()
+
+
+def test_looped_clip_repeats_content_ids_per_pass(mp4_clip: Path, clip_spec: ClipSpec) -> None:
+    src = opened(f"video://{mp4_clip}?loop=1&realtime=0")
+    frames = read_all(src, limit=2 * clip_spec.frames)
+    src.close()
+    first, second = frames[: clip_spec.frames], frames[clip_spec.frames :]
+    assert [f.meta["content_id"] for f in first] == [f.meta["content_id"] for f in second]
+    assert len({f.meta["content_id"] for f in first}) == clip_spec.frames
+    assert {f.meta["loop_pass"] for f in second} == {1} and not any(f.meta["still"] for f in frames)
+
+
+@pytest.mark.parametrize("fps", ["0", "-1", "1001", "inf"])
+def test_fps_out_of_range_is_refused_naming_the_range(still_png: Path, fps: str) -> None:
+    with pytest.raises(SourceError, match=rf"fps='{fps}' must be a number > 0 and <= 1000"):
+        open_source(f"video://{still_png}?fps={fps}")
 
 
 def test_gray_bgra_and_16_bit_stills_become_bgr_uint8(tmp_path: Path, card: np.ndarray) -> None:
@@ -283,6 +342,34 @@ def test_unsupported_extension(tmp_path: Path, name: str) -> None:
         opened(f"video://{path}")
 
 
+@pytest.mark.parametrize("ext", [".mp4", ".png"])
+def test_unreadable_inputs_name_their_cause_not_corruption(tmp_path: Path, ext: str) -> None:
+    """OpenCV says only "cannot open" or returns nothing; the source says why before asking it."""
+    dangling = tmp_path / f"link{ext}"
+    dangling.symlink_to(tmp_path / f"removed{ext}")
+    fifo = tmp_path / f"pipe{ext}"
+    os.mkfifo(fifo)
+    empty = tmp_path / f"empty{ext}"
+    empty.write_bytes(b"")
+    for path, error, reason in (
+        (dangling, SourceError, "dangling symbolic link"),
+        (fifo, SourceError, r"not a regular file but a named pipe \(FIFO\)"),
+        (empty, CorruptInputError, r"empty file \(0 bytes\)"),
+    ):
+        with pytest.raises(error, match=rf"{re.escape(path.name)}: {reason}") as caught:
+            opened(f"video://{path}")
+        assert "OpenCV" not in str(caught.value)
+
+
+def test_clip_removed_during_a_loop_ends_saying_so(make_clip: Callable[..., Path]) -> None:
+    clip = make_clip("gone.mp4", n=3)
+    src = opened(f"video://{clip}?loop=1&realtime=0")
+    clip.unlink()  # the open capture still reads it; the rewind must reopen it
+    with pytest.raises(SourceError, match=r"gone\.mp4: no such file$"):
+        read_all(src, limit=10)
+    src.close()
+
+
 def test_garbage_still(tmp_path: Path) -> None:
     path = tmp_path / "broken.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
@@ -336,8 +423,9 @@ def test_decoder_threads_parameter(tmp_path: Path) -> None:
         frames = [src.read(1.0) for _ in range(5)]
         src.close()
         assert all(f is not None for f in frames)
-    with pytest.raises(SourceError, match="threads must be a whole number"):
-        open_source(f"video://{clip}?threads=1.5")
+    for bad in ("1.5", "-1", "33", "1000000", "nan"):
+        with pytest.raises(SourceError, match=rf"threads='{bad}' must be a whole number from 0 to 32"):
+            open_source(f"video://{clip}?threads={bad}")
 
 
 def test_received_time_shows_a_late_reader(tmp_path: Path) -> None:
