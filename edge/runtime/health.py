@@ -95,7 +95,8 @@ class Health:
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()  # registration and episodes; never taken by beat()
-        self._deadlines: dict[str, float] = {}
+        self._deadlines: dict[str, float] = {}  # the stages watched now
+        self._registered: dict[str, float] = {}  # every stage watched in this run, for the report
         self._progress: dict[str, Callable[[], float | None]] = {}
         self._since: dict[str, float] = {}  # registration time: progress counts from there
         self._last: dict[str, float] = {}
@@ -112,7 +113,7 @@ class Health:
         if not deadline_s > 0:
             raise ValueError(f"watchdog deadline of stage {stage!r} must be above 0 s, not {deadline_s!r}")
         with self._lock:
-            self._deadlines[stage] = deadline_s
+            self._deadlines[stage] = self._registered[stage] = deadline_s
             self._since[stage] = self._clock()
             self._last.pop(stage, None)
             self._threads.pop(stage, None)
@@ -170,7 +171,7 @@ class Health:
         with self._lock:
             deadlines = dict(self._deadlines)
         return "; ".join(
-            f"{s} made no progress for {age:.0f} s (deadline {deadlines.get(s, 0):g} s)" for s, age in stuck
+            f"{s} made no progress for {age:.1f} s (deadline {deadlines.get(s, 0):g} s)" for s, age in stuck
         )
 
     def check(self, now: float | None = None) -> list[tuple[str, float]]:
@@ -186,14 +187,14 @@ class Health:
             if age is None:
                 if ep.ongoing:
                     ep.ongoing = False
-                    log.warning("watchdog: %s progresses again after %.0f s", stage, ep.longest_s)
+                    log.warning("watchdog: %s progresses again after %.1f s", stage, ep.longest_s)
                 continue
             ep.longest_s = max(ep.longest_s, age)
             if not ep.ongoing:
                 ep.ongoing = True
                 ep.times += 1
                 log.error(
-                    "watchdog: %s made no progress for %.0f s (deadline %g s)%s",
+                    "watchdog: %s made no progress for %.1f s (deadline %g s)%s",
                     stage, age, self._deadlines.get(stage, 0), self._stack(stage),
                 )  # fmt: skip
         return stuck
@@ -202,7 +203,7 @@ class Health:
         """For the run report: the deadlines, and each stage that was stuck (how often, how long)."""
         self.check(now)
         with self._lock:
-            deadlines = dict(self._deadlines)
+            deadlines = dict(self._registered)
             episodes = {s: dataclasses.replace(ep) for s, ep in self._episodes.items()}
         return {
             "deadlines_s": deadlines,
@@ -238,7 +239,7 @@ class Health:
 def _stuck_text(stuck: list[tuple[str, float]]) -> str | None:
     if not stuck:
         return None
-    return "STUCK: " + ", ".join(f"{s} {age:.0f} s" for s, age in stuck)
+    return "STUCK: " + ", ".join(f"{s} {int(age)} s" for s, age in stuck)  # whole seconds, as a timer
 
 
 class Watchdog:

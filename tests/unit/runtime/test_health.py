@@ -74,7 +74,8 @@ def test_progress_counts_from_registration_and_several_stuck_are_named_longest_f
     assert h.stuck() == [("display", 11.0), ("results", 6.0)]
     assert h.status_text() == "STUCK: display 11 s, results 6 s"
     assert h.failure() == (
-        "display made no progress for 11 s (deadline 10 s); results made no progress for 6 s (deadline 3 s)"
+        "display made no progress for 11.0 s (deadline 10 s); "
+        "results made no progress for 6.0 s (deadline 3 s)"
     )
 
 
@@ -86,6 +87,7 @@ def test_an_ended_stage_is_no_longer_watched_and_an_unknown_one_is_ignored(clock
     h.done("never-registered")
     clock.advance(60.0)
     assert h.stuck() == [] and h.silences() == []
+    assert h.report() == {"deadlines_s": {"acquisition": 1.0}, "stuck": {}}, "what was watched"
 
 
 def test_a_stage_in_a_lower_layer_reports_its_progress_through_a_callable(clock: Clock) -> None:
@@ -159,7 +161,7 @@ def test_check_logs_a_stuck_stage_once_with_its_thread_stack_and_the_recovery(
             assert "model_call_that_does_not_return" in caplog.text, "the stack shows where it hangs"
             h.beat("inference")
             h.check()
-        assert "inference progresses again after 16 s" in caplog.text
+        assert "inference progresses again after 16.0 s" in caplog.text
     finally:
         release.set()
         t.join(5.0)
@@ -223,7 +225,7 @@ def test_the_notifier_says_ready_at_start_and_stopping_at_the_end_with_why(clock
     h.register("inference", 10.0)
     with h.notifier(sd):
         clock.advance(11.0)  # stuck at the end (systemd stopped it for that)
-    assert sd.sent[-1] == ("STOPPING=1", "STATUS=inference made no progress for 11 s (deadline 10 s)")
+    assert sd.sent[-1] == ("STOPPING=1", "STATUS=inference made no progress for 11.0 s (deadline 10 s)")
 
 
 def test_a_failing_check_stops_the_pings_but_not_the_thread(
