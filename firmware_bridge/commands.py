@@ -68,10 +68,17 @@ def backoff_delay(attempt: int, backoff: tuple[float, float]) -> float:
     return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
 
 
-def exhausted_message(
-    name: str, url: str, attempts: int, timeout: float, resends: int, got: Counter[str], elapsed: float
+def tried_message(
+    name: str,
+    outcome: str,
+    url: str,
+    attempts: int,
+    timeout: float,
+    resends: int,
+    got: Counter[str],
+    elapsed: float,
 ) -> str:
-    """What a command that was never answered tried, and what came back meanwhile (``got``: counters)."""
+    """Why a command failed, what it tried, and what came back meanwhile (``got``: counters)."""
     bytes_in = got["bytes_in"]
     damaged = sum(v for k, v in got.items() if k.startswith("decode_errors."))
     heard = (
@@ -80,8 +87,8 @@ def exhausted_message(
         else f"{bytes_in} bytes came back, {damaged} damaged packet(s), no answer to it"
     )
     return (
-        f"{name}: no answer from the probe on {url} after {attempts} attempt(s) in {elapsed:.1f} s "
-        f"(each waited {timeout:g} s; {resends} fast resend(s) after damaged packets); {heard}"
+        f"{name}: {outcome}, on {url} after {attempts} attempt(s) in {elapsed:.1f} s "
+        f"(each waited up to {timeout:g} s; {resends} fast resend(s) after damaged packets); {heard}"
     )
 
 
@@ -156,7 +163,17 @@ class Commands:
         t0, before = time.monotonic(), self._flat()
         resends = 0
         for attempt in range(1, n + 1):
-            reply, fast = self._attempt(msg, name, hello)
+            try:
+                reply, fast = self._attempt(msg, name, hello)
+            except LinkDownError as exc:
+                if self._stop.is_set():
+                    raise
+                outcome = f"the link went down ({exc})"
+                elapsed, got = time.monotonic() - t0, self._flat() - before
+                timeout = self.command_timeout
+                raise LinkDownError(
+                    tried_message(name, outcome, self.url, attempt, timeout, resends, got, elapsed)
+                ) from exc
             resends += fast
             if reply is not None:
                 return reply
@@ -166,7 +183,8 @@ class Commands:
                     raise LinkDownError("link stopped")
         elapsed, got = time.monotonic() - t0, self._flat() - before
         timeout = self.command_timeout
-        raise CommandTimeout(exhausted_message(name, self.url, n, timeout, resends, got, elapsed))
+        outcome = "no answer from the probe"
+        raise CommandTimeout(tried_message(name, outcome, self.url, n, timeout, resends, got, elapsed))
 
     def _attempt(self, msg: Message, name: str, hello: bool) -> tuple[Message | None, int]:
         """One attempt: (the answer or None on timeout, fast resends made). Raises if the link drops."""

@@ -19,13 +19,11 @@ is the SET gain (added after log compression: 255/60 grey levels per dB inside t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
 import select
-import signal
 import struct
 import sys
 import threading
@@ -38,15 +36,27 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from firmware_bridge import messages as m
-from firmware_bridge.emulator_faults import FaultInjector, Faults, fast_packet
+from firmware_bridge.emulator_faults import (
+    FaultInjector,
+    Faults,
+    fast_packet,
+)
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, Deframer, MsgType, Packet, ProtocolError
-from firmware_bridge.phantom import PRESETS, Scenario, Truth, frames, single, tour
+from firmware_bridge.phantom import PRESETS, Scenario, Truth, frames, single
 
 PRESET_IDS = {i + 1: name for i, name in enumerate(PRESETS)}  # wire ids in CAPABILITIES order
 LIMITS = {m.Param.DEPTH_MM: (20.0, 300.0), m.Param.GAIN_DB: (-40.0, 40.0), m.Param.FRAME_RATE: (1.0, 120.0)}
 DR_DB = 60.0  # the phantom's log-compression dynamic range, for the post-compression gain
 _CHUNK_HEAD = struct.Struct("<IHHIQHHBBfffff")
 _GEOMETRY = {"convex": m.Geometry.CONVEX, "linear": m.Geometry.LINEAR, "phased": m.Geometry.PHASED}
+
+
+def check_fps(name: str, fps: float) -> float:
+    """Frame rate of the virtual probe: > 0 and at most the SET FRAME_RATE limit."""
+    hi = LIMITS[m.Param.FRAME_RATE][1]
+    if not (math.isfinite(fps) and 0 < fps <= hi):
+        raise ValueError(f"{name} must be > 0 and <= {hi:g} frames/s, got {fps!r}")
+    return fps
 
 
 class Port(Protocol):
@@ -115,6 +125,7 @@ class VirtualProbe:
     ) -> None:
         if not 1 <= chunk_size <= 65536 - m.CHUNK_HEADER_SIZE:
             raise ValueError(f"chunk_size {chunk_size} outside 1..{65536 - m.CHUNK_HEADER_SIZE}")
+        check_fps("fps", fps)
         self.scenario, self.fps, self.seed, self.chunk_size = scenario, fps, seed, chunk_size
         self.serial_number, self.model = serial_number, model
         self.faults = faults or Faults()
@@ -368,54 +379,7 @@ class VirtualProbe:
         return m.Status(battery, temp, buttons, 0, link)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from firmware_bridge.emulator_pty import PtyProbe  # here, not at the top: that module imports this one
-
-    ap = argparse.ArgumentParser(
-        prog="python -m firmware_bridge.emulator",
-        description="Virtual probe on a pty (firmware_bridge/EMULATOR.md).",
-    )
-    ap.add_argument("--preset", default="lung", choices=list(PRESETS))
-    ap.add_argument("--fps", type=float, default=30.0)
-    ap.add_argument("--scenario", help="scenario JSON file (docs/phantom.md); overrides --preset")
-    ap.add_argument(
-        "--steady", action="store_true", help="one unchanging view of the preset instead of its tour"
-    )
-    ap.add_argument("--truth", help="append per-frame truth as JSON lines to this file")
-    ap.add_argument("--link", help="keep this symlink pointing at the current pty")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--parent", type=int, help="exit when this process is gone (the runtime that started us)")
-    ap.add_argument("--disconnect-at", type=float, help="cable pull: close the pty this many s after START")
-    ap.add_argument("--reconnect-after", type=float, default=1.0, help="... and reopen it this much later")
-    ap.add_argument("--drop-chunk-p", type=float, default=0.0, help="probability of dropping a FRAME_CHUNK")
-    args = ap.parse_args(argv)
-    faults = Faults(
-        drop_chunk_p=args.drop_chunk_p,
-        disconnect_at_s=args.disconnect_at,
-        reconnect_after_s=args.reconnect_after,
-        seed=args.seed,
-    )
-    if args.scenario:
-        scenario = Scenario.from_json(Path(args.scenario).read_text())
-    elif args.steady:
-        scenario = single(args.preset, duration_s=24 * 3600.0)
-    else:
-        scenario = tour(args.preset)  # loops: the probe plays a scenario again when it ends
-    probe = VirtualProbe(scenario, fps=args.fps, seed=args.seed, truth_path=args.truth, faults=faults)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    pty = PtyProbe(probe, link_path=args.link)
-    print(pty.start(), flush=True)
-    if args.link:
-        print(args.link, flush=True)
-    while not done.wait(0.2):
-        if args.parent and os.getppid() != args.parent:
-            break  # the runtime that started us died (even by SIGKILL): do not stream to nobody
-    pty.stop()
-    probe.close()
-    return 0
-
-
 if __name__ == "__main__":
+    from firmware_bridge.emulator_cli import main
+
     sys.exit(main())

@@ -9,13 +9,33 @@ the stream it starts. ``fast_packet`` is a numpy COBS encoder, byte-identical to
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from firmware_bridge.framing import CRC, HEADER, MAGIC, MAX_PAYLOAD
+
+
+def positive(name: str, value: float) -> float:
+    """``value`` if finite and > 0, else ``ValueError`` naming ``name`` (shared by the CLI and the URL)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return value
+
+
+def non_negative(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return value
+
+
+def probability(name: str, value: float) -> float:
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,16 @@ class Faults:
     disconnect_at_s: float | None = None  # "cable pull": the pty is closed at this time ...
     reconnect_after_s: float = 1.0  # ... and a new one is opened this much later
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seed" or value is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"Faults.{f.name} must be a number, got {value!r}")
+            check = probability if f.name == "drop_chunk_p" else non_negative
+            check(f"Faults.{f.name}", float(value))
 
 
 @dataclass

@@ -19,6 +19,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(argv: list[str]) -> int:
-    from firmware_bridge.emulator import main as emulator_main
+    from firmware_bridge.emulator_cli import main as emulator_main
 
-    return emulator_main(argv)
+    return emulator_main(argv, prog="edge emulate")

@@ -3,8 +3,10 @@
 ``serial://PATH[?baud=N]`` opens a real probe (USB CDC-ACM) through ``firmware_bridge``.
 ``probe+emu://?preset=lung&fps=30&seed=0[&truth=FILE]`` starts the virtual probe as its own
 process on a pty (as real firmware is a separate device) and reads it through the very same
-serial path. The link reconnects by itself when the device disappears and comes back; while it
-is down ``status_text()`` says so, for the HUD, and no frame is invented.
+serial path; its fault parameters (``EMULATOR_PARAMS``) are checked here, naming the parameter.
+The link reconnects by itself when the device disappears and comes back; while it is down
+``status_text()`` says so, for the HUD, and no frame is invented. A link that cannot recover by
+itself (``ProbeLink.failed``) is a ``SourceError`` from ``read``: the run stops and says why.
 
 Timing: ``t_acquired_ns`` is the probe's own capture time mapped onto the host's monotonic
 clock with the smallest host-minus-device offset seen since the link (re)connected (the frame
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +33,26 @@ from edge.errors import SourceError
 from edge.frames import Frame, Geometry
 from edge.sources.base import SourceInfo
 from edge.sources.registry import SourceURL
+from firmware_bridge.emulator import check_fps
+from firmware_bridge.emulator_faults import non_negative, probability
 from firmware_bridge.messages import Geometry as ProbeGeometry
+from firmware_bridge.phantom import PRESETS
 
 log = logging.getLogger(__name__)
 
+# probe+emu:// query parameter -> its check (emulator_faults / emulator), None: a string or an int seed.
+EMULATOR_PARAMS: dict[str, Callable[[str, float], float] | None] = {
+    "preset": None,
+    "seed": None,
+    "truth": None,
+    "fps": check_fps,
+    "disconnect_at": non_negative,
+    "reconnect_after": non_negative,
+    "drop_chunk_p": probability,
+    "stall_at": non_negative,
+    "stall_s": non_negative,
+    "corrupt_bytes_per_s": non_negative,
+}
 QUEUE_FRAMES = 8  # frames waiting for the pipeline; older ones are dropped (and counted) past this
 EMULATOR_START_S = 15.0
 _SECTORS = {g.value: g.name.lower() for g in ProbeGeometry}  # the wire's enum, as Frame words
@@ -43,7 +62,7 @@ class ProbeSource:
     def __init__(self, url: SourceURL, *, emulate: bool) -> None:
         self._url = url
         self._emulate = emulate
-        self._fps = url.number("fps", 30.0) if emulate else None
+        self._fps = _check_emulator_url(url) if emulate else None
         self._link: Any = None
         self._emulator: subprocess.Popen[str] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -82,8 +101,8 @@ class ProbeSource:
         if "truth" in q:
             cmd += ["--truth", q["truth"]]
         # Fault injection for soak and cable-pull tests (firmware_bridge/EMULATOR.md).
-        for key in ("disconnect_at", "reconnect_after", "drop_chunk_p"):
-            if key in q:
+        for key, check in EMULATOR_PARAMS.items():
+            if check is not None and key != "fps" and key in q:
                 cmd += [f"--{key.replace('_', '-')}", q[key]]
         self._emulator = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + EMULATOR_START_S
@@ -115,6 +134,10 @@ class ProbeSource:
     def _on_event(self, state: str, detail: str) -> None:
         if self._closing:
             return
+        if state == "failed":
+            log.error("probe link failed: %s", detail)
+            with self._cond:
+                self._cond.notify_all()  # read() raises at once instead of sitting out its timeout
         if state != "connected" and self._state == "connected":
             self.disconnects += 1
             log.warning("probe disconnected (%s); reconnecting", detail)
@@ -169,6 +192,10 @@ class ProbeSource:
 
     # -- Source protocol ---------------------------------------------------------------------
     def read(self, timeout: float | None = None) -> Frame | None:
+        link = self._link
+        why = link.failed if link is not None else None
+        if why is not None:
+            raise SourceError(f"{self._url.raw}: the probe link failed and cannot recover: {why}")
         with self._cond:
             if not self._frames:
                 self._cond.wait(timeout)
@@ -222,7 +249,7 @@ class ProbeSource:
         link, self._link = self._link, None
         if link is not None:
             try:
-                link.stop_streaming()
+                link.stop_streaming(attempts=1)  # the probe may be gone: do not retry on the way out
             except Exception as exc:  # the probe may already be gone; closing must not fail
                 log.debug("stop streaming: %s", exc)
             link.stop()
@@ -251,6 +278,29 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def _check_emulator_url(url: SourceURL) -> float:
+    """Refuse unknown or out-of-range ``probe+emu://`` parameters, naming them; returns the fps."""
+    unknown = sorted(set(url.query) - set(EMULATOR_PARAMS))
+    if unknown:
+        raise SourceError(f"{url.raw}: unknown parameter(s) {unknown}; known: {', '.join(EMULATOR_PARAMS)}")
+    preset = url.query.get("preset", "lung")
+    if preset not in PRESETS:
+        raise SourceError(f"{url.raw}: preset={preset!r} is not one of {', '.join(PRESETS)}")
+    seed = url.query.get("seed", "0")
+    if not seed.lstrip("-").isdigit():
+        raise SourceError(f"{url.raw}: seed={seed!r} must be a whole number")
+    for key, check in EMULATOR_PARAMS.items():
+        value = url.number(key, None) if check is not None else None
+        if value is not None and check is not None:
+            try:
+                check(key, value)
+            except ValueError as exc:
+                raise SourceError(f"{url.raw}: query parameter {exc}") from None
+    fps = url.number("fps", 30.0)
+    assert fps is not None
+    return fps
 
 
 def open_serial(url: SourceURL) -> ProbeSource:

@@ -9,8 +9,9 @@ seed gives the same frames. Between segments with no segment active, the probe i
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,22 @@ class Segment:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        if self.probe not in ("convex", "linear"):
+            raise ValueError(f"probe must be 'convex' or 'linear', got {self.probe!r}")
+        numbers = {
+            "start_s": (self.start_s, 0.0, False),
+            "duration_s": (self.duration_s, 0.0, True),
+            "depth_mm": (self.depth_mm, 0.0, True),
+            "elevation_per_s": (self.elevation_per_s, 0.0, False),
+            "motion_mm_s": (self.motion_mm_s, -math.inf, False),
+        }
+        for name, (value, low, strict) in numbers.items():
+            if value is None and name == "depth_mm":
+                continue
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or float(value) < low or (strict and value == low):  # type: ignore[arg-type]
+                bound = "" if low == -math.inf else f" {'>' if strict else '>='} {low:g}"
+                raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
         check_events(self.events)
         object.__setattr__(self, "events", tuple(self.events))
 
@@ -73,7 +90,24 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scenario:
-        return cls(tuple(Segment(**{**s, "events": tuple(s.get("events", ()))}) for s in d["segments"]))
+        """Build from JSON data; ``ValueError`` naming the segment and field when something is wrong."""
+        if not isinstance(d, dict) or not isinstance(d.get("segments"), list):
+            raise ValueError('a scenario is {"segments": [...]}')
+        segments = []
+        known = {f.name for f in fields(Segment)}
+        for i, s in enumerate(d["segments"]):
+            if not isinstance(s, dict):
+                raise ValueError(f"segments[{i}] is not an object")
+            unknown = sorted(set(s) - known)
+            if unknown:
+                raise ValueError(
+                    f"segments[{i}]: unknown field(s) {unknown}; known: {', '.join(sorted(known))}"
+                )
+            try:
+                segments.append(Segment(**{**s, "events": tuple(s.get("events", ()))}))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"segments[{i}]: {exc}") from None
+        return cls(tuple(segments))
 
 
 def single(
