@@ -1,10 +1,16 @@
-"""A loaded model: manifest checked, file verified, session open and warm, task wired.
+"""A loaded model: manifest checked, file verified, session open, checked against the manifest and
+warm, task wired.
 
 ``LoadedModel.infer(image)`` is the per-frame call: the model's Task prepares the input (into a
 reused buffer), the session runs, the Task turns the outputs into a quality verdict and/or
 findings, and the result says when the model itself started and ended so latency can be split
 into stages. Which Task serves the model is the manifest's ``task`` (see
 :mod:`edge.inference.tasks`): nothing here depends on what the model does.
+
+A model that cannot run as its manifest says fails here, at load, with a ModelError naming the
+folder (the run has not started: exit 2), never once per frame: the session's shapes are compared
+with the manifest's (:mod:`edge.inference.shapes`), then the model runs once on a blank frame even
+with ``warmup_runs = 0``; an error there is a ModelError too.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from edge.errors import BackendUnavailableError, ModelError
 from edge.inference.base import Backend, ModelIdentity, ModelOutput, Session, SessionOptions, get_backend
 from edge.inference.engine_cache import EngineNotBuiltError
 from edge.inference.manifest import ModelPackage, load_manifest
+from edge.inference.shapes import check_session
 from edge.inference.tasks import Task, task_for
 from edge.results import ModelInfo
 
@@ -93,7 +100,14 @@ class LoadedModel:
             provider=self.session.provider,
         )
         self._input = m.input.name
-        self.warmup(warmup_runs)
+        check_session(self.package.folder, path, m, self.session, self._task)
+        try:
+            self.warmup(max(1, warmup_runs))  # at least once: the check that it runs at all
+        except Exception as exc:
+            raise ModelError(
+                f"{self.package.folder}: model {m.name!r} ({path.name}) fails on a blank "
+                f"{m.input.hw[1]}x{m.input.hw[0]} frame at load: {type(exc).__name__}: {exc}"
+            ) from exc
         log.info(
             "model %s %s (%s) on %s/%s",
             m.name,

@@ -52,7 +52,10 @@ class OnnxRuntimeSession:
             log.warning("%s: asked for %s, ONNX Runtime runs it on %s", model_path.name, wanted[0], used[0])
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self.output_names = tuple(o.name for o in self._session.get_outputs())
+        # What LoadedModel checks against the manifest at load (edge.inference.shapes).
         self.input_shapes = {i.name: tuple(i.shape) for i in self._session.get_inputs()}
+        self.input_dtypes = {i.name: str(i.type) for i in self._session.get_inputs()}
+        self.output_shapes = {o.name: tuple(o.shape) for o in self._session.get_outputs()}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
         return self._session.run(None, dict(inputs))

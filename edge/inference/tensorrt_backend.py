@@ -142,6 +142,8 @@ class TensorRTSession:
         self.input_names = tuple(inputs)
         self.output_names = tuple(outputs)
         self.input_shapes = {s.name: s.shape for s in specs if s.is_input}
+        self.input_dtypes = {s.name: str(s.dtype) for s in specs if s.is_input}
+        self.output_shapes = {s.name: s.shape for s in specs if not s.is_input}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Sequence[np.ndarray]:
         cuda = self._cuda

@@ -9,6 +9,7 @@ import numpy as np
 from edge.errors import ModelError
 from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Transform
+from edge.inference.shapes import Shape, fmt, static
 from edge.inference.tasks.base import ImageTask, TaskOutput
 from edge.results import Quality
 
@@ -37,6 +38,21 @@ class ClassificationTask(ImageTask):
         self, outputs: Sequence[np.ndarray], transform: Transform, frame_hw: tuple[int, int]
     ) -> TaskOutput:
         return TaskOutput(quality=self.quality(outputs[0]))
+
+    def check_output(self, name: str, shape: Shape) -> str | None:
+        """One score per label: the fixed dimensions must multiply to the label count (with a
+        symbolic one, divide it)."""
+        n = len(self._labels)
+        fixed = [static(d) for d in shape]
+        size = 1
+        for d in fixed:
+            size *= d or 1
+        if (None not in fixed and size != n) or (None in fixed and n % size != 0):
+            return (
+                f"the model's output {name!r} has shape {fmt(shape)}, {size} value(s), "
+                f"for the manifest's {n} labels"
+            )
+        return None
 
     def quality(self, output: np.ndarray) -> Quality:
         flat = np.asarray(output, np.float32).reshape(-1)

@@ -14,6 +14,7 @@ import numpy as np
 from edge.errors import ModelError
 from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Transform
+from edge.inference.shapes import Shape, fmt, static
 from edge.inference.tasks.base import ImageTask, TaskOutput
 from edge.results import Box, Finding
 
@@ -106,6 +107,21 @@ class DetectionTask(ImageTask):
             for b, s, c in zip(boxes, scores, ids)
         )
         return TaskOutput(findings=findings)
+
+    def check_output(self, name: str, shape: Shape) -> str | None:
+        """YOLO layout: [1, 4+C, N] or [1, N, 4+C] (or without the batch axis); symbolic sizes pass."""
+        width = 4 + len(self._labels)
+        rows = list(shape)
+        batch_ok = len(rows) == 3 and static(rows[0]) in (None, 1)
+        if batch_ok:
+            rows = rows[1:]
+        fixed = [static(d) for d in rows]
+        if len(rows) != 2 or (len(shape) == 3 and not batch_ok) or (None not in fixed and width not in fixed):
+            return (
+                f"the model's output {name!r} has shape {fmt(shape)}, not the YOLO layout "
+                f"[1, 4+C, N] with C = {len(self._labels)} labels (4+C = {width})"
+            )
+        return None
 
     def detect(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(boxes xyxy, scores, class ids) kept, in model-input pixels."""
