@@ -226,7 +226,7 @@ def test_edge_run_with_a_model_that_never_returns_is_restarted_and_reports_the_s
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=30)
-    assert proc.returncode != 0, stderr
+    assert proc.returncode == 1, stderr  # failed, not killed: the report is written
     assert "inference made no progress" in stderr
     report = json.loads(report_path.read_text())
     assert report["exit"] == "failed"
