@@ -172,6 +172,9 @@ class VirtualProbe:
             if self.streaming and not self.frozen:
                 due.append(period_next)
             timeout = min(min(due) - now, 0.05)  # 50 ms cap: stop and faults are noticed promptly
+            noise = self.injector.take_noise()
+            if noise:
+                self._out += noise  # between two packets: the host loses at most the next one
             readable, writable = port.poll(timeout, bool(self._out))
             if readable:
                 data = port.read()
@@ -342,6 +345,7 @@ class VirtualProbe:
                 continue
             self._out += fast_packet(MsgType.FRAME_CHUNK, seq, payload)
         self.injector.corrupt(self._out, start, now)
+        self.injector.corrupt_frame(self._out, start)
         self.stats["frames_sent"] += 1
         if self._truth is not None:
             settings = {

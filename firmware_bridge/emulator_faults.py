@@ -2,7 +2,9 @@
 
 ``Faults`` says what goes wrong and when; ``FaultInjector`` applies it to the outgoing byte stream.
 Times are seconds after the first START the probe receives, so a test can place a fault inside
-the stream it starts. ``fast_packet`` is a numpy COBS encoder, byte-identical to
+the stream it starts. A soak test injects faults at any moment from another thread instead:
+``stall_now``, ``pull_now``, ``noise_now``, ``corrupt_frames_now`` (applied by the serving thread
+at its next turn, counted in ``counts``). ``fast_packet`` is a numpy COBS encoder, byte-identical to
 ``framing.encode_packet`` (a test checks it), because the reference encoder takes ~45 ms for a
 512x512 speckle frame full of zeros: too slow for 30 fps on a small box.
 """
@@ -10,6 +12,8 @@ the stream it starts. ``fast_packet`` is a numpy COBS encoder, byte-identical to
 from __future__ import annotations
 
 import math
+import threading
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -68,9 +72,60 @@ class FaultInjector:
     _budget: float = 0.0
     _last: float | None = None
     _disconnected: bool = False
+    # On-demand faults, set from any thread under _lock, taken by the serving thread.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stall_until: float = 0.0
+    _pull: float | None = None  # reconnect delay of a requested cable pull
+    _reconnect_after: float | None = None  # ... of the pull in progress
+    _noise: int = 0
+    _corrupt_frames: int = 0
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.faults.seed)
+
+    def stall_now(self, seconds: float) -> None:
+        """Firmware hang from now on: nothing read or written for ``seconds``."""
+        with self._lock:
+            self._stall_until = max(self._stall_until, time.monotonic() + non_negative("stall", seconds))
+            self.counts["stalls"] += 1
+
+    def pull_now(self, reconnect_after: float) -> None:
+        """Cable pull at the next turn: the pty is closed, a new one opened ``reconnect_after`` s later."""
+        with self._lock:
+            self._pull = non_negative("reconnect_after", reconnect_after)
+
+    def noise_now(self, n_bytes: int) -> None:
+        """``n_bytes`` random bytes on the wire between two packets (a glitch at the cable)."""
+        with self._lock:
+            self._noise += int(non_negative("noise", n_bytes))
+
+    def corrupt_frames_now(self, frames: int) -> None:
+        """The next ``frames`` frames each get a few bytes XOR-ed (each costs the host that one frame)."""
+        with self._lock:
+            self._corrupt_frames += int(non_negative("frames", frames))
+
+    def take_noise(self) -> bytes:
+        with self._lock:
+            n, self._noise = self._noise, 0
+        if n:
+            self.counts["noise_bytes"] += n
+        return self._rng.integers(0, 256, n, dtype=np.uint8).tobytes() if n else b""
+
+    def corrupt_frame(self, buf: bytearray, start: int) -> None:
+        """Damage the frame in ``buf[start:]`` if a ``corrupt_frames_now`` request is pending."""
+        with self._lock:
+            if self._corrupt_frames <= 0 or len(buf) <= start:
+                return
+            self._corrupt_frames -= 1
+        n = int(self._rng.integers(1, 9))
+        for pos in self._rng.integers(start, len(buf), n):
+            buf[int(pos)] ^= int(self._rng.integers(1, 256))
+        self.counts["corrupted_frames"] += 1
+
+    def reconnect_after(self) -> float:
+        """How long the pty stays closed after the pull that just happened."""
+        after = self._reconnect_after
+        return self.faults.reconnect_after_s if after is None else after
 
     def arm(self, now: float) -> None:
         if self.t0 is None:
@@ -103,15 +158,24 @@ class FaultInjector:
         self.counts["corrupted_bytes"] += n
 
     def stalled(self, now: float) -> bool:
+        if now < self._stall_until:
+            return True
         t, f = self._since(now), self.faults
         return t is not None and f.stall_at_s is not None and f.stall_at_s <= t < f.stall_at_s + f.stall_s
 
     def disconnect_due(self, now: float) -> bool:
-        """True once, when the cable pull is due."""
+        """True once per cable pull: the scheduled one (``disconnect_at_s``) or one asked by ``pull_now``."""
+        with self._lock:
+            pull, self._pull = self._pull, None
+        if pull is not None:
+            self._reconnect_after = pull
+            self.counts["disconnects"] += 1
+            return True
         t, at = self._since(now), self.faults.disconnect_at_s
         if self._disconnected or t is None or at is None or t < at:
             return False
         self._disconnected = True
+        self._reconnect_after = None
         self.counts["disconnects"] += 1
         return True
 

@@ -70,7 +70,7 @@ class PtyProbe:
                 assert self._fds is not None
                 why = self.probe.serve(FdPort(self._fds[0]), self._stop)
                 self._close()
-                if why != "disconnect" or self._stop.wait(self.probe.faults.reconnect_after_s):
+                if why != "disconnect" or self._stop.wait(self.probe.injector.reconnect_after()):
                     break
                 self._open()
                 self.reopened.set()
