@@ -20,7 +20,7 @@ from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from edge.errors import CorruptInputError, UnsupportedSourceError
+from edge.errors import CorruptInputError, SourceError, UnsupportedSourceError
 from edge.frames import Geometry, Modality, UltrasoundRegion
 from edge.sources._common import check_readable
 from edge.sources.dicom_render import Renderer, photometric_of, renderer
@@ -98,6 +98,8 @@ def _read_header(path: Path) -> tuple[Dataset, bool]:
             ds = pydicom.dcmread(path, defer_size=_DEFER_SIZE)
         except InvalidDicomError:
             ds = _read_forced(path)
+        except OSError as exc:  # the file went away or the disk failed under the read: not malformed
+            raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except Exception as exc:
             raise CorruptInputError(
                 f"{path}: cannot parse the DICOM header ({type(exc).__name__}: {exc}); truncated or malformed"

@@ -100,3 +100,9 @@ def test_file_identity_is_stable_and_follows_changes(tmp_path: Path) -> None:
     path.write_bytes(b"other content")
     assert file_identity(path) != first
     assert file_identity(tmp_path / "missing") == file_identity(tmp_path / "missing")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc")
+def test_an_input_output_error_is_named_as_such() -> None:
+    """/proc/self/mem is a regular file whose first page is unmapped: reading it is EIO."""
+    assert str(unreadable(Path("/proc/self/mem"))) == "/proc/self/mem: cannot read: Input/output error"

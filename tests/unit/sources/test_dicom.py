@@ -672,3 +672,11 @@ def test_a_file_that_vanishes_mid_replay_is_skipped_saying_so(
     assert [Path(f.meta["file"]).name for f in frames] == ["a.dcm", "c.dcm"]
     assert re.search(r"b\.dcm: no such file; skipping the rest of this file", caplog.text)
     assert "cannot be decoded" not in caplog.text
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc")
+def test_a_read_error_under_the_header_is_not_called_malformed() -> None:
+    """Past the readability check (the file may fail later, a disk going bad): pydicom's OSError."""
+    with pytest.raises(SourceError, match=r"^/proc/self/mem: cannot read: Input/output error$") as caught:
+        dicom_file_module._read_header(Path("/proc/self/mem"))
+    assert not isinstance(caught.value, CorruptInputError)
