@@ -218,6 +218,7 @@ class VideoSource(PacedSource):
         if self._cap is not None:
             self._cap.release()
         self._cap = self._new_capture(self.path, self._threads)
+        self._identity = file_identity(self.path)  # a clip rewritten meanwhile is new content
         self._index = 0
         self._passes += 1
 
