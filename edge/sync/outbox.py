@@ -15,10 +15,17 @@ took the message into its memory; a receipt says the ingest committed it. A sent
 receipt after ``resend_after_s`` is claimable again (see :meth:`Outbox.claim`). Where the cloud
 sends no receipts, ``prune(unconfirmed_too=True)`` treats the PUBACK as final.
 
-Disk quota, in bytes of the database plus its WAL as they are on disk: past ``thumbnail_fraction``
-of it new results are stored without their thumbnail; at the quota new results are refused. A
-refusal is loud (ERROR in the log, a counter, ``quota_state`` for the HUD) and never deletes a
-kept result: only results the broker acknowledged are ever pruned.
+Disk quota, in bytes of what the outbox stores (its database pages in use, the free list left
+out; the WAL is a bounded scratch area, checkpointed every ``quota/16`` bytes or 4 MiB, whichever is
+less, and reported apart as ``wal_bytes``): past ``thumbnail_fraction`` of it new results are
+stored without their thumbnail; at the quota new results are refused. A refusal is loud (ERROR in
+the log, a counter, ``quota_state`` for the HUD) and never deletes a kept result: only results the
+broker acknowledged are ever pruned. The quota a writer used is kept in the file (``meta``), so a
+reader opened without one (``edge sync --status --db F``) reports that one, or none.
+
+A damaged file (``PRAGMA quick_check`` at open, or SQLite reporting corruption later) is moved aside
+intact and a fresh outbox started in its place (``edge.sync.damage``): :attr:`Outbox.recovered_from`
+says where it went and what can still be read from it.
 
 Safe from several threads (one connection behind a lock) and from several processes (WAL and a
 busy timeout: ``edge sync --once`` may mark results sent while ``edge run`` puts new ones).
@@ -37,15 +44,17 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from edge.errors import EdgeError
 from edge.results import PRIORITY_FINDING
+from edge.sync import damage
+from edge.sync.damage import DamagedOutbox, NotAnOutbox, OutboxDamaged, OutboxError
 from edge.sync.jpeg import jpeg_size
 from edge.sync.messages import Device, Thumbnail, feedback_message
 
 log = logging.getLogger(__name__)
 
+DEFAULT_QUOTA_BYTES = 2 * 1024**3  # what a writer opened without a quota enforces (and records)
 FORMAT_VERSION = 2  # of the database layout, kept in the meta table (2: confirmed_wall; 1 is migrated)
 _CHUNK = 500  # ids per IN (...) list: under SQLite's smallest variable limit (999)
 
@@ -55,6 +64,8 @@ def _in_lists(ids: list[str]) -> Iterator[tuple[list[str], str]]:
     for i in range(0, len(ids), _CHUNK):
         part = ids[i : i + _CHUNK]
         yield part, ",".join("?" * len(part))
+
+
 _REFUSAL_LOG_EVERY_S = 10.0
 
 _SCHEMA = """
@@ -79,11 +90,21 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 """
 
 
-class OutboxError(EdgeError):
-    """The outbox database cannot be opened or used (bad file, not SQLite, no WAL support)."""
+__all__ = [
+    "DamagedOutbox",
+    "Outbox",
+    "OutboxDamaged",
+    "OutboxError",
+    "OutboxItem",
+    "OutboxStats",
+    "PutOutcome",
+]
 
-
-QuotaState = Literal["ok", "thumbnails_refused", "full"]
+QuotaState = Literal["ok", "thumbnails_refused", "full", "unknown"]
+OnDamage = Literal["move_aside", "raise"]
+_MAX_WAL_PAGES = 1000  # SQLite's default checkpoint threshold (4 MiB of 4 KiB pages)
+_MIN_WAL_PAGES = 64
+_T = TypeVar("_T")
 PutStatus = Literal["stored", "stored_without_thumbnail", "duplicate", "refused"]
 
 
@@ -105,12 +126,14 @@ class OutboxStats:
     thumbnails_refused: int  # likewise
     oldest_queued_age_s: float | None
     last_sent_wall: float | None  # time.time() of the last mark_sent (any process)
-    bytes_used: int
-    quota_bytes: int
-    quota_state: str  # "ok" | "thumbnails_refused" | "full"
+    bytes_used: int  # stored: pages in use (what the quota counts), not the WAL
+    quota_bytes: int | None  # None: opened without a quota and none recorded in the file
+    quota_state: str  # "ok" | "thumbnails_refused" | "full" | "unknown"
     confirmed: int = 0  # sent and confirmed by the ingest's receipt (part of ``sent``)
     awaiting_receipt: int = 0  # sent (PUBACK) but no receipt yet (part of ``sent``)
     last_confirmed_wall: float | None = None  # time.time() of the last receipt that confirmed one
+    wal_bytes: int = 0  # the WAL file on disk (checkpointed scratch space, bounded; not counted)
+    damaged: str | None = None  # a damaged outbox this handle moved aside (its new path)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -144,21 +167,28 @@ class Outbox:
         self,
         path: Path,
         *,
-        quota_bytes: int = 2 * 1024**3,
+        quota_bytes: int | None = None,
         thumbnail_fraction: float = 0.8,
         retention_s: float = 7 * 86400,
         device: Device | None = None,
         scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         busy_timeout_s: float = 10.0,
+        on_damage: OnDamage = "move_aside",
     ) -> None:
-        if quota_bytes <= 0:
+        """``quota_bytes`` None: the quota recorded in the file (a reader's view), else the default
+        when putting. ``on_damage="raise"``: a damaged file raises :class:`OutboxDamaged` and stays
+        where it is (``edge sync --status``), instead of being moved aside."""
+        if quota_bytes is not None and quota_bytes <= 0:
             raise ValueError(f"quota_bytes must be positive, got {quota_bytes}")
         if not 0 < thumbnail_fraction <= 1:
             raise ValueError(f"thumbnail_fraction must be in (0, 1], got {thumbnail_fraction}")
         if retention_s <= 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
         self.path = Path(path)
-        self.quota_bytes = int(quota_bytes)
+        self.quota_bytes = None if quota_bytes is None else int(quota_bytes)
+        self.on_damage = on_damage
+        self.recovered_from: DamagedOutbox | None = None  # the damaged file this handle moved aside
+        self._busy_timeout_s = busy_timeout_s
         self.thumbnail_fraction = float(thumbnail_fraction)
         self.retention_s = float(retention_s)
         self.device = device
@@ -169,14 +199,23 @@ class Outbox:
         self._last_refusal_log = -1e18
         self._refused_since_log = 0
         self._last_state: str = "ok"
-        self._conn = self._open(busy_timeout_s)
-
-    # -- opening ---------------------------------------------------------------------------
-    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        self._full_at: int | None = None  # bytes stored when a result last did not fit
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutboxError(f"{self.path}: cannot create the outbox folder: {exc}") from exc
+        try:
+            problem = damage.check(self.path, timeout_s=busy_timeout_s)
+        except NotAnOutbox as exc:
+            raise OutboxError(str(exc)) from exc
+        if problem is not None:
+            self._set_aside(problem)
+        self._conn = self._open(busy_timeout_s)
+        self._inode = os.stat(self.path).st_ino
+        self._settle_quota()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -190,7 +229,12 @@ class Outbox:
             if str(mode).lower() != "wal":
                 raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); is it on NFS?")
             conn.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit: kept means kept
-            conn.execute("PRAGMA journal_size_limit=8388608")  # a checkpointed WAL shrinks back to 8 MiB
+            # A bounded WAL: checkpointed (and cut back) every 1/16 of the quota, at most 4 MiB.
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            quota = self.quota_bytes or DEFAULT_QUOTA_BYTES
+            wal_pages = max(_MIN_WAL_PAGES, min(_MAX_WAL_PAGES, quota // 16 // page_size))
+            conn.execute(f"PRAGMA wal_autocheckpoint={wal_pages}")
+            conn.execute(f"PRAGMA journal_size_limit={wal_pages * page_size}")
             row = _format_of(conn)
             if row is not None and int(row[0]) == 1:
                 _migrate_v1(conn)
@@ -210,6 +254,70 @@ class Outbox:
             raise
         return conn
 
+    def _record_quota(self, quota: int) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('quota_bytes', ?)", (quota,))
+        self.quota_bytes = quota
+
+    def _settle_quota(self) -> None:
+        """Record the quota this writer enforces in the file; a reader without one takes it from there."""
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='quota_bytes'").fetchone()
+            if self.quota_bytes is None:
+                self.quota_bytes = None if row is None else int(row[0])
+            elif row is None or int(row[0]) != self.quota_bytes:
+                self._record_quota(self.quota_bytes)
+            if self.recovered_from is not None:
+                with self._write() as conn:
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recovered_from', ?)",
+                                 (json.dumps(self.recovered_from.to_dict()),))  # fmt: skip
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise OutboxError(f"{self.path}: cannot record the outbox quota: {exc}") from exc
+
+    # -- damage ----------------------------------------------------------------------------
+    def _set_aside(self, problem: str) -> None:
+        if self.on_damage == "raise":
+            raise OutboxDamaged(self.path, problem)
+        self.recovered_from = damage.set_aside(self.path, problem)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """SQLite reported corruption during the run: if quick_check agrees, set the file aside and
+        continue on a fresh one (called under the lock). Raises when that cannot be done."""
+        try:
+            moved_by_other = os.stat(self.path).st_ino != self._inode
+        except FileNotFoundError:
+            moved_by_other = True
+        if not moved_by_other:
+            problem = damage.check(self.path, timeout_s=self._busy_timeout_s)
+            if problem is None:
+                raise OutboxError(
+                    f"{self.path}: SQLite reported {exc}, yet quick_check finds it sound"
+                ) from exc
+            # A read-only connection holds the file while ours closes, so closing checkpoints nothing
+            # into the damaged file and leaves its WAL in place: it moves aside as it was.
+            hold = damage.read_only(self.path, self._busy_timeout_s)
+            try:
+                self._conn.close()
+                self._set_aside(f"{exc} during use; {problem}")
+            finally:
+                hold.close()
+        else:  # another handle (another Outbox on this file) already moved it: follow to the new one
+            self._conn.close()
+        self._conn = self._open(self._busy_timeout_s)
+        self._inode = os.stat(self.path).st_ino
+        self._settle_quota()
+
+    def _recovering(self, op: Callable[[], _T]) -> _T:
+        """``op()`` (under the lock); after corruption, once more on the fresh outbox."""
+        try:
+            return op()
+        except sqlite3.DatabaseError as exc:
+            if not damage.is_corruption(exc):
+                raise
+            self._recover(exc)
+        return op()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -228,25 +336,40 @@ class Outbox:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself after some errors (full, I/O)
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.debug("outbox: rollback failed", exc_info=True)  # the error above is the one
             raise
         conn.execute("COMMIT")
 
     # -- quota -----------------------------------------------------------------------------
     def _bytes_used(self) -> int:
-        """The database's pages plus the WAL file: what the outbox takes on disk once the WAL is
-        checkpointed into the database (an upper bound before that, never an under-count)."""
-        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
-        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        """What the outbox stores: its pages in use (the free list left out, pages still only in
+        the WAL counted). Not the WAL file: its size is where the last checkpoint left it, a few
+        commits' scratch space that the checkpoint reuses, not results kept."""
+        conn = self._conn
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def _wal_bytes(self) -> int:
         try:
-            wal = os.stat(f"{self.path}-wal").st_size
+            return os.stat(f"{self.path}-wal").st_size
         except FileNotFoundError:
-            wal = 0
-        return int(pages) * int(page_size) + wal
+            return 0
+
+    @property
+    def enforced_quota(self) -> int:
+        """The quota puts obey: the one given or recorded, else the default."""
+        return self.quota_bytes if self.quota_bytes is not None else DEFAULT_QUOTA_BYTES
 
     def _quota_state(self, used: int) -> QuotaState:
-        if used >= self.quota_bytes:
-            return "full"
+        if self.quota_bytes is None:
+            return "unknown"
+        if used >= self.quota_bytes or (self._full_at is not None and used >= self._full_at):
+            return "full"  # at the quota, or too near it for the last result to fit
         if used >= self.quota_bytes * self.thumbnail_fraction:
             return "thumbnails_refused"
         return "ok"
@@ -302,7 +425,12 @@ class Outbox:
             message["thumbnail"] = None
         bare = _encode(message)
         with self._lock:
-            return self._put_locked(item_id, kind, priority, message, bare, thumb_field)
+            try:
+                return self._recovering(
+                    lambda: self._put_locked(item_id, kind, priority, message, bare, thumb_field)
+                )
+            except (sqlite3.Error, OutboxError) as exc:  # damaged and cannot be set aside, say
+                return self._refuse(item_id, f"outbox write failed: {exc}")
 
     def _put_locked(
         self,
@@ -314,15 +442,21 @@ class Outbox:
         thumb_field: dict[str, Any] | None,
     ) -> PutOutcome:
         try:
+            if self.quota_bytes is None:  # a writer without a quota: the default, recorded as used
+                self._record_quota(DEFAULT_QUOTA_BYTES)
+            quota = self.enforced_quota
             used = self._bytes_used()
-            state = self._quota_state(used)
-            self._note_state(state)
-            if used + len(bare) > self.quota_bytes:
-                return self._refuse(item_id, f"outbox quota reached ({used} of {self.quota_bytes} bytes)")
+            if self._full_at is not None and used < self._full_at:
+                self._full_at = None  # room came back (pruned)
+            if used + len(bare) > quota:
+                self._full_at = used
+            self._note_state(self._quota_state(used))
+            if used + len(bare) > quota:
+                return self._refuse(item_id, f"outbox quota reached ({used} of {quota} bytes stored)")
             payload, status = bare, "stored"
             if thumb_field is not None:
                 with_thumb = _encode({**message, "thumbnail": thumb_field})
-                if used + len(with_thumb) > self.quota_bytes * self.thumbnail_fraction:
+                if used + len(with_thumb) > quota * self.thumbnail_fraction:
                     self._thumbs_refused += 1
                     status = "stored_without_thumbnail"
                 else:
@@ -337,6 +471,8 @@ class Outbox:
                 return PutOutcome(item_id, "duplicate", "already in the outbox")
             return PutOutcome(item_id, status)  # type: ignore[arg-type]
         except sqlite3.Error as exc:  # disk full, I/O error, locked past the busy timeout
+            if damage.is_corruption(exc):
+                raise  # set aside by _recovering, and the put tried again on a fresh outbox
             return self._refuse(item_id, f"outbox write failed: {exc}")
 
     def put_feedback(self, result_id: str, verdict: str, *, operator: str | None = None) -> PutOutcome:
@@ -345,8 +481,9 @@ class Outbox:
             raise OutboxError("put_feedback needs the device: open the Outbox with device=Device(...)")
         message = feedback_message(_check_id(result_id, "feedback result_id"), verdict, self.device,
                                    operator=operator)  # fmt: skip
+        sql = "SELECT priority FROM items WHERE result_id=?"
         with self._lock:
-            row = self._conn.execute("SELECT priority FROM items WHERE result_id=?", (result_id,)).fetchone()
+            row = self._recovering(lambda: self._conn.execute(sql, (result_id,)).fetchone())
         message["priority"] = int(row[0]) if row is not None else PRIORITY_FINDING
         return self.put(message)
 
@@ -377,30 +514,37 @@ class Outbox:
         excluded = set(exclude)
         live_n = min(limit, int(limit * max(0.0, min(1.0, live_share))))
         since_ns = time.time_ns() - int(live_window_s * 1e9)
-        cols = "result_id, kind, priority, created_ns, payload"
         with self._lock:
-            conn = self._conn
-            picked: dict[str, OutboxItem] = {}
-            if resend_after_s is not None:
-                rows = conn.execute(
-                    f"SELECT {cols} FROM items WHERE state='sent' AND confirmed_wall IS NULL"
-                    " AND sent_wall < ? ORDER BY priority DESC, created_ns LIMIT ?",
-                    (time.time() - resend_after_s, limit + len(excluded)),
-                ).fetchall()
-                self._take(rows, excluded, picked, limit)
-                live_n = min(live_n, limit - len(picked))
-            if live_n:
-                rows = conn.execute(
-                    f"SELECT {cols} FROM items WHERE state='queued' AND created_ns >= ?"
-                    " ORDER BY created_ns DESC LIMIT ?",
-                    (since_ns, live_n + len(excluded)),
-                ).fetchall()
-                self._take(rows, excluded | picked.keys(), picked, len(picked) + live_n)
+            return self._recovering(
+                lambda: self._claim_locked(limit, excluded, live_n, since_ns, resend_after_s)
+            )
+
+    def _claim_locked(
+        self, limit: int, excluded: set[str], live_n: int, since_ns: int, resend_after_s: float | None
+    ) -> list[OutboxItem]:
+        cols = "result_id, kind, priority, created_ns, payload"
+        conn = self._conn
+        picked: dict[str, OutboxItem] = {}
+        if resend_after_s is not None:
             rows = conn.execute(
-                f"SELECT {cols} FROM items WHERE state='queued' ORDER BY priority DESC, created_ns LIMIT ?",
-                (limit + len(excluded) + len(picked),),
+                f"SELECT {cols} FROM items WHERE state='sent' AND confirmed_wall IS NULL"
+                " AND sent_wall < ? ORDER BY priority DESC, created_ns LIMIT ?",
+                (time.time() - resend_after_s, limit + len(excluded)),
             ).fetchall()
-            self._take(rows, excluded | picked.keys(), picked, limit)
+            self._take(rows, excluded, picked, limit)
+            live_n = min(live_n, limit - len(picked))
+        if live_n:
+            rows = conn.execute(
+                f"SELECT {cols} FROM items WHERE state='queued' AND created_ns >= ?"
+                " ORDER BY created_ns DESC LIMIT ?",
+                (since_ns, live_n + len(excluded)),
+            ).fetchall()
+            self._take(rows, excluded | picked.keys(), picked, len(picked) + live_n)
+        rows = conn.execute(
+            f"SELECT {cols} FROM items WHERE state='queued' ORDER BY priority DESC, created_ns LIMIT ?",
+            (limit + len(excluded) + len(picked),),
+        ).fetchall()
+        self._take(rows, excluded | picked.keys(), picked, limit)
         return list(picked.values())
 
     @staticmethod
@@ -420,9 +564,13 @@ class Outbox:
         ids = list(dict.fromkeys(result_ids))
         if not ids:
             return 0
+        with self._lock:
+            return self._recovering(lambda: self._mark_sent_locked(ids))
+
+    def _mark_sent_locked(self, ids: list[str]) -> int:
         now = time.time()
         changed = 0
-        with self._lock, self._write() as conn:
+        with self._write() as conn:
             for part, marks in _in_lists(ids):
                 conn.execute(
                     "UPDATE items SET sent_wall=?"
@@ -447,9 +595,13 @@ class Outbox:
         ids = list(dict.fromkeys(result_ids))
         if not ids:
             return 0
+        with self._lock:
+            return self._recovering(lambda: self._mark_confirmed_locked(ids))
+
+    def _mark_confirmed_locked(self, ids: list[str]) -> int:
         now = time.time()
         changed = 0
-        with self._lock, self._write() as conn:
+        with self._write() as conn:
             for part, marks in _in_lists(ids):
                 cur = conn.execute(
                     "UPDATE items SET state='sent', sent_wall=COALESCE(sent_wall, ?), confirmed_wall=?"
@@ -478,7 +630,8 @@ class Outbox:
         if unconfirmed_too:
             done += " OR (confirmed_wall IS NULL AND sent_wall < ?)"
         args = (cutoff, cutoff) if unconfirmed_too else (cutoff,)
-        with self._lock:
+
+        def prune_locked() -> int:
             with self._write() as conn:
                 pruned = conn.execute(
                     f"UPDATE items SET state='pruned', payload=NULL WHERE state='sent' AND ({done})", args
@@ -486,22 +639,29 @@ class Outbox:
                 conn.execute(
                     "DELETE FROM items WHERE state='pruned' AND sent_wall < ?", (now - 2 * self.retention_s,)
                 )
-            self._conn.execute("PRAGMA incremental_vacuum")
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return pruned
+            # executescript steps it to the end; execute() would free one page and stop there.
+            self._conn.executescript("PRAGMA incremental_vacuum;")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL back to nothing
+            return int(pruned)
+
+        with self._lock:
+            return self._recovering(prune_locked)
 
     # -- state -----------------------------------------------------------------------------
     def stats(self) -> OutboxStats:
         with self._lock:
-            conn = self._conn
-            counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
-            awaiting = conn.execute(
-                "SELECT COUNT(*) FROM items WHERE state='sent' AND confirmed_wall IS NULL"
-            ).fetchone()[0]
-            oldest = conn.execute("SELECT MIN(created_ns) FROM items WHERE state='queued'").fetchone()[0]
-            last = conn.execute("SELECT value FROM meta WHERE key='last_sent_wall'").fetchone()
-            last_conf = conn.execute("SELECT value FROM meta WHERE key='last_confirmed_wall'").fetchone()
-            used = self._bytes_used()
+            return self._recovering(self._stats_locked)
+
+    def _stats_locked(self) -> OutboxStats:
+        conn = self._conn
+        counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+        awaiting = conn.execute(
+            "SELECT COUNT(*) FROM items WHERE state='sent' AND confirmed_wall IS NULL"
+        ).fetchone()[0]
+        oldest = conn.execute("SELECT MIN(created_ns) FROM items WHERE state='queued'").fetchone()[0]
+        last = conn.execute("SELECT value FROM meta WHERE key='last_sent_wall'").fetchone()
+        last_conf = conn.execute("SELECT value FROM meta WHERE key='last_confirmed_wall'").fetchone()
+        used = self._bytes_used()
         return OutboxStats(
             queued=int(counts.get("queued", 0)),
             sent=int(counts.get("sent", 0)),
@@ -516,7 +676,15 @@ class Outbox:
             confirmed=int(counts.get("sent", 0)) - int(awaiting),
             awaiting_receipt=int(awaiting),
             last_confirmed_wall=None if last_conf is None else float(last_conf[0]),
+            wal_bytes=self._wal_bytes(),
+            damaged=None if self.recovered_from is None else str(self.recovered_from.path),
         )
+
+    def recorded_damage(self) -> dict[str, Any] | None:
+        """The damaged outbox last moved aside from this path, as recorded then (any handle, any run)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='recovered_from'").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def integrity_check(self) -> str:
         """SQLite's full integrity check: "ok" or the problems it found."""

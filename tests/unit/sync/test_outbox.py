@@ -16,7 +16,7 @@ import pytest
 
 from edge.results import new_result_id
 from edge.sync.messages import Device
-from edge.sync.outbox import Outbox, OutboxError
+from edge.sync.outbox import DEFAULT_QUOTA_BYTES, Outbox, OutboxError
 
 
 def msg(priority: int = 0, pad: int = 0, **extra: Any) -> dict[str, Any]:
@@ -215,24 +215,65 @@ def test_mark_sent_many_ids_in_chunks(box: Outbox) -> None:
     assert box.stats().sent == 1200
 
 
-def test_bytes_used_is_what_is_on_disk(tmp_path: Path) -> None:
+def _pages_in_use(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        pages, free, size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in
+                             ("page_count", "freelist_count", "page_size"))  # fmt: skip
+    return int((pages - free) * size)
+
+
+def test_bytes_used_is_what_is_stored_and_the_wal_stays_bounded(tmp_path: Path) -> None:
     path = tmp_path / "ob.sqlite3"
-    with Outbox(path) as ob:
+    with Outbox(path, quota_bytes=4 * 1024**2) as ob:
         start = ob.stats().bytes_used
         for _ in range(200):
             ob.put(msg(pad=10_000))
-        used = ob.stats().bytes_used
-        on_disk = path.stat().st_size + Path(f"{path}-wal").stat().st_size
-        assert used >= start + 200 * 10_000
-        assert used >= on_disk  # never under-counts: the WAL's pages will also land in the file
+        s = ob.stats()
+        assert start + 200 * 10_000 <= s.bytes_used <= start + 200 * 13_000
+        assert s.bytes_used == _pages_in_use(path)  # what is stored, wherever its pages are now
+        # The WAL is scratch space, not counted: checkpointed every 1/16 of the quota (256 KiB
+        # here) and cut back to that, so it stays small next to the quota.
+        assert s.wal_bytes == Path(f"{path}-wal").stat().st_size
+        assert 0 < s.wal_bytes <= 256 * 1024 + 64 * 1024
         ob._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert ob.stats().bytes_used == path.stat().st_size + Path(f"{path}-wal").stat().st_size
+        assert ob.stats().bytes_used == path.stat().st_size == s.bytes_used
+        assert ob.stats().wal_bytes == 0
         # what was sent and pruned goes back to the disk
         ob.mark_sent([i.result_id for i in ob.claim(1000)])
         ob.prune(now=ob.stats().last_sent_wall + 10 * 86400, unconfirmed_too=True)
         after = ob.stats().bytes_used
-        assert after < used - 150 * 10_000
-        assert after == path.stat().st_size + Path(f"{path}-wal").stat().st_size
+        assert after < s.bytes_used - 150 * 10_000
+        assert after == path.stat().st_size  # freed pages went back (incremental vacuum)
+
+
+def test_the_quota_counts_results_not_the_wal(tmp_path: Path) -> None:
+    # The fault: with the WAL file counted, a 4 MiB quota refused nearly every small result once a
+    # few hundred single-result commits had grown the WAL (each commits several whole pages).
+    with Outbox(tmp_path / "ob.sqlite3", quota_bytes=4 * 1024**2) as ob:
+        outs = [ob.put(msg(priority=i % 3, pad=1_000)) for i in range(1500)]
+        s = ob.stats()
+    assert [o.status for o in outs].count("stored") == 1500
+    assert s.refused == 0 and s.quota_state == "ok" and s.bytes_used < 4 * 1024**2 * 0.8
+
+
+def test_the_quota_is_recorded_in_the_file_for_readers(tmp_path: Path) -> None:
+    path = tmp_path / "ob.sqlite3"
+    with Outbox(path) as ob:  # a reader (no quota) of a new file: none known, none made up
+        assert ob.quota_bytes is None and ob.stats().quota_state == "unknown"
+        assert ob.stats().quota_bytes is None
+    with Outbox(path, quota_bytes=4 * 1024**2) as ob:  # the writer records what it enforces
+        ob.put(msg())
+    with Outbox(path) as ob:
+        s = ob.stats()
+        assert s.quota_bytes == 4 * 1024**2 and s.quota_state == "ok"
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key='quota_bytes'")  # an outbox from before it was kept
+    with Outbox(path) as ob:
+        assert ob.stats().quota_bytes is None
+        ob.put(msg())  # a writer without a quota enforces the default, and says so in the file
+        assert ob.stats().quota_bytes == DEFAULT_QUOTA_BYTES
+    with Outbox(path) as ob:
+        assert ob.stats().quota_bytes == DEFAULT_QUOTA_BYTES
 
 
 def test_quota_refuses_thumbnails_first_then_results_loudly(
@@ -278,6 +319,10 @@ class _FailingConn:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
 
     def execute(self, sql: str, *args: Any) -> Any:
         if sql.startswith("INSERT"):
