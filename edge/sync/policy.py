@@ -117,15 +117,19 @@ class Backoff:
         self.failures = 0
 
 
-def should_fall_back(protocol: str, *, reason_code: int | None, closed_before_connack: bool) -> bool:
+def should_fall_back(
+    protocol: str, *, reason_code: int | None, closed_before_connack: bool, socket_error: bool = False
+) -> bool:
     """Whether a failed MQTT v5 connect means the broker speaks only 3.1.1.
 
-    Yes when it said so (v5 reason 0x84, or the 3.1.1 return code 1 read back) or when it hung up
-    on the CONNECT without any CONNACK after the TLS handshake had succeeded, as some older
-    brokers do. Never from 3.1.1, never on an authorisation refusal.
+    Yes when it said so (v5 reason 0x84, or the 3.1.1 return code 1 read back), or when it closed
+    the connection cleanly on the CONNECT without any CONNACK, as some older brokers do (the
+    caller takes that one back if 3.1.1 fares no better). Never on a socket error: a TLS alert (a
+    client certificate refused), an unclean TLS close or a reset is not about the MQTT version.
+    Never from 3.1.1, never on an authorisation refusal.
     """
     if protocol != "5":
         return False
-    if closed_before_connack:
+    if reason_code in (V5_UNSUPPORTED_PROTOCOL, V311_UNACCEPTABLE_PROTOCOL):
         return True
-    return reason_code in (V5_UNSUPPORTED_PROTOCOL, V311_UNACCEPTABLE_PROTOCOL)
+    return closed_before_connack and not socket_error

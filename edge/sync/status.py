@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.sync.contract import StatsLike
@@ -45,18 +46,28 @@ class SyncState:
     awaiting_receipt: int | None = None  # sent (PUBACK) and not yet confirmed by a receipt
     confirmed: int | None = None  # sent and confirmed (in the outbox, not yet pruned)
     confirmed_session: int = 0  # confirmed by receipts during this session
+    outbox_error: str | None = None  # the outbox fails: nothing is claimed or marked sent meanwhile
+    tls_error: str | None = None  # the last connect failed in TLS: what failed
+    failed: str | None = None  # the uplink thread ended on an unexpected error: nothing more is sent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def sync_text(state: SyncState) -> str:
-    """One HUD line: "sync: ok, 0 queued", "sync: offline, 132 queued, oldest 4m"."""
+    """One HUD line: "sync: ok, 0 queued", "sync: offline, 132 queued, oldest 4m"; what no network
+    brings back in capitals, with its reason ("sync: OUTBOX ERROR: ...", "sync: TLS ERROR: ...")."""
     if not state.enabled:
         return "sync: off"
     queued = "? queued" if state.queued is None else f"{state.queued} queued"
     awaiting = state.awaiting_receipt if state.receipts else None
-    if not state.connected:
+    if state.failed:
+        word = f"STOPPED: {state.failed}"
+    elif state.outbox_error:
+        word = f"OUTBOX ERROR: {state.outbox_error}"
+    elif not state.connected and state.tls_error:
+        word = f"TLS ERROR: {state.tls_error}"
+    elif not state.connected:
         word = "offline"
     elif state.queued or state.in_flight:
         word = "sending"
@@ -79,15 +90,20 @@ class QueueStats(StatsLike, Protocol):
 
     @property
     def quota_state(self) -> str: ...
+    @property
+    def damaged(self) -> str | None: ...
 
 
 def outbox_text(stats: QueueStats, refused: int, *, with_queue: bool = True) -> str | None:
-    """The outbox's HUD line: the quota alarm in capitals; the queue only ``with_queue`` (no uplink:
-    the sync line shows the queue when there is one)."""
+    """The outbox's HUD line: the alarms in capitals (a damaged outbox set aside during this run,
+    the quota); the queue only ``with_queue`` (no uplink: the sync line shows the queue when there
+    is one)."""
+    parts = []
+    if stats.damaged:  # the fresh outbox keeps what comes now; the damaged one waits to be drained
+        parts.append(f"OUTBOX DAMAGED: SET ASIDE AS {Path(stats.damaged).name}")
     if stats.quota_state == "full" or refused:
         alarm = "OUTBOX FULL: RESULTS REFUSED" if stats.quota_state == "full" else "OUTBOX WRITE FAILED"
-        return f"{alarm} ({refused})"
-    parts = []
+        return ", ".join([*parts, f"{alarm} ({refused})"])
     if with_queue:
         text = f"outbox {stats.queued} queued"
         if stats.oldest_queued_age_s is not None and stats.queued:

@@ -13,8 +13,11 @@ The outbox, not paho's memory queue, owns durability:
 - on a disconnect everything in flight is simply claimable again: it never left the queue.
   Each connection gets a fresh paho client, so paho never re-sends behind the outbox's back (the
   cost: a result whose PUBACK was lost is sent twice; the ingest de-duplicates on result id);
-- reconnects wait with exponential backoff and full jitter; MQTT v5 falls back to 3.1.1 once the
-  broker shows it does not speak v5;
+- reconnects wait with exponential backoff and full jitter; MQTT v5 falls back to 3.1.1 only once
+  the broker says it does not speak v5 (a TLS failure is reported as one, naming what failed);
+- an outbox that fails (a database error, a damaged or closed file) never ends the thread: the
+  error is in the state and on the HUD ("sync: OUTBOX ERROR: ..."), the connection is kept, and
+  the outbox is tried again with a backoff; PUBACKs and receipts not yet committed wait in memory;
 - a retained status ("online" on connect, "offline" on stop, and "offline" as the last will);
 - receipts (``[uplink] receipts``, on by default): on every connection the uplink subscribes to
   its own ``<base>/receipts``; the ingest publishes there the ids it has committed, and those
@@ -32,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,7 +46,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.config import Config, UplinkConfig
 from edge.errors import ConfigError
 from edge.sync.contract import DrainReport, ItemLike, OutboxLike, StatsLike
-from edge.sync.credentials import read_password, tls_context
+from edge.sync.credentials import describe_tls_error, read_password, tls_context
 from edge.sync.policy import (
     Backoff,
     Topics,
@@ -63,6 +66,30 @@ STATS_EVERY_S = 0.25
 CONNACK_TIMEOUT_S = 10.0
 RECEIPT_SESSION_S = 3600  # MQTT v5 session expiry with receipts: receipts wait this long for us
 STABLE_AFTER_S = 10.0  # a connection that lasted this long resets the backoff; a flapping one does not
+OUTBOX_RETRY_MIN_S = 0.5  # a failing outbox is asked again after this long, doubling ...
+OUTBOX_RETRY_MAX_S = 30.0  # ... up to this
+_T = TypeVar("_T")
+
+
+class _OutboxFailed(Exception):
+    """An outbox call failed; the uplink reports it and tries again later, keeping its connection."""
+
+
+class _PahoErrors(logging.Logger):
+    """paho's logger for one connection, keeping the last socket error paho met: paho reports a
+    failed read only as "connection lost", and only the exception tells a TLS alert (a client
+    certificate refused) from a broker hanging up on an MQTT v5 CONNECT."""
+
+    def __init__(self) -> None:
+        super().__init__("edge.sync.uplink.paho")
+        self.socket_error: OSError | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        for arg in args:
+            if isinstance(arg, OSError):
+                self.socket_error = arg
+        if level >= logging.ERROR:
+            log.debug("paho: %s %s", msg, args)
 
 
 class Uplink:
@@ -110,6 +137,11 @@ class Uplink:
         self._refused: set[str] = set()
         self._next_claim = 0.0
         self._next_stats = 0.0
+        self._paho: _PahoErrors | None = None  # the current client's socket errors
+        self._fallback_tentative = False  # fell back on a bare hang-up: undone if 3.1.1 fares no better
+        self._hang_ups_not_version = False  # ... and once undone, hang-ups no longer mean the version
+        self._outbox_backoff = Backoff(OUTBOX_RETRY_MIN_S, OUTBOX_RETRY_MAX_S)
+        self._outbox_retry_at = 0.0
         # Shared with other threads (under the lock):
         self._lock = threading.Lock()
         self._stats: StatsLike | None = None
@@ -119,6 +151,9 @@ class Uplink:
         self._bad_receipts = 0
         self._reconnects = 0
         self._last_error: str | None = None
+        self._outbox_error: str | None = None  # the outbox fails: nothing is claimed or marked
+        self._tls_error: str | None = None  # the last connect failed in TLS (cleared on CONNACK)
+        self._failed: str | None = None  # the thread ended on an unexpected error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -163,6 +198,8 @@ class Uplink:
             if stats is not None and idle and stats.queued <= refused and not unconfirmed:
                 drained = True
                 break
+            if self._failed is not None:
+                break  # the thread is gone: nothing more will be sent
             time.sleep(0.05)
         st = self.state()
         return DrainReport(
@@ -196,6 +233,9 @@ class Uplink:
                 awaiting_receipt=stats.awaiting_receipt if stats else None,
                 confirmed=stats.confirmed if stats else None,
                 confirmed_session=self._confirmed_session,
+                outbox_error=self._outbox_error,
+                tls_error=self._tls_error,
+                failed=self._failed,
             )
 
     def hud_text(self) -> str:
@@ -210,16 +250,25 @@ class Uplink:
         except Exception as exc:  # a bug must not pass silently: log it and leave the state saying so
             log.exception("uplink thread failed")
             self._set_error(f"uplink thread failed: {exc!r}")
+            with self._lock:
+                self._failed = f"uplink thread failed: {exc!r}"
         finally:
             self._shutdown()
 
     def _step(self) -> None:
-        now = time.monotonic()
+        try:
+            self._step_once(time.monotonic())
+        except _OutboxFailed as exc:
+            self._outbox_failed(str(exc))
+
+    def _step_once(self, now: float) -> None:
+        outbox_ok = now >= self._outbox_retry_at  # a failing outbox rests between tries
         if self._client is None:
             if now >= self._next_attempt:
                 self._connect()
             else:
-                self._refresh_stats(now)
+                if outbox_ok:
+                    self._refresh_stats(now)
                 self._stop.wait(min(0.1, self._next_attempt - now))
             return
         rc = self._client.loop(timeout=0.02)
@@ -229,11 +278,35 @@ class Uplink:
         if not self._connack and now - self._connect_started > CONNACK_TIMEOUT_S:
             self._lost("no CONNACK from the broker", closed_before_connack=False)
             return
+        if not outbox_ok:
+            return
         if self._connected:
             self._fill_window(now)
         self._flush_acks(now)
         self._flush_receipts(now)
         self._refresh_stats(now)
+
+    def _ob(self, what: str, call: Callable[[], _T]) -> _T:
+        """One outbox call: any failure becomes _OutboxFailed, reported rather than fatal."""
+        try:
+            result = call()
+        except Exception as exc:  # sqlite3 errors, OutboxError, a closed outbox: all reported
+            raise _OutboxFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if self._outbox_error is not None:
+            log.warning("uplink: the outbox answers again (%s)", what)
+            self._outbox_backoff.reset()
+            with self._lock:
+                self._outbox_error = None
+        return result
+
+    def _outbox_failed(self, why: str) -> None:
+        delay = max(OUTBOX_RETRY_MIN_S, self._outbox_backoff.next_delay())
+        self._outbox_retry_at = time.monotonic() + delay
+        if why != self._outbox_error:
+            log.error("uplink: OUTBOX ERROR: %s; nothing is claimed or marked sent until it answers", why)
+        with self._lock:
+            self._outbox_error = why
+            self._last_error = f"outbox: {why}"
 
     def _new_client(self) -> mqtt.Client:
         v5 = self.protocol == "5"
@@ -249,6 +322,8 @@ class Uplink:
         client = self._factory(**kwargs)
         client.max_inflight_messages_set(self.config.inflight_window + 1)  # +1: the status message
         client.max_queued_messages_set(0)
+        self._paho = _PahoErrors()
+        client.enable_logger(self._paho)
         if self._password is not None or self.config.username:
             client.username_pw_set(self._username, self._password)
         if self._tls is not None:
@@ -282,10 +357,19 @@ class Uplink:
                 )
             else:
                 client.connect(self.config.host, self.config.port, self.config.keepalive_s)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            self._fail(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            if isinstance(exc, ssl.SSLError):
+                self._fail(self._tls_failed(exc))
+            else:
+                self._fail(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
             return
         self._client = client
+
+    def _tls_failed(self, exc: OSError) -> str:
+        what = describe_tls_error(exc, ca=self.config.tls.ca, cert=self.config.tls.cert)
+        with self._lock:
+            self._tls_error = what
+        return f"TLS handshake with {self.config.host}:{self.config.port} failed: {what}"
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _props: Any) -> None:
         self._connack = True
@@ -295,6 +379,8 @@ class Uplink:
             return
         with self._lock:
             self._connected = True
+            self._tls_error = None
+        self._fallback_tentative = self._hang_ups_not_version = False  # this protocol works here
         self._connected_at = time.monotonic()
         log.info("uplink: connected (MQTT %s)", self.protocol)
         client.publish(self.topics.status, status_payload(self.device_id, "online"), qos=1, retain=True)
@@ -351,7 +437,11 @@ class Uplink:
         self._flush_acks(now, commit_now=True)
         ids, self._receipted = self._receipted, []
         mids, self._receipt_mids = self._receipt_mids, []
-        changed = self._outbox.mark_confirmed(ids)
+        try:
+            changed = self._ob("confirming receipts", lambda: self._outbox.mark_confirmed(ids))
+        except _OutboxFailed:  # kept (and not acknowledged): committed on the next try
+            self._receipted[:0], self._receipt_mids[:0] = ids, mids
+            raise
         with self._lock:
             self._confirmed_session += changed
         self._next_stats = 0.0
@@ -390,15 +480,17 @@ class Uplink:
             # a batch drains in a fraction of a second, so a new urgent result waits no longer.
             exclude = {rid for _, rid in self._acked}
             exclude.update(self._pending_commit, self._inflight.values(), self._refused)
-            self._ready.extend(
-                self._outbox.claim(
+            claimed = self._ob(
+                "claiming results",
+                lambda: self._outbox.claim(
                     max(CLAIM_BATCH, self.config.inflight_window),
                     exclude=exclude,
                     live_window_s=self.config.live_window_s,
                     live_share=self.config.live_share,
                     resend_after_s=self.config.confirm_timeout_s if self.config.receipts else None,
-                )
+                ),
             )
+            self._ready.extend(claimed)
             if not self._ready:
                 self._next_claim = now + IDLE_CLAIM_EVERY_S
                 return
@@ -432,7 +524,11 @@ class Uplink:
         if young and not commit_now:
             return
         ids, self._pending_commit = self._pending_commit, []
-        changed = self._outbox.mark_sent(ids)  # already sent (by another process) does not count
+        try:  # already sent (by another process) does not count
+            changed = self._ob("marking results sent", lambda: self._outbox.mark_sent(ids))
+        except _OutboxFailed:  # kept: committed on the next try (or, if never, sent again)
+            self._pending_commit[:0] = ids
+            raise
         with self._lock:
             self._sent_session += changed
         self._next_stats = 0.0
@@ -440,7 +536,7 @@ class Uplink:
     def _refresh_stats(self, now: float) -> None:
         if now < self._next_stats:
             return
-        stats = self._outbox.stats()
+        stats = self._ob("reading the outbox figures", self._outbox.stats)
         with self._lock:
             self._stats = stats
             self._snapshot_idle = not (
@@ -461,8 +557,11 @@ class Uplink:
         self._inflight.clear()
         self._ready.clear()
         self._subscribed = False
-        self._flush_receipts(time.monotonic(), commit_now=True)
-        self._flush_acks(time.monotonic(), commit_now=True)  # settled: the broker had time to save them
+        try:
+            self._flush_receipts(time.monotonic(), commit_now=True)
+            self._flush_acks(time.monotonic(), commit_now=True)  # settled: the broker had time to save them
+        except _OutboxFailed as exc:
+            self._outbox_failed(str(exc))
         if self._acked:  # not settled: the broker may have lost them with its memory; send again
             log.info("uplink: %d PUBACK(s) too recent to trust after the loss; re-sending", len(self._acked))
             self._acked.clear()
@@ -471,14 +570,25 @@ class Uplink:
                 client.disconnect()
             except Exception:  # the socket may already be gone; nothing to save here
                 log.debug("uplink: disconnect after loss failed", exc_info=True)
+        paho, self._paho = self._paho, None
+        socket_error = paho.socket_error if paho is not None else None
+        if isinstance(socket_error, ssl.SSLError) and not self._connack:
+            why = self._tls_failed(socket_error)  # a TLS alert, never the MQTT version
         if should_fall_back(
-            self.protocol, reason_code=reason_code, closed_before_connack=closed_before_connack
+            self.protocol,
+            reason_code=reason_code,
+            closed_before_connack=closed_before_connack and not self._hang_ups_not_version,
+            socket_error=socket_error is not None,
         ):
             log.warning("uplink: the broker does not take MQTT v5 (%s); falling back to 3.1.1", why)
             self.protocol = "3.1.1"
+            self._fallback_tentative = reason_code is None  # a bare hang-up, not a refusal code
             self._next_attempt = time.monotonic()
             self._set_error(why)
             return
+        if self._fallback_tentative and not self._connack:
+            log.warning("uplink: MQTT 3.1.1 fails as v5 did (%s): not a version problem; back to v5", why)
+            self.protocol, self._fallback_tentative, self._hang_ups_not_version = "5", False, True
         self._fail(why)
 
     def _fail(self, why: str) -> None:
@@ -510,19 +620,26 @@ class Uplink:
                     self._flush_receipts(time.monotonic())
                 client.disconnect()
                 client.loop(timeout=0.1)
+            except _OutboxFailed as exc:
+                self._outbox_failed(str(exc))
             except Exception:
                 log.debug("uplink: clean disconnect failed", exc_info=True)
         self._inflight.clear()
         self._ready.clear()
         self._acked.clear()  # never settled: they go again next time
-        self._flush_acks(time.monotonic(), commit_now=True)
-        self._flush_receipts(time.monotonic(), commit_now=True)
+        try:
+            self._flush_acks(time.monotonic(), commit_now=True)
+            self._flush_receipts(time.monotonic(), commit_now=True)
+            self._refresh_stats(float("inf"))
+        except _OutboxFailed as exc:
+            log.error(
+                "uplink: stopping with %d PUBACK(s) and %d receipt id(s) not committed (%s): those results"
+                " stay queued or unconfirmed and are sent again next time",
+                len(self._pending_commit), len(self._receipted), exc,
+            )  # fmt: skip
+            self._outbox_failed(str(exc))
         with self._lock:
             self._connected = False
-        try:
-            self._refresh_stats(float("inf"))
-        except Exception:
-            log.debug("uplink: final stats failed", exc_info=True)
 
 
 def start_uplink(config: Config, outbox: OutboxLike | None) -> Uplink | None:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from edge.config import UplinkConfig
 from edge.results import new_result_id
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.outbox import Outbox
 from edge_ingest import BrokerLogin, Ingest, IngestStore
-from tools.sync.broker import INGEST_USER, MosquittoBroker
+from tools.sync.broker import INGEST_USER, MosquittoBroker, find_mosquitto, find_mosquitto_passwd
 
 SITE = "site-1"
+
+
+@contextmanager
+def mosquitto_broker(workdir: Path, devices: list[str]) -> Iterator[MosquittoBroker]:
+    """A real broker (TLS, passwords, ACLs) for a test outside the integration folder; skips the
+    test where mosquitto is not installed."""
+    if find_mosquitto() is None or find_mosquitto_passwd() is None:
+        pytest.skip("mosquitto is not installed (scripts/setup.sh --test installs it)")
+    with MosquittoBroker(workdir, devices, autosave_every_change=False) as broker:
+        yield broker
 
 
 def uplink_config(broker: MosquittoBroker, device: str, **overrides: object) -> UplinkConfig:

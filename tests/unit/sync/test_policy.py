@@ -40,20 +40,26 @@ def test_backoff_rejects_bad_bounds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "code", "closed", "expected"),
+    ("protocol", "code", "closed", "socket_error", "expected"),
     [
-        ("5", 0x84, False, True),  # v5 "unsupported protocol version"
-        ("5", 1, False, True),  # a 3.1.1 broker's "unacceptable protocol version"
-        ("5", None, True, True),  # hung up on the v5 CONNECT
-        ("5", 0x86, False, False),  # bad user name or password: not a protocol question
-        ("5", 0x87, False, False),
-        ("5", None, False, False),  # network trouble
-        ("3.1.1", 0x84, False, False),
-        ("3.1.1", None, True, False),
+        ("5", 0x84, False, False, True),  # v5 "unsupported protocol version"
+        ("5", 1, False, False, True),  # a 3.1.1 broker's "unacceptable protocol version"
+        ("5", None, True, False, True),  # hung up cleanly on the v5 CONNECT (tentative)
+        ("5", None, True, True, False),  # a TLS alert or unclean close: a certificate, not the version
+        ("5", 0x86, False, False, False),  # bad user name or password: not a protocol question
+        ("5", 0x87, False, False, False),
+        ("5", None, False, False, False),  # network trouble
+        ("3.1.1", 0x84, False, False, False),
+        ("3.1.1", None, True, False, False),
     ],
 )
-def test_fallback_decision(protocol: str, code: int | None, closed: bool, expected: bool) -> None:
-    assert should_fall_back(protocol, reason_code=code, closed_before_connack=closed) is expected
+def test_fallback_decision(
+    protocol: str, code: int | None, closed: bool, socket_error: bool, expected: bool
+) -> None:
+    decided = should_fall_back(
+        protocol, reason_code=code, closed_before_connack=closed, socket_error=socket_error
+    )
+    assert decided is expected
 
 
 def test_topics_and_their_levels() -> None:

@@ -36,6 +36,21 @@ def test_sync_text() -> None:
     assert sync_text(_state(enabled=False)) == "sync: off"
 
 
+def test_sync_text_says_what_no_network_brings_back() -> None:
+    # An outbox that fails is not the network: the HUD says so, whatever the connection does.
+    err = "claiming results: DatabaseError: database disk image is malformed"
+    assert sync_text(_state(outbox_error=err, queued=4)) == f"sync: OUTBOX ERROR: {err}, 4 queued"
+    assert sync_text(_state(connected=False, outbox_error=err, queued=None)) == (
+        f"sync: OUTBOX ERROR: {err}, ? queued"
+    )
+    tls = "the broker does not trust our client certificate (alert: unknown CA) (dev.crt)"
+    assert sync_text(_state(connected=False, tls_error=tls, queued=2)) == f"sync: TLS ERROR: {tls}, 2 queued"
+    assert sync_text(_state(connected=True, tls_error=tls)) == "sync: ok, 0 queued"  # connected since
+    assert sync_text(_state(failed="uplink thread failed: KeyError('x')", queued=1)) == (
+        "sync: STOPPED: uplink thread failed: KeyError('x'), 1 queued"
+    )
+
+
 def test_status_text_with_receipts() -> None:
     assert sync_text(_state(receipts=True, awaiting_receipt=0)) == "sync: ok, 0 queued"
     assert sync_text(_state(receipts=True, awaiting_receipt=12)) == (
@@ -69,6 +84,7 @@ class _Stats:
     quota_state: str = "ok"
     awaiting_receipt: int = 0
     confirmed: int = 0
+    damaged: str | None = None
 
 
 def test_outbox_line_shows_the_queue_only_without_an_uplink() -> None:
@@ -83,3 +99,18 @@ def test_outbox_line_shows_the_queue_only_without_an_uplink() -> None:
 def test_outbox_alarms_always_show() -> None:
     assert outbox_text(_Stats(quota_state="full"), 7, with_queue=False) == "OUTBOX FULL: RESULTS REFUSED (7)"
     assert outbox_text(_Stats(), 2, with_queue=False) == "OUTBOX WRITE FAILED (2)"
+
+
+def test_a_damaged_outbox_set_aside_shows_for_the_rest_of_the_run() -> None:
+    damaged = _Stats(queued=3, damaged="/var/lib/x/outbox.sqlite3.damaged-20261122T100323Z")
+    assert outbox_text(damaged, 0) == (
+        "OUTBOX DAMAGED: SET ASIDE AS outbox.sqlite3.damaged-20261122T100323Z, outbox 3 queued"
+    )
+    assert outbox_text(damaged, 0, with_queue=False) == (
+        "OUTBOX DAMAGED: SET ASIDE AS outbox.sqlite3.damaged-20261122T100323Z"
+    )
+    full = _Stats(quota_state="full", damaged=damaged.damaged)
+    assert outbox_text(full, 1, with_queue=False) == (
+        "OUTBOX DAMAGED: SET ASIDE AS outbox.sqlite3.damaged-20261122T100323Z,"
+        " OUTBOX FULL: RESULTS REFUSED (1)"
+    )

@@ -52,11 +52,13 @@ class ScriptedPeer:
         self,
         *,
         refuse_v5: bool = False,
+        hang_up: bool = False,
         on_publish: Callable[[int], int | None] = lambda n: 0,
         close_after: int | None = None,
         receipt: Callable[[str], bool] | None = None,
     ) -> None:
         self.refuse_v5 = refuse_v5
+        self.hang_up = hang_up  # close every connection on its CONNECT, whatever the version
         self.receipt = receipt  # plays the ingest: send a receipt for this result id now?
         self.subscribed: list[str] = []
         self.on_publish = on_publish
@@ -85,6 +87,8 @@ class ScriptedPeer:
         level = body[2 + name_len]
         self.levels.append(level)
         v5 = level == 5
+        if self.hang_up:
+            return
         if v5 and self.refuse_v5:
             conn.sendall(b"\x20\x02\x00\x01")  # a 3.1.1 broker: "unacceptable protocol version"
             return
@@ -179,6 +183,22 @@ def test_falls_back_to_311_when_the_broker_refuses_v5(outbox: Outbox) -> None:
     assert peer.levels[0] == 5 and set(peer.levels[1:]) == {4}
     results = [p for t, p in peer.published if t == "scanners/s/dev-1/results"]
     assert sorted(_ids(results)) == sorted(ids)
+
+
+def test_a_hang_up_on_both_versions_is_not_taken_for_a_311_broker(outbox: Outbox) -> None:
+    # A broker that closes every connection unanswered (overloaded, or refusing this client) hangs
+    # up on 3.1.1 as on v5: the tentative fallback is taken back, v5 stays the protocol.
+    peer = ScriptedPeer(hang_up=True)
+    uplink = Uplink(outbox, _config(peer.port), device_id="dev-1", site="s")
+    uplink.start()
+    try:
+        wait_for(lambda: len(peer.levels) >= 5, 10, "five connection attempts", poll_s=0.01)
+    finally:
+        uplink.stop()
+        peer.close()
+    assert peer.levels[:3] == [5, 4, 5]  # v5, tentative 3.1.1, back to v5
+    assert set(peer.levels[3:]) == {5}
+    assert uplink.protocol == "5"
 
 
 def _ids(payloads: list[bytes]) -> list[str]:
