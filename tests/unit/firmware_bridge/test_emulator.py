@@ -263,3 +263,27 @@ def test_stall_pauses_stream_then_resumes(probe_factory) -> None:  # type: ignor
     host.pump(1.6)
     gaps = np.diff([f.timestamp_us for f in host.frames])
     assert gaps.max() >= 500_000 and len(host.frames) >= 15  # one long gap, frames before and after
+
+
+def test_on_demand_faults_from_another_thread(probe_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pty, host, _ = probe_factory(link=True)
+    inj = pty.probe.injector
+    host.handshake()
+    host.send(m.Start())
+    host.pump(0.5)
+    inj.noise_now(2000)  # random bytes between packets: counted as errors by the host, then resync
+    inj.corrupt_frames_now(3)  # three frames damaged: each costs the host that frame
+    host.pump(1.0)
+    assert sum(host.deframer.errors.values()) >= 1
+    assert inj.counts["noise_bytes"] == 2000 and inj.counts["corrupted_frames"] == 3
+    n = len(host.frames)
+    inj.stall_now(0.6)
+    host.pump(0.4)
+    assert len(host.frames) <= n + 1  # nothing new while stalled (one may have been in flight)
+    host.pump(1.0)
+    assert len(host.frames) > n + 5 and inj.counts["stalls"] == 1
+    first = os.path.realpath(tmp_path / "probe")
+    pty.reopened.clear()
+    inj.pull_now(0.2)  # a cable pull now, the pty back 0.2 s later under the same link name
+    assert pty.reopened.wait(3.0)
+    assert os.path.realpath(tmp_path / "probe") != first and inj.counts["disconnects"] == 1

@@ -3,237 +3,35 @@
 from __future__ import annotations
 
 import os
-import select
 import threading
 import time
 import tty
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
 import pytest
 
 import firmware_bridge
-from firmware_bridge.framing import MsgType, Packet, cobs_decode, cobs_encode, encode_packet
 from firmware_bridge.link import CommandRejected, CommandTimeout, ProbeLink
 from firmware_bridge.messages import (
-    Ack,
-    Capabilities,
-    FrameChunk,
-    Geometry,
     Heartbeat,
     Hello,
-    Message,
-    Nack,
     NackCode,
     Param,
-    Preset,
     Set,
     Start,
     Status,
-    Stop,
     VersionMismatchError,
-    decode,
-    encode,
 )
 from firmware_bridge.reassembly import AssembledFrame
-from firmware_bridge.transport import LoopDevice, loop_pair
-
-W, H, CHUNK = 32, 16, 200  # 512-byte frames in chunks of 200, 200, 112
-FAST = {"command_timeout": 0.3, "heartbeat_s": 0.1, "link_loss_s": 0.5, "backoff": (0.02, 0.1)}
-
-
-def pixels(fid: int) -> np.ndarray:
-    return ((np.arange(W * H) + 7 * fid) % 256).astype(np.uint8).reshape(H, W)
-
-
-class Device(Protocol):
-    def read(self, max_bytes: int, timeout: float) -> bytes: ...
-    def write(self, data: bytes) -> None: ...
-
-
-class PtyDevice:
-    """The pty master as the probe's USB end."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        if not select.select([self.fd], [], [], timeout)[0]:
-            return b""
-        try:
-            return os.read(self.fd, max_bytes)
-        except OSError:  # EIO while no host has the slave open
-            time.sleep(timeout)
-            return b""
-
-    def write(self, data: bytes) -> None:
-        try:
-            while data:
-                data = data[os.write(self.fd, data) :]
-        except OSError:
-            pass
-
-
-class FakeProbe:
-    """Scripted probe: answers HELLO/START/STOP/SET, streams chunked frames + STATUS, sends heartbeats."""
-
-    def __init__(self, dev: Device, *, versions: tuple[int, int] = (1, 1), period: float = 0.01) -> None:
-        self.dev, self.versions, self.period = dev, versions, period
-        self.drop: set[tuple[int, int]] = set()  # (frame_id, chunk_index) never sent
-        self.garbage_before: set[int] = set()  # frame ids preceded by junk
-        self.ignore_set = False
-        self.muted = False  # says nothing at all (not even heartbeats) and ignores commands
-        self.received: list[Message] = []
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self.reset()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def reset(self) -> None:  # power-on state: what a replugged probe comes back with
-        from firmware_bridge.framing import Deframer
-
-        self.deframer, self.seq, self.streaming, self.frame_id = Deframer(), 1000, False, 0
-        self.last_tx = self.next_frame = 0.0
-
-    def send(self, msg: Message) -> None:
-        self.dev.write(encode(msg, self.seq))
-        self.seq += 1
-        self.last_tx = time.monotonic()
-
-    def raw(self, data: bytes) -> None:
-        self.dev.write(data)
-
-    def count(self, kind: type) -> int:
-        return sum(isinstance(m, kind) for m in self.received)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(2)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            data = self.dev.read(65536, 0.003)
-            with self.lock:
-                for ev in self.deframer.feed(data):
-                    if isinstance(ev, Packet) and not self.muted:
-                        self._handle(decode(ev), ev.seq)
-                now = time.monotonic()
-                if self.muted:
-                    continue
-                if self.streaming and now >= self.next_frame:
-                    self._send_frame()
-                    self.next_frame = now + self.period
-                elif now - self.last_tx > 0.05:
-                    self.send(Heartbeat())
-
-    def _handle(self, msg: Message, seq: int) -> None:
-        self.received.append(msg)
-        if isinstance(msg, Hello):
-            lo, hi = self.versions
-            self.send(Capabilities(lo, hi, "PX-1", "SN042", (Preset(1, "lung"),), W, H, 8, CHUNK))
-        elif isinstance(msg, (Start, Stop)):
-            self.streaming = isinstance(msg, Start)
-            self.send(Ack(seq))
-        elif isinstance(msg, Set) and not self.ignore_set:
-            ok = msg.param != Param.GAIN_DB or -20 <= msg.value <= 40
-            self.send(Ack(seq) if ok else Nack(seq, NackCode.BAD_PARAMETER))
-
-    def _send_frame(self) -> None:
-        fid = self.frame_id
-        self.frame_id += 1
-        if fid in self.garbage_before:
-            bad = bytearray(cobs_decode(encode(Status(1, 2, 0, 0, 0), 0)[:-1]))
-            bad[-1] ^= 0xFF  # CRC broken
-            self.raw(b"\xde\xad\xbe\xef\x00" + cobs_encode(bytes(bad)) + b"\x00")
-            self.raw(encode_packet(MsgType.STATUS, self.seq, b"\x01"))  # valid packet, bad payload
-            self.seq += 1
-        data = pixels(fid).tobytes()
-        count = -(-len(data) // CHUNK)
-        for idx in range(count):
-            if (fid, idx) in self.drop:
-                continue
-            self.send(
-                FrameChunk(
-                    fid,
-                    idx,
-                    count,
-                    idx * CHUNK,
-                    1_000_000 + 33_333 * fid,
-                    W,
-                    H,
-                    8,
-                    Geometry.CONVEX,
-                    0.25,
-                    0.25,
-                    160.0,
-                    60.0,
-                    40.0,
-                    data[idx * CHUNK : (idx + 1) * CHUNK],
-                )
-            )
-        self.send(Status(87, 352, 0, 0, 1))
-
-
-class Recorder:
-    """Thread-safe sink for the link's callbacks, with waits instead of sleeps."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.frames: list[AssembledFrame] = []
-        self.statuses: list[Status] = []
-        self.events: list[tuple[str, str]] = []
-
-    def _add(self, items: list[Any], item: Any) -> None:
-        with self.cond:
-            items.append(item)
-            self.cond.notify_all()
-
-    def callbacks(self) -> dict[str, Callable[..., Any]]:
-        return {
-            "on_frame": lambda f: self._add(self.frames, f),
-            "on_status": lambda s: self._add(self.statuses, s),
-            "on_event": lambda s, d: self._add(self.events, (s, d)),
-        }
-
-    def wait(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
-        with self.cond:
-            assert self.cond.wait_for(pred, timeout), "condition not reached in time"
-
-    def states(self) -> list[str]:
-        with self.cond:
-            return [s for s, _ in self.events]
+from firmware_bridge.transport import LinkDownError, LoopDevice, loop_pair, open_transport, register_transport
+from tests.support.fake_probe import FAST, FakeProbe, H, PtyDevice, Recorder, Rig, W, check_frame, open_rig
 
 
 @pytest.fixture
-def rig() -> Iterator[tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]]:
-    name = f"probe-{uuid.uuid4().hex[:8]}"
-    _host, dev = loop_pair(name)
-    probe = FakeProbe(dev)
-    rec = Recorder()
-    link = ProbeLink(f"loop://{name}", **rec.callbacks(), **FAST)  # type: ignore[arg-type]
-    link.start()
-    yield link, probe, dev, rec
-    link.stop()
-    probe.stop()
-    dev.close()
-
-
-def check_frame(f: AssembledFrame, fid: int) -> None:
-    assert f.frame_id == fid
-    assert f.image.shape == (H, W) and f.image.dtype == np.uint8
-    np.testing.assert_array_equal(f.image, pixels(fid))
-    assert f.timestamp_us == 1_000_000 + 33_333 * fid
-    assert (f.geometry, f.spacing_x_mm, f.depth_mm, f.sector_angle_deg, f.radius_mm) == (
-        Geometry.CONVEX,
-        0.25,
-        160.0,
-        60.0,
-        40.0,
-    )
+def rig() -> Iterator[Rig]:
+    yield from open_rig()
 
 
 def test_hello_stream_status_set(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
@@ -304,22 +102,6 @@ def test_command_timeout(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder])
     assert 0.25 <= time.monotonic() - t0 < 1.0
 
 
-def test_unanswered_command_is_retried_then_names_port_and_attempts(
-    rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder],
-) -> None:
-    link, probe, _dev, _rec = rig
-    link.hello()
-    probe.ignore_set = True
-    with pytest.raises(CommandTimeout) as info:
-        link.set(Param.GAIN_DB, 3.0, attempts=3)
-    msg = str(info.value)
-    assert "SET GAIN_DB" in msg and link.url in msg and "3 attempt(s)" in msg
-    assert "bytes came back" in msg  # the probe kept talking (status, heartbeats): not a dead line
-    sets = [x for x in probe.received if isinstance(x, Set)]
-    assert len(sets) == 3
-    assert link.stats()["command_retries"] == 2
-
-
 def test_nack_raises_with_code(rig: tuple[ProbeLink, FakeProbe, LoopDevice, Recorder]) -> None:
     link, _probe, _dev, _rec = rig
     link.hello()
@@ -385,6 +167,95 @@ def test_stop_is_prompt_even_while_reconnecting() -> None:
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("probe-"))
     probe.stop()
     dev.close()
+
+
+class RaisesOnRead:
+    """A loop transport whose next ``n`` reads raise what pyserial raised when closed under a read."""
+
+    fail = 0
+
+    def __init__(self, url: str) -> None:
+        self.inner = open_transport(url.replace("raising://", "loop://"))
+
+    @property
+    def is_open(self) -> bool:
+        return self.inner.is_open
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        if RaisesOnRead.fail > 0:
+            RaisesOnRead.fail -= 1
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+        return self.inner.read(max_bytes, timeout)
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_an_unexpected_read_error_drops_the_connection_and_the_link_recovers() -> None:
+    register_transport("raising", RaisesOnRead)
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    _host, dev = loop_pair(name)
+    probe, rec = FakeProbe(dev), Recorder()
+    link = ProbeLink(f"raising://{name}", **{**rec.callbacks(), **FAST})
+    link.start()
+    try:
+        link.hello()
+        link.start_streaming()
+        rec.wait(lambda: len(rec.frames) >= 3)
+        RaisesOnRead.fail = 1
+        rec.wait(lambda: rec.states().count("connected") == 2)
+        n = len(rec.frames)
+        rec.wait(lambda: len(rec.frames) >= n + 3)  # streaming restored on the new connection
+        s = link.stats()
+        assert s["reader_errors"] == {"TypeError": 1} and s["reconnects"] == 1 and s["reader_restarts"] == 0
+        assert link.failed is None and link._reader is not None and link._reader.is_alive()
+    finally:
+        link.stop()
+        probe.stop()
+        dev.close()
+
+
+def test_a_dead_reader_thread_is_restarted() -> None:
+    rec = Recorder()
+    armed = threading.Event()
+
+    def on_frame(frame: AssembledFrame) -> None:
+        if armed.is_set():
+            armed.clear()
+            raise SystemExit("callback exited")  # escapes the reader's per-event guard: the thread ends
+        rec.callbacks()["on_frame"](frame)
+
+    rig = open_rig(on_frame=on_frame)
+    link, _probe, _dev, _rec = next(rig)
+    link.hello()
+    link.start_streaming()
+    rec.wait(lambda: len(rec.frames) >= 2)
+    armed.set()
+    rec.wait(lambda: not armed.is_set() and link.stats()["reader_restarts"] == 1)
+    n = len(rec.frames)
+    rec.wait(lambda: len(rec.frames) >= n + 3)
+    assert link.failed is None and link.state == "connected"
+    next(rig, None)  # stop
+
+
+def test_a_reader_that_keeps_dying_fails_the_link_with_the_reason() -> None:
+    def on_frame(frame: AssembledFrame) -> None:
+        raise SystemExit("callback exited")
+
+    rig = open_rig(on_frame=on_frame, reader_restarts=(1, 60.0))
+    link, _probe, _dev, rec = next(rig)
+    link.hello()
+    link.start_streaming()
+    rec.wait(lambda: "failed" in rec.states(), timeout=5.0)
+    why = link.failed
+    assert why is not None and "reader thread died 2 times" in why and "SystemExit" in why
+    assert link.state == "failed"
+    with pytest.raises(LinkDownError):
+        link.set(Param.GAIN_DB, 1.0)
+    next(rig, None)  # stop
 
 
 # ---------------------------------------------------------------------------------------- real pty

@@ -200,3 +200,38 @@ def test_serial_node_disappearing_is_link_down(pty: tuple[int, str], tmp_path: P
     with pytest.raises(LinkDownError, match="disappeared"):
         t.read(10, 0.01)
     t.close()
+
+
+def test_serial_close_from_another_thread_during_a_read_is_link_down(pty: tuple[int, str]) -> None:
+    # The probe-stall fault: the supervisor closed the port while the reader sat in pyserial's read,
+    # which then used the fd close had set to None (TypeError) and killed the reader thread.
+    master, name = pty
+    for _ in range(30):  # close at many points of the read: before, inside select, around os.read
+        t = open_transport(f"serial://{name}")
+        outcome: list[BaseException | bytes] = []
+        entered = threading.Event()
+
+        def reader(
+            t: Transport = t,
+            outcome: list[BaseException | bytes] = outcome,
+            entered: threading.Event = entered,
+        ) -> None:
+            entered.set()
+            try:
+                while True:
+                    outcome.append(t.read(100, 5.0))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        entered.wait(2)
+        os.write(master, b"x" * 10)  # some reads return data, so close lands in different places
+        t.close()
+        th.join(4.0)  # a close cancels the read at once: it does not sit out the 5 s timeout
+        assert not th.is_alive()
+        assert isinstance(outcome[-1], LinkDownError), outcome[-1]
+        with pytest.raises(LinkDownError, match="closed"):
+            t.write(b"x")
+        t.close()  # idempotent
+        assert not t.is_open

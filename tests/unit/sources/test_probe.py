@@ -61,3 +61,36 @@ def test_status_text_reports_a_disconnected_probe() -> None:
     src._on_event("connected", "serial://x")
     assert src.status_text() is None and src.disconnects == 1
     src._link = None
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("fps=0", "fps"),
+        ("fps=-3", "fps"),
+        ("fps=abc", "fps"),
+        ("drop_chunk_p=1.5", "drop_chunk_p"),
+        ("disconnect_at=-1", "disconnect_at"),
+        ("stall_s=-2", "stall_s"),
+        ("preset=heart", "preset"),
+        ("seed=x", "seed"),
+        ("fsp=30", "fsp"),
+    ],
+)
+def test_bad_emulator_url_is_refused_naming_the_parameter(query: str, named: str) -> None:
+    # Before: fps=0 started an emulator that could not run, reported as "multiple access on port?".
+    with pytest.raises(SourceError, match=named) as info:
+        open_source(f"probe+emu://?{query}")
+    assert "multiple access" not in str(info.value)
+
+
+def test_a_link_that_failed_for_good_is_a_source_error() -> None:
+    class FailedLink:
+        failed = "the probe reader thread died 6 times within 60 s (last: SystemExit)"
+
+    src = open_source("serial:///dev/ttyNOPE0")
+    assert isinstance(src, ProbeSource)
+    src._link = FailedLink()
+    with pytest.raises(SourceError, match="reader thread died"):
+        src.read(0.01)
+    src._link = None
