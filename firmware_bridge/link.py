@@ -290,6 +290,8 @@ class ProbeLink(Commands):
 
     def _supervise_once(self) -> None:
         self._watch_reader()
+        if self.failure is not None:
+            return
         transport = self._transport
         if transport is None:
             self._reconnect()
