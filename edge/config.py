@@ -68,6 +68,27 @@ class PipelineConfig(_Section):
     opencv_threads: int = Field(1, ge=0, le=64)
 
 
+class HealthConfig(_Section):
+    """What repeated failures do (edge/runtime/failures.py, docs/reliability.md). A stage is the
+    source, inference, the overlay, each display sink or each result handler; one bad frame is
+    nothing, a stage that keeps failing is an alarm, and past a limit the run stops: exit "failed"."""
+
+    alarm_after_failures: int = Field(3, ge=1, le=10_000)  # in a row: the HUD alarm
+    # In a row, any of these stops the run (0 = no such limit): 150 is 5 s of frames at 30 fps.
+    max_consecutive_failures: int = Field(150, ge=0, le=10_000_000)
+    failure_budget_s: float = Field(10.0, ge=0, le=86_400)  # failing in a row for this long
+
+    @model_validator(mode="after")
+    def _check(self) -> HealthConfig:
+        limit = self.max_consecutive_failures
+        if limit and self.alarm_after_failures > limit:
+            raise ValueError(
+                f"alarm_after_failures ({self.alarm_after_failures}) must not exceed "
+                f"max_consecutive_failures ({limit}): the alarm comes before the stop"
+            )
+        return self
+
+
 class GateConfig(_Section):
     """Run this model only when a quality model's latest state says the frame is usable."""
 
@@ -241,6 +262,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
 class Config(_Section):
     source: SourceConfig = Field(default_factory=SourceConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
     display: DisplayConfig = Field(default_factory=DisplayConfig)

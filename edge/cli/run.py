@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise EdgeError("--max-frames must be at least 1")
     report, outputs = run(config, headless=args.headless, max_frames=args.max_frames, report_path=args.report)
     _print_summary(report)
+    if outputs.report is None:  # the run's one record is lost: say so where it is seen, and fail
+        print(f"REPORT NOT WRITTEN: {outputs.report_error}", file=sys.stderr)
+        return 1
     print(f"report: {outputs.report}")
-    return 1 if report["exit"] == "error" else 0
+    # completed | stopped: 0; failed (a stage over its failure budget) | error: 1
+    return 1 if report["exit"] in ("error", "failed") else 0
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -63,6 +68,12 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"video    {out['video']}")
     if out["results"]:
         print(f"results  {out['results']}")
+    for name, note in out.get("notes", {}).items():
+        print(f"{name:<8} {note}")
+    for note in report.get("health", {}).get("notes", ()):
+        print(f"note     {note}")
+    if report["exit"] in ("failed", "error"):
+        print(f"{report['exit'].upper():<8} {report['reason']}")
     ob = report.get("outbox")
     if ob:
         puts = ob.get("puts", {})

@@ -10,12 +10,12 @@ API (what the pipeline and the CLI use)::
         def close(self) -> None                                       # safe to call twice
 
     WindowSink(title="scanner edge")
-    VideoFileSink(path, fourcc="mp4v", *, default_fps=30.0)
+    VideoFileSink(path, fourcc="mp4v", *, default_fps=30.0)     # edge.render.video; .ts survives SIGKILL
     SnapshotSink(directory, every_s, *, clock=time.monotonic)   # + snapshot(image, seq=None) -> Path
     NullSink()
-    display_available() -> tuple[bool, str]
+    display_available() -> tuple[bool, str]                     # a test window in a child process
     build_sinks(spec, *, headless=False, video_path=None, snapshot_dir=None, snapshot_every_s=10.0,
-                title="scanner edge", fourcc="mp4v") -> list[Sink]
+                title="scanner edge", fourcc="mp4v", display=None) -> list[Sink]
 
 ``spec`` names sinks: "window", "video", "snapshots" ("snapshot" also accepted), "null" (a list,
 or one comma-separated string); each sink's ``name`` is that word. A wanted window with no
@@ -29,22 +29,29 @@ Errors: sinks raise ``DisplayError`` (an EdgeError) naming the path or window at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import queue
 import re
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError
+from edge.render.sink import DisplayError, Sink, to_bgr
+from edge.render.video import VideoFileSink, recording_suffix
+
+__all__ = [
+    "SINK_NAMES", "DisplayError", "NullSink", "Sink", "SnapshotSink", "VideoFileSink", "WindowSink",
+    "build_sinks", "display_available", "probe_display", "recording_suffix", "to_bgr",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -52,37 +59,51 @@ SINK_NAMES = ("window", "video", "snapshots", "null")
 _ALIASES = {"snapshot": "snapshots"}
 
 
-class DisplayError(EdgeError):
-    """A display sink could not open or write (no display, codec missing, disk full)."""
+Probe = Callable[[Mapping[str, str]], tuple[bool, str]]
+_PROBE = "import cv2; cv2.namedWindow('scanner-edge display check'); cv2.destroyAllWindows()"
+_probed: dict[tuple[str | None, str | None], tuple[bool, str]] = {}
 
 
-@runtime_checkable
-class Sink(Protocol):
-    """Anything that takes composed frames. Tests inject any object with these members."""
-
-    name: str
-
-    def open(self, width: int, height: int, fps: float | None) -> None: ...
-
-    def show(self, image: np.ndarray, frame_seq: int) -> None: ...
-
-    def wants_stop(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-def _bgr(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+def probe_display(environ: Mapping[str, str], timeout_s: float = 20.0) -> tuple[bool, str]:
+    """Open and close a window in a child process: OpenCV's Qt backend aborts the process that
+    cannot reach the display DISPLAY names (no server, no permission), so only a child may try.
+    Cached per DISPLAY and WAYLAND_DISPLAY: it costs an interpreter start (about half a second)."""
+    key = (environ.get("DISPLAY"), environ.get("WAYLAND_DISPLAY"))
+    if key in _probed:
+        return _probed[key]
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE], env=dict(environ), capture_output=True, text=True,
+            timeout=timeout_s, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        result = (False, f"a test window did not open within {timeout_s:g} s")
+    except OSError as exc:
+        result = (False, f"cannot start the display check: {exc}")
+    else:
+        if out.returncode == 0:
+            result = (True, "a test window opened")
+        else:
+            lines = [line.strip() for line in out.stderr.splitlines() if line.strip()]
+            how = f"exit {out.returncode}" if out.returncode > 0 else f"signal {-out.returncode}"
+            result = (False, f"{lines[0] if lines else 'the window toolkit failed'} (test window: {how})")
+    _probed[key] = result
+    return result
 
 
 def display_available(
-    *, build_info: str | None = None, environ: Mapping[str, str] | None = None, platform: str | None = None
+    *,
+    build_info: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    probe: Probe = probe_display,
 ) -> tuple[bool, str]:
     """Whether a HighGUI window can be opened here, and why (not).
 
     Needs an OpenCV build with a GUI backend (``GUI:`` in the build information is not NONE, so
-    not opencv-python-headless) and, on Linux, DISPLAY or WAYLAND_DISPLAY set: without one, Qt
-    aborts the whole process instead of raising, so this is checked before any window is made.
+    not opencv-python-headless) and, on Linux, DISPLAY or WAYLAND_DISPLAY set and answering:
+    without one, Qt aborts the whole process instead of raising, so ``probe`` opens a test window
+    in a child process (``probe_display``) before any window is made here.
     """
     info = cv2.getBuildInformation() if build_info is None else build_info
     env = os.environ if environ is None else environ
@@ -91,13 +112,16 @@ def display_available(
     gui = match.group(1) if match else "NONE"
     if gui.upper() == "NONE":
         return False, "OpenCV built without a GUI backend (GUI: NONE; opencv-python-headless?)"
-    if plat.startswith("linux"):
-        if env.get("DISPLAY"):
-            return True, f"GUI {gui}, DISPLAY={env['DISPLAY']}"
-        if env.get("WAYLAND_DISPLAY"):
-            return True, f"GUI {gui}, WAYLAND_DISPLAY={env['WAYLAND_DISPLAY']}"
+    if not plat.startswith("linux"):
+        return True, f"GUI {gui}"
+    if env.get("DISPLAY"):
+        named = f"DISPLAY={env['DISPLAY']}"
+    elif env.get("WAYLAND_DISPLAY"):
+        named = f"WAYLAND_DISPLAY={env['WAYLAND_DISPLAY']}"
+    else:
         return False, "DISPLAY unset"
-    return True, f"GUI {gui}"
+    ok, why = probe(env)
+    return (True, f"GUI {gui}, {named}") if ok else (False, f"{named}: {why}")
 
 
 class WindowSink:
@@ -149,108 +173,14 @@ class WindowSink:
         self._thread = None
 
 
-class VideoFileSink:
-    """Writes every frame to a video file; the writer opens on the first frame, at its size.
-
-    Later frames of another size are resized to that size; gray frames are converted to BGR.
-    With ``background`` (the runtime's default) encoding runs on a writer thread fed by a small
-    bounded queue: colour conversion and encoding cost as much as the model on small CPUs and
-    overlap with drawing the next frame; a full queue makes ``show`` wait (never drops a frame).
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        fourcc: str = "mp4v",
-        *,
-        default_fps: float = 30.0,
-        background: bool = True,
-        queue_size: int = 4,
-    ) -> None:
-        if len(fourcc) != 4:
-            raise DisplayError(f"video codec must be a 4-character fourcc, got {fourcc!r} for {path}")
-        self.name = "video"
-        self.path = Path(path)
-        self.fourcc = fourcc
-        self.default_fps = default_fps
-        self.frames_written = 0
-        self._fps: float | None = None
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None  # (width, height) the writer was opened with
-        self._queue: queue.Queue[np.ndarray | None] | None = queue.Queue(queue_size) if background else None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-
-    def open(self, width: int, height: int, fps: float | None) -> None:
-        # fps may be unknown for a live source; the file still needs one.
-        self._fps = fps if fps and fps > 0 else self.default_fps
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DisplayError(f"cannot create the folder for video {self.path}: {exc}") from exc
-
-    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
-        if self._fps is None:
-            self.open(width, height, None)
-        fps = self._fps or self.default_fps
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), fps, (width, height))
-        if not writer.isOpened():
-            raise DisplayError(
-                f"cannot write video {self.path} with codec {self.fourcc!r} ({width}x{height}, {fps:g} fps): "
-                "OpenCV's VideoWriter did not open (codec not in this build, or path not writable)"
-            )
-        self._size = (width, height)
-        log.info(
-            "writing overlay video to %s (%s, %dx%d, %g fps)", self.path, self.fourcc, width, height, fps
-        )
-        return writer
-
-    def show(self, image: np.ndarray, frame_seq: int) -> None:
-        image = _bgr(image)
-        h, w = image.shape[:2]
-        if self._writer is None:
-            self._writer = self._open_writer(w, h)
-        if (w, h) != self._size:
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        if self._queue is None:
-            self._writer.write(image)
-            self.frames_written += 1
-            return
-        if self._failure is not None:
-            raise DisplayError(f"writing video {self.path} failed: {self._failure}") from self._failure
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._write_loop, name="video-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(image.copy())  # the caller reuses its buffer for the next frame
-
-    def _write_loop(self) -> None:
-        assert self._queue is not None and self._writer is not None
-        while (item := self._queue.get()) is not None:
-            try:
-                self._writer.write(item)
-                self.frames_written += 1
-            except Exception as exc:  # e.g. disk full: reported on the next show()
-                self._failure = exc
-
-    def wants_stop(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if self._thread is not None and self._queue is not None:
-            self._queue.put(None)  # after the frames already queued: all of them get written
-            self._thread.join()
-            self._thread = None
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            log.info("wrote %d frames to %s", self.frames_written, self.path)
-
-
 class SnapshotSink:
     """Saves ``snapshot_<seq>.png`` at most once every ``every_s`` seconds (0: every frame).
 
-    ``clock`` is a monotonic seconds clock, injectable so tests need not sleep.
+    ``clock`` is a monotonic seconds clock, injectable so tests need not sleep. Expendable: on a
+    full disk the runtime stops it.
     """
+
+    expendable = True
 
     def __init__(
         self, directory: str | Path, every_s: float, *, clock: Callable[[], float] = time.monotonic
@@ -285,12 +215,18 @@ class SnapshotSink:
         else:
             path = self.directory / f"snapshot_{seq}.png"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            ok = cv2.imwrite(str(path), image)
-        except (OSError, cv2.error) as exc:
-            raise DisplayError(f"cannot write snapshot {path}: {exc}") from exc
+            ok, png = cv2.imencode(".png", image)
+        except cv2.error as exc:
+            raise DisplayError(f"cannot encode snapshot {path}: {exc}") from exc
         if not ok:
-            raise DisplayError(f"cannot write snapshot {path} (disk full or not writable?)")
+            raise DisplayError(f"cannot encode snapshot {path}")
+        try:  # written here, not by imwrite, whose False hides the errno (ENOSPC, EFBIG)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png.tobytes())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no torn PNG left behind
+            raise DisplayError(f"cannot write snapshot {path}: {exc.strerror or exc}") from exc
         self.saved += 1
         return path
 
@@ -345,17 +281,22 @@ def build_sinks(
     snapshot_every_s: float = 10.0,
     title: str = "scanner edge",
     fourcc: str = "mp4v",
+    display: tuple[bool, str] | None = None,
 ) -> list[Sink]:
     """Make the sinks ``spec`` names (not yet opened), in order, without duplicates.
 
-    A wanted "window" becomes a WindowSink only when not ``headless`` and ``display_available()``;
-    otherwise the overlay goes to ``video_path`` instead, with a WARNING saying so. "video" needs
+    A wanted "window" becomes a WindowSink only when not ``headless`` and the display is there
+    (``display``: what ``display_available()`` said, when the caller asked it already); otherwise
+    the overlay goes to ``video_path`` instead, with a WARNING saying so. "video" needs
     ``video_path`` and "snapshots" needs ``snapshot_dir`` (ConfigError otherwise).
     """
     names = _names(spec)
     sinks: list[Sink] = []
     if "window" in names:
-        ok, reason = (False, "headless mode") if headless else display_available()
+        if headless:
+            ok, reason = False, "headless mode"
+        else:
+            ok, reason = display if display is not None else display_available()
         if ok:
             sinks.append(WindowSink(title))
         elif "video" in names:

@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -19,7 +19,8 @@ from edge.config import Config
 from edge.inference.base import SessionOptions
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
-from edge.render.display import Sink, build_sinks
+from edge.render.display import Sink, VideoFileSink, build_sinks, display_available, recording_suffix
+from edge.runtime.failures import FailureBudget
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.ports import AlarmReporter, HudLines, ResultHandler, StatusReporter
 from edge.runtime.report import (
@@ -27,10 +28,12 @@ from edge.runtime.report import (
     PeakRss,
     RunOutputs,
     build_report,
+    check_report_path,
     new_run_dir,
+    settle_outputs,
     write_report,
 )
-from edge.sources import Source, open_source
+from edge.sources import Source, SourceInfo, open_source
 from edge.sync.recorder import OutboxRecorder, open_recorder
 from edge.sync.uplink import start_uplink
 
@@ -55,16 +58,36 @@ def load_models(config: Config) -> list[ModelSlot]:
     return slots
 
 
+class _Stopper:
+    """What a signal stops: the pipeline once it exists; before that, the run when it starts."""
+
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        if self.pipeline is not None:
+            self.pipeline.stop(reason)
+
+    def attach(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        if self.reason is not None:
+            pipeline.stop(self.reason)
+
+
 @contextmanager
-def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the pipeline to stop; a second SIGINT falls back to the default."""
+def stop_on_signals(target: Pipeline | _Stopper) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the run to stop (its report is still written); a second one of the same
+    falls back to the default, for a run that does not stop."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        pipeline.stop()
+        name = signal.Signals(signum).name
+        log.info("received %s: stopping", name)
+        target.stop(f"received {name}")
         signal.signal(signum, signal.SIG_DFL)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -83,40 +106,59 @@ def run(
     report_path: Path | None = None,
     source: Source | None = None,
 ) -> tuple[dict[str, Any], RunOutputs]:
-    """Run the pipeline to the end; return the report (also written to disk) and the outputs."""
+    """Run the pipeline to the end; return the report (also written to disk) and the outputs.
+
+    Once the run has started the report is always written, whatever a stage did (exit "failed"
+    or "error"); when it cannot be written, ``outputs.report`` is None and ``report_error`` says
+    why. Before that, a bad path, input or model raises an EdgeError and leaves nothing behind.
+    """
+    if report_path is not None:
+        check_report_path(report_path)
+    stopper = _Stopper()
+    with stop_on_signals(stopper):
+        return _run(config, headless, max_frames, report_path, source, stopper)
+
+
+def _run(
+    config: Config,
+    headless: bool,
+    max_frames: int | None,
+    report_path: Path | None,
+    source: Source | None,
+    stopper: _Stopper,
+) -> tuple[dict[str, Any], RunOutputs]:
     # Input and models are checked before anything is written, so a bad file or a tampered model
     # leaves no empty run folder behind; everything opened is closed whatever happens.
     with PeakRss() as rss, ExitStack() as opened:
         t_start = time.monotonic()
         src = source or open_source(config.source.url)
         src.open()  # the replay clock starts at the first read, so opening early costs nothing
-        opened.callback(src.close)
+        opened.callback(_closing(src.close, "the source"))
         slots = load_models(config)
         # The outbox keeps every result (schema v2) until the broker acknowledges it.
         recorder: OutboxRecorder | None = None
         if config.outbox.enabled:
             recorder = open_recorder(config)
-            opened.callback(recorder.outbox.close)
+            opened.callback(_closing(recorder.outbox.close, "the outbox"))
         uplink = start_uplink(config, recorder.outbox if recorder else None)  # docs/sync.md
         if recorder is not None:
             recorder.queue_on_hud = uplink is None  # with an uplink, its sync line shows the queue
         if uplink is not None:
-            opened.callback(uplink.stop)  # before the outbox closes (callbacks run last-in first)
+            opened.callback(_closing(uplink.stop, "the uplink"))  # before the outbox closes (LIFO)
         t_loaded = time.monotonic()
         outputs = RunOutputs(run_dir=new_run_dir(config.output.dir))
-        sinks = _sinks(config, headless, outputs)
-        for sink in sinks:
-            opened.callback(sink.close)
+        sinks, fallback, note = _sinks(config, headless, outputs)
         handlers: list[ResultHandler] = []
         if config.output.results_jsonl:
             outputs.results = outputs.run_dir / "results.jsonl"
             writer = JsonlResultWriter(outputs.results)
-            opened.callback(writer.close)
+            opened.callback(_closing(writer.close, "the results file"))
             handlers.append(writer)
         if recorder is not None:
             handlers.append(recorder)
         # HUD line, in this order: the source's own (a probe's battery), the outbox's, sync's.
         parts = (src, recorder, uplink)
+        h = config.health
         pipeline = Pipeline(
             src,
             ModelChain(slots),
@@ -127,28 +169,72 @@ def run(
             status=HudLines([p for p in parts if isinstance(p, StatusReporter)]),
             handler_frames=32 if recorder and recorder.thumbnails else 0,  # only thumbnails draw on them
             read_timeout_s=config.source.read_timeout_s,
+            failures=FailureBudget(h.alarm_after_failures, h.max_consecutive_failures, h.failure_budget_s),
+            fallback_sink=fallback,
         )
+        opened.callback(pipeline.display.close)  # the sinks, a fallback video among them
+        if note:
+            pipeline.health.note(note)  # on the HUD, in the log and in the report
+        stopper.attach(pipeline)
         log.info("running %s; stop with Ctrl-C", src.info.url)
-        with stop_on_signals(pipeline):
+        try:
             pipeline.run(max_frames=max_frames)
-        info = src.info  # before the source closes: a probe's link figures go with it
+        except Exception as exc:  # run() records what its stages do; this is a bug in it
+            log.critical("the run failed: %s", exc, exc_info=exc)
+            pipeline.error = pipeline.error or exc
+        info = _safely(lambda: src.info, None, "reading the source's figures")  # before it closes
         if uplink is not None:
-            uplink.stop()  # commits the last PUBACKs, says "offline"; its state goes in the report
-        outbox_report = recorder.report() if recorder else None  # before the outbox closes
-        sync_report = uplink.state().to_dict() if uplink else None
+            _closing(uplink.stop, "the uplink")()  # commits the last PUBACKs; its state goes in the report
+        outbox_report = _safely(recorder.report, "the outbox") if recorder else None  # before it closes
+        sync_report = _safely(lambda: uplink.state().to_dict(), "sync") if uplink else None
+    health = pipeline.health.report()
+    settle_outputs(outputs, pipeline.display.sinks + sinks, health)
     report = build_report(
-        config, pipeline, info, slots, outputs, peak_rss=rss.peak, load_s=t_loaded - t_start,
-        outbox=outbox_report, sync=sync_report,
+        config, pipeline, info or SourceInfo(url=config.source.url, kind="?"), slots, outputs,
+        peak_rss=rss.peak, load_s=t_loaded - t_start, outbox=outbox_report, sync=sync_report,
     )  # fmt: skip
-    outputs.report = report_path or outputs.run_dir / "report.json"
-    write_report(report, outputs.report)
+    path = report_path or outputs.run_dir / "report.json"
+    try:
+        write_report(report, path)
+        outputs.report = path
+    except OSError as exc:
+        log.critical("%s", exc.strerror or exc)
+        outputs.report_error = str(exc.strerror or exc)
     return report, outputs
 
 
-def _sinks(config: Config, headless: bool, outputs: RunOutputs) -> list[Sink]:
+def _closing(close: Callable[[], object], what: str) -> Callable[[], None]:
+    """``close``, logging rather than raising: one part that fails to close (the last flush on a
+    full disk) must not cost the others their close, or the run its report."""
+
+    def call() -> None:
+        try:
+            close()
+        except Exception as exc:
+            log.error("closing %s: %s", what, exc)
+
+    return call
+
+
+def _safely(get: Callable[[], Any], what: str | None, doing: str | None = None) -> Any:
+    try:
+        return get()
+    except Exception as exc:
+        log.error("%s: %s", doing or f"reading the state of {what}", exc)
+        return {"error": str(exc)} if what else None
+
+
+def _sinks(config: Config, headless: bool, outputs: RunOutputs) -> tuple[list[Sink], Any, str | None]:
+    """The display sinks; the fallback that replaces a window lost mid-run; a HUD note when the
+    window wanted could not be had (the HUD is drawn into the recording that replaces it)."""
     d = config.display
-    video = outputs.run_dir / "overlay.mp4"
+    video = outputs.run_dir / f"overlay{recording_suffix(d.video_codec)}"
     snaps = outputs.run_dir / "snapshots"
+    names = set(d.sinks)
+    display: tuple[bool, str] | None = None
+    if "window" in names:
+        display = (False, "headless mode") if headless else display_available()
+        outputs.display = {"window": display[0], "why": display[1]}
     sinks = build_sinks(
         list(d.sinks),
         headless=headless,
@@ -157,8 +243,21 @@ def _sinks(config: Config, headless: bool, outputs: RunOutputs) -> list[Sink]:
         snapshot_every_s=d.snapshot_every_s,
         title=d.title,
         fourcc=d.video_codec,
+        display=display,
     )
-    names = {s.name for s in sinks}
-    outputs.video = video if "video" in names else None
-    outputs.snapshots = snaps if "snapshots" in names else None
-    return sinks
+    made = {s.name for s in sinks}
+    outputs.video = video if "video" in made else None
+    outputs.snapshots = snaps if "snapshots" in made else None
+    note = None
+    if display is not None and not display[0]:
+        outputs.display["fallback"] = "video" if "video" in made else None
+        if not headless:  # asked for a window and did not get one: said on the HUD as in the log
+            note = f"NO DISPLAY ({display[1][:60]}): recording" if "video" in made else "NO DISPLAY"
+
+    def fallback() -> Sink | None:
+        sink = VideoFileSink(video, d.video_codec)
+        outputs.video = video
+        outputs.display.update(window=False, fallback="video")
+        return sink
+
+    return sinks, (fallback if "video" not in made and "window" in made else None), note

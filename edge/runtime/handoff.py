@@ -180,7 +180,7 @@ class ResultBoard:
                 self._latest = result
             if self._own:
                 self._for_seq[seq] = self._latest  # its own, or the last good one
-                self._done_seq = seq
+            self._done_seq = max(self._done_seq, seq)
             self._busy_seq = -1
             self._cond.notify_all()
 
@@ -190,8 +190,10 @@ class ResultBoard:
             self._closed = True
             self._cond.notify_all()
 
-    def result_for(self, frame: Frame) -> Result | None:
-        return self._own_result(frame.seq) if self._own else self._newest(frame.seq)
+    def result_for(self, frame: Frame, *, own: bool = False) -> Result | None:
+        """``own``: wait for this frame's own result under either policy (the last frame of a
+        finite source, a still: nothing newer will come to show it)."""
+        return self._own_result(frame.seq) if self._own or own else self._newest(frame.seq)
 
     def _own_result(self, seq: int) -> Result | None:
         with self._cond:

@@ -16,6 +16,11 @@ Results are never dropped: they go through a bounded channel to the handlers, an
 waits rather than drop one. Display runs on the caller's thread because GUI toolkits (OpenCV's
 HighGUI among them) want their windows driven from one thread. This module is threads and
 channels only: what runs on a frame is the ModelChain's business.
+
+Every stage reports each attempt to one :class:`~edge.runtime.failures.StageMonitor`: no stage
+dies of one bad frame, a stage that keeps failing raises the HUD alarm, and one over its budget
+stops the run ("failed"). A full disk stops the expendable outputs (recording, snapshots, the
+results file: ``expendable = True``), closed by the thread that drives them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -36,8 +41,10 @@ from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.render.display import Sink
 from edge.render.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Result
+from edge.runtime.failures import FailureBudget, StageFailure, StageMonitor, is_disk_full, stop_expendable
 from edge.runtime.handoff import FrameQueue, LatestSlot, ResultBoard, ResultChannel, resolve_policy
-from edge.runtime.ports import AlarmReporter, ResultHandler, StatusReporter
+from edge.runtime.ports import AlarmReporter, ResultHandler, StatusReporter, stage_names
+from edge.runtime.sinkset import SinkSet
 from edge.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -59,15 +66,17 @@ class Pipeline:
         status: StatusReporter | None = None,
         handler_frames: int = 32,
         read_timeout_s: float = 0.1,
+        failures: FailureBudget | None = None,
+        fallback_sink: Callable[[], Sink | None] | None = None,
     ) -> None:
         """``handler_frames``: how many of the newest results not yet handled keep their frame for
-        the handlers (older ones reach them with None); 0 when no handler draws on frames."""
+        the handlers (older ones reach them with None); 0 when no handler draws on frames.
+        ``fallback_sink``: made to replace a window that cannot open or keeps failing (a video)."""
         self.source = source
         self.chain = chain
         self.counted = chain.counted({label for label, _, _ in DEFAULT_STYLE.counters})
-        self.sinks = list(sinks)
         self.config = config
-        self.handlers = list(result_handlers)
+        self.handlers = list(zip(stage_names(result_handlers, "handler"), result_handlers))
         self.alarm = alarm
         self.status = status
         self.read_timeout_s = min(read_timeout_s, 0.1)  # bounded so a stop is seen within 1 s
@@ -78,6 +87,11 @@ class Pipeline:
         self.display_rate = RateMeter()
         self.stop_event = threading.Event()
         self.stop_requested = False  # by a signal or the user, as opposed to the source's end
+        self.stop_reason: str | None = None
+        self.end_reason: str | None = None  # how a run that was not stopped ended
+        self.health = StageMonitor(failures, on_over_budget=self._over_budget)
+        self.failure: StageFailure | None = None
+        self.display = SinkSet(sinks, self.health, fallback_sink)
         self.inference_policy = resolve_policy(config.inference_policy, source)
         # The channels; every frame takes the same route whatever the policy.
         self._display_q: FrameQueue[object] = FrameQueue(
@@ -87,10 +101,10 @@ class Pipeline:
         sync_s = config.display_sync_ms / 1000 if len(chain) else 0.0
         self._board = ResultBoard(self.inference_policy, sync_s, self.stop_event)
         self._results = ResultChannel(config.result_queue, handler_frames if self.handlers else 0)
+        self._last_seq: int | None = None  # a finite source's last frame waits for its own result
         # Display-thread state.
         self._last_shown_id: str | None = None
         self._out: np.ndarray | None = None
-        self._sinks_open = False
         self._hud: HudState | None = None
         self._last_frame: Frame | None = None
         self._hold_ns = 0
@@ -100,22 +114,38 @@ class Pipeline:
         self.started_ns = 0
         self.ended_ns = 0
 
+    @property
+    def sinks(self) -> list[Sink]:
+        return self.display.sinks
+
     # -- control ---------------------------------------------------------------------------
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop requested") -> None:
         """Ask every stage to finish; safe from a signal handler."""
+        if not self.stop_requested:
+            self.stop_reason = reason
         self.stop_requested = True
         self.stop_event.set()
 
+    def _over_budget(self, failure: StageFailure) -> None:
+        self.failure = failure
+        self.stop_event.set()
+
     def run(self, max_frames: int | None = None) -> Counters:
-        """Run until the source ends, ``max_frames`` are acquired, or stop() is called."""
+        """Run until the source ends, ``max_frames`` are acquired, or stop() is called.
+
+        Never raises for what a stage does: a thread that dies or a display loop that raises is
+        recorded as ``error`` and stops the run, so the caller can still report it."""
         if self.config.opencv_threads:
             cv2.setNumThreads(self.config.opencv_threads)
         self.started_ns = time.monotonic_ns()
+        count = self.source.info.frame_count
+        self._last_seq = count - 1 if count else None
         self._threads = [
-            threading.Thread(target=self._acquire_loop, args=(max_frames,), name="acquire", daemon=True),
-            threading.Thread(target=self._inference_loop, name="inference", daemon=True),
-            threading.Thread(target=self._results_loop, name="results", daemon=True),
-        ]
+            threading.Thread(target=self._guard, args=(self._acquire_loop, max_frames), name="acquire",
+                             daemon=True),
+            threading.Thread(target=self._guard, args=(self._inference_loop,), name="inference", daemon=True),
+            threading.Thread(target=self._guard, args=(self._results_loop,), name="results", daemon=True),
+        ]  # fmt: skip
         for t in self._threads:
             t.start()
         try:
@@ -123,6 +153,8 @@ class Pipeline:
             if ended_by_source:
                 # Let inference finish the newest frame so the last result is not lost to the race.
                 self._threads[1].join(self.config.stop_timeout_s)
+        except Exception as exc:
+            self._died("display", exc)
         finally:
             self.stop_event.set()
             self._slot.close()
@@ -132,7 +164,23 @@ class Pipeline:
             self.counters.skipped = self._slot.replaced
             self.counters.display_dropped = self._display_q.dropped
             self.counters.gated = self.chain.gated_frames
+        if self.failure is None and self.error is None:
+            self.failure = self.health.never_succeeded()  # however short, that run did not complete
+            if self.failure is not None:
+                log.error("the run did not complete: %s", self.failure.describe())
         return self.counters
+
+    def _guard(self, loop: Callable[..., None], *args: object) -> None:
+        try:
+            loop(*args)
+        except Exception as exc:  # a bug, not a bad frame: the run stops and says so
+            self._died(threading.current_thread().name, exc)
+
+    def _died(self, stage: str, exc: BaseException) -> None:
+        log.critical("the %s stage died: %s", stage, exc, exc_info=exc)
+        if self.error is None:
+            self.error = exc
+        self.stop_event.set()
 
     def _join(self) -> None:
         deadline = time.monotonic() + self.config.stop_timeout_s
@@ -143,9 +191,21 @@ class Pipeline:
 
     @property
     def exit_reason(self) -> str:
+        """completed | stopped | error | failed (a stage over its failure budget, or never working)."""
+        if self.failure is not None:
+            return "failed"
         if self.error is not None:
             return "error"
         return "stopped" if self.stop_requested else "completed"
+
+    @property
+    def reason(self) -> str | None:
+        """In words, why the run ended as it did."""
+        if self.failure is not None:
+            return self.failure.describe()
+        if self.error is not None:
+            return f"{type(self.error).__name__}: {self.error}"
+        return self.stop_reason if self.stop_requested else self.end_reason
 
     def elapsed_s(self) -> float:
         end = self.ended_ns or time.monotonic_ns()
@@ -157,18 +217,26 @@ class Pipeline:
         try:
             while not self.stop_event.is_set():
                 if max_frames is not None and self.counters.acquired >= max_frames:
+                    self.end_reason = f"{max_frames} frames acquired (--max-frames)"
                     break
                 try:
                     frame = src.read(self.read_timeout_s)
-                except SourceError as exc:
+                except SourceError as exc:  # the source as a whole is gone (its contract)
                     self.counters.source_errors += 1
                     log.error("source failed: %s", exc)
                     self.error = exc
                     break
+                except Exception as exc:  # one bad read: counted, and the source is read again
+                    self.counters.source_errors += 1
+                    self.health.failed("acquisition", exc, "reading the source")
+                    self.stop_event.wait(self.read_timeout_s)  # no hot loop on a source that keeps failing
+                    continue
                 if frame is None:
                     if src.eof:
+                        self.end_reason = "the source ended"
                         break
                     continue
+                self.health.ok("acquisition")
                 self.counters.acquired += 1
                 self.source_rate.tick(frame.t_acquired_ns)
                 self._slot.put(frame, self.stop_event)  # EVERY: waits for inference to take the last
@@ -196,11 +264,12 @@ class Pipeline:
             self._board.started(frame.seq)
             try:
                 out = self.chain.run(frame)
-            except Exception:  # one bad frame must never stop the live loop
+            except Exception as exc:  # one bad frame must never stop the live loop
                 self.counters.inference_errors += 1
-                log.exception("inference failed on frame %d of %s", frame.seq, frame.source_id)
                 self._board.finished(frame.seq, None)
+                self.health.failed("inference", exc, f"frame {frame.seq} of {frame.source_id}")
                 continue
+            self.health.ok("inference")
             result = out.result
             self.counters.inferred += 1
             self.ai_rate.tick(result.times.t_result_ns)
@@ -232,11 +301,18 @@ class Pipeline:
             time.sleep(0.02)
             pairs, ended = self._results.take_all()
             for frame, result in pairs:
-                for handler in self.handlers:
+                if self.health.disk_full:
+                    self.handlers = stop_expendable(self.handlers, self.health)
+                for name, handler in self.handlers:
                     try:
                         handler(frame, result)
-                    except Exception:
-                        log.exception("result handler %r failed on result %s", handler, result.result_id)
+                    except Exception as exc:
+                        if is_disk_full(exc) and getattr(handler, "expendable", False):
+                            self.health.full(name, exc)
+                        else:
+                            self.health.failed(name, exc, f"result {result.result_id}")
+                    else:
+                        self.health.ok(name)
 
     # -- display ---------------------------------------------------------------------------
     def _display_loop(self) -> bool:
@@ -249,10 +325,13 @@ class Pipeline:
             if item is _END:
                 return True
             assert isinstance(item, Frame)
-            self._show(item, self._board.result_for(item))
-            if any(s.wants_stop() for s in self.sinks):
+            # A finite source's last frame (a still, say) waits for its own result: no later frame
+            # will come to show it, and the recording would keep "quality: --" for good.
+            own = self._last_seq is not None and item.seq >= self._last_seq
+            self._show(item, self._board.result_for(item, own=own))
+            if self.display.wants_stop():
                 log.info("display closed by the user")
-                self.stop_requested = True
+                self.stop("the window was closed")
                 return False
         return False
 
@@ -267,50 +346,58 @@ class Pipeline:
                 ai_fps=self.ai_rate.rate(now),
                 latency_ms=self.latency.recent_median("e2e"),
                 skipped=self._slot.replaced,
-                status=self.alarm.status_text() if self.alarm else None,
-                extra=(line,) if line else (),
+                status=self._alarm_text(),
+                extra=tuple(t[:72] for t in (line, *self.health.notes) if t),
             )
         return self._hud
+
+    def _alarm_text(self) -> str | None:
+        """The red line: the source's alarm (a probe unplugged), then the stages failing."""
+        parts = (self.alarm.status_text() if self.alarm else None, self.health.alarm_text())
+        return " | ".join(p for p in parts if p) or None
 
     def _hold_redraw(self) -> None:
         """No frame is coming (probe unplugged, say): redraw the last one so an alarm still shows.
 
-        Only while the source reports an alarm, at most 4 times a second, and not counted as a
-        displayed frame: nothing new was acquired. No overlay is drawn: the last result describes
-        a scan that is no longer happening, so the meter goes grey rather than stay green.
+        Only while an alarm is up, at most 4 times a second, and not counted as a displayed
+        frame: nothing new was acquired. No overlay is drawn: the last result describes a scan
+        that is no longer happening, so the meter goes grey rather than stay green.
         """
         frame = self._last_frame
-        if frame is None or self.alarm is None:
+        if frame is None:
             return
         now = time.monotonic_ns()
-        if now - self._hold_ns < _HUD_EVERY_NS or self.alarm.status_text() is None:
+        if now - self._hold_ns < _HUD_EVERY_NS or self._alarm_text() is None:
             return
         self._hold_ns = now
         self._hud = None  # refresh the HUD so the new status is drawn
         try:
             self._out = compose(frame.image, None, self._hud_state(), out=self._out)
-            for sink in self.sinks:
-                sink.show(self._out, frame.seq)
-        except Exception:
+        except Exception as exc:
             self.counters.display_errors += 1
-            log.exception("redrawing the last frame failed")
+            self.health.failed("overlay", exc, "redrawing the last frame")
+            return
+        self.display.show(self._out, frame.seq)
 
     def _show(self, frame: Frame, result: Result | None) -> None:
         self._last_frame = frame
         hud = self._hud_state()
-        if not self._sinks_open:
+        if not self.display.opened:
             # Opened here, on the display thread, at the first frame's size: GUI windows must be
             # created by the thread that draws them, and a video file needs the real size and rate.
-            self._sinks_open = True
-            for sink in self.sinks:
-                sink.open(frame.width, frame.height, self.source.info.fps)
+            self.display.open(frame.width, frame.height, self.source.info.fps)
         try:
             self._out = compose(frame.image, result, hud, out=self._out, counted=self.counted)
-            for sink in self.sinks:
-                sink.show(self._out, frame.seq)
-        except Exception:
+        except Exception as exc:
             self.counters.display_errors += 1
-            log.exception("display failed on frame %d", frame.seq)
+            self.health.failed("overlay", exc, f"frame {frame.seq}")
+            return
+        self.health.ok("overlay")
+        wanted = len(self.display.parts)
+        shown = self.display.show(self._out, frame.seq)
+        if shown < wanted:
+            self.counters.display_errors += 1
+        if wanted and not shown:
             return
         now = time.monotonic_ns()
         self.counters.displayed += 1

@@ -45,3 +45,18 @@ class HudLines:
 
     def hud_text(self) -> str | None:
         return " | ".join(t for t in (r.hud_text() for r in self.reporters) if t) or None
+
+
+def stage_names(parts: Sequence[object], kind: str) -> list[str]:
+    """A unique stage name per part, for the failure counts and the report: its ``name`` (the
+    JSONL writer's "results", the outbox's "outbox", a sink's "video"), else its function's name."""
+    names: list[str] = []
+    for part in parts:
+        base = getattr(part, "name", None) or getattr(part, "__name__", None) or type(part).__name__
+        base = f"{kind} {base}" if base.startswith("<") else str(base)  # a lambda
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}#{n}"
+        names.append(name)
+    return names

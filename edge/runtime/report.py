@@ -1,10 +1,16 @@
-"""What a run leaves behind: its folder, the results file, and the JSON report with its figures."""
+"""What a run leaves behind: its folder, the results file, and the JSON report with its figures.
+
+The report says what was and was not written: an output is named only when its file exists and
+holds something; ``outputs.notes`` says why one is missing or cut short (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,12 +19,16 @@ from typing import IO, Any
 import psutil
 
 from edge import __version__
+from edge.atomic_file import atomic_write
 from edge.config import Config
+from edge.errors import ConfigError
 from edge.frames import Frame
 from edge.inference.chain import ModelSlot
 from edge.results import Result
 from edge.runtime.pipeline import Pipeline
 from edge.sources.base import SourceInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,7 +38,23 @@ class RunOutputs:
     results: Path | None = None
     snapshots: Path | None = None
     report: Path | None = None
-    files: dict[str, str] = field(default_factory=dict)
+    report_error: str | None = None  # why the report could not be written
+    notes: dict[str, str] = field(default_factory=dict)  # output -> why it is missing or cut short
+    display: dict[str, Any] = field(default_factory=dict)  # window or not, and why
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before anything runs, a report path the run could not write at its end: a folder,
+    or a file in a folder that does not exist (it is not made for you: a typo would go unseen)."""
+    if path.is_dir():
+        raise ConfigError(f"--report {path}: is a directory; name a file, e.g. {path / 'report.json'}")
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(f"--report {path}: folder {parent} does not exist (create it, or name another)")
+    if not parent.is_dir():
+        raise ConfigError(f"--report {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--report {path}: folder {parent} is not writable by this user")
 
 
 def new_run_dir(base: Path) -> Path:
@@ -43,19 +69,30 @@ def new_run_dir(base: Path) -> Path:
 
 
 class JsonlResultWriter:
-    """A result handler: each result as one JSON line, flushed per line so a crash loses at most one."""
+    """A result handler: each result as one JSON line, flushed per line so a crash loses at most one.
+
+    Expendable: on a full disk the runtime stops it (the outbox keeps the results that matter).
+    """
+
+    name = "results"
+    expendable = True
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.lines = 0
         self._fh: IO[str] = path.open("a", encoding="utf-8")
 
     def __call__(self, frame: Frame | None, result: Result) -> None:
         self._fh.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
         self._fh.flush()
+        self.lines += 1
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # the last line did not fit: what was flushed before stays
+            log.error("closing %s: %s", self.path, exc)
 
 
 class PeakRss:
@@ -103,7 +140,9 @@ def build_report(
         "edge_version": __version__,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "exit": pipeline.exit_reason,
+        "reason": pipeline.reason,
         "error": str(pipeline.error) if pipeline.error else None,
+        "failure": pipeline.failure.to_dict() if pipeline.failure else None,
         "source": {
             "url": info.url,
             "kind": info.kind,
@@ -139,13 +178,56 @@ def build_report(
             "video": str(outputs.video) if outputs.video else None,
             "results": str(outputs.results) if outputs.results else None,
             "snapshots": str(outputs.snapshots) if outputs.snapshots else None,
+            "notes": dict(outputs.notes),
         },
+        "display": dict(outputs.display),
+        "health": pipeline.health.report(),
         "pid": os.getpid(),
         "outbox": outbox,
         "sync": sync if sync is not None else {"enabled": False},
     }
 
 
+def settle_outputs(outputs: RunOutputs, sinks: Sequence[object], health: dict[str, Any]) -> None:
+    """After the run: name only the outputs that exist and hold something, and say why the others
+    do not, or are cut short. ``sinks``: every display sink the run had (a fallback video too);
+    ``health``: the StageMonitor's report (what was stopped, and why)."""
+    stages = health["stages"]
+
+    def why(stage: str, default: str) -> str:
+        s = stages.get(stage, {})
+        return str(s.get("stopped") or s.get("last_error") or default)
+
+    video = next((s for s in sinks if getattr(s, "name", None) == "video"), None)
+    if video is not None:
+        path, frames = getattr(video, "path", outputs.video), getattr(video, "frames_written", 0)
+        failure = getattr(video, "failure", None)
+        stopped = stages.get("video", {}).get("stopped")
+        outputs.video = path
+        if not frames or path is None or not path.exists():
+            outputs.video = None
+            outputs.notes["video"] = f"not written: {failure or why('video', 'no frame reached it')}"
+        elif failure is not None or stopped:
+            outputs.notes["video"] = f"cut short after {frames} frames: {stopped or failure}"
+    if outputs.results is not None:
+        stopped = stages.get("results", {}).get("stopped")
+        if not outputs.results.exists():
+            outputs.notes["results"] = f"not written: {why('results', 'no result reached it')}"
+            outputs.results = None
+        elif stopped:
+            outputs.notes["results"] = f"cut short: {stopped}"
+    snaps = outputs.snapshots
+    if snaps is not None and not (snaps.is_dir() and any(snaps.iterdir())):
+        outputs.notes["snapshots"] = f"none saved: {why('snapshots', 'no frame reached them')}"
+        outputs.snapshots = None
+    elif snaps is not None and stages.get("snapshots", {}).get("stopped"):
+        outputs.notes["snapshots"] = f"cut short: {stages['snapshots']['stopped']}"
+
+
 def write_report(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    """Whole or not at all (a temporary file, fsynced, renamed over): a full disk leaves no torn
+    report. Raises OSError naming ``path`` when it cannot be written."""
+    try:
+        atomic_write(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write the run report {path}: {exc.strerror or exc}") from exc

@@ -21,6 +21,7 @@ from typing import Any
 from edge.config import Config
 from edge.deid.keys import default_key_path, load_key
 from edge.deid.payload import scrub_payload
+from edge.errors import EdgeError
 from edge.frames import Frame
 from edge.results import PRIORITY_URGENT, Result
 from edge.sync.messages import Device, result_message
@@ -78,15 +79,27 @@ class ThumbnailPolicy:
     every_s: float = 1.0
 
 
+class OutboxWriteError(EdgeError):
+    """The outbox did not take a result (the cause is chained: its errno tells a full disk)."""
+
+
 def load_scrub(config: Config) -> Scrub:
     """``scrub_payload`` bound to this device's key ([deid] key_file, else $EDGE_DEID_KEY, else
     ~/.config/scanner-edge/deid.key; made on first use, mode 0600). A bad key file stops the run."""
-    key = load_key(config.deid.key_file or default_key_path())
+    key = load_key(config.deid.key_file or default_key_path())  # a new key is logged with its path
     return functools.partial(scrub_payload, key=key)
 
 
 class OutboxRecorder:
-    """The run's result handler: every Result into the outbox, refusals loud, figures for the HUD."""
+    """The run's result handler: every Result into the outbox, refusals loud, figures for the HUD.
+
+    A result the outbox cannot take (a scrubber bug, a full or damaged disk) is counted, shown on
+    the HUD, and raised: the runtime counts the outbox's failures like any stage's (one traceback,
+    then summaries; an alarm; the run stops past its budget). Never expendable: on a full disk the
+    recordings stop to leave the outbox the room.
+    """
+
+    name = "outbox"
 
     def __init__(
         self,
@@ -123,11 +136,15 @@ class OutboxRecorder:
         message = result_message(result, self.device, exam_pseudonym=self.exam_pseudonym)
         try:
             outcome = self.outbox.put(message, thumbnail=self._thumbnail(frame, result))
-        except Exception:  # a message the outbox cannot take (the scrubber failed, say): loud
+        except Exception as exc:  # a message the outbox cannot take: counted, on the HUD, raised
             self.outcomes["refused"] += 1
-            log.exception("OUTBOX REFUSED result %s", result.result_id)
-            self._refresh()
-            return
+            try:
+                self._refresh()
+            except Exception as stats_exc:  # the outbox is unreadable too: the HUD keeps its last
+                log.debug("outbox figures: %s", stats_exc)
+            raise OutboxWriteError(
+                f"outbox {self.outbox.path} refused result {result.result_id}: {exc}"
+            ) from exc
         self.outcomes[outcome.status] += 1
         now = time.monotonic()
         if now - self._stats_at >= self.refresh_s or not outcome.kept:

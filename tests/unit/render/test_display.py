@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -127,11 +128,34 @@ def test_display_available_needs_a_display_on_linux(no_display: None) -> None:
     ok, reason = display_available()
     assert not ok and reason == "DISPLAY unset"
     qt = "  GUI:                           QT5\n"
-    assert display_available(build_info=qt, environ={"DISPLAY": ":0"}, platform="linux")[0]
-    assert display_available(build_info=qt, environ={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")[0]
-    assert display_available(build_info=qt, environ={}, platform="win32")[0]
+    there = lambda env: (True, "a test window opened")  # noqa: E731
+    assert display_available(build_info=qt, environ={"DISPLAY": ":0"}, platform="linux", probe=there)[0]
+    wayland = {"WAYLAND_DISPLAY": "wayland-0"}
+    assert display_available(build_info=qt, environ=wayland, platform="linux", probe=there)[0]
+    assert display_available(build_info=qt, environ={}, platform="win32", probe=there)[0]
     ok, reason = display_available(build_info="  GUI:    NONE\n", environ={"DISPLAY": ":0"}, platform="linux")
     assert not ok and "GUI" in reason
+
+
+def test_a_display_named_but_not_answering_is_found_by_a_child_not_by_an_abort(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No X server on :99: Qt aborts the process that tries (rc 134); a child takes the abort for us.
+    env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+    env["DISPLAY"] = ":99"
+    monkeypatch.setattr(display, "_probed", {})
+    ok, reason = display_available(environ=env, platform="linux")
+    assert not ok and reason.startswith("DISPLAY=:99: ") and "test window" in reason
+    runs: list[object] = []
+    monkeypatch.setattr(display.subprocess, "run", lambda *a, **k: runs.append(a))
+    assert display.probe_display(env) == (False, reason.removeprefix("DISPLAY=:99: "))
+    assert runs == [], "one child per display, not one per window"
+
+
+def test_build_sinks_uses_the_display_the_caller_already_probed(tmp_path: Path) -> None:
+    sinks = build_sinks(["window"], video_path=tmp_path / "o.ts", display=(False, "DISPLAY=:99: no server"))
+    assert [type(s) for s in sinks] == [VideoFileSink]
+    assert [type(s) for s in build_sinks(["window"], display=(True, "ok"))] == [WindowSink]
 
 
 def test_window_sink_refuses_without_display(no_display: None) -> None:

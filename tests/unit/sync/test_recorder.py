@@ -23,7 +23,7 @@ from edge.runtime.app import run
 from edge.sources.base import SourceInfo
 from edge.sync.messages import Device, result_message
 from edge.sync.outbox import Outbox
-from edge.sync.recorder import OutboxRecorder, ThumbnailPolicy, load_scrub
+from edge.sync.recorder import OutboxRecorder, OutboxWriteError, ThumbnailPolicy, load_scrub
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "docs" / "result.schema.json").read_text())
 
@@ -208,8 +208,28 @@ def test_a_message_the_outbox_cannot_take_is_counted_and_alarmed(tmp_path: Path)
 
     with Outbox(tmp_path / "ob.sqlite3", scrub=broken_scrub) as outbox:
         rec = OutboxRecorder(outbox, Device("edge-x"))
-        rec(_frame(), _result())
+        # Raised for the runtime to count against the outbox's failure budget, naming the result.
+        result = _result()
+        with pytest.raises(OutboxWriteError, match=f"ob.sqlite3 refused result {result.result_id}") as info:
+            rec(_frame(), result)
+        assert isinstance(info.value.__cause__, KeyError)
         assert rec.outcomes["refused"] == 1 and (rec.hud_text() or "").startswith("OUTBOX WRITE FAILED")
+        assert rec.name == "outbox" and not getattr(rec, "expendable", False), "never stopped on a full disk"
+
+
+def test_a_new_device_key_is_said_loudly_with_its_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config().with_overrides(deid={"key_file": tmp_path / "k" / "deid.key"})
+    with caplog.at_level(logging.WARNING):
+        load_scrub(config)
+    new = [r for r in caplog.records if r.levelno >= logging.WARNING and "new device key" in r.getMessage()]
+    assert len(new) == 1 and str(tmp_path / "k" / "deid.key") in new[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_scrub(config)  # the same key again: nothing to say
+    assert "new device key" not in caplog.text
+
 
 
 def _verdict(

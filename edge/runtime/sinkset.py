@@ -1,0 +1,110 @@
+"""A run's display sinks, each a stage of its own: one failing sink never costs the others.
+
+The sinks are opened on the display thread at the first frame's size (GUI windows must be driven
+by the thread that made them; a video file needs the real size and rate). Each sink's opening and
+each frame it takes is reported to the StageMonitor under the sink's name ("window", "video"...).
+A window that cannot open, or keeps failing, is replaced once by the fallback (the overlay video),
+and that is noted for the log, the HUD and the report. A full disk under an expendable sink (the
+video, snapshots) closes every expendable sink; the window goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from edge.render.display import Sink
+from edge.runtime.failures import StageMonitor, is_disk_full, stop_expendable
+from edge.runtime.ports import stage_names
+
+log = logging.getLogger(__name__)
+
+
+class SinkSet:
+    def __init__(
+        self, sinks: Sequence[Sink], health: StageMonitor, fallback: Callable[[], Sink | None] | None = None
+    ) -> None:
+        """``fallback``: makes the sink that replaces a lost window (None: nothing replaces it)."""
+        self.health = health
+        self.fallback = fallback
+        self.parts: list[tuple[str, Sink]] = list(zip(stage_names(sinks, "sink"), sinks))
+        self._size: tuple[int, int, float | None] | None = None
+        self._expendable_stopped = False
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [s for _, s in self.parts]
+
+    @property
+    def opened(self) -> bool:
+        return self._size is not None
+
+    def open(self, width: int, height: int, fps: float | None) -> None:
+        self._size = (width, height, fps)
+        for name, sink in list(self.parts):
+            self._open(name, sink)
+
+    def _open(self, name: str, sink: Sink) -> None:
+        assert self._size is not None
+        try:
+            sink.open(*self._size)
+        except Exception as exc:
+            self._failed(name, sink, exc, "opening")
+
+    def show(self, image: np.ndarray, seq: int) -> int:
+        """Hand ``image`` to every sink; returns how many took it."""
+        if self.health.disk_full and not self._expendable_stopped:
+            self._expendable_stopped = True
+            self.parts = stop_expendable(self.parts, self.health)
+        shown = 0
+        for name, sink in list(self.parts):
+            try:
+                sink.show(image, seq)
+            except Exception as exc:
+                self._failed(name, sink, exc, f"frame {seq}")
+            else:
+                self.health.ok(name)
+                shown += 1
+        return shown
+
+    def wants_stop(self) -> bool:
+        return any(s.wants_stop() for s in self.sinks)
+
+    def close(self) -> None:
+        """Close every sink, the fallback too; a sink that fails to close is logged, not raised."""
+        for name, sink in self.parts:
+            try:
+                sink.close()
+            except Exception as exc:
+                log.error("closing %s: %s", name, exc)
+
+    def _failed(self, name: str, sink: Sink, exc: Exception, doing: str) -> None:
+        if is_disk_full(exc) and getattr(sink, "expendable", False):
+            self.health.full(name, exc)
+            return
+        self.health.failed(name, exc, doing)
+        lost = doing == "opening" or self.health.stage(name).consecutive >= self.health.budget.alarm_after
+        if sink.name == "window" and lost and self.fallback is not None:
+            self._replace(name, sink, exc)
+
+    def _replace(self, name: str, sink: Sink, exc: Exception) -> None:
+        make, self.fallback = self.fallback, None
+        assert make is not None
+        try:
+            sink.close()
+        except Exception as close_exc:
+            log.debug("closing the lost window: %s", close_exc)
+        self.parts = [(n, s) for n, s in self.parts if s is not sink]
+        replacement = make()
+        path = getattr(replacement, "path", replacement)
+        what = f"recording the overlay ({path})" if replacement else "not shown"
+        self.health.stop_output(name, f"no display ({exc}); {what} instead")
+        log.warning("the window is lost (%s): %s instead", exc, what)
+        if replacement is None:
+            return
+        new_name = stage_names([*self.sinks, replacement], "sink")[-1]
+        self.parts.append((new_name, replacement))
+        if self._size is not None:
+            self._open(new_name, replacement)
