@@ -93,7 +93,7 @@ def check(path: Path, *, timeout_s: float = 10.0) -> str | None:
         rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
         if is_corruption(exc):
-            return str(exc)
+            return f"quick_check: {exc}"
         raise NotAnOutbox(f"{path}: cannot check the outbox database: {exc}") from exc
     finally:
         conn.close()

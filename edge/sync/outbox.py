@@ -40,7 +40,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +298,10 @@ class Outbox:
             # into the damaged file and leaves its WAL in place: it moves aside as it was.
             hold = damage.read_only(self.path, self._busy_timeout_s)
             try:
+                hold.execute("PRAGMA schema_version").fetchone()  # a read takes the shared lock
+            except sqlite3.DatabaseError:
+                log.debug("outbox: the damaged file's header cannot be read either", exc_info=True)
+            try:
                 self._conn.close()
                 self._set_aside(f"{exc} during use; {problem}")
             finally:
@@ -486,6 +490,24 @@ class Outbox:
             row = self._recovering(lambda: self._conn.execute(sql, (result_id,)).fetchone())
         message["priority"] = int(row[0]) if row is not None else PRIORITY_FINDING
         return self.put(message)
+
+    def adopt(self, rows: Iterable[damage.Row]) -> int:
+        """Copy in what a damaged outbox still has to send (``damage.readable_items``): queued rows,
+        and sent ones without a receipt, queued again so they go at once (the ingest de-duplicates).
+        Ids already here stay as they are; the quota is not applied (they were kept already).
+        Returns how many were added."""
+        added = 0
+        with self._lock, self._write() as conn:
+            for r in rows:
+                if r.state == "pruned" or r.confirmed_wall is not None or r.payload is None:
+                    continue
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO items (result_id, kind, priority, created_ns, payload,"
+                    " has_thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
+                    (r.result_id, r.kind, r.priority, r.created_ns, r.payload, r.has_thumbnail),
+                )
+                added += cur.rowcount
+        return added
 
     # -- sending ---------------------------------------------------------------------------
     def claim(
