@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from edge.results import new_result_id
+from edge.sync import damage
 from edge.sync.messages import Device
-from edge.sync.outbox import DEFAULT_QUOTA_BYTES, Outbox, OutboxError
+from edge.sync.outbox import DEFAULT_QUOTA_BYTES, Outbox, OutboxDamaged, OutboxError
 
 
 def msg(priority: int = 0, pad: int = 0, **extra: Any) -> dict[str, Any]:
@@ -426,3 +427,51 @@ def test_many_threads_and_a_second_handle(tmp_path: Path) -> None:
         s = writer.stats()
         assert (s.queued, s.sent) == (0, 400)
         assert writer.integrity_check() == "ok"
+
+
+class _CorruptConn(_FailingConn):
+    """A connection whose every statement reports corruption, as SQLite does on a damaged page."""
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+
+def test_reported_corruption_that_quick_check_does_not_confirm_is_an_error_not_a_move(box: Outbox) -> None:
+    kept = box.put(msg())
+    real = box._conn
+    box._conn = _CorruptConn(real)  # type: ignore[assignment]
+    out = box.put(msg())
+    assert not out.kept and "quick_check finds it sound" in (out.reason or "")
+    with pytest.raises(OutboxError, match="quick_check finds it sound"):
+        box.claim(10)
+    box._conn = real
+    assert box.recovered_from is None and box.path.exists()
+    assert [i.result_id for i in box.claim(10)] == [kept.result_id]
+
+
+def test_a_damaged_file_is_left_in_place_for_a_reader_that_asks(tmp_path: Path) -> None:
+    path = tmp_path / "ob.sqlite3"
+    with Outbox(path) as ob:
+        for _ in range(300):
+            ob.put(msg(pad=500))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle : middle + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    with pytest.raises(OutboxDamaged, match=r"ob\.sqlite3: outbox database is damaged: quick_check: "):
+        Outbox(path, on_damage="raise")
+    assert path.read_bytes() == bytes(data) and not list(tmp_path.glob("*.damaged-*"))
+
+
+def test_adopt_copies_what_is_left_to_send_once(tmp_path: Path) -> None:
+    source = tmp_path / "old.sqlite3"
+    with Outbox(source) as old:
+        ids = [old.put(msg(priority=i % 3)).result_id for i in range(6)]
+        old.mark_sent(ids[:4])
+        old.mark_confirmed(ids[:2])  # 0, 1 confirmed; 2, 3 awaiting a receipt; 4, 5 queued
+    with Outbox(tmp_path / "copy.sqlite3") as copy:
+        assert copy.adopt(damage.readable_items(source)) == 4
+        assert copy.adopt(damage.readable_items(source)) == 0  # again: nothing new
+        got = copy.claim(10, live_share=0)
+        assert {i.result_id for i in got} == set(ids[2:])  # the unconfirmed ones go again at once
+        assert copy.stats().queued == 4
