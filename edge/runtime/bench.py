@@ -24,7 +24,7 @@ from edge.inference.base import SessionOptions
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
 from edge.metrics import LatencyRecorder, summarize
-from edge.render.display import VideoFileSink
+from edge.render.display import VideoFileSink, recording_suffix
 from edge.render.overlay import HudState, compose
 from edge.results import Finding, Quality, StageTimes, result_for
 from edge.runtime.app import load_models
@@ -222,12 +222,13 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
         tmpdir = Path(tmp)
         scenarios = result["scenarios"]
         codec = config.display.video_codec
+        ext = recording_suffix(codec)  # the container a run records, so its cost is in the figures
         latest = config.model_copy(
             update={"pipeline": config.pipeline.model_copy(update={"inference_policy": "latest"})}
         )
         scenarios["paced"] = {
-            "pipelined": run_pipelined(config, paced, slots, frames, tmpdir / "paced-p.mp4"),
-            "naive": run_naive(paced, slots, frames, tmpdir / "paced-n.mp4", codec),
+            "pipelined": run_pipelined(config, paced, slots, frames, tmpdir / f"paced-p{ext}"),
+            "naive": run_naive(paced, slots, frames, tmpdir / f"paced-n{ext}", codec),
         }
         # As fast as possible: the configured policy ("auto" infers every frame of a replay run
         # flat out) and, for comparison, the live policy ("latest") forced on the same replay.
@@ -235,8 +236,8 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
         # both alike; the round with the median ratio is reported, every round is kept.
         rounds = []
         for k in range(MAX_ROUNDS):
-            piped = run_pipelined(config, fast, slots, frames, tmpdir / f"max-p{k}.mp4")
-            naive = run_naive(fast, slots, frames, tmpdir / f"max-n{k}.mp4", codec)
+            piped = run_pipelined(config, fast, slots, frames, tmpdir / f"max-p{k}{ext}")
+            naive = run_naive(fast, slots, frames, tmpdir / f"max-n{k}{ext}", codec)
             rounds.append((piped["ai_fps"] / max(naive["ai_fps"], 1e-9), piped, naive))
         rounds.sort(key=lambda r: r[0])
         _, p_med, n_med = rounds[len(rounds) // 2]
@@ -246,7 +247,7 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
         ]
         scenarios["max"] = {
             "pipelined": p_med,
-            "pipelined_latest": run_pipelined(latest, fast, slots, frames, tmpdir / "max-l.mp4"),
+            "pipelined_latest": run_pipelined(latest, fast, slots, frames, tmpdir / f"max-l{ext}"),
             "naive": n_med,
         }
         if (SLOW_MODEL_DIR / "manifest.json").exists():
@@ -255,8 +256,8 @@ def run_bench(config: Config, *, frames: int = 300, model_runs: int = 200) -> di
             result["slow_model"] = bench_model(slow, sample, 20)
             n_slow = min(frames, 150)
             scenarios["paced_slow_model"] = {
-                "pipelined": run_pipelined(config, paced, slow_slots, n_slow, tmpdir / "slow-p.mp4"),
-                "naive": run_naive(paced, slow_slots, n_slow, tmpdir / "slow-n.mp4", codec),
+                "pipelined": run_pipelined(config, paced, slow_slots, n_slow, tmpdir / f"slow-p{ext}"),
+                "naive": run_naive(paced, slow_slots, n_slow, tmpdir / f"slow-n{ext}", codec),
             }
         else:
             log.warning("no %s: the slow-model scenario is left out", SLOW_MODEL_DIR)

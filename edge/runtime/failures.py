@@ -32,15 +32,19 @@ log = logging.getLogger(__name__)
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Whether ``exc``, or an error it was raised from, says the disk (or a size limit) is full."""
+def disk_full_error(exc: BaseException | None) -> OSError | None:
+    """The OSError saying the disk (or a file size limit) is full: ``exc`` or one it was raised from."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    return disk_full_error(exc) is not None
 
 
 def _short(exc: BaseException) -> str:
@@ -187,6 +191,15 @@ class StageMonitor:
             log.error("%s keeps failing (%d in a row): HUD alarm raised", name, health.consecutive)
         return self._check_budget(health)
 
+    def output_failed(self, name: str, part: object, exc: BaseException, doing: str = "") -> bool:
+        """An output (a sink, a result handler) failed: a full disk under an expendable one stops
+        the expendable outputs (False); anything else counts as a failure of stage ``name`` (True)."""
+        if is_disk_full(exc) and getattr(part, "expendable", False):
+            self.full(name, exc)
+            return False
+        self.failed(name, exc, doing)
+        return True
+
     def _check_budget(self, health: StageHealth) -> bool:
         b = self.budget
         limits = []
@@ -237,14 +250,15 @@ class StageMonitor:
     def full(self, name: str, exc: BaseException) -> None:
         """The disk under stage ``name`` is full: every expendable output is to stop (the runtime
         closes them, each on its own thread); what must be kept (the outbox) goes on."""
+        why = _short(disk_full_error(exc) or exc)
         with self._lock:
             first = self.disk_full is None
             if first:
-                self.disk_full = f"{name}: {_short(exc)}"
+                self.disk_full = f"{name}: {why}"
         if first:
             log.critical(
-                "DISK FULL writing %s (%s): stopping the recording, snapshots and the results file; "
-                "the outbox and the live display go on", name, _short(exc),
+                "DISK FULL writing %s (%s; %s): stopping the recording, snapshots and the results "
+                "file; the outbox and the live display go on", name, why, exc,
             )  # fmt: skip
 
     def note(self, text: str) -> None:

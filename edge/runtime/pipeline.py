@@ -17,10 +17,9 @@ waits rather than drop one. Display runs on the caller's thread because GUI tool
 HighGUI among them) want their windows driven from one thread. This module is threads and
 channels only: what runs on a frame is the ModelChain's business.
 
-Every stage reports each attempt to one :class:`~edge.runtime.failures.StageMonitor`: no stage
-dies of one bad frame, a stage that keeps failing raises the HUD alarm, and one over its budget
-stops the run ("failed"). A full disk stops the expendable outputs (recording, snapshots, the
-results file: ``expendable = True``), closed by the thread that drives them.
+Every stage reports each attempt to one :class:`~edge.runtime.failures.StageMonitor` (one bad
+frame is nothing; a stage that keeps failing is a HUD alarm, then a "failed" run); a full disk
+closes the expendable outputs (``expendable = True``), each on the thread that drives it.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import cv2
 import numpy as np
@@ -41,7 +41,7 @@ from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.render.display import Sink
 from edge.render.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Result
-from edge.runtime.failures import FailureBudget, StageFailure, StageMonitor, is_disk_full, stop_expendable
+from edge.runtime.failures import FailureBudget, StageFailure, StageMonitor, stop_expendable
 from edge.runtime.handoff import FrameQueue, LatestSlot, ResultBoard, ResultChannel, resolve_policy
 from edge.runtime.ports import AlarmReporter, ResultHandler, StatusReporter, stage_names
 from edge.runtime.sinkset import SinkSet
@@ -140,12 +140,10 @@ class Pipeline:
         self.started_ns = time.monotonic_ns()
         count = self.source.info.frame_count
         self._last_seq = count - 1 if count else None
-        self._threads = [
-            threading.Thread(target=self._guard, args=(self._acquire_loop, max_frames), name="acquire",
-                             daemon=True),
-            threading.Thread(target=self._guard, args=(self._inference_loop,), name="inference", daemon=True),
-            threading.Thread(target=self._guard, args=(self._results_loop,), name="results", daemon=True),
-        ]  # fmt: skip
+        loops = {"acquire": partial(self._acquire_loop, max_frames), "inference": self._inference_loop,
+                 "results": self._results_loop}  # fmt: skip
+        self._threads = [threading.Thread(target=self._guard, args=(f,), name=n, daemon=True)
+                         for n, f in loops.items()]  # fmt: skip
         for t in self._threads:
             t.start()
         try:
@@ -170,9 +168,9 @@ class Pipeline:
                 log.error("the run did not complete: %s", self.failure.describe())
         return self.counters
 
-    def _guard(self, loop: Callable[..., None], *args: object) -> None:
+    def _guard(self, loop: Callable[[], None]) -> None:
         try:
-            loop(*args)
+            loop()
         except Exception as exc:  # a bug, not a bad frame: the run stops and says so
             self._died(threading.current_thread().name, exc)
 
@@ -190,8 +188,7 @@ class Pipeline:
                 log.error("thread %s did not stop within %.1f s", t.name, self.config.stop_timeout_s)
 
     @property
-    def exit_reason(self) -> str:
-        """completed | stopped | error | failed (a stage over its failure budget, or never working)."""
+    def exit_reason(self) -> str:  # "failed": a stage over its failure budget, or never working
         if self.failure is not None:
             return "failed"
         if self.error is not None:
@@ -307,10 +304,7 @@ class Pipeline:
                     try:
                         handler(frame, result)
                     except Exception as exc:
-                        if is_disk_full(exc) and getattr(handler, "expendable", False):
-                            self.health.full(name, exc)
-                        else:
-                            self.health.failed(name, exc, f"result {result.result_id}")
+                        self.health.output_failed(name, handler, exc, f"result {result.result_id}")
                     else:
                         self.health.ok(name)
 
@@ -358,11 +352,8 @@ class Pipeline:
 
     def _hold_redraw(self) -> None:
         """No frame is coming (probe unplugged, say): redraw the last one so an alarm still shows.
-
-        Only while an alarm is up, at most 4 times a second, and not counted as a displayed
-        frame: nothing new was acquired. No overlay is drawn: the last result describes a scan
-        that is no longer happening, so the meter goes grey rather than stay green.
-        """
+        Only while an alarm is up, at most 4 times a second, not counted as displayed, and with
+        no overlay: the last result describes a scan no longer happening (the meter goes grey)."""
         frame = self._last_frame
         if frame is None:
             return

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from edge.render.display import Sink
-from edge.runtime.failures import StageMonitor, is_disk_full, stop_expendable
+from edge.runtime.failures import StageMonitor, stop_expendable
 from edge.runtime.ports import stage_names
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,8 @@ class SinkSet:
                 log.error("closing %s: %s", name, exc)
 
     def _failed(self, name: str, sink: Sink, exc: Exception, doing: str) -> None:
-        if is_disk_full(exc) and getattr(sink, "expendable", False):
-            self.health.full(name, exc)
-            return
-        self.health.failed(name, exc, doing)
+        if not self.health.output_failed(name, sink, exc, doing):
+            return  # a full disk under an expendable sink: stopped, not failing
         lost = doing == "opening" or self.health.stage(name).consecutive >= self.health.budget.alarm_after
         if sink.name == "window" and lost and self.fallback is not None:
             self._replace(name, sink, exc)
