@@ -4,6 +4,7 @@ import pytest
 
 from edge.config import DEFAULT_CLIP, DEFAULT_CLIP_URL, DEFAULT_SOURCE_URL, Config, load_config
 from edge.errors import ConfigError
+from tests.support.paths import REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -89,3 +90,40 @@ def test_overrides_are_validated() -> None:
     assert c.source.url == "uvc://0"
     with pytest.raises(ConfigError, match=r"<command line>: key pipeline\.display_queue"):
         Config().with_overrides(pipeline={"display_queue": -1})
+
+
+def test_health_limits_are_validated(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, "[health]\nmax_consecutive_failures = 0\nfailure_budget_s = 0\n"))
+    assert (c.health.max_consecutive_failures, c.health.failure_budget_s) == (0, 0.0), "0: no such limit"
+    assert Config().health.alarm_after_failures == 3
+    for text, needle in [
+        ("[health]\nalarm_after_failures = 0\n", "key health.alarm_after_failures"),
+        ("[health]\nfailure_budget_s = -1\n", "key health.failure_budget_s"),
+        (
+            "[health]\nalarm_after_failures = 9\nmax_consecutive_failures = 5\n",
+            "the alarm comes before the stop",
+        ),
+        ("[health]\nmax_failures = 5\n", "key health.max_failures: unknown key"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            load_config(write(tmp_path, text))
+
+
+def readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("```toml", text.index("### Configuration")) + len("```toml")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_example_loads_and_makes_nothing_outside_its_folder(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, readme_example()))
+    assert c.health.max_consecutive_failures == 150
+    assert not c.uplink.enabled, "no broker is contacted by running the example as written"
+    made = {"outbox": c.outbox_path(), "deid key": c.deid.key_file}
+    for what, path in made.items():
+        assert path is not None and path.is_relative_to(tmp_path), (
+            f"{what}: {path} is outside the example's folder"
+        )
+    read = [c.uplink.password_file, c.uplink.tls.ca, c.uplink.tls.cert, c.uplink.tls.key]
+    assert all(p is not None and p.is_relative_to(tmp_path) for p in read)
+    assert not c.output.dir.is_absolute()
