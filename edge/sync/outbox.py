@@ -210,6 +210,7 @@ class Outbox:
             raise OutboxError(str(exc)) from exc
         if problem is not None:
             self._set_aside(problem)
+        self._unopened: str | None = None  # set when the outbox could not be opened again
         self._conn = self._open(busy_timeout_s)
         self._inode = os.stat(self.path).st_ino
         self._settle_quota()
@@ -288,32 +289,49 @@ class Outbox:
             moved_by_other = os.stat(self.path).st_ino != self._inode
         except FileNotFoundError:
             moved_by_other = True
-        if not moved_by_other:
+        if moved_by_other:  # another handle (another Outbox on this file) moved it: follow to the new one
+            self._conn.close()
+            self._reopen()
+            return
+        try:
             problem = damage.check(self.path, timeout_s=self._busy_timeout_s)
-            if problem is None:
-                raise OutboxError(
-                    f"{self.path}: SQLite reported {exc}, yet quick_check finds it sound"
-                ) from exc
-            # A read-only connection holds the file while ours closes, so closing checkpoints nothing
-            # into the damaged file and leaves its WAL in place: it moves aside as it was.
-            hold = damage.read_only(self.path, self._busy_timeout_s)
+        except NotAnOutbox as gone:  # our own database lost its header: damaged, not a stranger
+            problem = str(gone)
+        if problem is None:
+            raise OutboxError(f"{self.path}: SQLite reported {exc}, yet quick_check finds it sound") from exc
+        # A read-only connection holds the file while ours closes, so closing checkpoints nothing
+        # into the damaged file and leaves its WAL in place: it moves aside as it was.
+        hold = damage.read_only(self.path, self._busy_timeout_s)
+        try:
             try:
                 hold.execute("PRAGMA schema_version").fetchone()  # a read takes the shared lock
             except sqlite3.DatabaseError:
                 log.debug("outbox: the damaged file's header cannot be read either", exc_info=True)
-            try:
-                self._conn.close()
-                self._set_aside(f"{exc} during use; {problem}")
-            finally:
-                hold.close()
-        else:  # another handle (another Outbox on this file) already moved it: follow to the new one
             self._conn.close()
-        self._conn = self._open(self._busy_timeout_s)
-        self._inode = os.stat(self.path).st_ino
-        self._settle_quota()
+            try:
+                self._set_aside(f"{exc} during use; {problem}")
+            except OutboxError:  # cannot be moved (or the reader wants it left): back on it as it is
+                self._reopen()
+                raise
+        finally:
+            hold.close()
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """A connection to whatever is at the path now (closed before; say why while it cannot)."""
+        try:
+            self._conn = self._open(self._busy_timeout_s)
+            self._inode = os.stat(self.path).st_ino
+            self._settle_quota()
+        except (OutboxError, OSError) as exc:
+            self._unopened = f"{self.path}: cannot open the outbox again: {exc}"
+            raise OutboxError(self._unopened) from exc
+        self._unopened = None
 
     def _recovering(self, op: Callable[[], _T]) -> _T:
         """``op()`` (under the lock); after corruption, once more on the fresh outbox."""
+        if self._unopened is not None:
+            self._reopen()  # a disk that refused it may take it now
         try:
             return op()
         except sqlite3.DatabaseError as exc:

@@ -247,3 +247,21 @@ def test_damage_met_in_use_is_set_aside_and_the_uplink_goes_on(
     lost = set(original) - store.ids() - confirmed_before
     assert len(lost) == found.survey.unreadable  # only the results on the damaged page are missing
     assert set(new) <= store.ids()
+
+
+def test_damage_met_in_use_moves_the_file_aside_as_it_was(tmp_path: Path) -> None:
+    # Results committed only in the WAL, the main file damaged under the open outbox: setting it
+    # aside must neither checkpoint the WAL into the damaged file nor delete it.
+    path = tmp_path / "outbox.sqlite3"
+    _outbox(path)
+    with Outbox(path, quota_bytes=QUOTA) as ob:
+        in_wal = {ob.put(_message(i)).result_id for i in range(10)}
+        wal = Path(f"{path}-wal").read_bytes()
+        damaged = _damage(path)
+        assert ob.claim(1000) == []  # met the damage: set aside, and claimed from the fresh outbox
+        found = ob.recovered_from
+        assert found is not None and "during use" in found.problem
+        assert ob.put(_message(0)).kept and ob.stats().queued == 1
+    assert found.path.read_bytes() == damaged
+    assert Path(f"{found.path}-wal").read_bytes() == wal
+    assert in_wal <= {r.result_id for r in damage.readable_items(found.path)}
