@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from edge.config import UplinkConfig
 from edge.results import new_result_id
+from edge.sync import damage
 from edge.sync.credentials import read_password, tls_context
 from edge.sync.outbox import Outbox
 from edge_ingest import BrokerLogin, Ingest, IngestStore
@@ -74,3 +77,59 @@ def fill(outbox: Outbox, n: int, priority: int | None = None) -> list[str]:
         assert outbox.put({"result_id": rid, "priority": prio, "seq": i}).kept
         ids.append(rid)
     return ids
+
+
+DAMAGE_QUOTA = 64 * 1024**2
+PAGE = 4096
+DAMAGE_N = 500  # 300 queued, 100 sent awaiting a receipt, 100 confirmed
+
+
+def padded_message(i: int) -> dict[str, object]:
+    """A result message of about 1 kB (several to a page)."""
+    return {"kind": "result", "result_id": new_result_id(), "priority": i % 3, "seq": i, "pad": "x" * 700}
+
+
+def outbox_in_three_states(path: Path) -> dict[str, bytes]:
+    """An outbox of DAMAGE_N results in all three states, closed (all in the main file); id -> payload."""
+    with Outbox(path, quota_bytes=DAMAGE_QUOTA) as ob:
+        ids = [ob.put(padded_message(i)).result_id for i in range(DAMAGE_N)]
+        ob.mark_sent(ids[:200])
+        ob.mark_confirmed(ids[:100])
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE
+        return dict(db.execute("SELECT result_id, payload FROM items").fetchall())
+
+
+def _table_unreadable(path: Path) -> bool:
+    try:
+        with closing(damage.read_only(path)) as db:
+            db.execute("SELECT payload FROM items NOT INDEXED").fetchall()
+    except sqlite3.DatabaseError:
+        return True
+    return False
+
+
+def damage_mid_file(path: Path) -> bytes:
+    """Overwrite 4 kB in the middle of the file with random bytes, in place as a failing disk does,
+    on the page nearest the middle that holds results (a full read of them then fails); the
+    damaged file's bytes."""
+    data = path.read_bytes()
+    pages = len(data) // PAGE
+    junk = random.Random(11).randbytes(PAGE)
+    for page in sorted(range(2, pages), key=lambda p: abs(p - pages // 2)):
+        off = page * PAGE
+        with path.open("r+b") as f:
+            f.seek(off)
+            f.write(junk)
+        if _table_unreadable(path):
+            return path.read_bytes()
+        with path.open("r+b") as f:
+            f.seek(off)
+            f.write(data[off : off + PAGE])
+    raise AssertionError("no page of results to damage")
+
+
+def readable_to_send(path: Path) -> set[str]:
+    """The readable results of a damaged outbox that still have to go (queued, or awaiting receipt)."""
+    rows = damage.readable_items(path)
+    return {r.result_id for r in rows if r.state == "queued" or (r.state == "sent" and not r.confirmed_wall)}
