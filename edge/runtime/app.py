@@ -252,7 +252,7 @@ def _sinks(config: Config, headless: bool, outputs: RunOutputs) -> tuple[list[Si
     if display is not None and not display[0]:
         outputs.display["fallback"] = "video" if "video" in made else None
         if not headless:  # asked for a window and did not get one: said on the HUD as in the log
-            note = f"NO DISPLAY ({display[1][:60]}): recording" if "video" in made else "NO DISPLAY"
+            note = f"NO DISPLAY: recording to {video.name} instead" if "video" in made else "NO DISPLAY"
 
     def fallback() -> Sink | None:
         sink = VideoFileSink(video, d.video_codec)

@@ -384,12 +384,11 @@ class Pipeline:
             self.health.failed("overlay", exc, f"frame {frame.seq}")
             return
         self.health.ok("overlay")
-        wanted = len(self.display.parts)
-        shown = self.display.show(self._out, frame.seq)
-        if shown < wanted:
+        shown, failed = self.display.show(self._out, frame.seq)
+        if failed:
             self.counters.display_errors += 1
-        if wanted and not shown:
-            return
+            if not shown:
+                return
         now = time.monotonic_ns()
         self.counters.displayed += 1
         self.display_rate.tick(now)

@@ -81,14 +81,18 @@ class JsonlResultWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lines = 0
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = None  # opened at the first result: a run without one leaves no file
 
     def __call__(self, frame: Frame | None, result: Result) -> None:
+        if self._fh is None:
+            self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
         self._fh.flush()
         self.lines += 1
 
     def close(self) -> None:
+        if self._fh is None:
+            return
         try:
             self._fh.close()
         except OSError as exc:  # the last line did not fit: what was flushed before stays

@@ -53,21 +53,22 @@ class SinkSet:
         except Exception as exc:
             self._failed(name, sink, exc, "opening")
 
-    def show(self, image: np.ndarray, seq: int) -> int:
-        """Hand ``image`` to every sink; returns how many took it."""
+    def show(self, image: np.ndarray, seq: int) -> tuple[int, int]:
+        """Hand ``image`` to every sink; returns how many took it and how many failed."""
         if self.health.disk_full and not self._expendable_stopped:
             self._expendable_stopped = True
             self.parts = stop_expendable(self.parts, self.health)
-        shown = 0
+        shown = failed = 0
         for name, sink in list(self.parts):
             try:
                 sink.show(image, seq)
             except Exception as exc:
+                failed += 1
                 self._failed(name, sink, exc, f"frame {seq}")
             else:
                 self.health.ok(name)
                 shown += 1
-        return shown
+        return shown, failed
 
     def wants_stop(self) -> bool:
         return any(s.wants_stop() for s in self.sinks)

@@ -56,7 +56,7 @@ def test_a_window_that_cannot_open_is_replaced_by_the_recording_and_said_so() ->
     sinks.open(64, 48, 30.0)
     (video,) = made
     assert sinks.sinks == [video] and video.opened == (64, 48, 30.0) and window.closed == 1
-    assert sinks.show(IMAGE, 0) == 1 and video.shown == [0]
+    assert sinks.show(IMAGE, 0) == (1, 0) and video.shown == [0]
     (note,) = health.notes
     assert note.startswith(
         "window stopped: no display (cannot open window: could not connect to display :99)"
@@ -71,7 +71,7 @@ def test_a_window_that_keeps_failing_is_replaced_after_the_alarm() -> None:
     video = Sink("video")
     sinks = SinkSet([window], health, fallback=lambda: video)
     sinks.open(8, 8, None)
-    assert [sinks.show(IMAGE, i) for i in range(5)] == [0, 0, 0, 1, 1]
+    assert [sinks.show(IMAGE, i)[0] for i in range(5)] == [0, 0, 0, 1, 1]
     assert sinks.sinks == [video] and video.shown == [3, 4]
 
 
@@ -94,8 +94,8 @@ def test_a_full_disk_closes_every_expendable_sink_and_keeps_the_window() -> None
     window = Sink("window")
     sinks = SinkSet([video, snaps, window], health)
     sinks.open(8, 8, None)
-    assert sinks.show(IMAGE, 0) == 2  # the video failed: the disk is full
-    assert sinks.show(IMAGE, 1) == 1  # then both recordings are closed; the window goes on
+    assert sinks.show(IMAGE, 0) == (2, 1)  # the video failed: the disk is full
+    assert sinks.show(IMAGE, 1) == (1, 0)  # then both recordings are closed; the window goes on
     assert sinks.sinks == [window] and video.closed == snaps.closed == 1
     assert health.over_budget is None and health.disk_full == "video: OSError: [Errno 27] File too large"
 
