@@ -55,7 +55,7 @@ def describe_tls_error(exc: OSError, *, ca: Path | None, cert: Path | None) -> s
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or str(exc)
         return f"the broker's certificate did not verify against the CA in {ca}: {why}"
-    if isinstance(exc, ssl.SSLEOFError):
+    if isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)):  # closed, no alert
         if cert is None:
             return "the broker closed the TLS connection unanswered: does it require a client certificate?"
         return (

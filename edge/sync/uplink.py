@@ -572,8 +572,8 @@ class Uplink:
                 log.debug("uplink: disconnect after loss failed", exc_info=True)
         paho, self._paho = self._paho, None
         socket_error = paho.socket_error if paho is not None else None
-        if isinstance(socket_error, ssl.SSLError) and not self._connack:
-            why = self._tls_failed(socket_error)  # a TLS alert, never the MQTT version
+        if socket_error is not None and self._tls is not None and not self._connack:
+            why = self._tls_failed(socket_error)  # an alert, or a close racing it: never the MQTT version
         if should_fall_back(
             self.protocol,
             reason_code=reason_code,

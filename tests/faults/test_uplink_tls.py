@@ -56,10 +56,11 @@ def test_client_certificate_from_another_ca(tmp_path: Path, caplog: pytest.LogCa
         cert, key = second.issue("dev-a")  # right name and password, signed by a CA the broker does not know
         good = broker.client_files("dev-a")
         _, state = _fail_tls(broker, tmp_path, caplog, {"ca": good.ca, "cert": cert, "key": key})
-        assert (
-            state.tls_error
-            == f"the broker does not trust our client certificate (alert: unknown CA) ({cert})"
-        )
+        # The broker's alert names the fault; when its close wins the race with the alert, the
+        # unanswered close still names the certificate. Never the MQTT version.
+        assert state.tls_error is not None and str(cert) in state.tls_error
+        alert = f"the broker does not trust our client certificate (alert: unknown CA) ({cert})"
+        assert any(alert in r.getMessage() for r in caplog.records)
         # the same broker takes the device's own certificate, on MQTT v5
         outbox = Outbox(tmp_path / "good.sqlite3")
         fill(outbox, 2)

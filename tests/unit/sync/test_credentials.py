@@ -52,3 +52,13 @@ def test_server_certificate_and_unanswered_close() -> None:
     eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
     assert "require a client certificate" in describe_tls_error(eof, ca=None, cert=None)
     assert "/d.crt" in describe_tls_error(eof, ca=None, cert=Path("/d.crt"))
+
+
+def test_a_reset_before_any_answer_is_reported_like_an_unanswered_close() -> None:
+    what = describe_tls_error(
+        ConnectionResetError(104, "Connection reset by peer"), ca=None, cert=Path("/d.crt")
+    )
+    assert (
+        what
+        == "the broker closed the TLS connection unanswered: did it refuse our client certificate /d.crt?"
+    )
