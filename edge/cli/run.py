@@ -24,14 +24,24 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.runtime.app import run
+    from edge.runtime.signals import RunStopper, stop_on_signals
 
-    config = config_from_args(args)
-    if args.log_level is None:
-        logging.getLogger().setLevel(config.log.level)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise EdgeError("--max-frames must be at least 1")
-    report, outputs = run(config, headless=args.headless, max_frames=args.max_frames, report_path=args.report)
+    stopper = RunStopper()  # before the runtime's imports: a SIGTERM in start-up still gets a report
+    with stop_on_signals(stopper):
+        from edge.runtime.app import run
+
+        config = config_from_args(args)
+        if args.log_level is None:
+            logging.getLogger().setLevel(config.log.level)
+        if args.max_frames is not None and args.max_frames < 1:
+            raise EdgeError("--max-frames must be at least 1")
+        report, outputs = run(
+            config,
+            headless=args.headless,
+            max_frames=args.max_frames,
+            report_path=args.report,
+            stopper=stopper,
+        )
     _print_summary(report)
     if outputs.report is None:  # the run's one record is lost: say so where it is seen, and fail
         print(f"REPORT NOT WRITTEN: {outputs.report_error}", file=sys.stderr)

@@ -6,13 +6,10 @@ Kept apart from the CLI so the bench and the tests build exactly what ``edge run
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from edge.config import Config
@@ -33,6 +30,7 @@ from edge.runtime.report import (
     settle_outputs,
     write_report,
 )
+from edge.runtime.signals import RunStopper, stop_on_signals
 from edge.sources import Source, SourceInfo, open_source
 from edge.sync.recorder import OutboxRecorder, open_recorder
 from edge.sync.uplink import start_uplink
@@ -58,46 +56,6 @@ def load_models(config: Config) -> list[ModelSlot]:
     return slots
 
 
-class _Stopper:
-    """What a signal stops: the pipeline once it exists; before that, the run when it starts."""
-
-    def __init__(self) -> None:
-        self.pipeline: Pipeline | None = None
-        self.reason: str | None = None
-
-    def stop(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        if self.pipeline is not None:
-            self.pipeline.stop(reason)
-
-    def attach(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        if self.reason is not None:
-            pipeline.stop(self.reason)
-
-
-@contextmanager
-def stop_on_signals(target: Pipeline | _Stopper) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop (its report is still written); a second one of the same
-    falls back to the default, for a run that does not stop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        log.info("received %s: stopping", name)
-        target.stop(f"received {name}")
-        signal.signal(signum, signal.SIG_DFL)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def run(
     config: Config,
     *,
@@ -105,16 +63,21 @@ def run(
     max_frames: int | None = None,
     report_path: Path | None = None,
     source: Source | None = None,
+    stopper: RunStopper | None = None,
 ) -> tuple[dict[str, Any], RunOutputs]:
     """Run the pipeline to the end; return the report (also written to disk) and the outputs.
 
     Once the run has started the report is always written, whatever a stage did (exit "failed"
     or "error"); when it cannot be written, ``outputs.report`` is None and ``report_error`` says
     why. Before that, a bad path, input or model raises an EdgeError and leaves nothing behind.
+    ``stopper``: one whose signal handlers the caller installed already (``edge run`` does, before
+    the imports); without one, SIGINT and SIGTERM are handled here for the length of the run.
     """
     if report_path is not None:
         check_report_path(report_path)
-    stopper = _Stopper()
+    if stopper is not None:
+        return _run(config, headless, max_frames, report_path, source, stopper)
+    stopper = RunStopper()
     with stop_on_signals(stopper):
         return _run(config, headless, max_frames, report_path, source, stopper)
 
@@ -125,7 +88,7 @@ def _run(
     max_frames: int | None,
     report_path: Path | None,
     source: Source | None,
-    stopper: _Stopper,
+    stopper: RunStopper,
 ) -> tuple[dict[str, Any], RunOutputs]:
     # Input and models are checked before anything is written, so a bad file or a tampered model
     # leaves no empty run folder behind; everything opened is closed whatever happens.
@@ -174,7 +137,7 @@ def _run(
         )
         opened.callback(pipeline.display.close)  # the sinks, a fallback video among them
         if note:
-            pipeline.health.note(note)  # on the HUD, in the log and in the report
+            pipeline.stages.note(note)  # on the HUD, in the log and in the report
         stopper.attach(pipeline)
         log.info("running %s; stop with Ctrl-C", src.info.url)
         try:
@@ -187,7 +150,7 @@ def _run(
             _closing(uplink.stop, "the uplink")()  # commits the last PUBACKs; its state goes in the report
         outbox_report = _safely(recorder.report, "the outbox") if recorder else None  # before it closes
         sync_report = _safely(lambda: uplink.state().to_dict(), "sync") if uplink else None
-    health = pipeline.health.report()
+    health = pipeline.stages.report()
     settle_outputs(outputs, pipeline.display.sinks + sinks, health)
     report = build_report(
         config, pipeline, info or SourceInfo(url=config.source.url, kind="?"), slots, outputs,

@@ -89,9 +89,9 @@ class Pipeline:
         self.stop_requested = False  # by a signal or the user, as opposed to the source's end
         self.stop_reason: str | None = None
         self.end_reason: str | None = None  # how a run that was not stopped ended
-        self.health = StageMonitor(failures, on_over_budget=self._over_budget)
+        self.stages = StageMonitor(failures, on_over_budget=self._over_budget)  # failures per stage
         self.failure: StageFailure | None = None
-        self.display = SinkSet(sinks, self.health, fallback_sink)
+        self.display = SinkSet(sinks, self.stages, fallback_sink)
         self.inference_policy = resolve_policy(config.inference_policy, source)
         # The channels; every frame takes the same route whatever the policy.
         self._display_q: FrameQueue[object] = FrameQueue(
@@ -163,7 +163,7 @@ class Pipeline:
             self.counters.display_dropped = self._display_q.dropped
             self.counters.gated = self.chain.gated_frames
         if self.failure is None and self.error is None:
-            self.failure = self.health.never_succeeded()  # however short, that run did not complete
+            self.failure = self.stages.never_succeeded()  # however short, that run did not complete
             if self.failure is not None:
                 log.error("the run did not complete: %s", self.failure.describe())
         return self.counters
@@ -225,7 +225,7 @@ class Pipeline:
                     break
                 except Exception as exc:  # one bad read: counted, and the source is read again
                     self.counters.source_errors += 1
-                    self.health.failed("acquisition", exc, "reading the source")
+                    self.stages.failed("acquisition", exc, "reading the source")
                     self.stop_event.wait(self.read_timeout_s)  # no hot loop on a source that keeps failing
                     continue
                 if frame is None:
@@ -233,7 +233,7 @@ class Pipeline:
                         self.end_reason = "the source ended"
                         break
                     continue
-                self.health.ok("acquisition")
+                self.stages.ok("acquisition")
                 self.counters.acquired += 1
                 self.source_rate.tick(frame.t_acquired_ns)
                 self._slot.put(frame, self.stop_event)  # EVERY: waits for inference to take the last
@@ -264,9 +264,9 @@ class Pipeline:
             except Exception as exc:  # one bad frame must never stop the live loop
                 self.counters.inference_errors += 1
                 self._board.finished(frame.seq, None)
-                self.health.failed("inference", exc, f"frame {frame.seq} of {frame.source_id}")
+                self.stages.failed("inference", exc, f"frame {frame.seq} of {frame.source_id}")
                 continue
-            self.health.ok("inference")
+            self.stages.ok("inference")
             result = out.result
             self.counters.inferred += 1
             self.ai_rate.tick(result.times.t_result_ns)
@@ -298,15 +298,15 @@ class Pipeline:
             time.sleep(0.02)
             pairs, ended = self._results.take_all()
             for frame, result in pairs:
-                if self.health.disk_full:
-                    self.handlers = stop_expendable(self.handlers, self.health)
+                if self.stages.disk_full:
+                    self.handlers = stop_expendable(self.handlers, self.stages)
                 for name, handler in self.handlers:
                     try:
                         handler(frame, result)
                     except Exception as exc:
-                        self.health.output_failed(name, handler, exc, f"result {result.result_id}")
+                        self.stages.output_failed(name, handler, exc, f"result {result.result_id}")
                     else:
-                        self.health.ok(name)
+                        self.stages.ok(name)
 
     # -- display ---------------------------------------------------------------------------
     def _display_loop(self) -> bool:
@@ -341,13 +341,13 @@ class Pipeline:
                 latency_ms=self.latency.recent_median("e2e"),
                 skipped=self._slot.replaced,
                 status=self._alarm_text(),
-                extra=tuple(t[:72] for t in (line, *self.health.notes) if t),
+                extra=tuple(t[:72] for t in (line, *self.stages.notes) if t),
             )
         return self._hud
 
     def _alarm_text(self) -> str | None:
         """The red line: the source's alarm (a probe unplugged), then the stages failing."""
-        parts = (self.alarm.status_text() if self.alarm else None, self.health.alarm_text())
+        parts = (self.alarm.status_text() if self.alarm else None, self.stages.alarm_text())
         return " | ".join(p for p in parts if p) or None
 
     def _hold_redraw(self) -> None:
@@ -366,7 +366,7 @@ class Pipeline:
             self._out = compose(frame.image, None, self._hud_state(), out=self._out)
         except Exception as exc:
             self.counters.display_errors += 1
-            self.health.failed("overlay", exc, "redrawing the last frame")
+            self.stages.failed("overlay", exc, "redrawing the last frame")
             return
         self.display.show(self._out, frame.seq)
 
@@ -381,9 +381,9 @@ class Pipeline:
             self._out = compose(frame.image, result, hud, out=self._out, counted=self.counted)
         except Exception as exc:
             self.counters.display_errors += 1
-            self.health.failed("overlay", exc, f"frame {frame.seq}")
+            self.stages.failed("overlay", exc, f"frame {frame.seq}")
             return
-        self.health.ok("overlay")
+        self.stages.ok("overlay")
         shown, failed = self.display.show(self._out, frame.seq)
         if failed:
             self.counters.display_errors += 1

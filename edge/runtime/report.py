@@ -185,7 +185,7 @@ def build_report(
             "notes": dict(outputs.notes),
         },
         "display": dict(outputs.display),
-        "health": pipeline.health.report(),
+        "health": pipeline.stages.report(),
         "pid": os.getpid(),
         "outbox": outbox,
         "sync": sync if sync is not None else {"enabled": False},

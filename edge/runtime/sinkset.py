@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 class SinkSet:
     def __init__(
-        self, sinks: Sequence[Sink], health: StageMonitor, fallback: Callable[[], Sink | None] | None = None
+        self, sinks: Sequence[Sink], stages: StageMonitor, fallback: Callable[[], Sink | None] | None = None
     ) -> None:
         """``fallback``: makes the sink that replaces a lost window (None: nothing replaces it)."""
-        self.health = health
+        self.stages = stages
         self.fallback = fallback
         self.parts: list[tuple[str, Sink]] = list(zip(stage_names(sinks, "sink"), sinks))
         self._size: tuple[int, int, float | None] | None = None
@@ -55,9 +55,9 @@ class SinkSet:
 
     def show(self, image: np.ndarray, seq: int) -> tuple[int, int]:
         """Hand ``image`` to every sink; returns how many took it and how many failed."""
-        if self.health.disk_full and not self._expendable_stopped:
+        if self.stages.disk_full and not self._expendable_stopped:
             self._expendable_stopped = True
-            self.parts = stop_expendable(self.parts, self.health)
+            self.parts = stop_expendable(self.parts, self.stages)
         shown = failed = 0
         for name, sink in list(self.parts):
             try:
@@ -66,7 +66,7 @@ class SinkSet:
                 failed += 1
                 self._failed(name, sink, exc, f"frame {seq}")
             else:
-                self.health.ok(name)
+                self.stages.ok(name)
                 shown += 1
         return shown, failed
 
@@ -82,9 +82,9 @@ class SinkSet:
                 log.error("closing %s: %s", name, exc)
 
     def _failed(self, name: str, sink: Sink, exc: Exception, doing: str) -> None:
-        if not self.health.output_failed(name, sink, exc, doing):
+        if not self.stages.output_failed(name, sink, exc, doing):
             return  # a full disk under an expendable sink: stopped, not failing
-        lost = doing == "opening" or self.health.stage(name).consecutive >= self.health.budget.alarm_after
+        lost = doing == "opening" or self.stages.stage(name).consecutive >= self.stages.budget.alarm_after
         if sink.name == "window" and lost and self.fallback is not None:
             self._replace(name, sink, exc)
 
@@ -99,7 +99,7 @@ class SinkSet:
         replacement = make()
         path = getattr(replacement, "path", replacement)
         what = f"recording the overlay ({path})" if replacement else "not shown"
-        self.health.stop_output(name, f"no display ({exc}); {what} instead")
+        self.stages.stop_output(name, f"no display ({exc}); {what} instead")
         log.warning("the window is lost (%s): %s instead", exc, what)
         if replacement is None:
             return

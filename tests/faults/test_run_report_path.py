@@ -93,3 +93,26 @@ def test_the_readme_config_example_run_as_written_makes_nothing_outside_its_fold
     assert f"created a new device key {config.parent / 'deid.key'}" in out.stderr, "said, with its path"
     assert (config.parent / "state" / "outbox.sqlite3").exists() and (work / "runs").is_dir()
     assert [_state(p) for p in system] == before, "no system path was made or touched"
+
+
+def test_sigterm_during_start_up_still_writes_the_report(tmp_path: Path) -> None:
+    # systemd stopping the service while it loads its models: before, the default action (no report).
+    proc = subprocess.Popen(
+        [*EDGE, "run", "--headless", "--source", CLIP, "--report", "r.json"],
+        cwd=tmp_path, env={**env(tmp_path), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the first log line: the source is open, the models are loading
+            if "INFO" in line or "WARNING" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["exit"], report["reason"]) == ("stopped", "received SIGTERM")

@@ -557,7 +557,7 @@ def test_a_full_disk_stops_the_recordings_and_the_run_goes_on() -> None:
     assert screen.seqs == list(range(40)) and video.seqs == list(range(5)) and video.closed == 1
     assert jsonl.closed == 1 and len(written) < len(kept), "the results file stopped, the rest did not"
     assert kept and kept[-1] == 39
-    health = p.health.report()
+    health = p.stages.report()
     assert health["disk_full"].startswith("video: OSError: [Errno 28]")
     assert health["stages"]["video"]["stopped"] and health["stages"]["results"]["stopped"]
 
@@ -575,7 +575,7 @@ def test_a_source_that_raises_on_a_read_is_read_again() -> None:
     src.open()
     p.run()
     assert p.exit_reason == "completed" and sink.seqs == list(range(12))
-    assert p.counters.source_errors == 2 and p.health.stage("acquisition").failures == 2
+    assert p.counters.source_errors == 2 and p.stages.stage("acquisition").failures == 2
 
 
 def test_a_stage_that_dies_of_a_bug_ends_the_run_as_an_error() -> None:
