@@ -46,22 +46,30 @@ def recording_suffix(fourcc: str) -> str:
     return ".ts" if fourcc.lower() in _TS_CODECS else ".mkv"
 
 
+class _NoFifo(Exception):
+    """No FIFO could be made here (no mkfifo, a temporary folder that refuses one)."""
+
+
 class _FilePump:
     """A FIFO the encoder writes into, copied into ``target`` by a thread that sees the disk's errors."""
 
     def __init__(self, target: Path) -> None:
         self.bytes = 0
         self.error: OSError | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="edge-video-"))
-        self.fifo = self._dir / f"overlay{target.suffix}"  # FFmpeg picks the container by the name
         self._fds: list[int] = []
         try:
+            self._dir = Path(tempfile.mkdtemp(prefix="edge-video-"))
+            self.fifo = self._dir / f"overlay{target.suffix}"  # FFmpeg picks the container by the name
             os.mkfifo(self.fifo, 0o600)
             self._rfd = self._open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
             # Our own write end: the read end sees no EOF before the encoder opens the FIFO (or if it
             # never does); closed last, it ends the copy once the encoder has closed its end.
             self._hold = self._open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
             os.set_blocking(self._rfd, True)
+        except (OSError, AttributeError) as exc:
+            self._release()
+            raise _NoFifo(str(exc)) from exc
+        try:
             self._fd = self._open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except BaseException:
             self._release()
@@ -107,7 +115,8 @@ class _FilePump:
         for fd in self._fds:
             os.close(fd)
         self._fds.clear()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if hasattr(self, "_dir"):
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class VideoFileSink:
@@ -169,12 +178,15 @@ class VideoFileSink:
             self.open(width, height, None)
         fps = self._fps or self.default_fps
         target = str(self.path)
-        if self.path.suffix.lower() in STREAMABLE and hasattr(os, "mkfifo"):
+        if self.path.suffix.lower() in STREAMABLE:
             try:
                 self._pump = _FilePump(self.path)
+                target = str(self._pump.fifo)
+            except _NoFifo as exc:
+                log.warning("video %s is written by the encoder itself (no FIFO here: %s): a full disk "
+                            "will not be seen", self.path, exc)  # fmt: skip
             except OSError as exc:
                 raise DisplayError(f"cannot write video {self.path}: {exc.strerror or exc}") from exc
-            target = str(self._pump.fifo)
         writer = cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*self.fourcc), fps, (width, height))
         if not writer.isOpened():
             if self._pump is not None:

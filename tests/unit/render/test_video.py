@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -119,3 +120,20 @@ def test_a_full_disk_is_raised_from_the_real_write(tmp_path: Path) -> None:
     assert got["bytes"] <= 200_000 and (tmp_path / "overlay.ts").stat().st_size == got["bytes"]
     assert 0 < count_frames(tmp_path / "overlay.ts") <= got["frames"], "what was written plays"
     assert got["snap_errno"] == 27 and not (tmp_path / "snaps" / "snapshot_1.png").exists(), "no torn PNG"
+
+
+def test_where_no_fifo_can_be_made_the_encoder_writes_the_file_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(path: object, mode: int = 0o666) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("edge.render.video.os.mkfifo", refuse)
+    path = tmp_path / "overlay.ts"
+    sink = VideoFileSink(path)
+    with caplog.at_level(logging.WARNING, logger="edge.render.video"):
+        for i in range(5):
+            sink.show(frame(i), i)
+        sink.close()
+    assert "a full disk will not be seen" in caplog.text and sink.bytes_written is None
+    assert count_frames(path) == 5
