@@ -71,8 +71,11 @@ class StageFailure:
     seconds: float  # from the first to the last of them
     last_error: str
     why: str  # "over budget" limit, or "never succeeded"
+    text: str | None = None  # the whole reason, from another judge of a stage (a watchdog: stuck)
 
     def describe(self) -> str:
+        if self.text is not None:
+            return self.text
         return (
             f"{self.stage} failed {self.count} times in a row over {self.seconds:.1f} s ({self.why}); "
             f"last error: {self.last_error}"
@@ -213,9 +216,11 @@ class StageMonitor:
             health.name, health.consecutive, health.streak_s, health.last_error or "?",
             f"over budget: {' and '.join(limits)}",
         )  # fmt: skip
-        return self._fail(failure)
+        return self.fail(failure)
 
-    def _fail(self, failure: StageFailure) -> bool:
+    def fail(self, failure: StageFailure) -> bool:
+        """Stop the run as failed for ``failure`` (the first one only; True when it was). Also for
+        other judges of a stage, such as a watchdog that finds one stuck."""
         with self._lock:
             if self.over_budget is not None:
                 return False

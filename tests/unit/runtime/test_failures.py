@@ -172,3 +172,10 @@ def test_the_report_gives_every_stage_and_the_budget() -> None:
     }  # fmt: skip
     assert report["stages"]["overlay"]["last_error"] == "ValueError: x"
     assert m.stages()["acquisition"].last_ok_ns > 0, "the last progress, for a watchdog"
+
+
+def test_another_judge_may_fail_the_run_in_its_own_words() -> None:
+    m, stopped = monitor()
+    stuck = StageFailure("inference", 0, 12.0, "", "stuck", text="inference made no progress for 12.0 s")
+    assert m.fail(stuck) is True and m.fail(stuck) is False, "the first reason is the run's"
+    assert stopped == [stuck] and stuck.describe() == "inference made no progress for 12.0 s"
