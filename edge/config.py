@@ -89,6 +89,19 @@ class HealthConfig(_Section):
         return self
 
 
+class WatchdogConfig(_Section):
+    """How long each stage may go without its loop going round before it counts as stuck
+    (edge/runtime/health.py, docs/reliability.md): red on the HUD, and under systemd the watchdog
+    pings stop so the service is restarted. Progress is the loop going round, not a frame arriving:
+    an unplugged probe or a gated model is not stuck; a call that never returns is."""
+
+    acquisition_s: float = Field(15.0, gt=0, le=3600)
+    inference_s: float = Field(10.0, gt=0, le=3600)
+    display_s: float = Field(10.0, gt=0, le=3600)
+    results_s: float = Field(30.0, gt=0, le=3600)
+    uplink_s: float = Field(120.0, gt=0, le=3600)
+
+
 class GateConfig(_Section):
     """Run this model only when a quality model's latest state says the frame is usable."""
 
@@ -263,6 +276,7 @@ class Config(_Section):
     source: SourceConfig = Field(default_factory=SourceConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
     display: DisplayConfig = Field(default_factory=DisplayConfig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"REPORT NOT WRITTEN: {outputs.report_error}", file=sys.stderr)
         return 1
     print(f"report: {outputs.report}")
-    # completed | stopped: 0; failed (a stage over its failure budget) | error: 1
-    return 1 if report["exit"] in ("error", "failed") else 0
+    # completed | stopped: 0; failed (a stage over its failure budget, or stuck) | error: 1
+    code = 1 if report["exit"] in ("error", "failed") else 0
+    if any(s.get("at_end") for s in report.get("watchdog", {}).get("stuck", {}).values()):
+        # A thread stuck in C code (a model call that never returns) cannot be joined, and the
+        # interpreter's shutdown would abort on it: the report is written, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _print_summary(report: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ from edge.inference.base import SessionOptions
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
 from edge.render.display import Sink, VideoFileSink, build_sinks, display_available, recording_suffix
-from edge.runtime.failures import FailureBudget
+from edge.runtime.failures import FailureBudget, StageFailure
+from edge.runtime.handoff import InferencePolicy
+from edge.runtime.health import Deadlines, Health
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.ports import AlarmReporter, HudLines, ResultHandler, StatusReporter
 from edge.runtime.report import (
@@ -33,7 +35,7 @@ from edge.runtime.report import (
 from edge.runtime.signals import RunStopper, stop_on_signals
 from edge.sources import Source, SourceInfo, open_source
 from edge.sync.recorder import OutboxRecorder, open_recorder
-from edge.sync.uplink import start_uplink
+from edge.sync.uplink import Uplink, start_uplink
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ def _run(
         # HUD line, in this order: the source's own (a probe's battery), the outbox's, sync's.
         parts = (src, recorder, uplink)
         h = config.health
+        liveness = Health()
         pipeline = Pipeline(
             src,
             ModelChain(slots),
@@ -134,14 +137,17 @@ def _run(
             read_timeout_s=config.source.read_timeout_s,
             failures=FailureBudget(h.alarm_after_failures, h.max_consecutive_failures, h.failure_budget_s),
             fallback_sink=fallback,
+            liveness=liveness,
         )
+        _watch(liveness, config, pipeline, uplink)
         opened.callback(pipeline.display.close)  # the sinks, a fallback video among them
         if note:
             pipeline.stages.note(note)  # on the HUD, in the log and in the report
         stopper.attach(pipeline)
         log.info("running %s; stop with Ctrl-C", src.info.url)
         try:
-            pipeline.run(max_frames=max_frames)
+            with liveness.notifier():  # READY=1, WATCHDOG=1 while no stage is stuck, STOPPING=1
+                pipeline.run(max_frames=max_frames)
         except Exception as exc:  # run() records what its stages do; this is a bug in it
             log.critical("the run failed: %s", exc, exc_info=exc)
             pipeline.error = pipeline.error or exc
@@ -150,12 +156,16 @@ def _run(
             _closing(uplink.stop, "the uplink")()  # commits the last PUBACKs; its state goes in the report
         outbox_report = _safely(recorder.report, "the outbox") if recorder else None  # before it closes
         sync_report = _safely(lambda: uplink.state().to_dict(), "sync") if uplink else None
+    stuck, why = liveness.stuck(), liveness.failure()  # still stuck at the end: the watchdog stopped it
+    if stuck and why:
+        pipeline.stages.fail(StageFailure(stuck[0][0], 0, stuck[0][1], "", "stuck", text=why))
     health = pipeline.stages.report()
     settle_outputs(outputs, pipeline.display.sinks + sinks, health)
     report = build_report(
         config, pipeline, info or SourceInfo(url=config.source.url, kind="?"), slots, outputs,
         peak_rss=rss.peak, load_s=t_loaded - t_start, outbox=outbox_report, sync=sync_report,
     )  # fmt: skip
+    report["watchdog"] = liveness.report()
     path = report_path or outputs.run_dir / "report.json"
     try:
         write_report(report, path)
@@ -164,6 +174,20 @@ def _run(
         log.critical("%s", exc.strerror or exc)
         outputs.report_error = str(exc.strerror or exc)
     return report, outputs
+
+
+def _watch(liveness: Health, config: Config, pipeline: Pipeline, uplink: Uplink | None) -> None:
+    """Give each stage its deadline ([watchdog]; acquisition's includes the waits its policies make)."""
+    deadlines = Deadlines(**config.watchdog.model_dump())
+    stages = deadlines.for_pipeline(
+        read_timeout_s=pipeline.read_timeout_s,
+        inference_waits=pipeline.inference_policy is InferencePolicy.EVERY,
+        display_waits=config.pipeline.display_policy == "block",
+    )
+    for stage, deadline_s in stages.items():
+        liveness.register(stage, deadline_s)
+    if uplink is not None:  # a lower layer: its loop's time is read, it does not beat
+        liveness.register("uplink", deadlines.uplink_s, progress=lambda: uplink.loop_at)
 
 
 def _closing(close: Callable[[], object], what: str) -> Callable[[], None]:

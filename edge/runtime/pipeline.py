@@ -1,3 +1,4 @@
+# Over 400 lines: four loops and the channels between them share one run's state and counters.
 """The real-time loop: acquisition, inference and display on their own clocks, one route for all.
 
     acquisition --every frame--> FrameQueue ----------------> display (caller's thread)
@@ -43,6 +44,7 @@ from edge.render.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Result
 from edge.runtime.failures import FailureBudget, StageFailure, StageMonitor, stop_expendable
 from edge.runtime.handoff import FrameQueue, LatestSlot, ResultBoard, ResultChannel, resolve_policy
+from edge.runtime.health import Health
 from edge.runtime.ports import AlarmReporter, ResultHandler, StatusReporter, stage_names
 from edge.runtime.sinkset import SinkSet
 from edge.sources.base import Source
@@ -68,10 +70,12 @@ class Pipeline:
         read_timeout_s: float = 0.1,
         failures: FailureBudget | None = None,
         fallback_sink: Callable[[], Sink | None] | None = None,
+        liveness: Health | None = None,
     ) -> None:
         """``handler_frames``: how many of the newest results not yet handled keep their frame for
         the handlers (older ones reach them with None); 0 when no handler draws on frames.
-        ``fallback_sink``: made to replace a window that cannot open or keeps failing (a video)."""
+        ``fallback_sink``: made to replace a window that cannot open or keeps failing (a video).
+        ``liveness``: each loop's progress, for the watchdog (the composition root sets deadlines)."""
         self.source = source
         self.chain = chain
         self.counted = chain.counted({label for label, _, _ in DEFAULT_STYLE.counters})
@@ -90,6 +94,7 @@ class Pipeline:
         self.stop_reason: str | None = None
         self.end_reason: str | None = None  # how a run that was not stopped ended
         self.stages = StageMonitor(failures, on_over_budget=self._over_budget)  # failures per stage
+        self.liveness = liveness or Health()  # progress per stage (watchdog); beats are lock-free
         self.failure: StageFailure | None = None
         self.display = SinkSet(sinks, self.stages, fallback_sink)
         self.inference_policy = resolve_policy(config.inference_policy, source)
@@ -147,7 +152,10 @@ class Pipeline:
         for t in self._threads:
             t.start()
         try:
-            ended_by_source = self._display_loop()
+            try:
+                ended_by_source = self._display_loop()
+            finally:
+                self.liveness.done("display")
             if ended_by_source:
                 # Let inference finish the newest frame so the last result is not lost to the race.
                 self._threads[1].join(self.config.stop_timeout_s)
@@ -169,10 +177,13 @@ class Pipeline:
         return self.counters
 
     def _guard(self, loop: Callable[[], None]) -> None:
+        name = threading.current_thread().name
         try:
             loop()
         except Exception as exc:  # a bug, not a bad frame: the run stops and says so
-            self._died(threading.current_thread().name, exc)
+            self._died(name, exc)
+        finally:  # ended, not stuck
+            self.liveness.done("acquisition" if name == "acquire" else name)
 
     def _died(self, stage: str, exc: BaseException) -> None:
         log.critical("the %s stage died: %s", stage, exc, exc_info=exc)
@@ -213,6 +224,7 @@ class Pipeline:
         src = self.source
         try:
             while not self.stop_event.is_set():
+                self.liveness.beat("acquisition")
                 if max_frames is not None and self.counters.acquired >= max_frames:
                     self.end_reason = f"{max_frames} frames acquired (--max-frames)"
                     break
@@ -253,6 +265,7 @@ class Pipeline:
     def _infer_frames(self) -> None:
         # On stop, finish the frame in hand but start no new one; at the source's end, drain.
         while not self.stop_event.is_set():
+            self.liveness.beat("inference")  # waiting for a frame is not stuck
             frame = self._slot.take(0.05)
             if frame is None:
                 if self._slot.drained:
@@ -295,12 +308,14 @@ class Pipeline:
         # the inference thread a context switch, and handlers (files, the outbox) batch better.
         ended = False
         while not ended:
+            self.liveness.beat("results")
             time.sleep(0.02)
             pairs, ended = self._results.take_all()
             for frame, result in pairs:
                 if self.stages.disk_full:
                     self.handlers = stop_expendable(self.handlers, self.stages)
                 for name, handler in self.handlers:
+                    self.liveness.beat("results")  # the deadline is per handler call
                     try:
                         handler(frame, result)
                     except Exception as exc:
@@ -312,6 +327,7 @@ class Pipeline:
     def _display_loop(self) -> bool:
         """Show frames until the source ends (True) or a stop is asked for (False)."""
         while not self.stop_event.is_set():
+            self.liveness.beat("display")
             item = self._display_q.get(timeout=0.05)
             if item is None:
                 self._hold_redraw()
@@ -346,8 +362,9 @@ class Pipeline:
         return self._hud
 
     def _alarm_text(self) -> str | None:
-        """The red line: the source's alarm (a probe unplugged), then the stages failing."""
-        parts = (self.alarm.status_text() if self.alarm else None, self.stages.alarm_text())
+        """The red line: a stuck stage, the source's alarm (a probe unplugged), stages failing."""
+        parts = (self.liveness.status_text(), self.alarm.status_text() if self.alarm else None,
+                 self.stages.alarm_text())  # fmt: skip
         return " | ".join(p for p in parts if p) or None
 
     def _hold_redraw(self) -> None:

@@ -156,6 +156,7 @@ class Uplink:
         self._failed: str | None = None  # the thread ended on an unexpected error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.loop_at: float | None = None  # time.monotonic() its loop last went round (the watchdog)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -246,6 +247,7 @@ class Uplink:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self.loop_at = time.monotonic()
                 self._step()
         except Exception as exc:  # a bug must not pass silently: log it and leave the state saying so
             log.exception("uplink thread failed")
