@@ -300,6 +300,9 @@ class Result:
     priority: int = 0  # 0 normal, higher is more urgent; set by the caller
     image_size: tuple[int, int] | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
+    # A still's identity when a replay shows it again (a looped still): the same
+    # id is the same pixels. Kept on the device only (the keep policy); not in the wire message.
+    content_id: str | None = None
 
     @property
     def needs_review(self) -> bool:
@@ -362,4 +365,5 @@ def result_for(
         priority=priority,
         image_size=(frame.width, frame.height),
         pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
+        content_id=frame.meta.get("content_id") if frame.meta.get("still") else None,
     )

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +41,18 @@ class KeepPolicy:
     ``changes`` keeps a result when what it says changed (quality label, gating, the count of
     confident findings per label), when an urgent finding is in it, and otherwise once every
     ``heartbeat_s``; ``all`` keeps every result. Every result still goes to ``results.jsonl``.
+    Under ``changes``, an image shown again (a looped still: the same ``content_id``) that says what
+    it said when it was kept is not kept again, urgent or not: it is the same finding, not a new one.
     """
+
+    SEEN_MAX = 4096  # images remembered; a looped folder of stills is rarely longer
 
     def __init__(self, mode: str = "changes", heartbeat_s: float = 1.0) -> None:
         self.mode = mode
         self.heartbeat_s = heartbeat_s
         self._last: tuple[object, ...] | None = None
         self._last_wall = -1e18
+        self._seen: OrderedDict[tuple[str, tuple[object, ...]], None] = OrderedDict()
 
     @staticmethod
     def summary(result: Result) -> tuple[object, ...]:
@@ -59,6 +64,9 @@ class KeepPolicy:
         if self.mode == "all":
             return True
         summary = self.summary(result)
+        seen = None if result.content_id is None else (result.content_id, summary)
+        if seen is not None and seen in self._seen:
+            return False
         now = result.frame_wall_time
         if (
             summary != self._last
@@ -67,6 +75,10 @@ class KeepPolicy:
             or now < self._last_wall  # the wall clock stepped back: do not go quiet
         ):
             self._last, self._last_wall = summary, now
+            if seen is not None:
+                self._seen[seen] = None
+                if len(self._seen) > self.SEEN_MAX:
+                    self._seen.popitem(last=False)
             return True
         return False
 

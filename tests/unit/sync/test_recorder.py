@@ -258,6 +258,40 @@ def test_keep_changes_skips_repeats_but_keeps_changes_urgent_and_a_heartbeat() -
     assert all(every.keep(_verdict(t)) for _ in range(3))
 
 
+def test_a_looped_still_is_kept_once_while_it_says_the_same_urgent_or_not() -> None:
+    from dataclasses import replace
+
+    from edge.sync.recorder import KeepPolicy
+
+    keep = KeepPolicy("changes", heartbeat_s=1.0)
+    urgent = _verdict(1000.0, labels=("effusion",), priority=2)
+    passes = [replace(urgent, content_id="ab12#0", frame_wall_time=1000.0 + k) for k in range(50)]
+    assert [keep.keep(r) for r in passes].count(True) == 1, "the same image and verdict, once"
+    changed = replace(passes[0], content_id="ab12#0", frame_wall_time=1100.0, findings=())
+    assert keep.keep(changed), "the same image saying something else is kept"
+    other = replace(passes[0], content_id="cd34#0", frame_wall_time=1101.0)
+    assert keep.keep(other), "another image is another result"
+    assert all(KeepPolicy("all").keep(r) for r in passes), "keep = all keeps what it is asked to"
+
+
+def test_a_run_over_a_looped_urgent_still_keeps_it_once(tmp_path: Path) -> None:
+    still = tmp_path / "still.png"
+    first = cv2.VideoCapture(str(DEFAULT_CLIP))
+    ok, image = first.read()
+    first.release()
+    assert ok
+    cv2.imwrite(str(still), image)
+    config = Config().with_overrides(
+        source={"url": f"video://{still}?loop=1&fps=30"},
+        display={"sinks": ["null"]},
+        output={"dir": tmp_path / "runs"},
+        outbox={"keep": "changes"},
+    )
+    report, _ = run(config, headless=True, max_frames=120)  # 4 s: four heartbeats' worth
+    assert report["counters"]["results"] >= 100
+    assert report["outbox"]["puts"]["stored"] <= 2  # its first verdict (and one more if it flickers)
+
+
 def test_a_run_keeps_changes_and_counts_the_rest(tmp_path: Path) -> None:
     config = Config().with_overrides(
         source={"url": f"video://{DEFAULT_CLIP}?realtime=0"},
