@@ -164,7 +164,10 @@ class OutboxRecorder:
 
     def _refresh(self, now: float | None = None) -> None:
         self._stats_at = time.monotonic() if now is None else now
-        self._stats = self.outbox.stats()
+        try:
+            self._stats = self.outbox.stats()
+        except Exception as exc:  # figures only: the last ones stand, the put path reports its own
+            log.error("outbox figures unavailable: %s", exc)
 
     def _thumbnail(self, frame: Frame | None, result: Result) -> bytes | None:
         policy = self.thumbnails
@@ -199,7 +202,7 @@ class OutboxRecorder:
 
     def report(self) -> dict[str, Any]:
         self._refresh()
-        assert self._stats is not None
+        damaged = self.outbox.recovered_from
         return {
             "path": str(self.outbox.path),
             "device_id": self.device.id,
@@ -207,7 +210,9 @@ class OutboxRecorder:
             "scrubbed": self.outbox.scrub is not None,
             "puts": dict(self.outcomes),
             "thumbnails": dict(self.thumbs) if self.thumbnails is not None else None,
-            **self._stats.to_dict(),
+            # A damaged outbox met at start or in use: where it went, and what it still holds.
+            "recovered_from": None if damaged is None else damaged.to_dict(),
+            **(self._stats.to_dict() if self._stats is not None else {"error": "no figures"}),
         }
 
 

@@ -60,6 +60,8 @@ def test_edge_run_sets_a_damaged_outbox_aside_and_sends_its_own_results(tmp_path
             set_aside = Path(report["outbox"]["damaged"])
             assert re.fullmatch(r"outbox\.sqlite3\.damaged-\d{8}T\d{6}Z", set_aside.name)
             assert set_aside.read_bytes() == damaged  # intact
+            recovered = report["outbox"]["recovered_from"]  # what it still holds, in the report
+            assert recovered is not None and Path(recovered["path"]) == set_aside
             assert "OUTBOX DAMAGED" in run.stderr and f"edge sync --once --db {set_aside}" in run.stderr
             assert report["outbox"]["puts"].get("stored") == FRAMES
             sync = report["sync"]
