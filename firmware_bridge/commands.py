@@ -227,3 +227,18 @@ class Commands:
             raise pending.result
         assert pending.result is not None
         return pending.result, fast
+
+    def _nudge_pending(self) -> None:
+        """A damaged packet arrived: wake every waiting command (it may have been their answer)."""
+        with self._lock:
+            waiting = list(self._pending.values()) + ([self._hello[1]] if self._hello else [])
+        for p in waiting:
+            p.nudge()
+
+    def _fail_pending(self, exc: Exception) -> None:
+        """Resolve every waiting command with ``exc`` (call with ``_lock`` held)."""
+        pending = list(self._pending.values()) + ([self._hello[1]] if self._hello else [])
+        self._pending.clear()
+        self._hello = None
+        for p in pending:
+            p.resolve(exc)

@@ -1,24 +1,22 @@
 """``ProbeLink``: the host end of a probe link over any transport URL.
 
 Two threads: the reader (bytes -> packets -> messages -> callbacks) and the supervisor (heartbeats,
-link-loss detection, reconnection with backoff, and a watch on the reader). Commands run on the
-caller's thread and wait for the reader to resolve their answer; they are resent when the answer is
-lost or damaged (``commands``). On reconnect a fresh deframer, sequence tracker and frame assembler
-start (the probe may restart its numbering); their counts are carried over so ``stats()`` stays
-cumulative, and frames already delivered are never touched.
+link-loss detection, reconnection with backoff, a watch on the reader). Commands run on the caller's
+thread, wait for the reader to resolve their answer and are resent when it is lost (``commands``).
+On reconnect a fresh deframer, sequence tracker and frame assembler start; their counts are carried
+over so ``stats()`` stays cumulative.
 
-Nothing fails silently. The transport owns its port's lifetime (a close from any thread is safe
-while the reader reads). The reader survives any exception: an unexpected one drops the connection,
-is counted (``reader_errors``) and logged, and the supervisor reconnects. Should the reader thread
-die all the same, the supervisor restarts it (``reader_restarts``); past a budget of restarts, or if
-the supervisor itself dies, ``failure`` says why, the state is "failed", and the owner (the probe
-source) surfaces it instead of waiting for frames that cannot come.
+Nothing fails silently. The transport owns its port's lifetime (closing it from any thread is safe
+during a read). The reader survives any exception: it drops the connection, counts it
+(``reader_errors``) and logs it, and the supervisor reconnects. A reader thread that dies anyway is
+restarted (``reader_restarts``); past a budget of restarts, or with the supervisor gone, ``failed``
+says why, the state is "failed", and the owner (the probe source) stops instead of waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -36,7 +34,7 @@ from firmware_bridge.commands import (
     backoff_delay,
 )
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, DeframeError, Deframer, ProtocolError, SequenceTracker
-from firmware_bridge.link_stats import nest, rx_counts
+from firmware_bridge.link_stats import nest, retire, rx_counts
 from firmware_bridge.messages import Ack, Capabilities, FrameChunk, Heartbeat, Message, Nack, Status
 from firmware_bridge.reassembly import AssembledFrame, FrameAssembler
 from firmware_bridge.transport import LinkDownError, LinkError, Transport, open_transport
@@ -189,12 +187,6 @@ class ProbeLink(Commands):
                 self._c["bytes_out"] += len(data)
                 self._c["packets_out"] += 1
 
-    def _nudge_pending(self) -> None:
-        with self._lock:
-            waiting = list(self._pending.values()) + ([self._hello[1]] if self._hello else [])
-        for p in waiting:
-            p.nudge()
-
     # ----------------------------------------------------------------------------- reader
 
     def _read_loop(self) -> None:
@@ -300,11 +292,9 @@ class ProbeLink(Commands):
         if now - self._last_rx > self.link_loss_s:
             self._link_lost(transport, f"no data from the probe for {self.link_loss_s} s")
         elif now - self._last_tx >= self.heartbeat_s:
-            try:
+            with contextlib.suppress(LinkDownError):  # _send already reported the loss
                 self._send(Heartbeat())
                 self._count("heartbeats_out")
-            except LinkDownError:
-                pass  # _send already reported the loss
 
     def _watch_reader(self) -> None:
         """Restart a dead reader thread; past the restart budget, fail the link."""
@@ -380,13 +370,6 @@ class ProbeLink(Commands):
         if self._detach(transport, LinkDownError(f"link lost: {detail}")) and self.state == "connected":
             self._set_state("disconnected", detail)
 
-    def _fail_pending(self, exc: Exception) -> None:
-        pending = list(self._pending.values()) + ([self._hello[1]] if self._hello else [])
-        self._pending.clear()
-        self._hello = None
-        for p in pending:
-            p.resolve(exc)
-
     def _set_state(self, state: str, detail: str) -> None:
         self.state = state
         if self._on_event is not None:
@@ -399,19 +382,11 @@ class ProbeLink(Commands):
         with self._lock:
             self._c[key] += 1
 
-    # ----------------------------------------------------------------------------- counters
-
     def _new_rx_state(self) -> None:
         self._deframer, self._rx_seq, self._assembler = Deframer(), SequenceTracker(), FrameAssembler()
 
     def _retire_rx_state(self) -> None:
-        asm = self._assembler
-        before = asm.dropped["timeout"]
-        asm.expire(math.inf)  # a frame in flight at the pull is lost: count it as such
-        lost = asm.dropped["timeout"] - before
-        asm.dropped["timeout"] -= lost
-        self._carried["frames_dropped.link_lost"] += lost
-        self._carried.update(rx_counts(self._deframer, self._rx_seq, self._assembler))
+        self._carried.update(retire(self._deframer, self._rx_seq, self._assembler))
 
     def _flat(self) -> Counter[str]:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -40,6 +41,17 @@ def rx_counts(d: Deframer, s: SequenceTracker, a: FrameAssembler) -> Counter[str
     c.update({f"decode_errors.{k}": v for k, v in d.errors.items()})
     c.update({f"frames_dropped.{k}": v for k, v in a.dropped.items()})
     c.update({f"chunks_rejected.{k}": v for k, v in a.rejected.items()})
+    return c
+
+
+def retire(d: Deframer, s: SequenceTracker, a: FrameAssembler) -> Counter[str]:
+    """The counts to carry over when a connection's receive state is replaced (reconnect)."""
+    before = a.dropped["timeout"]
+    a.expire(math.inf)  # a frame in flight at the pull is lost: count it as such
+    lost = a.dropped["timeout"] - before
+    a.dropped["timeout"] -= lost
+    c = rx_counts(d, s, a)
+    c["frames_dropped.link_lost"] += lost
     return c
 
 
