@@ -15,11 +15,12 @@ few seconds (``--every MIN MAX``) one fault, drawn at random, hits the link:
 
 Faults do not overlap (a stall or pull is over before the next wait starts). After ``--seconds`` the
 link is left alone for ``--settle`` seconds, then the runtime gets SIGTERM and the checks run: exit
-status 0; the report says ``exit: stopped`` with no error and no source errors; no thread lost (the
-link's reader never died or errored, no traceback, "did not stop" or dead thread in the log); the
-outbox passes ``PRAGMA integrity_check`` and every payload is JSON valid against
-docs/result.schema.json; the results file parses line by line; and the link was right at the end
-(report: connected; results kept and frames delivered in the last seconds before SIGTERM).
+status 0; the report says ``exit: stopped`` with no error, failure or source errors; no thread lost
+(the link's reader never died or errored, the watchdog saw no stage stuck, no stage stopped, and no
+traceback, "did not stop" or dead thread in the log); the outbox passes ``PRAGMA integrity_check``
+and every payload is JSON valid against docs/result.schema.json; the results file parses line by
+line; and the link was right at the end (report: connected; results kept and frames delivered in
+the last seconds before SIGTERM).
 
 Prints the counts (faults per kind, frames, reconnects, results kept) and the checks as JSON; exit
 status 0 when every check passed, 1 otherwise. Needs the test set (jsonschema).
@@ -281,6 +282,9 @@ def _checks(
         )
     }
     out["link"]["decode_errors"] = sum((link.get("decode_errors") or {}).values())
+    stages = report.get("health", {}).get("stages", {})
+    out["watchdog_stuck"] = report.get("watchdog", {}).get("stuck")
+    out["stages_stopped"] = {name: st.get("stopped") for name, st in stages.items() if st.get("stopped")}
     out["disconnects"] = extra.get("disconnects")
     out["reconnects"] = link.get("reconnects")
     kept: dict[str, Any] = _outbox_checks(outbox) if outbox.exists() else {}
@@ -301,9 +305,15 @@ def _checks(
         "runtime_started_streaming": started,
         "runtime_alive_until_sigterm": alive_at_end,
         "exit_code_0": rc == 0,
-        "report_exit_stopped": report.get("exit") == "stopped" and report.get("error") is None,
+        "report_exit_stopped": report.get("exit") == "stopped"
+        and report.get("error") is None
+        and report.get("failure") is None,
         "no_source_errors": counters.get("source_errors") == 0,
-        "no_thread_lost": not bad and not link.get("reader_restarts") and not link.get("reader_errors"),
+        "no_thread_lost": not bad
+        and not link.get("reader_restarts")
+        and not link.get("reader_errors")
+        and not report.get("watchdog", {}).get("stuck")
+        and all(st.get("stopped") is None for st in stages.values()),
         "outbox_integrity_ok": kept.get("integrity") == ["ok"],
         "every_kept_result_valid": bool(kept) and kept.get("invalid") == 0 and kept.get("kept", 0) > 0,
         "outbox_holds_every_stored_result": kept.get("kept")
