@@ -12,13 +12,17 @@ that source in the test fold measures less than a new hospital will see. Hence:
     b_line_label(record) -> int | None   labels.csv ``B-lines``: 1, 0, or None when blank (unknown)
     leave_one_source_out(records, key=source_of) -> list[Fold]
     grouped_kfold(records, k, key=patient_of, seed=0, stratify=None) -> list[Fold]
-    evaluate_grouped(folds, fit_and_score, label_of, rule="youden", ...) -> GroupedReport
-        ``fit_and_score(fold) -> FoldScores``: train on ``fold.train`` only and return the scores of the
-        training clips and of the test clips, keyed by ``record.file``. This module, not the caller, fixes
-        each fold's threshold from the training scores (``fix_threshold``) and applies it unchanged to the
-        test scores; training scores of a clip outside ``fold.train`` are refused. ``threshold_from`` says
-        which training scores they are (the clips' own in-sample scores, or out-of-fold scores from a split
-        inside the training sources, which are less optimistic), and the report quotes it.
+    Fold(name, train, test, scheme, held_out)   records as tuples; ``held_out`` never straddles them
+    evaluate_grouped(folds, fit_and_score, label_of, rule="youden", threshold_from="the in-sample scores",
+                     group_of=source_of, n_boot=2000, seed=0, min_groups=10) -> GroupedReport
+        ``fit_and_score(fold) -> FoldScores(train={file: score}, test={file: score})``: train on
+        ``fold.train`` only and score its training clips and its test clips. This module, not the
+        caller, fixes each fold's threshold from the training scores (``fix_threshold``) and applies it
+        unchanged to the test scores; training scores of a clip outside ``fold.train`` are refused.
+        ``threshold_from`` says which training scores they are (the clips' own in-sample scores, or
+        out-of-fold scores from a split inside the training sources, less optimistic); the card quotes it.
+    out_of_fold_scores(records, fit_and_score, key=source_of) -> dict[str, float]
+        scores of ``fold.train`` from inner leave-one-source-out models, for ``threshold_from``
     GroupedReport.markdown() / .to_dict() / .to_json()
     source_table(records, label_of) -> str   the data set's sources as a markdown table
 
@@ -171,6 +175,25 @@ class FoldScores:
 
     train: Mapping[str, float]
     test: Mapping[str, float]
+
+
+def out_of_fold_scores(
+    records: Sequence[ClipRecord],
+    fit_and_score: Callable[[Fold], FoldScores],
+    key: Callable[[ClipRecord], str] = source_of,
+) -> dict[str, float]:
+    """Each record's score from a model that never saw its source (leave-one-source-out inside
+    ``records``): training scores for a threshold without the optimism of in-sample scores. Use it
+    inside a fold's ``fit_and_score`` on ``fold.train`` and pass ``threshold_from="out-of-fold scores"``.
+    """
+    inner_folds = leave_one_source_out(records, key)
+    if len(inner_folds) < 2:
+        raise ValueError(f"out_of_fold_scores: needs records of 2 or more sources, got {len(inner_folds)}")
+    scores: dict[str, float] = {}
+    for inner in inner_folds:
+        result = fit_and_score(inner)
+        scores.update({r.file: float(result.test[r.file]) for r in inner.test})
+    return scores
 
 
 def _opt(v: float) -> float | None:

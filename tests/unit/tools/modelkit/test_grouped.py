@@ -18,6 +18,7 @@ from tools.modelkit.grouped import (
     evaluate_grouped,
     grouped_kfold,
     leave_one_source_out,
+    out_of_fold_scores,
     patient_of,
     source_of,
     source_table,
@@ -199,3 +200,20 @@ def test_enough_sources_resample_sources() -> None:
     r = evaluate_grouped(leave_one_source_out(recs), scorer(), b_line_label, n_boot=200)
     assert r.auc_ci.unit == "source" and r.auc_ci.groups == 12 and "of whole **sources**." in r.markdown()
     assert not math.isnan(r.auc) and all(f.auc is not None for f in r.folds)
+
+
+def test_out_of_fold_training_scores_come_from_models_blind_to_the_clip_source() -> None:
+    recs = synthetic(4)
+    seen_by: dict[str, set[str]] = {}
+
+    def inner(fold: Fold) -> FoldScores:
+        trained_on = {source_of(r) for r in fold.train}
+        for r in fold.test:
+            seen_by[r.file] = trained_on
+        return FoldScores({}, {r.file: float(len(trained_on)) for r in fold.test})
+
+    scores = out_of_fold_scores(recs, inner)
+    assert set(scores) == {r.file for r in recs}
+    assert all(source_of(r) not in seen_by[r.file] for r in recs)
+    with pytest.raises(ValueError, match="2 or more sources"):
+        out_of_fold_scores([r for r in recs if source_of(r) == source_of(recs[0])], inner)
