@@ -110,9 +110,10 @@ def fix_threshold(
             raise ValueError(f"threshold rule {rule!r} needs a {name} training score; there is none")
     u = np.unique(s)
     cands = np.r_[u[0], (u[:-1] + u[1:]) / 2.0, np.nextafter(u[-1], math.inf)]
-    pos, neg = s[y == 1], s[y == 0]
-    sens = (pos[None, :] >= cands[:, None]).mean(axis=1) if len(pos) else np.zeros(len(cands))
-    spec = (neg[None, :] < cands[:, None]).mean(axis=1) if len(neg) else np.zeros(len(cands))
+    pos, neg = np.sort(s[y == 1]), np.sort(s[y == 0])
+    # share of positives at or above each candidate, of negatives below it (sorted: O(n log n))
+    sens = (len(pos) - np.searchsorted(pos, cands, "left")) / max(len(pos), 1)
+    spec = np.searchsorted(neg, cands, "left") / max(len(neg), 1)
     if m is None:
         return float(cands[int(np.argmax(sens + spec))])  # argmax takes the first, the lowest threshold
     x = float(m.group(2))

@@ -65,6 +65,16 @@ def test_youden_with_overlap_and_ties_goes_to_the_more_sensitive_threshold() -> 
     assert fix_threshold([0, 0, 0, 1, 1, 1], [0.1, 0.2, 0.6, 0.5, 0.7, 0.8]) == pytest.approx(0.35)
 
 
+def test_youden_reaches_the_best_j_of_any_cut() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        y = np.r_[0, 1, rng.integers(0, 2, 30)]
+        s = rng.integers(0, 8, len(y)) + y * rng.random(len(y)) * 3
+        best = max(sensitivity(y, s, c) + specificity(y, s, c) for c in np.r_[s, s.max() + 1])
+        t = fix_threshold(y, s)
+        assert sensitivity(y, s, t) + specificity(y, s, t) == pytest.approx(best)
+
+
 def test_sensitivity_and_specificity_rules() -> None:
     y, s = [0, 0, 0, 1, 1, 1], [0.1, 0.4, 0.6, 0.3, 0.7, 0.8]
     t = fix_threshold(y, s, "sensitivity>=1")
