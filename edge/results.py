@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from edge.frames import Frame, Modality
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: no_model, clip_scores (docs/sync.md: what v2 readers see)
 Precision = Literal["fp32", "fp16", "int8"]
 
 # Priority (set by the pipeline from the model manifests' ``urgent_labels``; the outbox sends the
@@ -303,6 +303,9 @@ class Result:
     # A still's identity when a replay shows it again (a looped still): the same
     # id is the same pixels. Kept on the device only (the keep policy); not in the wire message.
     content_id: str | None = None
+    # The chain has models but none for this frame's modality (an X-ray on an ultrasound chain):
+    # nothing analysed it, so an empty ``findings`` here says nothing about the image.
+    no_model: bool = False
 
     @property
     def needs_review(self) -> bool:
@@ -329,6 +332,7 @@ class Result:
             "findings": [f.to_dict(self.image_size, self.pixel_spacing_mm) for f in self.findings],
             "models": [m.to_dict() for m in self.models],
             "times": self.times.to_dict(),
+            "no_model": bool(self.no_model),
         }
 
 
@@ -349,6 +353,8 @@ def result_for(
     times: StageTimes,
     gated: bool = False,
     priority: int = 0,
+    *,
+    no_model: bool = False,
 ) -> Result:
     """The Result of one inferred frame, carrying what the frame knows of itself."""
     return Result(
@@ -366,4 +372,5 @@ def result_for(
         image_size=(frame.width, frame.height),
         pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
         content_id=frame.meta.get("content_id") if frame.meta.get("still") else None,
+        no_model=no_model,
     )

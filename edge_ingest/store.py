@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError
+from edge.sync.messages import MESSAGE_VERSIONS
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,18 @@ def parse_message(topic: str, payload: bytes) -> tuple[str, str, str, str]:
         message = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"payload on {topic} is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise ValueError(f"payload on {topic} is not a JSON object")
+    # Versions 2 and 3 are stored alike (v3 only adds fields); one this ingest does not know is
+    # refused rather than stored as something it may misread. Without a version: kept, as before.
+    version = message.get("schema_version")
+    if version is not None and (isinstance(version, bool) or version not in MESSAGE_VERSIONS):
+        known = ", ".join(map(str, MESSAGE_VERSIONS))
+        raise ValueError(
+            f"payload on {topic}: schema_version {version!r} is not one this ingest reads ({known})"
+        )
     key = "feedback_id" if kind == "feedback" else "result_id"
-    ident = message.get(key) if isinstance(message, dict) else None
+    ident = message.get(key)
     if not isinstance(ident, str) or not ident:
         raise ValueError(f"payload on {topic} has no string field {key!r}")
     return ident, kind, parts[1], parts[2]

@@ -1,6 +1,6 @@
 """Scrub a result (or feedback) message before it goes over MQTT: nothing from the patient may leave.
 
-Allow-list, not deny-list: the message is rebuilt field by field from the schema v2 layout
+Allow-list, not deny-list: the message is rebuilt field by field from the schema v3 layout
 (``docs/result.schema.json``); every kept value has a checked type or shape, ``source_id`` (a file path or
 URL that may name the patient, e.g. ``dicom:///data/DOE^JOHN/1.dcm``) becomes a keyed pseudonym, and any
 field the scrubber does not know is dropped, whatever it holds. Strings that are kept (model labels and
@@ -209,7 +209,7 @@ def _utc(v: Any, where: str) -> str:
 
 
 def scrub_payload(result: dict[str, Any], *, key: bytes) -> dict[str, Any]:
-    """A copy of ``result`` (a result or feedback message, schema v1/v2) that is safe to publish.
+    """A copy of ``result`` (a result or feedback message, schema v1 to v3) that is safe to publish.
 
     ``source_id`` becomes a keyed pseudonym, ``exam_pseudonym`` is kept only if it already is one (any
     other value is pseudonymised), unknown fields are dropped, and every kept value is type-checked.
@@ -250,6 +250,7 @@ _RESULT: dict[str, Callable[[Any, str], Any]] = {
     "findings": _list(_finding),
     "models": _list(_model),
     "times": _times,
+    "no_model": _bool,
     "device": _device,
     "exam_pseudonym": _keep,
     "thumbnail": _thumbnail,

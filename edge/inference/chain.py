@@ -8,19 +8,23 @@ directly. It owns:
 - gates: a gated model runs only when the quality verdict allows it (``GateConfig``);
 - ``every_n``: a model runs on one frame in n and its last output stands in for the others;
 - priority: from the manifests' urgent labels (:func:`edge.results.priority_for`);
+- modality: a model runs only on a frame whose modality its manifest names (ultrasound models
+  never see an X-ray), and a gated model only where its gate model runs too
+  (:meth:`ModelChain._routes`); a frame no model is for says so (``Result.no_model``) and is
+  counted by modality (``frames_without_model``);
 - the Result with its stage times, and the count of gated frames.
 
-Two seams are kept open for what comes next, each marked where it goes: modality routing (a
-model runs only on the modality its manifest names: ultrasound models never see an X-ray), in
-:meth:`ModelChain._routes`, and temporal state (a clip-level score that a flickering per-frame
-count cannot give), folded into the Result in :meth:`ModelChain.run` before it leaves the chain.
+Temporal state (a clip-level score that a flickering per-frame count cannot give) is folded into
+the Result in :meth:`ModelChain.run` before it leaves the chain.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edge.config import ModelConfig
 from edge.frames import Frame
@@ -68,6 +72,10 @@ class ModelChain:
         self.urgent = frozenset(lab for s in self.slots for lab in s.model.manifest.urgent_labels)
         self.models: tuple[ModelInfo, ...] = tuple(s.model.info for s in self.slots)
         self.gated_frames = 0  # frames on which a gate kept a model from running
+        # Frames of a modality no model of the chain is for (a chest X-ray on an ultrasound
+        # chain), by modality; and which models each modality seen was routed to (run report).
+        self.frames_without_model: Counter[str] = Counter()
+        self.routes: dict[str, tuple[ModelSlot, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -83,6 +91,14 @@ class ModelChain:
             if label in labels
         )
 
+    def report(self) -> dict[str, Any]:
+        """The chain's part of the run report: frames no model was for, and each modality's models.
+        Read once the inference thread has ended."""
+        return {
+            "frames_without_model": dict(sorted(self.frames_without_model.items())),
+            "routes": {m: [s.model.name for s in slots] for m, slots in sorted(self.routes.items())},
+        }
+
     def run(self, frame: Frame) -> ChainOutput:
         """Run the chain on ``frame``. A model's exception goes to the caller: the frame has no
         Result, and the runtime counts it (``every_n`` counts of the models before it stand)."""
@@ -92,7 +108,11 @@ class ModelChain:
         gated = False
         model_ns = 0
         t_model_start = t_model_end = 0
-        for slot in self._routes(frame):
+        routed = self._routes(frame)
+        no_model = bool(self.slots) and not routed
+        if no_model:
+            self.frames_without_model[frame.modality] += 1
+        for slot in routed:
             if not slot.gate_open(quality):
                 gated = True
                 continue
@@ -117,12 +137,24 @@ class ModelChain:
             t_result_ns=time.monotonic_ns(),
         )
         priority = priority_for(findings, self.urgent)
-        result = result_for(frame, quality, findings, self.models, times, gated, priority)
+        models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
+        result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
         # Temporal state goes here (next): a clip-level aggregate updated from this per-frame
         # Result and carried on it, so every consumer downstream sees the same clip score.
         return ChainOutput(result, model_ns)
 
     def _routes(self, frame: Frame) -> tuple[ModelSlot, ...]:
-        """The slots that run on ``frame``, in chain order. Every slot for now; modality routing
-        (a model runs only on the modality its manifest names) filters on ``frame.modality`` here."""
-        return self.slots
+        """The slots that run on ``frame``, in chain order: those whose manifest's ``modality``
+        names the frame's, less a gated model whose gate model is not for it (its gate would
+        never open: that is "not for this modality", not "gated"). Worked out once per modality."""
+        routes = self.routes.get(frame.modality)
+        if routes is None:
+            routes = tuple(s for s in self.slots if frame.modality in s.model.manifest.modality)
+            while True:  # a gate of a gate: drop until every gated model's gate model is kept
+                names = {s.model.name for s in routes}
+                kept = tuple(s for s in routes if s.config.gate is None or s.config.gate.model in names)
+                if len(kept) == len(routes):
+                    break
+                routes = kept
+            self.routes[frame.modality] = routes
+        return routes

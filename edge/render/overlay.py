@@ -103,6 +103,11 @@ def draw_quality_meter(
     return image
 
 
+def no_model_text(modality: str) -> str:
+    """The banner over a frame no model of the run is for (a chest X-ray on ultrasound models)."""
+    return f"no model for {modality}: shown without AI"
+
+
 def _dashed_rect(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color, m: Metrics) -> None:
     """A rectangle of dashes (a dash starts at each corner), drawn as numpy slice fills.
 
@@ -310,7 +315,8 @@ def compose(
     ``frame_image`` (uint8 HxW, HxWx1, HxWx3 BGR or HxWx4 BGRA) is never modified. ``out`` is a
     buffer reused across frames: pass back what this returned; a new one is allocated only when
     ``out`` is None or of another size. Findings are skipped for a ``gated`` result, and the meter
-    then says "detection paused".
+    then says "detection paused". A ``no_model`` result (no model is for the frame's modality) gets
+    a warning banner saying so, and neither meter nor counters.
     """
     if frame_image.dtype != np.uint8:
         raise ValueError(f"compose needs a uint8 frame image, got {frame_image.dtype}")
@@ -333,6 +339,12 @@ def compose(
     if banner is not None:
         draw_banner(out, banner[0], banner[1], style=style)
         top = m.banner_h
+    if result is not None and result.no_model:
+        # Nothing analysed this frame: say so, and draw no meter or count that could read as a verdict.
+        draw_banner(out, no_model_text(result.modality), "warning", top=top, style=style)
+        if hud is not None:
+            draw_hud(out, hud, style=style)
+        return out
     gated = result is not None and result.gated
     draw_quality_meter(
         out,
@@ -344,8 +356,13 @@ def compose(
     if counted:
         ran = set() if result is None or gated else {mi.name for mi in result.models}
         for label, model in counted:
-            draw_counters(out, result.findings if result is not None and model in ran else None, (label,),
-                          top=top, style=style)
+            draw_counters(
+                out,
+                result.findings if result is not None and model in ran else None,
+                (label,),
+                top=top,
+                style=style,
+            )
             top += _counter_h(m)
     if hud is not None:
         draw_hud(out, hud, style=style)

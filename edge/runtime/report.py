@@ -164,6 +164,7 @@ def build_report(
             for s in slots
         ],
         "counters": c.as_dict(),
+        "chain": pipeline.chain.report(),
         "elapsed_s": round(elapsed, 3),
         "model_load_s": round(load_s, 3),
         "fps": {

@@ -1,9 +1,14 @@
-"""Wire messages, schema v2 (``docs/result-schema.md``, ``docs/result.schema.json``).
+"""Wire messages, schema v3 (``docs/result-schema.md``, ``docs/result.schema.json``).
 
 :func:`result_message` wraps ``Result.to_dict()`` with who sent it (device id, site), the exam
 pseudonym and an optional thumbnail; :func:`feedback_message` is the operator's confirm / reject of
 a result. Both carry ``kind`` ("result" | "feedback") and ``schema_version``. The outbox keeps these
 messages and the uplink publishes them; the ingest reads them.
+
+Version 3 adds to a result ``no_model`` (no model was for the frame's modality) and ``clip_scores``
+(the clip-level score over the last seconds at one probe position); nothing else changed, so a v2
+reader that ignores fields it does not know reads v3 right, and a v3 reader takes a v2 message as one
+without them (``MESSAGE_VERSIONS``; docs/sync.md, "Message versions").
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edge.results import SCHEMA_VERSION, Result, iso_utc, new_result_id
+
+# The versions a reader of this code understands; the outbox may still hold v2 messages from
+# before an upgrade, and they are sent as they are.
+MESSAGE_VERSIONS: tuple[int, ...] = (2, SCHEMA_VERSION)
 
 Verdict = Literal["confirm", "reject"]
 VERDICTS: tuple[str, ...] = ("confirm", "reject")

@@ -141,7 +141,13 @@ class OutboxRecorder:
 
     def __call__(self, frame: Frame | None, result: Result) -> None:
         """A result handler: ``frame`` is the one ``result`` describes (None when the runtime let it
-        go because handlers fell behind: the result is kept, without a thumbnail)."""
+        go because handlers fell behind: the result is kept, without a thumbnail).
+
+        A result no model made (``no_model``: none is for the frame's modality) is not put: it says
+        nothing about the image, and an empty finding list in the outbox would read as a negative."""
+        if result.no_model:
+            self.outcomes["no_model"] += 1
+            return
         if not self.keep.keep(result):
             self.outcomes["unchanged"] += 1
             return

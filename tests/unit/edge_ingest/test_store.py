@@ -67,3 +67,31 @@ def test_add_batch_names_what_receipts_may_confirm(tmp_path: Path) -> None:
     assert (new, dup, bad) == (1, 1, 1)
     assert held == [("s1", "d1", "r1"), ("s1", "d2", "f1")]
     store.close()
+
+
+def _v3_and_v2() -> tuple[dict[str, object], dict[str, object]]:
+    """A result message as the runtime sends it now (v3), and the same as a v2 device sent it."""
+    from edge.sync.messages import Device, result_message
+    from tests.support.results import make_result
+
+    v3 = json.loads(json.dumps(result_message(make_result(), Device("edge-a1"))))
+    v2 = {k: v for k, v in v3.items() if k not in ("no_model", "clip_scores")}
+    return v3, {**v2, "schema_version": 2, "result_id": v3["result_id"][:-1] + "0"}
+
+
+def test_old_and_new_message_versions_are_both_stored_and_unknown_ones_refused(tmp_path: Path) -> None:
+    v3, v2 = _v3_and_v2()
+    assert v3["schema_version"] == 3 and "no_model" in v3 and "no_model" not in v2
+    t = "scanners/s1/d1/results"
+    payloads = [json.dumps(m).encode() for m in (v2, v3)]
+    assert parse_message(t, payloads[0])[0] == v2["result_id"]
+    store = IngestStore(tmp_path / "ingest.db")
+    future = json.dumps({**v3, "schema_version": 4, "result_id": "r4"}).encode()
+    assert store.add("a", [(t, payloads[0]), (t, payloads[1]), (t, future)]) == (2, 0, 1)
+    with pytest.raises(ValueError, match="schema_version 4 is not one this ingest reads"):
+        parse_message(t, future)
+    with pytest.raises(ValueError, match="schema_version True"):
+        parse_message(t, _msg(result_id="r5", schema_version=True))
+    stored = dict(sqlite3.connect(tmp_path / "ingest.db").execute("SELECT id, payload FROM messages"))
+    assert stored == {v2["result_id"]: payloads[0], v3["result_id"]: payloads[1]}, "kept byte for byte"
+    store.close()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.config import GateConfig, ModelConfig
-from edge.frames import Frame, Geometry
+from edge.frames import Frame, Geometry, Modality
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import ModelOutput
 from edge.results import PRIORITY_FINDING, PRIORITY_NONE, PRIORITY_URGENT, Box, Finding, ModelInfo, Quality
@@ -19,6 +19,7 @@ from edge.results import PRIORITY_FINDING, PRIORITY_NONE, PRIORITY_URGENT, Box, 
 class Manifest:
     labels: tuple[str, ...] = ()
     urgent_labels: tuple[str, ...] = ()
+    modality: tuple[str, ...] = ("US",)
 
 
 @dataclass
@@ -46,9 +47,11 @@ class Fake:
         return ModelOutput(q, self.findings, t0, t0 + 1_000_000)  # 1 ms in the model
 
 
-def frame(seq: int) -> Frame:
+def frame(seq: int, modality: Modality = "US") -> Frame:
     img = np.full((40, 60, 3), seq % 256, np.uint8)
-    return Frame(img, seq, time.monotonic_ns(), "fake", geometry=Geometry(pixel_spacing_mm=(0.5, 0.5)))
+    return Frame(
+        img, seq, time.monotonic_ns(), "fake", modality, geometry=Geometry(pixel_spacing_mm=(0.5, 0.5))
+    )
 
 
 def slot(model: Fake, **cfg: object) -> ModelSlot:
@@ -164,3 +167,47 @@ def test_a_models_failure_reaches_the_caller() -> None:
         chain.run(frame(0))
     bad.fail = False
     assert chain.run(frame(1)).result.quality is not None
+
+
+def test_a_model_runs_only_on_its_modality() -> None:
+    qa = Fake("qa", quality="ok")
+    det = Fake("det", task="detection", findings=(b_line(),))
+    xray = Fake("xray", findings=(Finding("nodule", 0.9),), manifest=Manifest(modality=("DX", "CR")))
+    chain = ModelChain([slot(qa), slot(det, gate=GateConfig(model="qa")), slot(xray)])
+    us = chain.run(frame(0)).result
+    assert [m.name for m in us.models] == ["qa", "det"] and not us.no_model
+    assert us.findings == (b_line(),)
+    dx = chain.run(frame(1, "DX")).result
+    assert qa.calls == [0] and det.calls == [0] and xray.calls == [1], "no US model saw the X-ray"
+    assert [m.name for m in dx.models] == ["xray"] and not dx.no_model and not dx.gated
+    assert dx.quality is None and [f.label for f in dx.findings] == ["nodule"]
+    assert chain.frames_without_model == {}
+    assert chain.report()["routes"] == {"DX": ["xray"], "US": ["qa", "det"]}
+
+
+def test_a_frame_no_model_is_for_says_so_and_is_counted() -> None:
+    qa = Fake("qa", quality="gain_high")  # what the US quality model said of a chest X-ray
+    det = Fake("det", task="detection", findings=(b_line(),))
+    chain = ModelChain([slot(qa), slot(det, gate=GateConfig(model="qa"))])
+    for i, modality in enumerate(("CR", "DX", "OT", "CR")):
+        r = chain.run(frame(i, modality)).result
+        assert r.no_model and r.models == () and r.findings == () and r.quality is None
+        assert not r.gated and r.priority == PRIORITY_NONE and r.modality == modality
+    assert qa.calls == [] and det.calls == []
+    assert chain.frames_without_model == {"CR": 2, "DX": 1, "OT": 1} and chain.gated_frames == 0
+    assert chain.report()["frames_without_model"] == {"CR": 2, "DX": 1, "OT": 1}
+    assert not ModelChain([]).run(frame(0, "DX")).result.no_model, "a run without models is not flagged"
+
+
+def test_a_gated_model_does_not_run_where_its_gate_model_is_not_for_the_modality() -> None:
+    qa = Fake("qa", quality="ok")  # US only
+    det = Fake("det", task="detection", findings=(b_line(),), manifest=Manifest(modality=("US", "DX")))
+    after = Fake("after", manifest=Manifest(modality=("US", "DX")))  # gated on det: a gate of a gate
+    chain = ModelChain(
+        [slot(qa), slot(det, gate=GateConfig(model="qa")), slot(after, gate=GateConfig(model="det"))]
+    )
+    r = chain.run(frame(0, "DX")).result
+    assert det.calls == [] and after.calls == [] and r.no_model
+    assert not r.gated and chain.gated_frames == 0, "not for this modality is not 'gated'"
+    chain.run(frame(1))
+    assert det.calls == [1]

@@ -17,6 +17,7 @@ from edge.render.overlay import (
     draw_findings,
     draw_hud,
     draw_quality_meter,
+    no_model_text,
     quality_words,
 )
 from edge.results import Box, Finding, Quality, Result, StageTimes, new_result_id
@@ -344,3 +345,18 @@ def test_compose_counts_only_when_the_detector_is_in_the_result() -> None:
     top_right = (slice(0, 60), slice(160, 256))
     assert not np.array_equal(a[top_right], b[top_right]), "a result without the detector shows '--'"
     assert changed(c[top_right]).sum() < changed(a[top_right]).sum(), "no counters unless asked"
+
+
+def test_a_frame_no_model_is_for_gets_a_banner_and_no_verdict() -> None:
+    dx = Result(new_result_id(), 1, 0.0, "test", "DX", None, (), (), StageTimes(0, 0, 0, 0, 0),
+                no_model=True)  # fmt: skip
+    out = compose(blank(), dx, HudState(30.0, 0.0), counted=(("b_line", "lung-detector"),))
+    warning = np.array(next(f for lv, f, _ in DEFAULT_STYLE.banner_colors if lv == "warning"))
+    is_warning = np.abs(out.astype(int) - warning).sum(axis=2) < 30
+    banner_rows = np.nonzero(is_warning.mean(axis=1) > 0.5)[0]
+    assert banner_rows.size > 10 and banner_rows.min() == 0, "a full-width banner at the top"
+    below = slice(banner_rows.max() + 1, 200)
+    assert not changed(out[below]).any(), "no quality meter, no counter under it"
+    plain = compose(blank(), make_result(), None, counted=(("b_line", "lung-detector"),))
+    assert not (np.abs(plain.astype(int) - warning).sum(axis=2) < 30).any(), "no banner where a model ran"
+    assert no_model_text("DX") == "no model for DX: shown without AI"

@@ -78,6 +78,7 @@ class FakeModel:
 
         class _M:
             urgent_labels: tuple[str, ...] = ()
+            modality: tuple[str, ...] = ("US",)
 
         self.manifest = _M()
 

@@ -19,7 +19,7 @@ def test_result_message_wraps_the_result() -> None:
     r = make_result(priority=PRIORITY_URGENT)
     thumb = Thumbnail(b"\xff\xd8jpeg", 64, 48)
     m = result_message(r, Device("edge-a1", "ward 3"), exam_pseudonym="exam-1", thumbnail=thumb)
-    assert m["kind"] == "result" and m["schema_version"] == 2
+    assert m["kind"] == "result" and m["schema_version"] == 3
     assert m["device"] == {"id": "edge-a1", "site": "ward 3"} and m["exam_pseudonym"] == "exam-1"
     t = m["thumbnail"]
     assert t["mime"] == "image/jpeg" and (t["width"], t["height"]) == (64, 48)

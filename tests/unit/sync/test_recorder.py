@@ -231,7 +231,6 @@ def test_a_new_device_key_is_said_loudly_with_its_path(
     assert "new device key" not in caplog.text
 
 
-
 def _verdict(
     wall: float, quality: str = "diagnostic", labels: tuple[str, ...] = (), priority: int = 0
 ) -> Result:
@@ -351,3 +350,15 @@ def test_a_run_hands_the_recorder_each_results_own_frame_for_its_thumbnail(tmp_p
         h, w = img.shape
         scan = np.median(img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4])
         assert round((scan - 20) / 25) == m["frame_seq"], "the thumbnail shows the result's own frame"
+
+
+def test_a_result_no_model_made_is_not_put_but_counted(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "ob.sqlite3") as outbox:
+        rec = OutboxRecorder(outbox, Device("edge-x"))
+        xray = Result(new_result_id(), 0, time.time(), "dicom:///cxr.dcm", "DX", None, (), (),
+                      StageTimes(0, 1, 2, 3, 4), no_model=True)  # fmt: skip
+        rec(_frame(), xray)
+        rec(_frame(1), _result(seq=1))
+        items = outbox.claim(10)
+    assert rec.outcomes == {"no_model": 1, "stored": 1}, "an empty finding list would read as a negative"
+    assert [json.loads(i.payload)["frame_seq"] for i in items] == [1]

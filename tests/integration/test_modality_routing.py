@@ -1,0 +1,82 @@
+"""`edge run` on real DICOM of several modalities: ultrasound models run on ultrasound frames only.
+
+A chest radiograph used to show "gain too high 73%" from the ultrasound quality model and a CT slice
+B-lines, with findings sent to the outbox. Now such frames run no model, carry ``no_model``, are
+shown under a banner, counted in the run report, and kept out of the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config import Config
+from edge.inference.chain import ModelChain
+from edge.render.style import DEFAULT_STYLE
+from edge.runtime.app import load_models
+from edge.sources import open_source
+from tests.support.dicom import installed_dicom
+from tests.support.paths import run_edge
+
+
+def _banner_rows(image: np.ndarray) -> int:
+    """Rows from the top that are mostly the warning banner's fill."""
+    fill = np.array(next(f for lv, f, _ in DEFAULT_STYLE.banner_colors if lv == "warning"))
+    is_fill = (np.abs(image.astype(int) - fill).sum(axis=2) < 40).mean(axis=1) > 0.5
+    return int(np.argmin(is_fill)) if not is_fill.all() else len(is_fill)
+
+
+def test_a_folder_of_us_cr_and_ct_runs_the_ultrasound_models_on_the_ultrasound_frame_only(
+    tmp_path: Path,
+) -> None:
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    # Name order is replay order: the ultrasound frame, a chest-room radiograph (CR), a CT slice.
+    shutil.copy(installed_dicom("US1_UNCR.dcm"), exam / "a_us.dcm")
+    shutil.copy(installed_dicom("RG3_UNCR.dcm"), exam / "b_cr.dcm")
+    shutil.copy(installed_dicom("CT_small.dcm"), exam / "c_ct.dcm")
+    out = run_edge("run", "--headless", "--source", f"dicom://{exam}", "--report", "r.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["exit"] == "completed" and report["counters"]["results"] == 3
+    lines = (tmp_path / report["outputs"]["results"]).read_text().splitlines()
+    results = [json.loads(line) for line in lines]
+    by_modality = {r["modality"]: r for r in results}
+    assert set(by_modality) == {"US", "CR", "OT"}  # CT is "OT" to the runtime
+    us = by_modality["US"]
+    assert not us["no_model"] and us["models"][0]["name"] == "us-quality"
+    assert us["quality"] is not None
+    for modality in ("CR", "OT"):
+        r = by_modality[modality]
+        assert r["no_model"] and r["models"] == [], f"an ultrasound model ran on the {modality} frame"
+        assert r["quality"] is None and r["findings"] == [] and not r["gated"] and r["priority"] == 0
+    assert report["chain"]["frames_without_model"] == {"CR": 1, "OT": 1}
+    assert report["chain"]["routes"]["CR"] == [] and report["chain"]["routes"]["US"][0] == "us-quality"
+    assert report["outbox"]["puts"]["no_model"] == 2, "nothing no model made goes to the outbox"
+    assert report["outbox"]["queued"] == report["outbox"]["puts"]["stored"] == 1
+    cap = cv2.VideoCapture(str(tmp_path / report["outputs"]["video"]))
+    frames = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    banners = [_banner_rows(f) for f in frames]
+    assert banners[0] == 0, "the ultrasound frame has no banner"
+    assert min(banners[1:]) >= 8, f"the CR and CT frames are shown under a banner: rows {banners}"
+
+
+def test_the_bundled_models_never_see_a_ct_slice_through_the_chain() -> None:
+    chain = ModelChain(load_models(Config()))
+    assert all(s.model.manifest.modality == ("US",) for s in chain.slots)
+    src = open_source(f"dicom://{installed_dicom('CT_small.dcm')}")
+    src.open()
+    try:
+        frame = src.read(5.0)
+    finally:
+        src.close()
+    assert frame is not None and frame.modality == "OT"
+    runs = [s.runs for s in chain.slots]
+    r = chain.run(frame).result
+    assert r.no_model and r.models == () and r.findings == () and r.quality is None
+    assert [s.runs for s in chain.slots] == runs and chain.frames_without_model == {"OT": 1}
