@@ -120,6 +120,22 @@ class ModelConfig(_Section):
     gate: GateConfig | None = None
 
 
+class TemporalConfig(_Section):
+    """Clip-level scores (``edge.inference.temporal``): per label, the mean confident count per frame
+    over the last ``window_s`` at one probe position; ``pattern_at``: the score that flags a pattern
+    (B-pattern: 3 or more B-lines in one view); reset on a ``reset_on`` quality label, a gate closed
+    over ``gate_closed_s``, a gap over ``max_gap_s``, or a scene change over ``scene_change``."""
+
+    labels: tuple[str, ...] = ("b_line",)  # scored where a detection model of the chain reports them
+    window_s: float = Field(3.0, gt=0, le=60)
+    min_window_s: float = Field(1.0, ge=0, le=60)  # shorter: shown as settling, no flag
+    pattern_at: dict[str, float] = Field(default_factory=lambda: {"b_line": 3.0})
+    reset_on: tuple[str, ...] = ("no_contact",)
+    gate_closed_s: float = Field(0.5, ge=0, le=60)
+    max_gap_s: float = Field(1.0, gt=0, le=60)
+    scene_change: float = Field(0.1, gt=0, le=2)  # 1 - correlation of 32x32 thumbnails, frame to frame
+
+
 class InferenceConfig(_Section):
     providers: tuple[str, ...] = ("auto",)  # ORT execution providers, in preference order
     # ORT intra-op threads. 1 by default: the frame models are small, and on a 2-6 core box the
@@ -279,6 +295,7 @@ class Config(_Section):
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     display: DisplayConfig = Field(default_factory=DisplayConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     log: LogConfig = Field(default_factory=LogConfig)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from edge.clip_score import ClipScore
 from edge.frames import Frame, Modality
 
 SCHEMA_VERSION = 3  # 3: no_model, clip_scores (docs/sync.md: what v2 readers see)
@@ -306,13 +307,15 @@ class Result:
     # The chain has models but none for this frame's modality (an X-ray on an ultrasound chain):
     # nothing analysed it, so an empty ``findings`` here says nothing about the image.
     no_model: bool = False
+    # Each counted label over the last seconds at this probe position (edge.inference.temporal).
+    clip_scores: tuple[ClipScore, ...] = ()
 
     @property
     def needs_review(self) -> bool:
         return any(f.needs_review for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The result's own fields (schema v2 without the envelope that :func:`result_message` adds)."""
+        """The result's own fields (schema v3 without the envelope that :func:`result_message` adds)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "result",
@@ -333,6 +336,7 @@ class Result:
             "models": [m.to_dict() for m in self.models],
             "times": self.times.to_dict(),
             "no_model": bool(self.no_model),
+            "clip_scores": [c.to_dict() for c in self.clip_scores],
         }
 
 

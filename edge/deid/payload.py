@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from edge.clip_score import RESET_REASONS
 from edge.deid.errors import DeidError
 from edge.deid.keys import exam_pseudonym, pseudonym
 
@@ -181,6 +182,21 @@ def _times(v: Any, where: str) -> dict[str, Any]:
     return _object(fields, v, where)
 
 
+def _clip_score(v: Any, where: str) -> dict[str, Any]:
+    fields = {
+        "label": _token,
+        "mean": _num,
+        "shown": _num,
+        "frames": _int,
+        "span_s": _num,
+        "window_s": _num,
+        "ready": _bool,
+        "pattern": _bool,
+        "reset": _one_of(RESET_REASONS),
+    }
+    return _object(fields, v, where)
+
+
 def _device(v: Any, where: str) -> dict[str, Any]:
     def site(x: Any, w: str) -> str | None:
         return None if x is None else _token(x, w)
@@ -251,6 +267,7 @@ _RESULT: dict[str, Callable[[Any, str], Any]] = {
     "models": _list(_model),
     "times": _times,
     "no_model": _bool,
+    "clip_scores": _list(_clip_score),
     "device": _device,
     "exam_pseudonym": _keep,
     "thumbnail": _thumbnail,

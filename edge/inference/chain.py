@@ -14,21 +14,24 @@ directly. It owns:
   counted by modality (``frames_without_model``);
 - the Result with its stage times, and the count of gated frames.
 
-Temporal state (a clip-level score that a flickering per-frame count cannot give) is folded into
-the Result in :meth:`ModelChain.run` before it leaves the chain.
+- temporal state: a clip-level score per counted label (``[temporal]``, :mod:`edge.inference.temporal`),
+  which a flickering per-frame count cannot give, folded into the Result before it leaves the
+  chain, so every consumer downstream sees the same clip score.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge.config import ModelConfig
+from edge.config import ModelConfig, TemporalConfig
 from edge.frames import Frame
 from edge.inference.base import ModelOutput, RunnableModel
+from edge.inference.temporal import ClipTracker
 from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priority_for, result_for
 
 
@@ -63,7 +66,7 @@ class ChainOutput:
 class ModelChain:
     """The models of a run, called in order on each frame; see the module docstring."""
 
-    def __init__(self, slots: Sequence[ModelSlot]) -> None:
+    def __init__(self, slots: Sequence[ModelSlot], temporal: TemporalConfig | None = None) -> None:
         gates = {s.config.gate.model for s in slots if s.config.gate}
         # Stable sort: gating models first, otherwise the configured order.
         self.slots: tuple[ModelSlot, ...] = tuple(
@@ -76,6 +79,8 @@ class ModelChain:
         # chain), by modality; and which models each modality seen was routed to (run report).
         self.frames_without_model: Counter[str] = Counter()
         self.routes: dict[str, tuple[ModelSlot, ...]] = {}
+        temporal = temporal or TemporalConfig()
+        self.clips = ClipTracker(temporal, self.counted(temporal.labels))
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -97,6 +102,7 @@ class ModelChain:
         return {
             "frames_without_model": dict(sorted(self.frames_without_model.items())),
             "routes": {m: [s.model.name for s in slots] for m, slots in sorted(self.routes.items())},
+            "clip_scores": self.clips.report(),
         }
 
     def run(self, frame: Frame) -> ChainOutput:
@@ -106,6 +112,7 @@ class ModelChain:
         quality: Quality | None = None
         findings: list[Finding] = []
         gated = False
+        ran: list[str] = []
         model_ns = 0
         t_model_start = t_model_end = 0
         routed = self._routes(frame)
@@ -123,6 +130,7 @@ class ModelChain:
                 t_model_start = t_model_start or out.t_model_start_ns
                 t_model_end = out.t_model_end_ns
             slot.runs += 1
+            ran.append(slot.model.name)
             out = slot.last
             if out.quality is not None:
                 quality = out.quality
@@ -139,8 +147,10 @@ class ModelChain:
         priority = priority_for(findings, self.urgent)
         models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
         result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
-        # Temporal state goes here (next): a clip-level aggregate updated from this per-frame
-        # Result and carried on it, so every consumer downstream sees the same clip score.
+        clip_scores = self.clips.update(frame, result, ran)
+        if clip_scores:  # the Result's time includes the clip score's
+            done = dataclasses.replace(times, t_result_ns=time.monotonic_ns())
+            result = dataclasses.replace(result, clip_scores=clip_scores, times=done)
         return ChainOutput(result, model_ns)
 
     def _routes(self, frame: Frame) -> tuple[ModelSlot, ...]:

@@ -21,6 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from edge.render.counters import counter_height, draw_clip_counter, draw_counters
 from edge.render.style import (
     DEFAULT_STYLE,
     BannerLevel,
@@ -175,59 +176,6 @@ def draw_findings(
     return image
 
 
-def count_findings(findings: Iterable[Finding], label: str) -> tuple[int, int]:
-    """(confident, needs-review) findings of ``label``."""
-    sure = review = 0
-    for f in findings:
-        if f.label == label:
-            if f.needs_review:
-                review += 1
-            else:
-                sure += 1
-    return sure, review
-
-
-def draw_counters(
-    image: np.ndarray,
-    findings: Iterable[Finding] | None,
-    labels: Iterable[str],
-    *,
-    top: int = 0,
-    style: OverlayStyle = DEFAULT_STYLE,
-) -> np.ndarray:
-    """Draw "B-lines 3" badges in the top-right corner, one per counted label, stacked.
-
-    Uncertain (needs_review) findings are shown apart, "+1?", never added to the count. At or
-    above the style's alert count the badge turns amber. ``findings`` None (no verdict: the
-    detector has not run or was gated) shows "--".
-    """
-    m = check(image, style)
-    items = list(findings) if findings is not None else None
-    w = image.shape[1]
-    y = top + m.margin
-    known = {lab: (word, alert) for lab, word, alert in style.counters}
-    for label in labels:
-        word, alert = known.get(label, (label.replace("_", " "), 0))
-        if items is None:
-            text, color = f"{word} --", style.none_color
-        else:
-            sure, review = count_findings(items, label)
-            text = f"{word} {sure}" + (f" +{review}?" if review else "")
-            color = style.borderline_color if alert and sure >= alert else style.text_color
-        (tw, _), _ = cv2.getTextSize(text, style.font, m.big_scale, m.big_thick)
-        x1 = w - m.margin
-        x0 = max(x1 - tw - 2 * m.pad, 0)
-        backdrop(image, x0, y, x1, y + _counter_h(m) - m.pad, style)
-        put(image, text, x0 + m.pad, y + m.pad, color, m, style, big=True)
-        y += _counter_h(m)
-    return image
-
-
-def _counter_h(m: Metrics) -> int:
-    """Height of one counter badge and the gap under it."""
-    return m.big_h + m.big_base + 3 * m.pad
-
-
 def _hud_items(hud: HudState) -> list[str]:
     latency = "--" if hud.latency_ms is None else f"{hud.latency_ms:.0f} ms"
     return [
@@ -308,9 +256,11 @@ def compose(
 ) -> np.ndarray:
     """Copy ``frame_image`` into ``out`` and draw findings, quality meter, counters, HUD and banner.
 
-    ``counted`` holds (label, detection model name) pairs whose findings are counted per frame in
-    the top-right corner (the pipeline passes the labels its detectors have that the style counts,
-    e.g. B-lines); a count shows "--" unless that model is among the result's models.
+    ``counted`` holds (label, detection model name) pairs whose findings are counted in the
+    top-right corner (the pipeline passes the labels its detectors have that the style counts,
+    e.g. B-lines): the label's clip score where the result has one (a still number over the last
+    seconds, the frame's own count small under it), else the count per frame; a count shows "--"
+    unless that model is among the result's models.
 
     ``frame_image`` (uint8 HxW, HxWx1, HxWx3 BGR or HxWx4 BGRA) is never modified. ``out`` is a
     buffer reused across frames: pass back what this returned; a new one is allocated only when
@@ -353,17 +303,16 @@ def compose(
         note="detection paused" if gated else None,
         style=style,
     )
-    if counted:
-        ran = set() if result is None or gated else {mi.name for mi in result.models}
-        for label, model in counted:
-            draw_counters(
-                out,
-                result.findings if result is not None and model in ran else None,
-                (label,),
-                top=top,
-                style=style,
-            )
-            top += _counter_h(m)
+    ran = set() if result is None or gated else {mi.name for mi in result.models}
+    clips = {} if result is None else {c.label: c for c in result.clip_scores}
+    for label, model in counted:
+        findings = result.findings if result is not None and model in ran else None
+        clip = clips.get(label)
+        if clip is None:
+            draw_counters(out, findings, (label,), top=top, style=style)
+        else:
+            draw_clip_counter(out, clip, findings, top=top, style=style)
+        top += counter_height(m, clip is not None)
     if hud is not None:
         draw_hud(out, hud, style=style)
     return out

@@ -127,7 +127,7 @@ def _run(
         liveness = Health()
         pipeline = Pipeline(
             src,
-            ModelChain(slots),
+            ModelChain(slots, config.temporal),
             sinks,
             config.pipeline,
             result_handlers=handlers,

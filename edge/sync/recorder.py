@@ -1,4 +1,4 @@
-"""The outbox in a run: each Result goes in as a schema v2 message; the HUD and the report see it.
+"""The outbox in a run: each Result goes in as a schema v3 message; the HUD and the report see it.
 
 :class:`OutboxRecorder` is a pipeline result handler (called on the results-drain thread), so a
 put's fsync never holds up acquisition, inference or the display. It keeps the outbox's figures
@@ -39,8 +39,9 @@ class KeepPolicy:
     gigabyte an hour and a metered link's worth of messages, most saying what the previous one said.
 
     ``changes`` keeps a result when what it says changed (quality label, gating, the count of
-    confident findings per label), when an urgent finding is in it, and otherwise once every
-    ``heartbeat_s``; ``all`` keeps every result. Every result still goes to ``results.jsonl``.
+    confident findings per label, a clip score's pattern flag), when an urgent finding is in it,
+    and otherwise once every ``heartbeat_s``; ``all`` keeps every result. Every result still goes
+    to ``results.jsonl``.
     Under ``changes``, an image shown again (a looped still: the same ``content_id``) that says what
     it said when it was kept is not kept again, urgent or not: it is the same finding, not a new one.
     """
@@ -58,7 +59,8 @@ class KeepPolicy:
     def summary(result: Result) -> tuple[object, ...]:
         counts = Counter(f.label for f in result.findings if not f.needs_review)
         quality = None if result.quality is None else (result.quality.label, result.quality.ok)
-        return (quality, result.gated, tuple(sorted(counts.items())))
+        patterns = tuple(c.label for c in result.clip_scores if c.pattern)  # a B-pattern coming or going
+        return (quality, result.gated, tuple(sorted(counts.items())), patterns)
 
     def keep(self, result: Result) -> bool:
         if self.mode == "all":

@@ -127,3 +127,24 @@ def test_the_readme_example_loads_and_makes_nothing_outside_its_folder(tmp_path:
     read = [c.uplink.password_file, c.uplink.tls.ca, c.uplink.tls.cert, c.uplink.tls.key]
     assert all(p is not None and p.is_relative_to(tmp_path) for p in read)
     assert not c.output.dir.is_absolute()
+
+
+def test_the_temporal_section_has_defaults_and_named_errors(tmp_path: Path) -> None:
+    t = Config().temporal
+    assert (t.labels, t.window_s, t.pattern_at, t.reset_on, t.scene_change) == (
+        ("b_line",),
+        3.0,
+        {"b_line": 3.0},
+        ("no_contact",),
+        0.1,
+    )
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text('[temporal]\nlabels = ["b_line", "pleural_line"]\nwindow_s = 5\npattern_at = {}\n')
+    t = load_config(cfg).temporal
+    assert t.labels == ("b_line", "pleural_line") and t.window_s == 5.0 and t.pattern_at == {}
+    cfg.write_text("[temporal]\nwindow_s = 0\n")
+    with pytest.raises(ConfigError, match=r"temporal\.window_s"):
+        load_config(cfg)
+    cfg.write_text("[temporal]\nwindow = 3\n")
+    with pytest.raises(ConfigError, match=r"temporal\.window"):
+        load_config(cfg)

@@ -71,17 +71,20 @@ def test_add_batch_names_what_receipts_may_confirm(tmp_path: Path) -> None:
 
 def _v3_and_v2() -> tuple[dict[str, object], dict[str, object]]:
     """A result message as the runtime sends it now (v3), and the same as a v2 device sent it."""
+    from edge.clip_score import ClipScore
     from edge.sync.messages import Device, result_message
     from tests.support.results import make_result
 
-    v3 = json.loads(json.dumps(result_message(make_result(), Device("edge-a1"))))
+    clip = ClipScore("b_line", 2.4, 2.4, 44, 2.9, 3.0, True, False, "start")
+    v3 = json.loads(json.dumps(result_message(make_result(clip_scores=(clip,)), Device("edge-a1"))))
     v2 = {k: v for k, v in v3.items() if k not in ("no_model", "clip_scores")}
     return v3, {**v2, "schema_version": 2, "result_id": v3["result_id"][:-1] + "0"}
 
 
 def test_old_and_new_message_versions_are_both_stored_and_unknown_ones_refused(tmp_path: Path) -> None:
     v3, v2 = _v3_and_v2()
-    assert v3["schema_version"] == 3 and "no_model" in v3 and "no_model" not in v2
+    assert v3["schema_version"] == 3 and v3["clip_scores"][0]["shown"] == 2.4 and "no_model" in v3
+    assert "clip_scores" not in v2 and "no_model" not in v2
     t = "scanners/s1/d1/results"
     payloads = [json.dumps(m).encode() for m in (v2, v3)]
     assert parse_message(t, payloads[0])[0] == v2["result_id"]

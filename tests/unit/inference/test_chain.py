@@ -211,3 +211,28 @@ def test_a_gated_model_does_not_run_where_its_gate_model_is_not_for_the_modality
     assert not r.gated and chain.gated_frames == 0, "not for this modality is not 'gated'"
     chain.run(frame(1))
     assert det.calls == [1]
+
+
+def test_the_result_carries_the_clip_score_of_each_counted_label() -> None:
+    from edge.config import TemporalConfig
+
+    qa = Fake("qa", quality="ok")
+    det = Fake("det", task="detection", findings=(b_line(), b_line(), b_line(0.3, review=True)),
+               manifest=Manifest(labels=("b_line", "pleura")))  # fmt: skip
+    chain = ModelChain([slot(qa), slot(det, gate=GateConfig(model="qa"))], TemporalConfig(min_window_s=0.0))
+    t0 = time.monotonic_ns()
+    outs = []
+    for i in range(5):
+        f = frame(i)
+        outs.append(chain.run(Frame(f.image * 0 + 90, i, t0 + i * 66_000_000, "fake")).result)
+    clip = outs[-1].clip_scores
+    assert [c.label for c in clip] == ["b_line"] and clip[0].mean == 2.0 and clip[0].frames == 5
+    assert clip[0].ready and not clip[0].pattern and clip[0].reset == "start"
+    assert outs[-1].to_dict()["clip_scores"][0]["shown"] == 2.0
+    assert outs[-1].times.t_result_ns >= outs[-1].times.t_infer_start_ns
+    qa.quality = "no_contact"
+    lifted = chain.run(Frame(f.image * 0 + 90, 5, t0 + 5 * 66_000_000, "fake")).result
+    assert lifted.gated and lifted.clip_scores[0].reset == "no_contact" and lifted.clip_scores[0].frames == 0
+    assert chain.report()["clip_scores"]["resets"] == {"no_contact": 1}
+    plain = ModelChain([slot(Fake("qa2", quality="ok"))]).run(frame(0)).result
+    assert plain.clip_scores == () and plain.to_dict()["clip_scores"] == [], "no detector, no clip score"

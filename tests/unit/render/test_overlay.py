@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,9 +13,7 @@ from edge.render.overlay import (
     DEFAULT_STYLE,
     HudState,
     compose,
-    count_findings,
     draw_banner,
-    draw_counters,
     draw_findings,
     draw_hud,
     draw_quality_meter,
@@ -303,33 +303,6 @@ def b_lines(sure: int, review: int = 0) -> tuple[Finding, ...]:
     return (*sure_ones, *unsure, Finding("pleural_line", 0.9, Box(0, 30, 250, 36), False, 1))
 
 
-def test_count_keeps_uncertain_findings_apart() -> None:
-    assert count_findings(b_lines(3, 2), "b_line") == (3, 2)
-    assert count_findings(b_lines(0), "b_line") == (0, 0)
-
-
-def _right_half_text(img: np.ndarray) -> np.ndarray:
-    return changed(img)[:, img.shape[1] // 2 :]
-
-
-def test_counter_badge_top_right_amber_from_three() -> None:
-    few = draw_counters(blank(), b_lines(2), ("b_line",))
-    many = draw_counters(blank(), b_lines(3), ("b_line",))
-    ys, xs = np.nonzero(changed(few))
-    assert xs.min() > 128 and ys.max() < 128, "a badge in the top-right corner, nothing elsewhere"
-    amber = np.array(DEFAULT_STYLE.borderline_color)
-    is_amber = lambda img: (np.abs(img.astype(int) - amber).sum(axis=2) < 60).sum()  # noqa: E731
-    assert is_amber(many) > 20 and is_amber(few) == 0, "three or more B-lines: the usual B-pattern"
-
-
-def test_counter_reads_differently_for_none_zero_and_uncertain() -> None:
-    none = draw_counters(blank(), None, ("b_line",))
-    zero = draw_counters(blank(), (), ("b_line",))
-    uncertain = draw_counters(blank(), b_lines(0, 1), ("b_line",))
-    assert not np.array_equal(none, zero) and not np.array_equal(zero, uncertain)
-    assert _right_half_text(uncertain).sum() > _right_half_text(zero).sum(), "the '+1?' is drawn too"
-
-
 def test_compose_counts_only_when_the_detector_is_in_the_result() -> None:
     from edge.results import ModelInfo
 
@@ -360,3 +333,20 @@ def test_a_frame_no_model_is_for_gets_a_banner_and_no_verdict() -> None:
     plain = compose(blank(), make_result(), None, counted=(("b_line", "lung-detector"),))
     assert not (np.abs(plain.astype(int) - warning).sum(axis=2) < 30).any(), "no banner where a model ran"
     assert no_model_text("DX") == "no model for DX: shown without AI"
+
+
+def test_compose_shows_the_clip_score_where_the_result_has_one() -> None:
+    from edge.clip_score import ClipScore
+    from edge.results import ModelInfo
+
+    det = ModelInfo("lung-detector", "1", "0" * 64, "int8", "onnxruntime", "CPUExecutionProvider")
+    score = ClipScore("b_line", 2.4, 2.4, 40, 2.9, 3.0, True, False, "start")
+    no_box = [(Finding("b_line", 0.9),) * (2 + i) for i in range(2)]  # counted, nothing drawn
+    per_frame = [Result(new_result_id(), i, 0.0, "test", "US", q(), no_box[i], (det,),
+                        StageTimes(0, 0, 0, 0, 0), clip_scores=(score,)) for i in range(2)]  # fmt: skip
+    counted = (("b_line", "lung-detector"),)
+    frames = [compose(blank(), r, None, counted=counted) for r in per_frame]
+    plain = compose(blank(), replace(per_frame[0], clip_scores=()), None, counted=counted)
+    badge = (slice(0, 25), slice(128, 256))  # the big number's rows (the small line is below)
+    assert np.array_equal(frames[0][badge], frames[1][badge]), "the big number does not flicker"
+    assert not np.array_equal(frames[0][badge], plain[badge]), "the clip score replaces the count"

@@ -79,3 +79,30 @@ def test_the_schema_rejects_broken_messages(change: Any, where: str) -> None:
     change(m)
     errors = list(validator().iter_errors(m))
     assert errors, f"a message with a broken {where} passed"
+
+
+def test_a_v3_result_with_its_clip_score_validates_and_survives_the_scrubber() -> None:
+    from dataclasses import replace
+
+    from edge.clip_score import RESET_REASONS, ClipScore
+    from edge.deid.payload import scrub_payload
+    from tests.support.results import SCHEMA_PATH
+
+    score = ClipScore("b_line", 3.04, 3.0, 44, 2.93, 3.0, True, True, "scene_change")
+    r = replace(runtime_result((0.3, 0.3), (Finding("b_line", 0.9, Box(1, 2, 3, 4)),)), clip_scores=(score,))
+    m = json.loads(json.dumps(result_message(r, Device("edge-a1")), allow_nan=False))
+    validator().validate(m)
+    assert m["schema_version"] == 3 and m["no_model"] is False
+    assert m["clip_scores"] == [
+        {"label": "b_line", "mean": 3.04, "shown": 3.0, "frames": 44, "span_s": 2.93, "window_s": 3.0,
+         "ready": True, "pattern": True, "reset": "scene_change"}
+    ]  # fmt: skip
+    clean = scrub_payload(m, key=b"k" * 32)
+    assert clean["clip_scores"] == m["clip_scores"] and clean["no_model"] is False
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert tuple(schema["$defs"]["clip_score"]["properties"]["reset"]["enum"]) == RESET_REASONS
+    old = {k: v for k, v in m.items() if k not in ("clip_scores", "no_model")}
+    validator().validate({**old, "schema_version": 2})  # what a v2 device sent still validates
+    bad = json.loads(json.dumps(m))
+    bad["clip_scores"][0]["reset"] = "because"
+    assert list(validator().iter_errors(bad)), "an unknown reset reason is refused"

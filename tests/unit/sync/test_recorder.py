@@ -362,3 +362,21 @@ def test_a_result_no_model_made_is_not_put_but_counted(tmp_path: Path) -> None:
         items = outbox.claim(10)
     assert rec.outcomes == {"no_model": 1, "stored": 1}, "an empty finding list would read as a negative"
     assert [json.loads(i.payload)["frame_seq"] for i in items] == [1]
+
+
+def test_keep_changes_keeps_a_pattern_flag_coming_and_going() -> None:
+    from dataclasses import replace
+
+    from edge.clip_score import ClipScore
+    from edge.sync.recorder import KeepPolicy
+
+    def scored(wall: float, shown: float) -> Result:
+        clip = ClipScore("b_line", shown, shown, 40, 2.9, 3.0, True, shown >= 3.0, "start")
+        return replace(_verdict(wall, labels=("b_line",) * 3), clip_scores=(clip,))
+
+    keep = KeepPolicy("changes", heartbeat_s=1.0)
+    assert keep.keep(scored(1000.0, 2.8))
+    assert not keep.keep(scored(1000.03, 2.9)), "the number moved, the verdict did not"
+    assert keep.keep(scored(1000.06, 3.0)), "a B-pattern appears"
+    assert not keep.keep(scored(1000.09, 3.1))
+    assert keep.keep(scored(1000.12, 2.9)), "and goes"
