@@ -147,8 +147,8 @@ class ModelChain:
         priority = priority_for(findings, self.urgent)
         models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
         result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
-        clip_scores = self.clips.update(frame, result, ran)
-        if clip_scores:  # the Result's time includes the clip score's
+        clip_scores = self.clips.update(frame, result, ran)  # an X-ray among the scans resets it too
+        if clip_scores and not no_model:  # the Result's time includes the clip score's
             done = dataclasses.replace(times, t_result_ns=time.monotonic_ns())
             result = dataclasses.replace(result, clip_scores=clip_scores, times=done)
         return ChainOutput(result, model_ns)

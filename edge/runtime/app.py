@@ -100,7 +100,7 @@ def _run(
         src.open()  # the replay clock starts at the first read, so opening early costs nothing
         opened.callback(_closing(src.close, "the source"))
         slots = load_models(config)
-        # The outbox keeps every result (schema v2) until the broker acknowledges it.
+        # The outbox keeps every result (schema v3) until the broker acknowledges it.
         recorder: OutboxRecorder | None = None
         if config.outbox.enabled:
             recorder = open_recorder(config)

@@ -54,6 +54,7 @@ def test_a_folder_of_us_cr_and_ct_runs_the_ultrasound_models_on_the_ultrasound_f
         r = by_modality[modality]
         assert r["no_model"] and r["models"] == [], f"an ultrasound model ran on the {modality} frame"
         assert r["quality"] is None and r["findings"] == [] and not r["gated"] and r["priority"] == 0
+        assert r["clip_scores"] == [], "no B-line score on a frame no detector saw"
     assert report["chain"]["frames_without_model"] == {"CR": 1, "OT": 1}
     assert report["chain"]["routes"]["CR"] == [] and report["chain"]["routes"]["US"][0] == "us-quality"
     assert report["outbox"]["puts"]["no_model"] == 2, "nothing no model made goes to the outbox"

@@ -234,5 +234,10 @@ def test_the_result_carries_the_clip_score_of_each_counted_label() -> None:
     lifted = chain.run(Frame(f.image * 0 + 90, 5, t0 + 5 * 66_000_000, "fake")).result
     assert lifted.gated and lifted.clip_scores[0].reset == "no_contact" and lifted.clip_scores[0].frames == 0
     assert chain.report()["clip_scores"]["resets"] == {"no_contact": 1}
+    xray = chain.run(Frame(f.image, 6, t0 + 6 * 66_000_000, "fake", "DX")).result
+    assert xray.no_model and xray.clip_scores == (), "no clip score on a frame no model saw"
+    qa.quality = "ok"
+    back = chain.run(Frame(f.image * 0 + 90, 7, t0 + 7 * 66_000_000, "fake")).result
+    assert back.clip_scores[0].reset == "view_changed" and back.clip_scores[0].frames == 1
     plain = ModelChain([slot(Fake("qa2", quality="ok"))]).run(frame(0)).result
     assert plain.clip_scores == () and plain.to_dict()["clip_scores"] == [], "no detector, no clip score"
