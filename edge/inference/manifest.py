@@ -41,6 +41,10 @@ class InputSpec(_Strict):
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     resize: Literal["stretch", "letterbox"] = "stretch"
     normalize: Normalize = Field(default_factory=Normalize)
+    # What of the frame the model sees (edge.inference.sector): the whole frame as it is; the
+    # imaging area cropped, 0 outside it, brightness normalised; or a convex fan resampled to
+    # scan-line coordinates (rows = depth, columns = scan lines), normalised.
+    view: Literal["frame", "sector", "scanlines"] = "frame"
 
     @property
     def channels(self) -> int:
@@ -57,6 +61,8 @@ class InputSpec(_Strict):
             raise ValueError(
                 f"shape {list(self.shape)} has {self.channels} channels but color is {self.color}"
             )
+        if self.view != "frame" and self.color != "gray":
+            raise ValueError(f"view {self.view!r} needs color gray (brightness is normalised on gray)")
         if self.shape[0] != 1:
             raise ValueError("batch size must be 1 (the runtime infers one frame at a time)")
         for seq in (self.normalize.mean, self.normalize.std):

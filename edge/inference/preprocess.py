@@ -3,10 +3,19 @@
 The per-frame path does colour conversion, one resize and one fused multiply-add in place;
 nothing here allocates after construction except what OpenCV needs internally.
 ``tools/us_quality/preprocess.py`` mirrors the "stretch" path exactly; a test checks they agree.
+
+The manifest's ``input.view`` picks what of the frame the model sees. "frame": all of it.
+"sector": the imaging area (``edge.inference.sector``) cropped, 0 outside it, brightness
+normalised, then resized as usual. "scanlines": a convex fan resampled to scan-line coordinates
+(a linear area cropped), normalised. The area is found on the first frame, again when the frame
+size changes, and every ``SectorTracker.every`` frames (300, 10 s at 30 fps) from that frame and
+up to three kept since; until one is found (a first frame without contact), the whole frame is
+used and the search is retried every ``retry`` frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -14,20 +23,32 @@ import numpy as np
 
 from edge.inference.manifest import InputSpec
 from edge.inference.resize import area_resize
+from edge.inference.sector import ScanlineMap, Sector, SectorNotFound, find_sector, gain_for
+
+__all__ = ["LETTERBOX_PAD", "Preprocessor", "SectorTracker", "Transform", "area_resize"]
+PointMap = Callable[[np.ndarray], np.ndarray]
 
 LETTERBOX_PAD = 114  # Ultralytics' pad value, so exported YOLO models see what they trained on
 
 
 @dataclass(frozen=True, slots=True)
 class Transform:
-    """Maps model-input pixel coordinates back to frame pixels: x_frame = (x_in - pad_x) / scale."""
+    """Maps model-input pixel coordinates back to frame pixels: x_frame = (x_in - pad_x) / scale.
+
+    A non-linear input (the "scanlines" view) carries point maps instead (input (x, y) -> frame
+    (x, y) and back); a box then maps to the bounding box of its mapped outline.
+    """
 
     scale_x: float
     scale_y: float
     pad_x: float
     pad_y: float
+    frame_points: PointMap | None = None
+    input_points: PointMap | None = None
 
     def to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        if self.frame_points is not None:
+            return _map_boxes(boxes, self.frame_points)
         out = boxes.astype(np.float32, copy=True)
         out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
@@ -36,10 +57,83 @@ class Transform:
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """The inverse of :meth:`to_frame`: frame-pixel xyxy boxes into model-input pixels
         (training tools label their inputs with it)."""
+        if self.input_points is not None:
+            return _map_boxes(boxes, self.input_points)
         out = boxes.astype(np.float32, copy=True)
         out[:, [0, 2]] = out[:, [0, 2]] * self.scale_x + self.pad_x
         out[:, [1, 3]] = out[:, [1, 3]] * self.scale_y + self.pad_y
         return out
+
+
+_OUTLINE = np.linspace(0.0, 1.0, 5)  # points along each side of a box mapped through a point map
+
+
+def _map_boxes(boxes: np.ndarray, points: PointMap) -> np.ndarray:
+    """xyxy boxes -> the bounding boxes of their outlines (5 points a side) mapped by ``points``."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return np.zeros((0, 4), np.float32)
+    t = _OUTLINE
+    fx = np.concatenate([t, np.ones_like(t), t, np.zeros_like(t)])
+    fy = np.concatenate([np.zeros_like(t), t, np.ones_like(t), t])
+    xs = b[:, None, 0] + fx[None] * (b[:, None, 2] - b[:, None, 0])
+    ys = b[:, None, 1] + fy[None] * (b[:, None, 3] - b[:, None, 1])
+    mapped = points(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(len(b), -1, 2)
+    return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
+
+
+class SectorTracker:
+    """The imaging area of a stream: found on the first frame, again on a size change and every
+    ``every`` frames (from the current frame and up to three kept since), retried every ``retry``
+    frames while none is found (the whole frame stands in). A new area that differs from the old
+    by little (box IoU >= 0.97) is not taken, so the model's input does not jitter."""
+
+    def __init__(self, every: int = 300, retry: int = 30) -> None:
+        self.every, self.retry = every, retry
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the area (a new clip or stream)."""
+        self.sector: Sector | None = None
+        self.found = False
+        self._count = 0
+        self._next = 0
+        self._kept: list[np.ndarray] = []
+
+    def update(self, image: np.ndarray) -> Sector:
+        h, w = image.shape[:2]
+        if self.sector is None or (self.sector.width, self.sector.height) != (w, h):
+            self.reset()
+        self._count += 1
+        if self._count >= self._next:
+            self._detect(image)
+        elif self.found and self._count % max(1, self.every // 4) == 0:
+            self._kept = [*self._kept[-2:], image.copy()]
+        assert self.sector is not None
+        return self.sector
+
+    def _detect(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        try:
+            new = find_sector([*self._kept, image])
+        except SectorNotFound:
+            if self.sector is None:
+                self.sector = Sector.whole(w, h)
+            self._next = self._count + self.retry
+            return
+        self._kept = []
+        self._next = self._count + self.every
+        if not (self.found and self.sector is not None and _box_iou(self.sector.box, new.box) >= 0.97):
+            self.sector = new
+        self.found = True
+
+
+def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class Preprocessor:
@@ -59,6 +153,8 @@ class Preprocessor:
         shape = (1, c, self.h, self.w) if spec.layout == "NCHW" else (1, self.h, self.w, c)
         self._tensor = np.empty(shape, np.float32)
         self._gray: np.ndarray | None = None
+        self.tracker = SectorTracker()
+        self._views: tuple[Sector, np.ndarray | ScanlineMap] | None = None  # per sector, built once
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
         """The input tensor (a view of an internal buffer: use it before the next call)."""
@@ -68,16 +164,67 @@ class Preprocessor:
             return self._tensor, transform
         return self._tensor.astype(self.spec.dtype), transform
 
-    def fit(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+    def reset(self) -> None:
+        """Forget the imaging area found so far: call between clips when building inputs."""
+        self.tracker.reset()
+        self._views = None
+
+    def fit(self, image: np.ndarray, sector: Sector | None = None) -> tuple[np.ndarray, Transform]:
         """The frame in the model's colour and size as uint8, before normalizing (an internal
         buffer: copy it to keep it). Training tools build their inputs through this, so a model
-        sees exactly the pixels the runtime will give it."""
+        sees exactly the pixels the runtime will give it. For the "sector" and "scanlines" views
+        the imaging area is tracked over calls (see the module's docstring: ``reset()`` between
+        clips), or taken from ``sector`` where given."""
         src = self._color(image)
+        if self.spec.view != "frame":
+            return self._fit_view(src, sector or self.tracker.update(image))
         ih, iw = src.shape[:2]
         if self.spec.resize == "stretch":
             area_resize(src, (self.w, self.h), dst=self._resized)
             return self._resized, Transform(self.w / iw, self.h / ih, 0.0, 0.0)
         return self._resized, self._letterbox(src)
+
+    def _fit_view(self, gray: np.ndarray, sector: Sector) -> tuple[np.ndarray, Transform]:
+        if gray.shape != sector.mask.shape:
+            raise ValueError(
+                f"input.view {self.spec.view!r}: frame {gray.shape[::-1]} is not the size the imaging "
+                f"area was found on ({sector.width}x{sector.height})"
+            )
+        if self._views is None or self._views[0] is not sector:
+            x0, y0, x1, y1 = sector.box
+            aid: np.ndarray | ScanlineMap = (
+                ScanlineMap(sector, (self.w, self.h))
+                if self.spec.view == "scanlines"
+                else np.ascontiguousarray(sector.mask[y0:y1, x0:x1])
+            )
+            self._views = (sector, aid)
+        aid = self._views[1]
+        if isinstance(aid, ScanlineMap):
+            self._resized[...] = aid(gray)
+            self._apply_gain(self._resized, None)
+            return self._resized, Transform(
+                1.0, 1.0, 0.0, 0.0, frame_points=aid.to_frame, input_points=aid.from_frame
+            )
+        x0, y0, x1, y1 = sector.box
+        crop = cv2.bitwise_and(gray[y0:y1, x0:x1], aid)
+        if self.spec.resize == "stretch":
+            area_resize(crop, (self.w, self.h), dst=self._resized)
+            region = self._resized
+            t = Transform(self.w / (x1 - x0), self.h / (y1 - y0), 0.0, 0.0)
+        else:
+            t = self._letterbox(crop)
+            nw, nh = round(t.scale_x * (x1 - x0)), round(t.scale_y * (y1 - y0))
+            region = self._resized[round(t.pad_y) : round(t.pad_y) + nh, round(t.pad_x) : round(t.pad_x) + nw]
+        self._apply_gain(region, region > 0)
+        # crop offset folded into the pads: x_in = (x_frame - x0) * scale + pad
+        return self._resized, Transform(
+            t.scale_x, t.scale_y, t.pad_x - x0 * t.scale_x, t.pad_y - y0 * t.scale_y
+        )
+
+    @staticmethod
+    def _apply_gain(region: np.ndarray, inside: np.ndarray | None) -> None:
+        gain = gain_for(region, None if inside is None else inside.view(np.uint8))
+        region[...] = cv2.convertScaleAbs(region, alpha=gain)  # a letterbox region is not contiguous
 
     def _color(self, image: np.ndarray) -> np.ndarray:
         color = self.spec.color

@@ -56,6 +56,14 @@ def _rewrite(folder: Path, **changes: object) -> None:
             {"input": {"name": "input", "shape": [1, 3, 32, 32], "color": "gray"}},
             "channels but color is gray",
         ),
+        (
+            {"input": {"name": "input", "shape": [1, 1, 32, 32], "view": "polar"}},
+            "input.view: Input should be 'frame', 'sector' or 'scanlines'",
+        ),
+        (
+            {"input": {"name": "input", "shape": [1, 3, 32, 32], "color": "rgb", "view": "scanlines"}},
+            "view 'scanlines' needs color gray",
+        ),
     ],
 )
 def test_bad_manifests_name_the_field(
@@ -111,3 +119,11 @@ def test_a_cpu_alternate_of_a_missing_precision_is_refused(tiny_classifier: Call
     _rewrite(folder, cpu_files={"int8": {"path": "model.onnx", "sha256": "0" * 64}})
     with pytest.raises(ManifestError, match=r"cpu_files \['int8'\] are alternates"):
         load_manifest(folder)
+
+
+def test_input_view_defaults_to_the_whole_frame(tiny_classifier: Callable[..., Path]) -> None:
+    folder = tiny_classifier()
+    assert load_manifest(folder).manifest.input.view == "frame"  # manifests from before the field
+    data = json.loads((folder / "manifest.json").read_text())
+    _rewrite(folder, input={**data["input"], "view": "sector"})
+    assert load_manifest(folder).manifest.input.view == "sector"

@@ -4,6 +4,7 @@ import pytest
 
 from edge.inference.manifest import InputSpec, Normalize
 from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor, Transform
+from edge.inference.sector import Sector
 
 
 def spec(**kw: object) -> InputSpec:
@@ -93,3 +94,77 @@ def test_transform_to_input_inverts_to_frame() -> None:
     boxes = np.array([[10.0, 20.0, 50.0, 90.0], [0.0, 0.0, 1.0, 1.0]], np.float32)
     assert np.allclose(t.to_frame(t.to_input(boxes)), boxes)
     assert t.to_input(boxes)[0].tolist() == [8.0, 12.0, 28.0, 29.5]
+
+
+def _fan_frame(size: tuple[int, int] = (640, 480), level: int = 60) -> tuple[np.ndarray, Sector]:
+    from edge.inference.sector import fan_mask
+
+    w, h = size
+    apex, angles, radii = (w / 2, -0.15 * h), (-0.55, 0.55), (0.3 * h, 1.1 * h)
+    mask = fan_mask(w, h, apex, angles, radii)
+    rng = np.random.default_rng(3)
+    img = np.where(mask > 0, rng.integers(level // 2, level, (h, w)), 0).astype(np.uint8)
+    cv2.putText(img, "DEPTH 12cm  GAIN 40", (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
+    x, y, bw, bh = cv2.boundingRect(mask)
+    return img, Sector(w, h, "convex", (x, y, x + bw, y + bh), mask, apex, angles, radii)
+
+
+def test_sector_view_crops_masks_normalises_and_maps_back() -> None:
+    img, truth = _fan_frame()
+    pre = Preprocessor(spec(shape=(1, 1, 64, 64), view="sector", normalize=Normalize(scale=1.0)))
+    out, t = pre.fit(img)
+    found = pre.tracker.sector
+    assert found is not None and found.kind == "convex"
+    assert np.abs(np.array(found.box) - np.array(truth.box)).max() <= 12
+    assert out[0, 0] == 0  # outside the fan (and the text) is black
+    assert 150 <= np.percentile(out[out > 0], 99) <= 215  # dim fan brought up to the target level
+    np.testing.assert_allclose(t.to_frame(np.array([[0, 0, 64, 64]], np.float32))[0], found.box, atol=1e-3)
+    np.testing.assert_allclose(
+        t.to_input(t.to_frame(np.array([[3, 4, 20, 30]], np.float32))), [[3, 4, 20, 30]], atol=1e-4
+    )
+    letter = Preprocessor(spec(shape=(1, 1, 64, 64), view="sector", resize="letterbox"))
+    out2, t2 = letter.fit(img, sector=truth)
+    assert (out2[0] == LETTERBOX_PAD).all() or (out2[:, 0] == LETTERBOX_PAD).all()
+    np.testing.assert_allclose(t2.to_input(np.array([truth.box], np.float32))[0, [0, 2]], [0, 64], atol=0.5)
+
+
+def test_scanlines_view_maps_boxes_through_the_fan() -> None:
+    img, truth = _fan_frame()
+    pre = Preprocessor(spec(shape=(1, 1, 64, 96), view="scanlines", normalize=Normalize(scale=1.0)))
+    out, t = pre.fit(img, sector=truth)
+    assert out.shape == (64, 96) and np.percentile(out, 50) > 80  # the fan fills it, normalised
+    full = t.to_frame(np.array([[-0.5, -0.5, 95.5, 63.5]], np.float32))[0]
+    np.testing.assert_allclose(full, truth.box, atol=2.0)  # the whole scan-line image is the fan
+    box = np.array([[40.0, 10.0, 50.0, 40.0]], np.float32)
+    assert t.frame_points is not None and t.input_points is not None
+    corners = np.array([[40.0, 10.0], [50.0, 40.0]])
+    np.testing.assert_allclose(t.input_points(t.frame_points(corners)), corners, atol=1e-6)
+    framed = t.to_frame(box)[0]  # a box in scan lines is a piece of the fan: its bounding box
+    mapped = t.frame_points(corners)
+    assert (framed[:2] <= mapped.min(axis=0) + 1e-3).all() and (framed[2:] >= mapped.max(axis=0) - 1e-3).all()
+    back = t.to_input(t.to_frame(box))[0]
+    assert (back[:2] <= box[0, :2] + 1e-3).all() and (back[2:] >= box[0, 2:] - 1e-3).all()
+
+
+def test_sector_is_tracked_refound_on_size_change_and_falls_back_to_the_frame() -> None:
+    from edge.inference.preprocess import SectorTracker
+
+    tracker = SectorTracker(every=5, retry=2)
+    dark = np.zeros((240, 320), np.uint8)
+    assert tracker.update(dark).box == (0, 0, 320, 240) and not tracker.found  # whole frame until found
+    img, _ = _fan_frame((320, 240))
+    tracker.update(img)  # retry not yet due
+    assert not tracker.found
+    tracker.update(img)
+    assert tracker.found and tracker.sector is not None and tracker.sector.kind == "convex"
+    first = tracker.sector
+    for _ in range(6):
+        tracker.update(img)
+    assert tracker.sector is first  # re-found, nearly the same: kept (no jitter)
+    big, _ = _fan_frame((640, 480))
+    assert tracker.update(big).width == 640
+
+
+def test_views_need_gray() -> None:
+    with pytest.raises(ValueError, match="view 'sector' needs color gray"):
+        spec(shape=(1, 3, 32, 32), color="rgb", view="sector")
