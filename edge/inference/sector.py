@@ -182,17 +182,21 @@ def _robust_line(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
     return slope, offset
 
 
-def _sides(hull: np.ndarray, lit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the image's upper part and its left and right edge in each.
+def _outline(hull: np.ndarray, lit: np.ndarray) -> np.ndarray:
+    """The image's own outline (bool): the hull of the faintest lit pixels near the tissue's hull.
 
     The hull follows the brighter tissue, which may fade before the image's edge (rib shadows at
-    the sides of a lung view are black to the bottom). The faintest lit pixels near it (scan
-    conversion leaves the outside at the screen's dark level) still reach the corners, at the skin
-    line and at the far end, and the convex hull of those runs along the true sides between them.
+    the sides of a lung view are black to the bottom, the far field may be dark). The faintest
+    lit pixels near it (scan conversion leaves the outside at the screen's dark level) still reach
+    the corners, at the skin line and at the far end, and their hull runs along the true sides.
     """
     margin = max(2, round(0.06 * hull.shape[1]))
     near = cv2.dilate(hull, np.ones((1, 2 * margin + 1), np.uint8)) > 0
-    outline = _hull((lit & near) | (hull > 0)) > 0
+    return _hull((lit & near) | (hull > 0)) > 0
+
+
+def _sides(outline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the outline's upper part (between the arcs) and its left and right edge in each."""
     rows = np.flatnonzero(outline.any(axis=1))
     top, bottom = int(rows[0]), int(rows[-1])
     height = bottom - top + 1
@@ -200,7 +204,7 @@ def _sides(hull: np.ndarray, lit: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     band = outline[ys]
     left = np.argmax(band, axis=1)
     right = band.shape[1] - 1 - np.argmax(band[:, ::-1], axis=1)
-    return ys.astype(np.float64), left.astype(np.float64), right.astype(np.float64), outline
+    return ys.astype(np.float64), left.astype(np.float64), right.astype(np.float64)
 
 
 def _arcs(outline: np.ndarray, lit: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -214,17 +218,37 @@ def _arcs(outline: np.ndarray, lit: np.ndarray) -> tuple[float, float, float, fl
     if len(cols) < 16:
         return None
     c0, c1 = cols[0], cols[-1]
-    mid, span = (c0 + c1) / 2, c1 - c0
-    xs = np.arange(round(mid - 0.35 * span), round(mid + 0.35 * span))
+    xs = np.arange(c0, c1 + 1)
     sub = inside[:, xs]
     has = sub.any(axis=0)
     xs, sub = xs[has], sub[:, has]
+    # The top arc is concave seen from the image, so it comes from the lit pixels; the bottom arc
+    # is convex, and the outline (a convex hull) follows it, bridging where the far field is dark.
     top = np.argmax(sub, axis=0)
-    bottom = sub.shape[0] - 1 - np.argmax(sub[::-1], axis=0)
-    # the top arc from the middle only (its ends may leave the frame or lie in a rib's shadow);
-    # where an arc leaves the frame, the frame's border is no part of it
-    t_ok = (top > 1) & (np.abs(xs - mid) < 0.15 * span)
-    b_ok = bottom < sub.shape[0] - 2
+    hull_cols = outline[:, xs]
+    bottom = hull_cols.shape[0] - 1 - np.argmax(hull_cols[::-1], axis=0)
+
+    def run(edge: np.ndarray, reach: float) -> np.ndarray:
+        # The arc is the smooth run of the edge through the image's middle column: it ends where
+        # the edge jumps (a rib's shadow, a dark corner) or turns steeper than 1 (a side; an arc
+        # stays flatter for fans up to 90 degrees wide), and where it leaves the frame.
+        keep = np.zeros(len(edge), bool)
+        centre = int(np.argmin(np.abs(xs - (c0 + c1) / 2)))
+        e = edge.astype(np.int64)
+        inside_frame = (e > 1) & (e < sub.shape[0] - 2)
+        for step in (1, -1):
+            i = centre
+            while 0 <= i < len(e) and abs(xs[i] - xs[centre]) <= reach * (c1 - c0):
+                j = i - step
+                if j >= 0 and j < len(e) and i != centre and abs(e[i] - e[j]) > 2:
+                    break
+                keep[i] = inside_frame[i]
+                i += step
+        slope = np.abs(np.convolve(e.astype(np.float64), [0.25, 0, 0, 0, -0.25], mode="same"))
+        return keep & (slope < 1.0)
+
+    t_ok = run(top, 0.45)
+    b_ok = run(bottom, 0.45)
     if min(t_ok.sum(), b_ok.sum()) < 8:
         return None
     x = np.concatenate([xs[t_ok], xs[b_ok]]).astype(np.float64)
@@ -245,10 +269,11 @@ def _arcs(outline: np.ndarray, lit: np.ndarray) -> tuple[float, float, float, fl
 
 
 def _fit_fan(
-    hull: np.ndarray, lit: np.ndarray
+    outline: np.ndarray, lit: np.ndarray
 ) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None:
-    """(apex, angles, radii) of a fan whose sides diverge, at work scale; None for a rectangle."""
-    ys, left, right, outline = _sides(hull, lit)
+    """(apex, angles, radii) of a fan whose sides diverge, at work scale; None for a rectangle
+    (or a fan cropped so that its sides are not seen, which is then taken as one)."""
+    ys, left, right = _sides(outline)
     if len(ys) < 8:
         return None
     bl, al = _robust_line(ys, left)
@@ -259,7 +284,7 @@ def _fit_fan(
     ax = al + bl * ay
     yy, xx = np.nonzero(outline & lit)
     arcs = _arcs(outline, lit)
-    if arcs is not None and np.hypot(arcs[0] - ax, arcs[1] - ay) < 0.25 * arcs[3]:
+    if arcs is not None:  # the arcs place the apex better than the sides (see _arcs)
         ax, ay = arcs[0], arcs[1]
     # the sides through the outermost lit pixels seen from the apex, the radii likewise
     theta = np.arctan2(xx - ax, yy - ay)
@@ -268,6 +293,11 @@ def _fit_fan(
     near, far = np.percentile(dist, [0.2, 99.8])
     if arcs is not None and abs(arcs[2] - near) < 0.05 * far:
         near, far = arcs[2], max(far, arcs[3])
+    # A fan is at least 20 degrees wide and its apex at most a little more than its depth above
+    # its top; sides that barely diverge belong to a rectangle or to a fan cropped at the sides.
+    top = float(ys[0]) - 0.1 * (ys[-1] - ys[0]) / 0.6
+    if hi - lo < np.radians(20) or top - ay > 1.2 * (far - near) or near > 0.75 * far:
+        return None
     return (float(ax), float(ay)), (float(lo), float(hi)), (float(near), float(far))
 
 
@@ -307,11 +337,16 @@ def find_sector(frames: Sequence[np.ndarray]) -> Sector:
         raise SectorNotFound("all black: no pixel brighter than 15")
     scale = min(1.0, WORK_SIDE / max(h, w))
     work = _evidence(frames, scale)
-    hull = _region(work.bright, work.faint, work.moving)
-    fan = _fit_fan(hull, work.lit)
+    outline = _outline(_region(work.bright, work.faint, work.moving), work.lit)
+    fan = _fit_fan(outline, work.lit)
     if fan is None:
-        mask = cv2.resize(hull, (w, h), interpolation=cv2.INTER_NEAREST)
-        return Sector(w, h, "linear", _box(mask), mask)
+        # a rectangle: its dark corners (a dark far field) are as much part of it as the rest
+        x, y, bw, bh = cv2.boundingRect(outline.astype(np.uint8))
+        x0, y0 = max(0, round(x / scale)), max(0, round(y / scale))
+        x1, y1 = min(w, round((x + bw) / scale)), min(h, round((y + bh) / scale))
+        mask = np.zeros((h, w), np.uint8)
+        mask[y0:y1, x0:x1] = 255
+        return Sector(w, h, "linear", (x0, y0, x1, y1), mask)
     (ax, ay), angles, (near, far) = fan
     # work-scale pixel centres -> frame pixel coordinates
     apex = ((ax + 0.5) / scale - 0.5, (ay + 0.5) / scale - 0.5)

@@ -24,7 +24,7 @@ import numpy as np
 from edge.inference.sector import Sector, SectorNotFound, find_sector
 
 IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-VIDEOS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif")
+VIDEOS = (".mp4", ".mov", ".mpeg", ".mpg", ".avi", ".mkv", ".webm", ".gif")
 DICOM = (".dcm", ".dicom")
 NRRD = (".nrrd",)
 TILE = 256
