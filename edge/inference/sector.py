@@ -104,7 +104,11 @@ def _evidence(frames: Sequence[np.ndarray], scale: float) -> _Work:
     # black between them, so their neighbourhood is lit far less densely.
     k = max(3, round(0.03 * min(peak.shape))) | 1
     dense = []
-    for level, share in ((12, 0.75), (4, 0.6)):
+    # clearly lit; faintly lit; and barely above the background but everywhere (a fan whose dark
+    # inside is drawn one grey level above a black screen)
+    # (only on a screen whose black is clean: compression noise would read as such a region)
+    clean = hist[background + 2 : background + 5].sum() < 0.015 * hist[background]
+    for level, share in ((12, 0.75), (4, 0.6), (0 if clean else 4, 0.97)):
         lit = (peak > background + level).astype(np.float32)
         if colour is not None:
             lit[colour] = 0
@@ -113,7 +117,7 @@ def _evidence(frames: Sequence[np.ndarray], scale: float) -> _Work:
     if len(small) > 1:
         spread = cv2.blur((stack.max(axis=0) - stack.min(axis=0)).astype(np.uint8), (5, 5))
         moving = spread > 6
-    return _Work(peak > background + 3, dense[0], dense[1], moving)
+    return _Work(peak > background + 3, dense[0], dense[1] | dense[2], moving)
 
 
 def _opened(mask: np.ndarray) -> np.ndarray:
@@ -155,18 +159,25 @@ def _region(bright: np.ndarray, faint: np.ndarray, moving: np.ndarray | None) ->
                 joined.add(i)
                 keep |= labels == i
                 x0, x1 = min(x0, cx0), max(x1, cx0 + cw)
-    area = int(keep.sum())
-    if area < MIN_AREA * h * w:
-        raise SectorNotFound(
-            f"no imaging region: the largest solid bright region covers {100 * area / (h * w):.1f}% "
-            f"of the frame (at least {100 * MIN_AREA:.0f}% expected)"
-        )
+    if keep.sum() < 0.2 * MIN_AREA * h * w:
+        raise SectorNotFound(_too_small(keep, "solid bright region"))
     seed = _hull(keep)
     # Dim tissue at the image's sides (below the clear threshold) extends the hull: faintly lit
     # solid regions that touch it.
     n, labels = cv2.connectedComponents(_opened(faint), connectivity=8)
     touching = np.unique(labels[(seed > 0) & (labels > 0)])
-    return _hull((seed > 0) | np.isin(labels, touching))
+    region = _hull((seed > 0) | np.isin(labels, touching))
+    if np.count_nonzero(region) < MIN_AREA * h * w:
+        raise SectorNotFound(_too_small(region > 0, "imaging region found"))
+    return region
+
+
+def _too_small(region: np.ndarray, what: str) -> str:
+    share = 100 * np.count_nonzero(region) / region.size
+    return (
+        f"no imaging region: the largest {what} covers {share:.1f}% of the frame "
+        f"(at least {100 * MIN_AREA:.0f}% expected)"
+    )
 
 
 def _robust_line(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
