@@ -334,6 +334,35 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return x, y, x + w, y + h
 
 
+def _rectangle(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 (exclusive) of a rectangular image: the edges that a tenth of its rows and
+    columns reach, so text touching one side (a patient's name beside the image) is left out."""
+    rows = np.flatnonzero(pixels.any(axis=1))
+    band = pixels[rows]
+    left = np.argmax(band, axis=1)
+    right = band.shape[1] - np.argmax(band[:, ::-1], axis=1)
+    x0, x1 = int(np.percentile(left, 10)), int(np.ceil(np.percentile(right, 90)))
+    cols = pixels[:, x0:x1]
+    cols = cols[:, cols.any(axis=0)]
+    top = np.argmax(cols, axis=0)
+    bottom = cols.shape[0] - np.argmax(cols[::-1], axis=0)
+    return x0, int(np.percentile(top, 10)), x1, int(np.ceil(np.percentile(bottom, 90)))
+
+
+def _face_above(lit: np.ndarray, x: int, y: int, bw: int, bh: int) -> int:
+    """The top of a rectangle whose upper part is black (water, gel, an anechoic phantom): a line
+    lit across the rectangle's width, and not beyond it (a screen divider), up to twice its
+    height above it, marks the probe's face."""
+    margin = max(2, round(0.05 * bw))
+    lo, hi = max(0, x - 3 * margin), min(lit.shape[1], x + bw + 3 * margin)
+    for row in range(max(0, y - 2 * bh), y):
+        across = lit[row, x + margin : x + bw - margin].mean() if bw > 2 * margin else 0.0
+        beyond = np.concatenate([lit[row, lo : x - margin], lit[row, x + bw + margin : hi]])
+        if across > 0.8 and (beyond.size == 0 or beyond.mean() < 0.2):
+            return row
+    return y
+
+
 def find_sector(frames: Sequence[np.ndarray]) -> Sector:
     """The imaging area of one or more frames of one size (BGR or gray); raises SectorNotFound."""
     frames = list(frames)
@@ -348,13 +377,15 @@ def find_sector(frames: Sequence[np.ndarray]) -> Sector:
         raise SectorNotFound("all black: no pixel brighter than 15")
     scale = min(1.0, WORK_SIDE / max(h, w))
     work = _evidence(frames, scale)
-    outline = _outline(_region(work.bright, work.faint, work.moving), work.lit)
+    region = _region(work.bright, work.faint, work.moving)
+    outline = _outline(region, work.lit)
     fan = _fit_fan(outline, work.lit)
     if fan is None:
-        # a rectangle: its dark corners (a dark far field) are as much part of it as the rest
-        x, y, bw, bh = cv2.boundingRect(outline.astype(np.uint8))
-        x0, y0 = max(0, round(x / scale)), max(0, round(y / scale))
-        x1, y1 = min(w, round((x + bw) / scale)), min(h, round((y + bh) / scale))
+        x0, y0, x1, y1 = _rectangle((work.lit & outline) | (region > 0))
+        y0 = _face_above(work.lit, x0, y0, x1 - x0, y1 - y0)
+        # work scale -> frame; the dark corners (a dark far field) are as much part of it as the rest
+        x0, y0 = max(0, round(x0 / scale)), max(0, round(y0 / scale))
+        x1, y1 = min(w, round(x1 / scale)), min(h, round(y1 / scale))
         mask = np.zeros((h, w), np.uint8)
         mask[y0:y1, x0:x1] = 255
         return Sector(w, h, "linear", (x0, y0, x1, y1), mask)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 from edge.inference.sector import ScanlineMap, Sector, SectorNotFound, fan_mask, find_sector, normalise
 from firmware_bridge.phantom import frames, single
+
+VENDOR_DIR = Path(__file__).parents[2] / "data" / "us_vendors"
 
 
 def _phantom(probe: str, n: int = 2, **kw: object) -> tuple[list[np.ndarray], dict]:
@@ -146,3 +149,91 @@ def test_scanlines_of_a_linear_area_crop_and_resize() -> None:
     np.testing.assert_allclose(
         smap.to_frame(np.array([[-0.5, -0.5], [49.5, 29.5]])), [[49.5, 19.5], [149.5, 79.5]]
     )
+
+
+# Imaging areas of the vendor stills (tests/data/us_vendors, 320 px on the longer side), checked
+# by eye on the contact sheet of `python -m tools.modelkit.sector_check tests/data/us_vendors`.
+VENDOR_BOXES = {
+    "butterfly-ocular-phantom.png": (23, 59, 205, 263),
+    "butterfly_axial-lateral-resolution-2020.png": (99, 0, 220, 179),
+    "clarius-ocular-image.png": (66, 22, 254, 218),
+    "clarius-ocular-short.png": (66, 22, 254, 218),
+    "clarius_axial-lateral-resolution-2020.png": (86, 40, 234, 199),
+    "interson-image-annotation.png": (91, 14, 216, 200),
+    "interson-image.png": (91, 14, 216, 200),
+    "interson-phantom.png": (96, 11, 219, 195),  # dark upper half: the probe face's line marks the top
+    "sonivate-anechoic_1-1.png": (82, 0, 237, 320),
+    "sonoque_anechoic-3mm-3mm.png": (57, 9, 263, 217),  # patient name touching the right side
+    "sonoque_axial-lateral-resolution-2020.png": (57, 9, 263, 217),
+    "sonosite-anon-eye1-video.png": (129, 13, 241, 213),
+    "sonosite-anon-eye1.png": (129, 13, 241, 213),
+}
+
+
+def test_every_vendor_still_is_listed() -> None:
+    stills = sorted(p.name for p in VENDOR_DIR.glob("*.png"))
+    assert stills == sorted(VENDOR_BOXES)
+
+
+@pytest.mark.parametrize("name", sorted(VENDOR_BOXES))
+def test_vendor_screens(name: str) -> None:
+    img = cv2.imread(str(VENDOR_DIR / name), cv2.IMREAD_UNCHANGED)
+    s = find_sector([img])
+    assert s.kind == "linear"  # all linear probes (the Interson one is a small-footprint linear)
+    np.testing.assert_allclose(s.box, VENDOR_BOXES[name], atol=5)
+    assert (s.mask > 0).sum() == (s.box[2] - s.box[0]) * (s.box[3] - s.box[1])
+
+
+def _dicom(name: str, n: int = 1) -> list[np.ndarray]:
+    from pydicom.data import get_testdata_file
+
+    from tools.modelkit.sector_check import read_frames
+
+    path = get_testdata_file(name)
+    assert path is not None, f"{name}: not in the installed pydicom-data"
+    return read_frames(Path(str(path)), n)
+
+
+@pytest.mark.parametrize("name", ["US1_UNCR.dcm", "examples_jpeg2k.dcm"])
+def test_ge_colour_doppler_screen(name: str) -> None:
+    s = find_sector(_dicom(name))  # 640x480: header text, colour bars, power Doppler inside
+    assert s.kind == "linear"
+    x0, y0, x1, y1 = s.box
+    assert x1 - x0 > 560 and 100 <= y0 <= 120 and 325 <= y1 <= 345
+
+
+def test_ge_colour_doppler_screen_small() -> None:
+    s = find_sector(_dicom("examples_rgb_color.dcm"))  # the same layout at 320x240
+    assert s.kind == "linear" and 160 <= s.box[3] <= 175 and s.box[1] <= 60
+
+
+def test_philips_cardiac_fan() -> None:
+    s = find_sector(_dicom("JPGLosslessP14SV1_1s_1f_8b.dcm"))  # 1024x768 phased array
+    assert s.kind == "convex" and s.apex and s.angles
+    assert s.apex == pytest.approx((559, 24), abs=25)
+    assert math.degrees(s.angles[1] - s.angles[0]) == pytest.approx(83, abs=6)
+
+
+@pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "examples_palette.dcm"])
+def test_philips_obstetric_fan_one_grey_level_above_black(name: str) -> None:
+    s = find_sector(_dicom(name))  # palette colour, a fan drawn at level 1 on a black screen
+    assert s.kind == "convex" and s.apex
+    x0, _, x1, _ = s.box
+    assert x0 < 340 and x1 > 590 and abs(s.apex[0] - 463) < 60
+
+
+@pytest.mark.parametrize("name", ["color3d_jpeg_baseline.dcm", "examples_ybr_color.dcm"])
+def test_sonosite_cardiac_fan(name: str) -> None:
+    clip = _dicom(name, 8)  # phased array, dark chambers: several frames of the clip help
+    h, w = clip[0].shape[:2]
+    s = find_sector(clip)
+    assert s.kind == "convex" and s.apex and s.angles
+    assert abs(s.apex[0] - 0.54 * w) < 0.06 * w and s.apex[1] < 0.15 * h
+    # the fan is about 80 degrees wide; its dark sides make this one read 61-72
+    assert 55 <= math.degrees(s.angles[1] - s.angles[0]) <= 95
+
+
+@pytest.mark.xfail(strict=True, reason="two images side by side: the box spans both (not handled)")
+def test_aloka_dual_view() -> None:
+    s = find_sector(_dicom("gdcm-US-ALOKA-16.dcm"))
+    assert s.box[2] - s.box[0] < 0.6 * s.width
