@@ -70,8 +70,9 @@ def _colour(frame: np.ndarray) -> np.ndarray | None:
     """Where a BGR frame is coloured (chroma above COLOUR_CHROMA), or None for gray frames."""
     if frame.ndim != 3 or frame.shape[2] != 3:
         return None
-    hi = np.max(frame, axis=2)
-    lo = np.min(frame, axis=2)
+    b, g, r = cv2.split(frame)
+    hi = cv2.max(cv2.max(b, g), r)
+    lo = cv2.min(cv2.min(b, g), r)
     return np.asarray(cv2.subtract(hi, lo) > COLOUR_CHROMA)
 
 
@@ -89,13 +90,12 @@ def _evidence(frames: Sequence[np.ndarray], scale: float) -> _Work:
     small = []
     colour = None
     for f in frames:
-        g = _gray(f)
-        size = (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale)))
-        small.append(cv2.resize(g, size, interpolation=cv2.INTER_AREA))
+        size = (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale)))
+        f = cv2.resize(f, size, interpolation=cv2.INTER_AREA)  # everything below at work scale
+        small.append(_gray(f))
         c = _colour(f)
         if c is not None:
-            sc = cv2.resize(c.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-            colour = sc if colour is None else (colour & sc)  # coloured in every frame: layout
+            colour = c if colour is None else (colour & c)  # coloured in every frame: layout
     stack = np.stack(small)
     peak = stack.max(axis=0)
     hist = np.bincount(peak.ravel(), minlength=256)
@@ -128,8 +128,10 @@ def _opened(mask: np.ndarray) -> np.ndarray:
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:
+    """The filled convex hull of a mask (of its outer contours' points: the same hull, faster)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = np.zeros(mask.shape, np.uint8)
-    cv2.fillConvexPoly(out, cv2.convexHull(cv2.findNonZero(mask.astype(np.uint8))), 255)
+    cv2.fillConvexPoly(out, cv2.convexHull(np.concatenate(contours)), 255)
     return out
 
 
