@@ -260,7 +260,15 @@ def fit_fan(
     ax = al + bl * ay
     yy, xx = np.nonzero(outline & lit)
     arcs = _arcs(outline, lit)
-    if arcs is not None:  # the arcs place the apex better than the sides (see _arcs)
+    rows = np.flatnonzero(outline.any(axis=1))
+    top_row = outline[rows[0] : rows[0] + max(2, round(0.03 * len(rows)))]
+    tip = np.flatnonzero(top_row.any(axis=0))
+    pointed = tip[-1] - tip[0] < 0.1 * (right.max() - left.min())
+    if pointed:  # a phased array's fan comes to a point (no top arc): the sides meet at its tip
+        arcs = None
+        if np.hypot(ax - tip.mean(), ay - rows[0]) > 0.1 * len(rows):
+            ax, ay = float(tip.mean()), float(rows[0])
+    elif arcs is not None:  # the arcs place the apex better than the sides (see _arcs)
         ax, ay = arcs[0], arcs[1]
     # the sides through the outermost lit pixels seen from the apex, the radii likewise
     theta = np.arctan2(xx - ax, yy - ay)
@@ -269,6 +277,8 @@ def fit_fan(
     near, far = np.percentile(dist, [0.2, 99.8])
     if arcs is not None and abs(arcs[2] - near) < 0.05 * far:
         near, far = arcs[2], max(far, arcs[3])
+    if pointed:
+        near = 0.0
     # A fan is at least 20 degrees wide and its apex at most a little more than its depth above
     # its top; sides that barely diverge belong to a rectangle or to a fan cropped at the sides.
     top = float(ys[0]) - 0.1 * (ys[-1] - ys[0]) / 0.6

@@ -237,3 +237,16 @@ def test_sonosite_cardiac_fan(name: str) -> None:
 def test_aloka_dual_view() -> None:
     s = find_sector(_dicom("gdcm-US-ALOKA-16.dcm"))
     assert s.box[2] - s.box[0] < 0.6 * s.width
+
+
+def test_phased_array_fan_comes_to_a_point() -> None:
+    w, h, apex, half = 640, 480, (320.0, 30.0), math.radians(40)
+    mask = fan_mask(w, h, apex, (-half, half), (0.0, 430.0))
+    rng = np.random.default_rng(2)
+    img = np.where(mask > 0, rng.integers(30, 160, (h, w)), 0).astype(np.uint8)
+    cv2.circle(img, (300, 250), 60, 0, -1)  # a dark chamber
+    s = find_sector([img])
+    assert s.kind == "convex" and s.apex and s.angles and s.radii
+    assert s.apex == pytest.approx(apex, abs=6)
+    assert s.angles == pytest.approx((-half, half), abs=math.radians(2))
+    assert s.radii[0] < 15 and s.radii[1] == pytest.approx(430, abs=12)
