@@ -34,6 +34,10 @@ from edge.inference.base import ModelOutput, RunnableModel
 from edge.inference.temporal import ClipTracker
 from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priority_for, result_for
 
+# Clip-score resets that mean the image itself changed (not just the probe lifted): the tracked
+# imaging area may be stale, so each model's view finds it again.
+NEW_VIEW = frozenset({"scene_change", "view_changed"})
+
 
 @dataclass
 class ModelSlot:
@@ -81,6 +85,8 @@ class ModelChain:
         self.routes: dict[str, tuple[ModelSlot, ...]] = {}
         temporal = temporal or TemporalConfig()
         self.clips = ClipTracker(temporal, self.counted(temporal.labels))
+        self._source_id: str | None = None
+        self.view_resets = 0  # times the models' tracked imaging areas were dropped (new view)
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -103,6 +109,7 @@ class ModelChain:
             "frames_without_model": dict(sorted(self.frames_without_model.items())),
             "routes": {m: [s.model.name for s in slots] for m, slots in sorted(self.routes.items())},
             "clip_scores": self.clips.report(),
+            "view_resets": self.view_resets,
         }
 
     def run(self, frame: Frame) -> ChainOutput:
@@ -115,6 +122,10 @@ class ModelChain:
         ran: list[str] = []
         model_ns = 0
         t_model_start = t_model_end = 0
+        if frame.source_id != self._source_id:  # another source: its imaging area is found afresh
+            if self._source_id is not None:
+                self._reset_views()
+            self._source_id = frame.source_id
         routed = self._routes(frame)
         no_model = bool(self.slots) and not routed
         if no_model:
@@ -147,11 +158,21 @@ class ModelChain:
         priority = priority_for(findings, self.urgent)
         models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
         result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
+        resets = sum(self.clips.resets.values())
         clip_scores = self.clips.update(frame, result, ran)  # an X-ray among the scans resets it too
+        if sum(self.clips.resets.values()) != resets and self.clips.reset_reason in NEW_VIEW:
+            self._reset_views()  # a new probe position or depth: from the next frame on
         if clip_scores and not no_model:  # the Result's time includes the clip score's
             done = dataclasses.replace(times, t_result_ns=time.monotonic_ns())
             result = dataclasses.replace(result, clip_scores=clip_scores, times=done)
         return ChainOutput(result, model_ns)
+
+    def _reset_views(self) -> None:
+        self.view_resets += 1
+        for slot in self.slots:
+            reset = getattr(slot.model, "reset_view", None)  # test doubles need not have it
+            if reset is not None:
+                reset()
 
     def _routes(self, frame: Frame) -> tuple[ModelSlot, ...]:
         """The slots that run on ``frame``, in chain order: those whose manifest's ``modality``

@@ -132,6 +132,14 @@ class LoadedModel:
         for _ in range(runs):
             self.infer(blank)
 
+    def reset_view(self) -> None:
+        """Forget the imaging area tracked for the "sector" and "scanlines" views (a task with
+        no such state has no ``reset``): the next frame's is found afresh. The chain calls it on a
+        new source or a scene change; a caller scoring clip after clip calls it between clips."""
+        reset = getattr(self._task, "reset", None)
+        if reset is not None:
+            reset()
+
     def run_raw(self, tensor: np.ndarray) -> list[np.ndarray]:
         return list(self.session.run({self._input: tensor}))
 

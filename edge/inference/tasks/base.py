@@ -59,3 +59,8 @@ class ImageTask:
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
         return self.preprocessor(image)
+
+    def reset(self) -> None:
+        """A new view (another source, a new probe position or depth): the imaging area the
+        preprocessor tracks is found again on the next frame."""
+        self.preprocessor.reset()

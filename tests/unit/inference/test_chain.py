@@ -241,3 +241,32 @@ def test_the_result_carries_the_clip_score_of_each_counted_label() -> None:
     assert back.clip_scores[0].reset == "view_changed" and back.clip_scores[0].frames == 1
     plain = ModelChain([slot(Fake("qa2", quality="ok"))]).run(frame(0)).result
     assert plain.clip_scores == () and plain.to_dict()["clip_scores"] == [], "no detector, no clip score"
+
+
+@dataclass
+class Viewful(Fake):
+    """A model with a tracked imaging area (the "sector" and "scanlines" views)."""
+
+    view_resets: int = 0
+
+    def reset_view(self) -> None:
+        self.view_resets += 1
+
+
+def _scene(seed: int, seq: int, source: str = "fake", t_ns: int = 0) -> Frame:
+    img = np.random.default_rng(seed).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    return Frame(img, seq, t_ns, source, "US", geometry=Geometry(pixel_spacing_mm=(0.5, 0.5)))
+
+
+def test_a_new_source_or_a_new_view_makes_the_models_find_the_imaging_area_again() -> None:
+    det = Viewful("lung", task="detection", findings=(b_line(),), manifest=Manifest(labels=("b_line",)))
+    chain = ModelChain([slot(det)])
+    t = time.monotonic_ns()
+    for i in range(5):  # one scene, one source: nothing to find again
+        chain.run(_scene(1, i, t_ns=t + i * 33_000_000))
+    assert det.view_resets == 0
+    chain.run(_scene(2, 5, t_ns=t + 5 * 33_000_000))  # the probe moved: another image
+    assert det.view_resets == 1 and chain.clips.reset_reason == "scene_change"
+    chain.run(_scene(2, 6, source="other", t_ns=t + 6 * 33_000_000))
+    assert det.view_resets == 2  # once, before the models ran on the new source's first frame
+    assert chain.clips.reset_reason == "source_changed" and chain.report()["view_resets"] == 2

@@ -113,3 +113,25 @@ def test_a_model_that_fails_when_run_fails_at_load_even_without_warmup(tmp_path:
     assert str(caught.value).startswith(
         f"{folder}: model 'tiny-cls' (model.onnx) fails on a blank 32x32 frame at load"
     )
+
+
+def _screen(x0: int, x1: int) -> np.ndarray:
+    """A 'scanner screen': black, with a bright speckled imaging area between columns x0 and x1."""
+    img = np.zeros((120, 160), np.uint8)
+    img[10:110, x0:x1] = np.random.default_rng(0).integers(60, 200, (100, x1 - x0), dtype=np.uint8)
+    return img
+
+
+def test_reset_view_makes_a_sector_view_model_find_the_imaging_area_again(tmp_path: Path) -> None:
+    man = classifier_manifest()
+    man["input"]["view"] = "sector"
+    model = LoadedModel(write_model_folder(tmp_path / "m", classifier_model(len(LABELS)), man), warmup_runs=0)
+    tracker = model._task.preprocessor.tracker  # type: ignore[attr-defined]
+    model.infer(_screen(20, 90))
+    first = tracker.sector
+    assert first is not None and first.box[0] == pytest.approx(20, abs=3)
+    model.infer(_screen(60, 150))  # the same size, another layout: kept until told
+    assert tracker.sector is first
+    model.reset_view()
+    model.infer(_screen(60, 150))
+    assert tracker.sector is not None and tracker.sector.box[0] == pytest.approx(60, abs=3)
