@@ -111,6 +111,11 @@ class Manifest(_Strict):
     # the convolutions), which TensorRT's parser refuses. ``files`` keeps the portable one.
     cpu_files: dict[Precision, FileSpec] = Field(default_factory=dict)
     default_precision: Precision = "fp32"
+    # Classical stages the runtime runs on the model's input after the model, each measured in the
+    # model's card: "consensus_b_lines" adds the B-lines that the consensus definition finds in
+    # scan-line space (edge.inference.blines) where the model found none (needs a detection model
+    # with input.view "scanlines" and a "b_line" label).
+    postprocess: tuple[Literal["consensus_b_lines"], ...] = ()
     provenance: dict[str, object] = Field(default_factory=dict)
     card: str | None = None
 
@@ -119,6 +124,13 @@ class Manifest(_Strict):
         unknown = [lab for lab in (*self.ok_labels, *self.urgent_labels) if lab not in self.labels]
         if unknown:
             raise ValueError(f"ok_labels/urgent_labels not among labels: {unknown}")
+        if "consensus_b_lines" in self.postprocess and (
+            self.task != "detection" or self.input.view != "scanlines" or "b_line" not in self.labels
+        ):
+            raise ValueError(
+                'postprocess "consensus_b_lines" needs task "detection", input.view "scanlines" and a '
+                f'"b_line" label (task {self.task!r}, view {self.input.view!r}, labels {list(self.labels)})'
+            )
         if self.default_precision not in self.files:
             raise ValueError(f"default_precision {self.default_precision!r} has no entry in files")
         orphans = sorted(p for p in self.cpu_files if p not in self.files)

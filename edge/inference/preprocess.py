@@ -164,6 +164,12 @@ class Preprocessor:
             return self._tensor, transform
         return self._tensor.astype(self.spec.dtype), transform
 
+    @property
+    def fitted(self) -> np.ndarray:
+        """The last frame as fitted to the model: uint8, before normalising (an internal buffer,
+        valid until the next call). A task's classical stage reads the model's own view of it."""
+        return self._resized
+
     def reset(self) -> None:
         """Forget the imaging area found so far: call between clips when building inputs."""
         self.tracker.reset()

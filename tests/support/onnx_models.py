@@ -13,8 +13,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def yolo_model(output: np.ndarray, size: int = 64) -> onnx.ModelProto:
-    """A model whose output is ``output`` (shape [1, 4+C, N]) for any input of [1,3,size,size].
+def yolo_model(output: np.ndarray, size: int = 64, channels: int = 3) -> onnx.ModelProto:
+    """A model whose output is ``output`` (shape [1, 4+C, N]) for any input of [1,channels,size,size].
 
     The input still flows through the graph (times zero) so the session really reads it.
     """
@@ -28,7 +28,7 @@ def yolo_model(output: np.ndarray, size: int = 64) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "tiny_yolo",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, channels, size, size])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
         [const, zero],
     )

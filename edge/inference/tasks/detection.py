@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.errors import ModelError
+from edge.inference.blines import detect as consensus_b_lines
+from edge.inference.blines import line_boxes
 from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Transform
 from edge.inference.shapes import Shape, fmt, static
@@ -73,9 +75,17 @@ def batched_nms(
     return nms(boxes + offset[:, None], scores, iou_threshold)
 
 
+# Confidence given to a B-line of the consensus stage: it is a rule, not a probability; 1.0 puts it
+# among the confident findings the overlay counts.
+CONSENSUS_CONFIDENCE = 1.0
+
+
 class DetectionTask(ImageTask):
     """Findings from the first output: decoded, NMS-ed, capped at ``max_detections``, mapped back
-    to frame pixels and clipped to the frame; below ``review_below`` a finding needs review."""
+    to frame pixels and clipped to the frame; below ``review_below`` a finding needs review. With
+    the manifest's ``postprocess: ["consensus_b_lines"]``, the B-lines the consensus definition
+    finds on the model's own scan-line input (``edge.inference.blines``) join the model's where
+    their column holds none of the model's B-line boxes."""
 
     name = "detection"
 
@@ -83,11 +93,15 @@ class DetectionTask(ImageTask):
         super().__init__(manifest)
         self._labels = manifest.labels
         self._th = manifest.thresholds
+        consensus = "consensus_b_lines" in manifest.postprocess
+        self._b_line = manifest.labels.index("b_line") if consensus else None
 
     def decode(
         self, outputs: Sequence[np.ndarray], transform: Transform, frame_hw: tuple[int, int]
     ) -> TaskOutput:
         boxes, scores, ids = self.detect(outputs[0])
+        if self._b_line is not None:
+            boxes, scores, ids = self._with_consensus(boxes, scores, ids, self._b_line)
         if len(boxes):
             boxes = transform.to_frame(boxes)
             h, w = frame_hw
@@ -107,6 +121,27 @@ class DetectionTask(ImageTask):
             for b, s, c in zip(boxes, scores, ids)
         )
         return TaskOutput(findings=findings)
+
+    def _with_consensus(
+        self, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray, b_line: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's detections plus the consensus stage's B-lines in columns the model's B-line
+        boxes leave empty (all in model-input pixels)."""
+        scan = self.preprocessor.fitted
+        h, w = scan.shape[:2]
+        own = boxes[ids == b_line]
+        extra = [
+            b
+            for b in line_boxes(consensus_b_lines(scan), h, w)
+            if not np.any((own[:, 0] <= (b[0] + b[2]) / 2) & ((b[0] + b[2]) / 2 <= own[:, 2]))
+        ]
+        if not extra:
+            return boxes, scores, ids
+        return (
+            np.concatenate([boxes, np.asarray(extra, np.float32)]),
+            np.concatenate([scores, np.full(len(extra), CONSENSUS_CONFIDENCE, np.float32)]),
+            np.concatenate([ids, np.full(len(extra), b_line, np.int64)]),
+        )
 
     def check_output(self, name: str, shape: Shape) -> str | None:
         """YOLO layout: [1, 4+C, N] or [1, N, 4+C] (or without the batch axis); symbolic sizes pass."""

@@ -122,3 +122,51 @@ def test_task_prepares_through_the_manifests_preprocessing() -> None:
     tensor, transform = DetectionTask(_manifest()).prepare(np.full((64, 128, 3), 80, np.uint8))
     assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == np.float32
     assert (transform.scale_x, transform.pad_y) == (0.5, 16.0)
+
+
+def _lung_screen() -> np.ndarray:
+    """A linear lung image on a black screen (128 columns of tissue from x=16): soft tissue, a
+    pleural line at row 30, normal lung fading below it, and three B-lines at columns 40, 80, 112."""
+    rng = np.random.default_rng(5)
+    img = np.zeros((140, 160), np.uint8)
+    area = np.full((128, 128), 40.0)
+    area[:30] = 70
+    area[29:32] = 200
+    area[32:] = (60 * np.exp(-np.arange(96) / 25.0) + 15)[:, None]
+    for c in (24, 64, 96):  # columns inside the imaging area
+        area[31:, c : c + 3] = 150
+    img[6:134, 16:144] = np.clip(area + rng.normal(0, 4, area.shape), 0, 255).astype(np.uint8)
+    return img
+
+
+def test_the_consensus_stage_adds_the_b_lines_the_model_did_not_box(tmp_path: Path) -> None:
+    # The model boxes one B-line (input column 24-28 of the 128-wide scan-line view) and nothing else.
+    out = np.zeros((1, 6, 2), np.float32)
+    out[0, :, 0] = [25.5, 80, 6, 96, 0.9, 0.0]
+    manifest = {
+        "name": "scan-yolo",
+        "task": "detection",
+        "input": {"name": "images", "shape": [1, 1, 128, 128], "color": "gray", "view": "scanlines"},
+        "outputs": [{"name": "output0", "kind": "yolo"}],
+        "labels": ["b_line", "pleural_line"],
+        "thresholds": {"min_confidence": 0.25, "review_below": 0.5, "iou": 0.45},
+    }
+    screen = _lung_screen()
+    model = yolo_model(out, 128, 1)
+    plain = LoadedModel(write_model_folder(tmp_path / "plain", model, manifest), warmup_runs=0)
+    assert [f.label for f in plain.infer(screen).findings] == ["b_line"]
+    manifest |= {"postprocess": ["consensus_b_lines"]}
+    both = LoadedModel(write_model_folder(tmp_path / "both", model, manifest), warmup_runs=0)
+    found = both.infer(screen).findings
+    assert [f.label for f in found] == ["b_line"] * 3, "the model's one and the two it missed"
+    centres = sorted((f.box.x0 + f.box.x1) / 2 for f in found if f.box is not None)
+    np.testing.assert_allclose(centres, [16 + 25.5, 16 + 65.5, 16 + 97.5], atol=2.5)  # frame pixels
+    assert all(not f.needs_review for f in found)
+
+
+def test_the_consensus_stage_needs_a_scan_line_detector() -> None:
+    from pydantic import ValidationError
+
+    base = _manifest().model_dump()
+    with pytest.raises(ValidationError, match="consensus_b_lines"):
+        Manifest.model_validate(base | {"postprocess": ["consensus_b_lines"]})

@@ -1,0 +1,78 @@
+"""The consensus B-line detector on scan-line images whose B-lines are known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.inference.blines import detect, runs
+
+H = W = 128
+PLEURA = 30
+
+
+def _lung(rng: np.random.Generator, a_lines: bool = True) -> np.ndarray:
+    """Soft tissue, a bright pleural line, then normal lung: A-lines fading with depth."""
+    img = np.full((H, W), 40.0)
+    img[:PLEURA] = 70.0
+    img[PLEURA - 1 : PLEURA + 2] = 200.0
+    depth = np.arange(H - PLEURA - 2, dtype=np.float64)
+    img[PLEURA + 2 :] = (60.0 * np.exp(-depth / 25.0) + 15.0)[:, None]
+    if a_lines:
+        for k in (2, 3):
+            row = PLEURA * k
+            if row < H - 1:
+                img[row : row + 2] += 120.0 * 0.5 ** (k - 1)
+    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def _b_line(img: np.ndarray, col: int, width: int = 3, level: float = 150.0, fade: float = 0.0) -> None:
+    rows = np.arange(PLEURA + 1, H)
+    gain = 1.0 - fade * (rows - rows[0]) / (rows[-1] - rows[0])
+    img[PLEURA + 1 :, col : col + width] = np.clip(level * gain[:, None], 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def test_normal_lung_with_a_lines_has_no_b_line(rng: np.random.Generator) -> None:
+    got = detect(_lung(rng))
+    assert abs(got.pleura_row - PLEURA) <= 2
+    assert got.count == 0 and got.lines == () and got.confluent == ()
+
+
+def test_three_discrete_b_lines_are_counted_at_their_columns(rng: np.random.Generator) -> None:
+    img = _lung(rng)
+    for c in (30, 62, 94):
+        _b_line(img, c)
+    got = detect(img)
+    assert len(got.lines) == 3 and got.count == 3
+    assert [abs((a + b) / 2 - (c + 1.5)) <= 2 for (a, b), c in zip(got.lines, (30, 62, 94))] == [True] * 3
+
+
+def test_a_line_that_fades_before_the_bottom_is_not_a_b_line(rng: np.random.Generator) -> None:
+    img = _lung(rng)
+    _b_line(img, 60, fade=0.95)  # a comet tail: bright under the pleura, gone at depth
+    assert detect(img).count == 0
+
+
+def test_confluent_b_lines_count_by_width(rng: np.random.Generator) -> None:
+    img = _lung(rng)
+    img[PLEURA + 2 :, 20:100] = 170  # white lung: 80 of 128 columns bright to the bottom
+    got = detect(img)
+    assert got.confluent and got.count >= 5
+
+
+def test_the_window_between_two_rib_shadows_is_not_a_b_line(rng: np.random.Generator) -> None:
+    img = _lung(rng, a_lines=False)
+    img[PLEURA + 2 :, 35:93] = 90  # a wide window that does not fade, between two rib shadows
+    img[:, :35] = 5
+    img[:, 93:] = 5
+    assert detect(img).lines == ()
+
+
+def test_runs_finds_each_run() -> None:
+    assert runs(np.array([0, 1, 1, 0, 1, 0, 0, 1], bool)) == [(1, 3), (4, 5), (7, 8)]
+    assert runs(np.zeros(4, bool)) == []
