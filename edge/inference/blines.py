@@ -126,3 +126,29 @@ def line_boxes(found: FrameBLines, h: int, w: int, p: TeacherParams | None = Non
         edges = np.linspace(c0, c1, k + 1)
         out += [[float(a), top, float(b), bottom] for a, b in itertools.pairwise(edges)]
     return out
+
+
+# Confidence given to a B-line of the consensus stage: it is a rule, not a probability; 1.0 puts it
+# among the confident findings the overlay counts.
+CONSENSUS_CONFIDENCE = 1.0
+
+
+def with_consensus(
+    boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray, scan: np.ndarray, b_line: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A detector's (boxes xyxy, scores, class ids) on the scan-line image ``scan`` (all in its
+    pixels), plus the consensus B-lines whose centre column no B-line box of the detector holds."""
+    h, w = scan.shape[:2]
+    own = boxes[ids == b_line]
+    extra = [
+        b
+        for b in line_boxes(detect(scan), h, w)
+        if not np.any((own[:, 0] <= (b[0] + b[2]) / 2) & ((b[0] + b[2]) / 2 <= own[:, 2]))
+    ]
+    if not extra:
+        return boxes, scores, ids
+    return (
+        np.concatenate([boxes, np.asarray(extra, np.float32)]),
+        np.concatenate([scores, np.full(len(extra), CONSENSUS_CONFIDENCE, np.float32)]),
+        np.concatenate([ids, np.full(len(extra), b_line, np.int64)]),
+    )

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.blines import detect as consensus_b_lines
-from edge.inference.blines import line_boxes
+from edge.inference.blines import with_consensus
 from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Transform
 from edge.inference.shapes import Shape, fmt, static
@@ -75,11 +74,6 @@ def batched_nms(
     return nms(boxes + offset[:, None], scores, iou_threshold)
 
 
-# Confidence given to a B-line of the consensus stage: it is a rule, not a probability; 1.0 puts it
-# among the confident findings the overlay counts.
-CONSENSUS_CONFIDENCE = 1.0
-
-
 class DetectionTask(ImageTask):
     """Findings from the first output: decoded, NMS-ed, capped at ``max_detections``, mapped back
     to frame pixels and clipped to the frame; below ``review_below`` a finding needs review. With
@@ -101,7 +95,7 @@ class DetectionTask(ImageTask):
     ) -> TaskOutput:
         boxes, scores, ids = self.detect(outputs[0])
         if self._b_line is not None:
-            boxes, scores, ids = self._with_consensus(boxes, scores, ids, self._b_line)
+            boxes, scores, ids = with_consensus(boxes, scores, ids, self.preprocessor.fitted, self._b_line)
         if len(boxes):
             boxes = transform.to_frame(boxes)
             h, w = frame_hw
@@ -121,27 +115,6 @@ class DetectionTask(ImageTask):
             for b, s, c in zip(boxes, scores, ids)
         )
         return TaskOutput(findings=findings)
-
-    def _with_consensus(
-        self, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray, b_line: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's detections plus the consensus stage's B-lines in columns the model's B-line
-        boxes leave empty (all in model-input pixels)."""
-        scan = self.preprocessor.fitted
-        h, w = scan.shape[:2]
-        own = boxes[ids == b_line]
-        extra = [
-            b
-            for b in line_boxes(consensus_b_lines(scan), h, w)
-            if not np.any((own[:, 0] <= (b[0] + b[2]) / 2) & ((b[0] + b[2]) / 2 <= own[:, 2]))
-        ]
-        if not extra:
-            return boxes, scores, ids
-        return (
-            np.concatenate([boxes, np.asarray(extra, np.float32)]),
-            np.concatenate([scores, np.full(len(extra), CONSENSUS_CONFIDENCE, np.float32)]),
-            np.concatenate([ids, np.full(len(extra), b_line, np.int64)]),
-        )
 
     def check_output(self, name: str, shape: Shape) -> str | None:
         """YOLO layout: [1, 4+C, N] or [1, N, 4+C] (or without the batch axis); symbolic sizes pass."""
