@@ -1,4 +1,4 @@
-"""The pocus_dev clips for us-quality: each clip's imaged sector and natural shadows, and the split by clip.
+"""The pocus_dev clips for us-quality: each clip's imaged sector and natural shadows.
 
 The clips are read by ``tools.modelkit.pocus`` (gray, full resolution: the degradations run on
 full-size frames, as the runtime would see them); the sector mask and the per-frame shadow
@@ -13,10 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, ClipRecord, cached_arrays, load_frames, load_labels
+from edge.inference.sector import SectorNotFound, find_sector
+from tools.modelkit.pocus import DEFAULT_CACHE, ClipRecord, cached_arrays, load_frames, load_labels
 from tools.us_quality.degrade import natural_shadow, sector_geometry
 
-NATURAL_SHADOW_MAX = 0.4  # frames with more natural (rib) shadow than this are never 'diagnostic'
+# Real rib shadows are what an intercostal lung view shows (2.x): an untouched frame stands for
+# 'diagnostic' unless the whole sector is dark (1.x left out frames over 0.4, which taught the model
+# to call good views with two rib shadows 'shadow').
+NATURAL_SHADOW_MAX = 1.0
 
 
 def sector_mask(frames: np.ndarray) -> np.ndarray:
@@ -42,6 +46,16 @@ def sector_mask(frames: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
+def clip_sector(frames: np.ndarray, n: int = 16) -> np.ndarray:
+    """The clip's imaging area as the runtime finds it (``find_sector`` on up to ``n`` evenly spaced
+    frames, so motion separates image from layout); :func:`sector_mask` where it finds none."""
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).astype(int))
+    try:
+        return find_sector([frames[i] for i in idx]).mask > 0
+    except SectorNotFound:
+        return sector_mask(frames)
+
+
 @dataclass
 class ClipData:
     record: ClipRecord
@@ -60,73 +74,12 @@ def load_clip(data_dir: Path, rec: ClipRecord, step: int, cache_dir: Path = DEFA
     frames = load_frames(data_dir, rec, step, cache_dir)
 
     def derive() -> dict[str, np.ndarray]:
-        mask = sector_mask(frames)
+        mask = clip_sector(frames)
         geo = sector_geometry(mask)
         return {"mask": mask, "shadow": np.array([natural_shadow(f, geo) for f in frames], np.float32)}
 
-    z = cached_arrays(data_dir / rec.file, step, cache_dir, "us-quality-sector-v1", derive)
+    z = cached_arrays(data_dir / rec.file, step, cache_dir, "us-quality-sector-v2", derive)
     return ClipData(rec, frames, z["mask"], z["shadow"])
-
-
-def split_by_clip(
-    records: list[ClipRecord],
-    seed: int,
-    test_frac: float = 0.22,
-    val_frac: float = 0.15,
-    pinned_test: tuple[str, ...] = (),
-) -> dict[str, list[str]]:
-    """Assign whole clips (whole patients where known) to train / val / test.
-
-    Stratified by probe, then by clinical label within a probe: for each (probe, label) the groups
-    are shuffled and dealt to test and val until each holds its share of that probe's videos.
-    Stills always go to train (one frame each; too few to judge anything on).
-    """
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    videos = [r for r in records if r.is_video and r.file not in EXCLUDED]
-    out["train"] += [r.file for r in records if not r.is_video and r.file not in EXCLUDED]
-    for probe in sorted({r.probe for r in videos}):
-        recs = [r for r in videos if r.probe == probe]
-        groups: dict[str, list[ClipRecord]] = {}
-        for r in recs:
-            groups.setdefault(r.group, []).append(r)
-        n = len(recs)
-        want = {"test": round(test_frac * n), "val": max(1, round(val_frac * n))}
-        have = {"test": 0, "val": 0}
-        pinned = [g for g, rs in groups.items() if any(r.file in pinned_test for r in rs)]
-        for g in pinned:
-            out["test"] += [r.file for r in groups[g]]
-            have["test"] += len(groups[g])
-        rest = [g for g in groups if g not in pinned]
-        # Big groups (patients) first, as they are the hardest to place; within a size, labels are
-        # dealt round-robin (label order shuffled) so each split sees several labels.
-        by_label: dict[str, list[str]] = {}
-        for g in rest:
-            by_label.setdefault(groups[g][0].label, []).append(g)
-        for gs in by_label.values():
-            rng.shuffle(gs)
-        labels = list(by_label)
-        rng.shuffle(labels)
-        order: list[str] = []
-        while any(by_label.values()):
-            for lab in labels:
-                if by_label[lab]:
-                    order.append(by_label[lab].pop(0))
-        remaining = order
-        for split in ("test", "val"):
-            while have[split] < want[split]:
-                fits = [g for g in remaining if have[split] + len(groups[g]) <= want[split] + 1]
-                if not fits:
-                    break
-                seen = [groups[g][0].label for g in groups if groups[g][0].file in out[split]]
-                # Patients (big groups) first, then the label this split has least of.
-                g = min(fits, key=lambda g: (-len(groups[g]), seen.count(groups[g][0].label)))
-                remaining = [x for x in remaining if x != g]
-                out[split] += [r.file for r in groups[g]]
-                have[split] += len(groups[g])
-        for g in remaining:
-            out["train"] += [r.file for r in groups[g]]
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def load_clips(

@@ -32,7 +32,7 @@ NO_CONTACT = {
     "residual": (0.0, 0.08),  # faint remnant of tissue (e.g. a film of gel)
 }
 SHADOW = {
-    "coverage": (0.38, 0.75),  # fraction of the sector's width in shadow (area >= 35% checked)
+    "coverage": (0.55, 0.85),  # fraction of the sector's width in shadow (area >= SHADOW_MIN_AREA checked)
     "strength": (0.80, 0.98),  # attenuation of the echo in the shadow
     "start_depth": (0.0, 0.18),  # where the shadow starts, fraction of sector depth
     "edge_softness": (0.005, 0.04),  # lateral blur of the shadow's edges, fraction of width
@@ -41,11 +41,11 @@ GAIN_HIGH = {
     "offset": (35.0, 140.0),  # gray levels added (about +8 to +33 dB at 60 dB over 255 levels)
     "scale": (1.0, 1.7),  # contrast of the gained-up image
     "washed_scale": (0.5, 0.85),  # washed-out variant (35%): less contrast, offset >= 80
-    "saturated_frac": (0.01, 0.15),  # at least this fraction of the sector is driven to 255
+    "saturated_frac": (0.08, 0.40),  # at least this fraction of the sector is driven to 255 (lost)
     "noise_sigma": (2.0, 10.0),  # electronic noise made visible by the gain
 }
 GAIN_LOW = {
-    "black_frac": (0.35, 0.90),  # fraction of the sector pushed below the display floor
+    "black_frac": (0.50, 0.92),  # fraction of the sector pushed below the display floor (lost)
     "scale": (0.4, 0.9),
     "tgc_slope": (0.0, 1.5),  # extra darkening with depth (time-gain compensation too low)
 }
@@ -55,8 +55,7 @@ MILD = {
     "noise_sigma": (0.0, 4.0),
     "blur_sigma": (0.0, 0.9),
 }
-DISPLAY_GAMMA = (0.8, 1.25)  # gray-map variation between scanners, all classes
-SHADOW_MIN_AREA = 0.35
+SHADOW_MIN_AREA = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def natural_shadow(img: np.ndarray, geo: SectorGeometry, bins: int = 24, ratio: 
     ``shadow`` frame by this model's definition and must not be used as a ``diagnostic`` example.
     A direction is dark when its mean level is below ``ratio`` x the 85th percentile of directions.
     """
-    _check(img)
+    check_gray(img)
     v = np.nan_to_num(geo.v, nan=-1.0)
     band = geo.mask & (v >= 0.1) & (v <= 0.8)
     if not band.any():
@@ -161,7 +160,7 @@ def _grain(shape: tuple[int, int], rng: Rng, grain_px: float) -> np.ndarray:
     return big / max(float(big.std()), 1e-6)
 
 
-def _check(img: np.ndarray) -> None:
+def check_gray(img: np.ndarray) -> None:
     if img.ndim != 2 or img.dtype != np.uint8:
         raise ValueError(f"expected a gray uint8 HxW frame, got {img.dtype} {img.shape}")
 
@@ -191,7 +190,7 @@ def reverberation(geo: SectorGeometry, rng: Rng) -> np.ndarray:
 
 def no_contact(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """Probe in air: the sector goes nearly black, with reverberation bands near the face and noise."""
-    _check(img)
+    check_gray(img)
     floor = _u(NO_CONTACT["floor"], rng)
     sigma = _u(NO_CONTACT["noise_sigma"], rng)
     residual = _u(NO_CONTACT["residual"], rng)
@@ -200,10 +199,12 @@ def no_contact(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     return _finish(out, img, geo.mask)
 
 
-def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str]:
-    """Shadow weight in [0, 1] per pixel, and the kind of shadow."""
-    kind = str(rng.choice(["ribs", "edge", "centre"], p=[0.5, 0.35, 0.15]))
-    cover = _u(SHADOW["coverage"], rng)
+def shadow_field(
+    geo: SectorGeometry, rng: Rng, kind: str | None = None, cover: float | None = None
+) -> tuple[np.ndarray, str]:
+    """Shadow weight in [0, 1] per pixel, and the kind of shadow (drawn where not given)."""
+    kind = kind or str(rng.choice(["ribs", "edge", "centre"], p=[0.5, 0.35, 0.15]))
+    cover = _u(SHADOW["coverage"], rng) if cover is None else cover
     if kind == "ribs":  # 1-3 rib shadows, the gaps between them imaged
         n = int(rng.integers(1, 4))
         widths = rng.dirichlet(np.ones(n)) * cover
@@ -232,15 +233,15 @@ def _shadow_field(geo: SectorGeometry, rng: Rng) -> tuple[np.ndarray, str]:
 
 
 def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
-    """Dark wedge(s) from the skin line down over >= 35% of the sector (rib shadows, lifted edge).
+    """Dark wedge(s) from the skin line down over >= half the sector (ribs, lifted edge, poor coupling).
 
     Inside the shadow the echo is attenuated towards a noise floor; a rib shadow may be capped by
     the bright rib surface; a lifted edge may show reverberation bands, as a probe in air does.
-    Wedges are re-drawn wider until they cover at least 35% of the sector's pixels.
+    Wedges are re-drawn wider until they cover at least SHADOW_MIN_AREA of the sector's pixels.
     """
-    _check(img)
+    check_gray(img)
     for _ in range(8):
-        field, kind = _shadow_field(geo, rng)
+        field, kind = shadow_field(geo, rng)
         if (field[geo.mask] > 0.5).mean() >= SHADOW_MIN_AREA + 0.01:
             break
     else:  # narrow sectors with a deep start: fall back to a lifted edge covering half the width
@@ -264,10 +265,11 @@ def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """Gain too high: an offset (and contrast) added to the log-compressed levels, clipped at 255.
 
-    The black level inside the sector rises with the offset and at least 1-15% of the sector
-    saturates; in the washed-out variant contrast drops as well. Electronic noise becomes visible.
+    The black level inside the sector rises with the offset and at least 8-40% of the sector
+    saturates (information a normalisation cannot bring back); in the washed-out variant contrast
+    drops as well. Electronic noise becomes visible.
     """
-    _check(img)
+    check_gray(img)
     x = img.astype(np.float32)
     offset = _u(GAIN_HIGH["offset"], rng)
     washed = rng.random() < 0.35
@@ -286,10 +288,11 @@ def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """Gain too low: levels shifted down (and contrast reduced) so weak echoes drop to black.
 
-    A random fraction of the sector goes below the display floor; optionally the far field is
+    Half or more of the sector goes below the display floor (crushed: lost to any normalisation,
+    unlike a merely darker display, which is a scanner look); optionally the far field is
     darkened further, as when time-gain compensation is turned down.
     """
-    _check(img)
+    check_gray(img)
     x = img.astype(np.float32)
     inside = x[geo.mask]
     black = _u(GAIN_LOW["black_frac"], rng)
@@ -309,7 +312,7 @@ def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 
 def mild(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """Acceptable variation: small gain / contrast jitter, noise and blur (the diagnostic class)."""
-    _check(img)
+    check_gray(img)
     x = img.astype(np.float32)
     out = x * _u(MILD["scale"], rng) + _u(MILD["offset"], rng)
     sigma = _u(MILD["blur_sigma"], rng)
@@ -327,86 +330,3 @@ DEGRADATIONS: dict[str, Degradation] = {
     "gain_high": gain_high,
     "gain_low": gain_low,
 }
-
-
-# --- geometry augmentation (all classes, before the degradation) -----------------------------
-
-
-def fan_mask(h: int, w: int, rng: Rng) -> np.ndarray:
-    """A random convex-probe fan (apex above the frame) or linear rectangle, as a bool mask."""
-    m = np.zeros((h, w), np.uint8)
-    if rng.random() < 0.75:
-        half = np.deg2rad(rng.uniform(22, 42))
-        top = rng.uniform(0.0, 0.08) * h
-        r0 = rng.uniform(0.15, 0.6) * h  # apex distance above the skin line
-        r1 = r0 + (h - top) * rng.uniform(0.8, 1.0)
-        cx = w / 2 + rng.uniform(-0.05, 0.05) * w
-        cy = top - r0
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        r = np.hypot(xx - cx, yy - cy)
-        th = np.arctan2(xx - cx, yy - cy)
-        m = ((r >= r0) & (r <= r1) & (np.abs(th) <= half)).astype(np.uint8)
-    else:
-        x0, x1 = rng.uniform(0.0, 0.15) * w, rng.uniform(0.85, 1.0) * w
-        y0, y1 = rng.uniform(0.0, 0.08) * h, rng.uniform(0.85, 1.0) * h
-        m[int(y0) : int(y1), int(x0) : int(x1)] = 1
-    if m.sum() < 0.1 * h * w:
-        m[:] = 1
-    return m.astype(bool)
-
-
-def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
-    """Flip, crop, rescale, re-frame and re-mask a frame so sector shape and size vary.
-
-    Only left-right flips: the transducer face is always at the top of a B-mode display.
-    """
-    _check(img)
-    img, mask = img.copy(), mask.astype(bool).copy()
-    if rng.random() < 0.5:
-        img, mask = img[:, ::-1].copy(), mask[:, ::-1].copy()
-    h, w = img.shape
-    full = mask.mean() > 0.9
-    if rng.random() < (0.35 if full else 0.1):  # a clip cropped inside the sector, shown as a fan
-        fan = fan_mask(h, w, rng)
-        img[~fan] = 0
-        mask &= fan
-    if rng.random() < 0.5:  # small crop
-        t, b, lft, r = (rng.uniform(0, 0.08, size=4) * [h, h, w, w]).astype(int)
-        img, mask = img[t : h - b, lft : w - r], mask[t : h - b, lft : w - r]
-    if rng.random() < 0.3:  # a different display resolution (changes the speckle grain size)
-        f = rng.uniform(0.6, 1.5)
-        size = (max(32, int(img.shape[1] * f)), max(32, int(img.shape[0] * f)))
-        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(img, size, interpolation=interp)
-        # Same interpolation for the mask, so every pixel that took a value from the sector is in it.
-        mask = cv2.resize(mask.astype(np.float32), size, interpolation=interp) > 0
-    if rng.random() < 0.3:  # sector placed in a wider / taller black display
-        h, w = img.shape
-        pt, pb = (rng.uniform(0, 0.12, size=2) * h).astype(int)
-        pl, pr = (rng.uniform(0, 0.3, size=2) * w).astype(int)
-        img = cv2.copyMakeBorder(img, pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=0)
-        mask = cv2.copyMakeBorder(mask.astype(np.uint8), pt, pb, pl, pr, cv2.BORDER_CONSTANT, value=0) > 0
-    if mask.sum() < 64:
-        mask = np.ones_like(mask)
-    return np.ascontiguousarray(img), np.ascontiguousarray(mask)
-
-
-def display_map(img: np.ndarray, rng: Rng) -> np.ndarray:
-    """A different scanner gray map: gamma in ``DISPLAY_GAMMA`` on the displayed levels (0 stays 0)."""
-    _check(img)
-    gamma = float(np.exp(rng.uniform(*np.log(DISPLAY_GAMMA))))
-    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
-    return cv2.LUT(img, lut)
-
-
-def make_sample(img: np.ndarray, mask: np.ndarray, label: str, rng: Rng, augment: bool = True) -> np.ndarray:
-    """One training / evaluation frame of class ``label`` from a clean frame and its sector mask."""
-    if augment:
-        img, mask = augment_geometry(img, mask, rng)
-        if rng.random() < 0.5:
-            img = display_map(img, rng)
-    geo = sector_geometry(mask)
-    out = DEGRADATIONS[label](img, geo, rng)
-    if label in ("no_contact", "shadow") and rng.random() < 0.5:  # vary noise / blur there too
-        out = mild(out, geo, rng)
-    return out

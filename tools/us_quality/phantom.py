@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from firmware_bridge.phantom import Truth, frames, single
+from firmware_bridge.phantom import Truth, frames, scan_converter, single
 from tools.us_quality import LABELS
-from tools.us_quality.preprocess import resize
+from tools.us_quality.view import to_input
 
 SHADOW_MIN = 0.35  # shadow_fraction from which a frame is 'shadow' (the real recipe's >= ~35%)
 SHADOW_DIAG_MAX = 0.2  # a narrower event shadow (a rib at the edge) still leaves a diagnostic frame
@@ -92,7 +92,7 @@ def label_of(truth: Truth) -> int | None:
 
 @dataclass(frozen=True)
 class PhantomSet:
-    images: np.ndarray  # (N, 128, 128) uint8, the runtime's resize of the phantom frame
+    images: np.ndarray  # (N, 128, 128) uint8, the model's view of the phantom frame (view.to_input)
     labels: np.ndarray  # (N,) class index
     case: np.ndarray  # (N,) index into CASES
     probe: np.ndarray  # (N,) "convex" / "linear"
@@ -130,7 +130,18 @@ def _scene(args: tuple[int, int]) -> list[tuple[np.ndarray, int | None, int, str
         motion_mm_s=float(rng.uniform(0.0, 2.0)),
         **params,
     )
-    return [(resize(img), label_of(t), ci, probe) for img, t in frames(scenario, fps=FPS, seed=seed)]
+    return [
+        (to_input(img, _mask_at(scenario, t.t_s)), label_of(t), ci, probe)
+        for img, t in frames(scenario, fps=FPS, seed=seed)
+    ]
+
+
+def _mask_at(scenario: Any, t_s: float) -> np.ndarray:
+    """The imaged sector at time ``t_s``, from the simulator's own scan converter (where the runtime
+    finds it from the image; the phantom knows it exactly)."""
+    hit = scenario.at(t_s)
+    seg = hit[1] if hit else scenario.segments[0]
+    return np.asarray(scan_converter(seg.geometry()).mask, bool)
 
 
 def scene_jobs(split: str, n_scenes: int, seed: int) -> list[tuple[int, int]]:
@@ -184,7 +195,7 @@ def tour_set(seed: int, fps: float = 2.0, preset: str = "lung") -> tuple[np.ndar
             if p.get("effusion")
             else f"{p.get('b_line_count', 0)} b-lines"
         )
-        imgs.append(resize(img))
+        imgs.append(to_input(img, _mask_at(scenario, t.t_s)))
         stops.append(stop)
     return np.stack(imgs), stops
 

@@ -14,30 +14,35 @@ from pathlib import Path
 
 import cv2
 
+from edge.inference.manifest import InputSpec, Manifest
 from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest
 from tools.modelkit.pocus import data_source, load_labels, video_frames
 from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
-from tools.us_quality.card import UPSTREAM, load_report, model_card
+from tools.us_quality.card import GATE, UPSTREAM, load_report, model_card
+from tools.us_quality.grouped_report import int8_gap
 from tools.us_quality.model import CHANNELS
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE
 from tools.us_quality.train import FP32_FILE
+from tools.us_quality.view import VIEW
 
 
 def _recipe(train_log: dict, quant: dict) -> str:
     cfg = train_log.get("config", {})
+    fit = cfg.get("fit", {})
     return (
         f"{len(CHANNELS)}x(conv3x3+BN+ReLU) CNN, global average pool, linear; "
-        f"{train_log.get('params')} params; input gray {SIZE}x{SIZE} stretched, (x/255-0.5)/0.25; "
-        "synthetic degradations of real frames (no_contact, shadow, gain_high, gain_low; mild jitter for "
-        f"diagnostic) plus {train_log.get('phantom_train_frames')} phantom frames labelled from the "
-        f"phantom's truth ({cfg.get('phantom_per_batch')} of each batch of {cfg.get('batch_size')}); "
-        "AdamW lr "
-        f"{cfg.get('lr')} one-cycle, {cfg.get('epochs')} epochs over {cfg.get('pool_size')} rendered real "
-        f"samples, label smoothing {cfg.get('label_smoothing')}, best epoch by the mean of real and phantom "
-        "validation macro-F1; INT8 by onnxruntime quantize_static QDQ, per-channel QInt8 weights, MinMax on "
-        f"{quant.get('calibration_samples')} training-split frames: {INT8_FILE} symmetric QInt8 activations, "
+        f"{train_log.get('params')} params; input: the imaging sector, cropped, 0 outside its mask, "
+        f"intensity-normalised, gray {SIZE}x{SIZE} stretched, (x/255-0.5)/0.25; faults defined relative to "
+        "the normalised image (no_contact, shadow >= 45% of the sector, gain_high >= 8% clipped, gain_low "
+        ">= 50% crushed) rendered on every pocus_dev clip under random scanner looks (gain x0.4-1.6, "
+        f"gamma 0.6-1.6, gray maps, TGC, blur, geometry), plus {train_log.get('phantom_train_frames')} "
+        f"phantom frames labelled from the phantom's truth ({fit.get('phantom_per_batch')} of each batch "
+        f"of {fit.get('batch_size')}); AdamW lr {fit.get('lr')} one-cycle, {fit.get('steps')} steps, label "
+        f"smoothing {fit.get('label_smoothing')}, last weights kept; evaluated by leave-one-source-out "
+        "(grouped_cv.json); INT8 by onnxruntime quantize_static QDQ, per-channel QInt8 weights, MinMax on "
+        f"{quant.get('calibration_samples')} training frames: {INT8_FILE} symmetric QInt8 activations, "
         f"float biases (TensorRT-buildable); {INT8_CPU_FILE} (cpu_files) asymmetric QUInt8, int32 biases"
         + "".join(
             f"; {f} float nodes {v['chosen']['excluded_nodes']}"
@@ -50,16 +55,17 @@ def _recipe(train_log: dict, quant: dict) -> str:
 def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
     train_log, quant = load_report(out, "training_log.json"), load_report(out, "quantization.json")
     used = sorted(f for files in splits.values() for f in files)
-    return build_manifest(
+    doc = build_manifest(
         out / FP32_FILE,
         name=MODEL_NAME,
         version=MODEL_VERSION,
         task="classification",
         modality=("US",),
         description=(
-            "Ultrasound frame-quality classifier for lung point-of-care ultrasound: tells a diagnostic "
-            "frame from probe-in-air (no_contact), large acoustic shadow / poor coupling (shadow), and "
-            "gain too high or too low. Quality guidance only; not a medical device, not for diagnosis."
+            "Ultrasound frame-quality classifier for lung point-of-care ultrasound, on the normalised "
+            "imaging sector: tells a diagnostic frame from probe-in-air (no_contact), large acoustic "
+            "shadow / poor coupling (shadow), and gain far too high (clipped) or far too low (crushed). "
+            "Quality guidance only; not a medical device, not for diagnosis."
         ),
         input_size=(SIZE, SIZE),
         color="gray",
@@ -76,8 +82,9 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
         provenance={
             "data": (
                 f"pocus_dev: {len(used)} lung POCUS clips and stills (CC BY 4.0 / CC BY 2.0) from "
-                f"{UPSTREAM}; files, licences and DOIs in DATA_SOURCE.md, split by clip in split.json; "
-                "plus frames of the firmware_bridge.phantom simulator labelled from its ground truth"
+                f"{UPSTREAM}, all used for training (split.json); files, licences and DOIs in "
+                "DATA_SOURCE.md; plus frames of the firmware_bridge.phantom simulator labelled from its "
+                "ground truth"
             ),
             "training_code": "tools/us_quality",
             "seed": seed,
@@ -86,6 +93,21 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
         },
         card=CARD_NAME,
     )
+    return with_view(doc)
+
+
+def with_view(doc: dict) -> dict:
+    """The manifest with ``input.view`` set to the view the model was trained on (``view.VIEW``),
+    checked again by the runtime's own ``Manifest``. A runtime without views cannot feed this model
+    what it was trained on: said loudly, and the manifest left without the key."""
+    if VIEW == "frame":
+        return doc
+    if "view" not in InputSpec.model_fields:
+        print(f"WARNING: this runtime's manifest has no input.view; the model was trained on view {VIEW!r}")
+        return doc
+    doc["input"]["view"] = VIEW
+    Manifest.model_validate(doc)
+    return doc
 
 
 def publish(
@@ -97,6 +119,14 @@ def publish(
     wall_s: float | None = None,
 ) -> dict:
     used = sorted(f for files in splits.values() for f in files)
+    gap = (
+        int8_gap(load_report(out, "grouped_cv.json"))
+        if load_report(out, "grouped_cv.json").get("clips")
+        else {}
+    )
+    if not tiny and any(v > GATE for v in gap.values()):
+        print(f"publish refused: INT8 loses more than {GATE:.0%} against FP32 on the grouped figures: {gap}")
+        raise SystemExit(3)
     man = manifest(out, splits, seed)
     card = model_card(out, splits, seed, wall_s)
     shrunk = "a few frames, one epoch" if tiny else None
@@ -144,7 +174,12 @@ def bundle_clips(data_dir: Path, assets: Path, files: tuple[str, ...], splits: d
             f"- {info['frames']} frames, {info['fps']} fps, {info['shape'][1]}x{info['shape'][0]} px, "
             f"{info['bytes']:,} bytes (read with OpenCV {cv2.__version__})\n"
             f"- us-quality split: **{split}**"
-            + (" (never seen in training or model selection)\n" if split == "test" else "\n")
+            + (
+                " (never seen in training or model selection)\n"
+                if split == "test"
+                else " (us-quality 2.x trains on every clip: its figures on unseen sources are the "
+                "leave-one-source-out ones of its model card)\n"
+            )
         )
     source = (data_dir / "SOURCE.md").read_text().strip()
     parts.append("## SOURCE.md of pocus_dev (verbatim)\n\n" + source + "\n")

@@ -64,17 +64,29 @@ def test_letterbox_pads_and_maps_back() -> None:
 
 
 def test_runtime_matches_the_training_preprocessing_of_us_quality() -> None:
-    """The bundled model was trained through tools/us_quality/preprocess.py: the runtime must agree."""
+    """The bundled model was trained through tools/us_quality/view.py (the runtime's own
+    ``Preprocessor.fit`` given the clip's sector): the manifest must name that input, and the runtime
+    must build the same tensor from the sector it finds."""
     from edge.inference.manifest import load_manifest
+    from edge.inference.sector import find_sector
     from tests.support.paths import MODELS
-    from tools.us_quality.preprocess import preprocess
+    from tools.us_quality.preprocess import normalize
+    from tools.us_quality.view import input_spec, to_input
 
     spec_ = load_manifest(MODELS / "us-quality").manifest.input
+    assert spec_ == input_spec()
     rng = np.random.default_rng(1)
     for shape in ((382, 382, 3), (480, 640, 3), (300, 200)):
-        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        h, w = shape[:2]
+        tissue = cv2.GaussianBlur(rng.integers(40, 220, (h, w), dtype=np.uint8), (0, 0), 2.0)
+        img = np.zeros((h, w), np.uint8)
+        img[h // 8 : h - h // 10, w // 6 : w - w // 6] = tissue[h // 8 : h - h // 10, w // 6 : w - w // 6]
+        if len(shape) == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         tensor, _ = Preprocessor(spec_)(img)
-        np.testing.assert_allclose(tensor, preprocess(img), rtol=0, atol=1e-5)
+        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        expected = normalize(to_input(gray, find_sector([img]).mask > 0))
+        np.testing.assert_allclose(tensor[0, 0], expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(382, 382), (480, 640), (128, 128), (256, 384), (90, 60)])

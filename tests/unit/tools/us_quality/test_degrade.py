@@ -8,11 +8,11 @@ import pytest
 
 from tools.us_quality.degrade import (
     DEGRADATIONS,
+    GAIN_HIGH,
+    GAIN_LOW,
     SHADOW_MIN_AREA,
-    augment_geometry,
     gain_high,
     gain_low,
-    make_sample,
     natural_shadow,
     no_contact,
     sector_geometry,
@@ -115,7 +115,7 @@ def test_no_contact_blackens_the_sector_except_near_the_face(frame: tuple[np.nda
         assert out[near].mean() > out[deep].mean(), "reverberation sits near the transducer face"
 
 
-def test_shadow_darkens_at_least_35_percent_of_the_sector(frame: tuple[np.ndarray, np.ndarray]) -> None:
+def test_shadow_darkens_at_least_the_minimum_area_of_the_sector(frame: tuple[np.ndarray, np.ndarray]) -> None:
     img, mask = frame
     geo = sector_geometry(mask)
     x = img.astype(np.float32)
@@ -144,7 +144,8 @@ def test_gain_high_raises_the_mean_and_saturates(frame: tuple[np.ndarray, np.nda
     for seed in SEEDS:
         out = gain_high(img, geo, np.random.default_rng(seed))
         assert out[mask].astype(float).mean() >= img[mask].astype(float).mean() + 25, seed
-        assert (out[mask] == 255).mean() >= 0.01, seed
+        # information lost: a normalisation cannot bring clipped pixels back
+        assert (out[mask] == 255).mean() >= GAIN_HIGH["saturated_frac"][0] - 0.01, seed
 
 
 def test_gain_low_lowers_the_mean_and_blackens(frame: tuple[np.ndarray, np.ndarray]) -> None:
@@ -153,7 +154,8 @@ def test_gain_low_lowers_the_mean_and_blackens(frame: tuple[np.ndarray, np.ndarr
     for seed in SEEDS:
         out = gain_low(img, geo, np.random.default_rng(seed))
         assert out[mask].astype(float).mean() <= 0.6 * img[mask].astype(float).mean() + 1e-6, seed
-        assert (out[mask] < 12).mean() >= 0.3, seed
+        # crushed: at least the drawn black fraction sits at the noise floor
+        assert (out[mask] < 12).mean() >= GAIN_LOW["black_frac"][0] - 0.05, seed
 
 
 def test_degradations_reject_colour_frames() -> None:
@@ -163,27 +165,9 @@ def test_degradations_reject_colour_frames() -> None:
         no_contact(np.dstack([img] * 3), geo, np.random.default_rng(0))
 
 
-def test_augment_geometry_keeps_image_and_mask_aligned() -> None:
-    img, mask = convex_frame()
-    for seed in SEEDS:
-        a, m = augment_geometry(img, mask, np.random.default_rng(seed))
-        assert a.dtype == np.uint8 and a.shape == m.shape and m.dtype == bool
-        assert a[~m].max(initial=0) == 0  # the surround stays black
-        assert m.mean() > 0.1
-
-
-@pytest.mark.parametrize("label", sorted(DEGRADATIONS))
-def test_make_sample_is_deterministic_and_gray(label: str) -> None:
-    img, mask = linear_frame()
-    a = make_sample(img, mask, label, np.random.default_rng(3))
-    b = make_sample(img, mask, label, np.random.default_rng(3))
-    assert a.ndim == 2 and a.dtype == np.uint8
-    assert np.array_equal(a, b)
-
-
 def test_natural_shadow_measures_dark_beam_directions(frame: tuple[np.ndarray, np.ndarray]) -> None:
     img, mask = frame
     geo = sector_geometry(mask)
     assert natural_shadow(img, geo) < 0.1
     covered = [natural_shadow(shadow(img, geo, np.random.default_rng(s)), geo) for s in SEEDS]
-    assert min(covered) >= 0.3, covered
+    assert min(covered) >= 0.25, covered  # beam-direction bins see most of a >= 50% shadow

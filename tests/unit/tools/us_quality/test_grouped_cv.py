@@ -1,0 +1,86 @@
+"""Leave-one-source-out folds of the us-quality recipe, and the figures read from a run (no torch run)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.modelkit.grouped import source_of
+from tools.modelkit.pocus import ClipRecord
+from tools.us_quality import LABELS
+from tools.us_quality.data import ClipData
+from tools.us_quality.grouped_cv import MIN_SOURCE_FRAMES, folds
+from tools.us_quality.grouped_report import int8_gap, pooled_untouched, recall, untouched
+
+
+def _clip(name: str, doi: str, frames: int) -> ClipData:
+    rec = ClipRecord(f"convex/{name}.mp4", name, "regular", "convex", "video", "", "", doi, "", {})
+    return ClipData(
+        rec, np.zeros((frames, 8, 8), np.uint8), np.ones((8, 8), bool), np.zeros(frames, np.float32)
+    )
+
+
+def _clips() -> list[ClipData]:
+    return [
+        _clip("a1", "10.1/a", 40),
+        _clip("a2", "10.1/a", 30),
+        _clip("b1", "10.1/b", 50),
+        _clip("c1", "10.1/c", 1),
+        _clip("d1", "10.1/d", 2),
+    ]
+
+
+def test_a_source_is_never_in_its_own_folds_training_data() -> None:
+    clips = _clips()
+    fs = folds(clips)
+    held_all = [i for _, held in fs for i in held]
+    assert sorted(held_all) == list(range(len(clips))), "every clip is held out exactly once"
+    for name, held in fs:
+        test_sources = {source_of(clips[i].record) for i in held}
+        train_sources = {source_of(c.record) for i, c in enumerate(clips) if i not in held}
+        assert not test_sources & train_sources, name
+
+
+def test_small_sources_are_held_out_together() -> None:
+    clips = _clips()
+    fs = dict(folds(clips))
+    small = [name for name in fs if name.startswith("small sources")]
+    assert len(small) == 1 and sorted(fs[small[0]]) == [3, 4]
+    assert all(
+        sum(len(clips[i].frames) for i in held) >= MIN_SOURCE_FRAMES
+        for n, held in fs.items()
+        if n not in small
+    )
+
+
+def test_one_source_gives_no_folds() -> None:
+    assert folds([_clip("a1", "10.1/a", 40), _clip("a2", "10.1/a", 30)]) == []
+
+
+def _row(source: str, frames: int, diag: dict[str, int], rendered: dict[str, list[int]]) -> dict:
+    form = {
+        "untouched_diagnostic": {"as is": diag["as is"], "x0.5": diag["as is"], "x0.6 g1.4": diag["as is"]},
+        "rendered": rendered,
+    }
+    return {"source": source, "frames": frames, "fp32": form, "int8": form, "int8_cpu": form}
+
+
+def test_figures_read_from_a_run() -> None:
+    full = {lab: [4, 4] for lab in LABELS}
+    half = {lab: [2, 4] for lab in LABELS}
+    res = {
+        "clips": {
+            "a1": _row("A", 10, {"as is": 10}, full),
+            "a2": _row("A", 10, {"as is": 8}, full),
+            "b1": _row("B", 20, {"as is": 10}, half),
+        }
+    }
+    u = untouched(res, "fp32")
+    assert u["A"]["share"] == 0.9 and u["A"]["ci_kind"] == "bootstrap-clips"
+    assert u["B"]["share"] == 0.5 and u["B"]["ci_kind"] == "wilson-frames"
+    assert u["B"]["ci"][0] < 0.5 < u["B"]["ci"][1]
+    p = pooled_untouched(res, "fp32")
+    assert p["mean_of_sources"] == 0.7 and p["worst_source"] == "B" and p["worst"] == 0.5
+    r = recall(res, "fp32", "shadow")
+    assert r["recall"] == 10 / 12 and r["worst_source"] == "B" and r["worst"] == 0.5
+    assert r["ci"][0] <= r["recall"] <= r["ci"][1]
+    assert int8_gap(res) == {"int8": 0.0, "int8_cpu": 0.0}

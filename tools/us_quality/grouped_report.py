@@ -1,0 +1,150 @@
+"""Figures with 95% intervals from a leave-one-source-out run (``grouped_cv``), for logs and the card.
+
+Per source: the share of untouched frames called ``diagnostic``, with a bootstrap interval that
+resamples the source's clips (Wilson over frames for a one-clip source, marked ``*``). Pooled over
+all held-out sources: each class's recall on rendered samples, with an interval that resamples
+sources (the unit that varies between scanners), and the worst source's recall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tools.us_quality import LABELS
+from tools.us_quality.sources import DARK_VARIANTS, cluster_share
+
+FORM_NAMES = {"fp32": "FP32", "int8_cpu": "INT8 CPU", "int8": "INT8 portable"}
+
+
+def by_source(res: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in res["clips"].values():
+        out.setdefault(row["source"], []).append(row)
+    return dict(sorted(out.items()))
+
+
+def _hits(rows: list[dict], form: str, variant: str) -> list[np.ndarray]:
+    return [
+        np.arange(r["frames"]) < r[form]["untouched_diagnostic"][variant] for r in rows
+    ]  # k of n as a boolean vector: only the count matters to the interval
+
+
+def untouched(res: dict, form: str, variant: str = "as is") -> dict[str, dict]:
+    return {s: cluster_share(_hits(rows, form, variant)) for s, rows in by_source(res).items()}
+
+
+def recall(res: dict, form: str, label: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Pooled recall of ``label`` on rendered held-out samples, CI resampling sources; worst source."""
+    src = by_source(res)
+    k = np.array([sum(r[form]["rendered"][label][0] for r in rows) for rows in src.values()], float)
+    n = np.array([sum(r[form]["rendered"][label][1] for r in rows) for rows in src.values()], float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(k), size=(n_boot, len(k)))
+    boots = k[idx].sum(1) / np.maximum(n[idx].sum(1), 1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    worst = int(np.argmin(k / np.maximum(n, 1)))
+    return {
+        "recall": float(k.sum() / max(n.sum(), 1)),
+        "ci": [float(lo), float(hi)],
+        "n": int(n.sum()),
+        "worst_source": list(src)[worst],
+        "worst": float(k[worst] / max(n[worst], 1)),
+    }
+
+
+def untouched_table(res: dict, forms: tuple[str, ...] = ("fp32", "int8_cpu", "int8")) -> str:
+    lines = [
+        "| source | clips | frames | " + " | ".join(FORM_NAMES[f] for f in forms) + " |",
+        "| --- | ---: | ---: |" + " ---: |" * len(forms),
+    ]
+    tabs = {f: untouched(res, f) for f in forms}
+    for s, rows in by_source(res).items():
+        cells = []
+        for f in forms:
+            r = tabs[f][s]
+            star = "*" if r["ci_kind"] == "wilson-frames" else ""
+            cells.append(f"{r['share']:.3f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]{star}")
+        lines.append(f"| {s} | {len(rows)} | {sum(r['frames'] for r in rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def darker_table(res: dict, form: str = "int8_cpu") -> str:
+    lines = [
+        "| source | " + " | ".join(DARK_VARIANTS) + " |",
+        "| --- |" + " ---: |" * len(DARK_VARIANTS),
+    ]
+    tabs = {v: untouched(res, form, v) for v in DARK_VARIANTS}
+    for s in by_source(res):
+        cells = [
+            f"{tabs[v][s]['share']:.3f} [{tabs[v][s]['ci'][0]:.2f}, {tabs[v][s]['ci'][1]:.2f}]"
+            for v in DARK_VARIANTS
+        ]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def recall_table(res: dict, forms: tuple[str, ...] = ("fp32", "int8_cpu", "int8")) -> str:
+    lines = [
+        "| class (rendered, held-out sources) | n | "
+        + " | ".join(f"{FORM_NAMES[f]} [95% CI]; worst source" for f in forms)
+        + " |",
+        "| --- | ---: |" + " --- |" * len(forms),
+    ]
+    for lab in LABELS:
+        rs = {f: recall(res, f, lab) for f in forms}
+        cells = [
+            f"{r['recall']:.3f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]; {r['worst']:.3f}" for r in rs.values()
+        ]
+        name = f"{lab} (under random looks)" if lab == "diagnostic" else lab
+        lines.append(f"| {name} | {rs[forms[0]]['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(res: dict) -> str:
+    return "\n\n".join(
+        [
+            "Untouched frames called diagnostic, per held-out source:\n" + untouched_table(res),
+            "Darker renderings (INT8 CPU):\n" + darker_table(res),
+            "Recall per class:\n" + recall_table(res),
+        ]
+    )
+
+
+def pooled_untouched(res: dict, form: str, variant: str = "as is", n_boot: int = 2000, seed: int = 0) -> dict:
+    """Untouched frames called diagnostic over all held-out sources, each source weighted equally
+    (a source's own share, averaged), with an interval resampling sources; and the worst source."""
+    tab = untouched(res, form, variant)
+    shares = np.array([r["share"] for r in tab.values()])
+    rng = np.random.default_rng(seed)
+    boots = shares[rng.integers(0, len(shares), size=(n_boot, len(shares)))].mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    worst = int(np.argmin(shares))
+    return {
+        "mean_of_sources": float(shares.mean()),
+        "ci": [float(lo), float(hi)],
+        "worst_source": list(tab)[worst],
+        "worst": float(shares[worst]),
+        "sources": len(shares),
+    }
+
+
+def int8_gap(res: dict) -> dict[str, float]:
+    """What each INT8 form loses against FP32 on the headline figures (0..1; negative: it gains): the
+    most over the mean of the sources' untouched shares and each class's pooled recall. The publish
+    gate refuses a loss over 1 point, as the lung detector's does."""
+    out = {}
+    for form in ("int8", "int8_cpu"):
+        ref = pooled_untouched(res, "fp32")["mean_of_sources"]
+        losses = [ref - pooled_untouched(res, form)["mean_of_sources"]]
+        losses += [recall(res, "fp32", lab)["recall"] - recall(res, form, lab)["recall"] for lab in LABELS]
+        out[form] = float(max(losses))
+    return out
+
+
+def int8_source_gap(res: dict) -> dict[str, float]:
+    """The largest difference of each INT8 form from FP32 in any one source's untouched share."""
+    ref = untouched(res, "fp32")
+    return {
+        form: float(max(abs(r["share"] - ref[s]["share"]) for s, r in untouched(res, form).items()))
+        for form in ("int8", "int8_cpu")
+    }
