@@ -131,20 +131,30 @@ def line_boxes(found: FrameBLines, h: int, w: int, p: TeacherParams | None = Non
 # Confidence given to a B-line of the consensus stage: it is a rule, not a probability; 1.0 puts it
 # among the confident findings the overlay counts.
 CONSENSUS_CONFIDENCE = 1.0
+COVER_TOLERANCE = 0.02  # share of the columns: a model box this near a consensus line covers it
 
 
 def with_consensus(
     boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray, scan: np.ndarray, b_line: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A detector's (boxes xyxy, scores, class ids) on the scan-line image ``scan`` (all in its
-    pixels), plus the consensus B-lines whose centre column no B-line box of the detector holds."""
+    pixels), reconciled with the consensus B-lines found on it: one line, one box (of the
+    detector's B-line boxes centred on one consensus line only the best is kept: a wide line
+    boxed twice is one line), and a consensus line no B-line box of the detector touches (within
+    ``COVER_TOLERANCE`` of the columns) is added. The detector's boxes off every consensus line stay."""
     h, w = scan.shape[:2]
-    own = boxes[ids == b_line]
-    extra = [
-        b
-        for b in line_boxes(detect(scan), h, w)
-        if not np.any((own[:, 0] <= (b[0] + b[2]) / 2) & ((b[0] + b[2]) / 2 <= own[:, 2]))
-    ]
+    lines = line_boxes(detect(scan), h, w)
+    keep = np.ones(len(boxes), bool)
+    own = np.flatnonzero(ids == b_line)
+    centres = (boxes[own, 0] + boxes[own, 2]) / 2
+    for x0, _, x1, _ in lines:
+        on = own[(centres >= x0) & (centres < x1)]
+        if len(on) > 1:
+            keep[on[on != on[np.argmax(scores[on])]]] = False
+    boxes, scores, ids = boxes[keep], scores[keep], ids[keep]
+    mine = boxes[ids == b_line]
+    tol = COVER_TOLERANCE * w
+    extra = [b for b in lines if not np.any((mine[:, 0] - tol <= b[2]) & (b[0] <= mine[:, 2] + tol))]
     if not extra:
         return boxes, scores, ids
     return (

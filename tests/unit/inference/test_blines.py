@@ -76,3 +76,25 @@ def test_the_window_between_two_rib_shadows_is_not_a_b_line(rng: np.random.Gener
 def test_runs_finds_each_run() -> None:
     assert runs(np.array([0, 1, 1, 0, 1, 0, 0, 1], bool)) == [(1, 3), (4, 5), (7, 8)]
     assert runs(np.zeros(4, bool)) == []
+
+
+def test_one_line_one_box_and_the_lines_the_model_missed_are_added(rng: np.random.Generator) -> None:
+    from edge.inference.blines import with_consensus
+
+    img = _lung(rng)
+    for c in (30, 62, 94):
+        _b_line(img, c, width=5)
+    # the model: the line at 30 boxed twice (a wide line split), the line at 62 once, 94 missed,
+    # and one box of its own at column 10, where the consensus sees nothing
+    boxes = np.array([[29, 30, 32, 128], [32, 30, 35, 128], [62, 30, 66, 128], [9, 30, 12, 128]], np.float32)
+    scores = np.array([0.6, 0.8, 0.7, 0.9], np.float32)
+    ids = np.zeros(4, np.int64)
+    b, s, _ = with_consensus(boxes, scores, ids, img, 0)
+    centres = sorted(round(float(x0 + x1) / 2) for x0, _, x1, _ in b)
+    assert centres == [10, 34, 64, 96], (
+        "split line merged (the better box kept), own box kept, missed one added"
+    )
+    assert s.max() == 1.0 and sorted(s.tolist())[:3] == pytest.approx([0.7, 0.8, 0.9])
+    # a class other than b_line is never touched
+    _, _, i2 = with_consensus(boxes, scores, np.ones(4, np.int64), img, 0)
+    assert (i2 == 1).sum() == 4 and (i2 == 0).sum() == 3
