@@ -1,6 +1,6 @@
 """``python -m tools.lung_detector STEP [--recipe F] [--work DIR] [--out DIR] [--tiny]``.
 
-Steps: ``dataset``, ``train``, ``prune``, ``quantize``, ``evaluate``, ``publish``, or ``all`` (the
+Steps: ``dataset``, ``train``, ``prune``, ``quantize``, ``evaluate``, ``loso``, ``publish``, or ``all`` (the
 default: every step in order, from the recipe file). Each step reads what the earlier ones left
 in the work folder, so one step can be re-run alone. ``--tiny`` runs the whole chain at smoke-test
 size into a temporary folder and never touches ``models/``.
@@ -19,7 +19,7 @@ from tools.lung_detector.recipe import DEFAULT_RECIPE, Recipe, load_recipe, tiny
 from tools.modelkit.pocus import DEFAULT_CACHE
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("all", "dataset", "train", "prune", "quantize", "evaluate", "publish")
+STEPS = ("all", "dataset", "train", "prune", "quantize", "evaluate", "loso", "publish")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.quantize(r, work, _log)
     if step in ("all", "evaluate"):
         pipeline.evaluate(r, work, _log)
+    if step in ("all", "loso"):
+        pipeline.loso(r, work, _log)
     if step in ("all", "publish"):
         ok = pipeline.publish(
             r, work, out, _log, tiny=args.tiny, wall_s=time.time() - t0 if step == "all" else None

@@ -2,10 +2,9 @@
 
 - Phantom test set: mAP50 (all-point interpolated AP per class, averaged over the classes present)
   and per-class recall at the operating threshold.
-- Real held-out clips: each frame's B-line count (detections at the operating threshold, after the
-  runtime's NMS) is averaged over the clip; that mean is the clip's score. AUC is threshold-free;
-  sensitivity and specificity are those of the recipe's rule (B-lines called at a mean of at least
-  ``clip_threshold`` per frame), not fitted to the test clips.
+- Phantom per-frame B-line count against the truth (what the overlay shows).
+- Real clips are scored by the ``loso`` step (a model per left-out source), not here: the published
+  model has seen every labelled clip.
 - Latency: ONNX Runtime on this CPU, one intra-op thread (the runtime's default), the variants
   interleaved in one process so they share the machine's state; medians from the same run.
 Decoding and NMS are the runtime's own (``edge.inference.tasks.detection``).
@@ -22,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.inference.tasks.detection import batched_nms, decode_yolo
-from tools.lung_detector.dataset import BoxSet, WeakSet
+from tools.lung_detector.dataset import BoxSet
 from tools.lung_detector.recipe import normalize
 from tools.modelkit.sessions import cpu_session, interleaved_latency
 
@@ -183,85 +182,6 @@ def b_line_counts(model: OnnxDetector, images: np.ndarray, b_line: int, min_conf
     return np.array(
         [int(np.sum(model.detect(img, min_confidence).classes == b_line)) for img in images], np.int64
     )
-
-
-def clip_scores(counts: np.ndarray, ws: WeakSet) -> tuple[np.ndarray, np.ndarray]:
-    """(mean B-line count per clip, the clip's label) in ``ws.files`` order."""
-    scores = np.array([counts[ws.clip == i].mean() for i in range(len(ws.files))], np.float64)
-    labels = np.array([ws.b_lines[ws.clip == i][0] for i in range(len(ws.files))], np.int64)
-    return scores, labels
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney; ties count a half)."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return None
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The clip-score cut (predict positive when score >= cut) that maximizes sens + spec - 1."""
-    cands = np.unique(np.concatenate([scores, [np.inf]]))
-    best, best_j = float(cands[-1]), -1.0
-    for t in cands:
-        pred = scores >= t
-        sens = pred[labels == 1].mean() if (labels == 1).any() else 0.0
-        spec = (~pred[labels == 0]).mean() if (labels == 0).any() else 0.0
-        if sens + spec - 1 > best_j:
-            best, best_j = float(t), float(sens + spec - 1)
-    return best
-
-
-def _sens_spec(pred: np.ndarray, labels: np.ndarray) -> tuple[float | None, float | None]:
-    pos, neg = labels == 1, labels == 0
-    return (float(pred[pos].mean()) if pos.any() else None, float((~pred[neg]).mean()) if neg.any() else None)
-
-
-def clip_metrics(
-    model: OnnxDetector,
-    train: WeakSet,
-    test: WeakSet,
-    b_line: int,
-    min_confidence: float,
-    clip_threshold: float,
-) -> dict[str, Any]:
-    """Clip-level B-line presence on the held-out clips.
-
-    The decision rule is the recipe's (``clip_threshold``: B-lines called when the clip averages
-    at least that many per frame), not fitted to the test clips. A cut fitted on the
-    training clips (Youden's J) is reported beside it; those clips taught the B-line score, so that
-    cut is biased high, which is why it is not the rule."""
-    tr_scores, tr_labels = clip_scores(b_line_counts(model, train.images, b_line, min_confidence), train)
-    te_scores, te_labels = clip_scores(b_line_counts(model, test.images, b_line, min_confidence), test)
-    pred = te_scores >= clip_threshold
-    sens, spec = _sens_spec(pred, te_labels)
-    cut = youden_threshold(tr_scores, tr_labels)
-    sens_tr, spec_tr = _sens_spec(te_scores >= cut, te_labels)
-    return {
-        "method": "clip score = mean over the clip's sampled frames of the frame's B-line count "
-        f"(detections >= {min_confidence}); B-lines called when the score >= {clip_threshold} "
-        "(the recipe's rule)",
-        "threshold_mean_count": clip_threshold,
-        "auc": auc(te_scores, te_labels),
-        "sensitivity": sens,
-        "specificity": spec,
-        "train_auc": auc(tr_scores, tr_labels),
-        "train_fitted_cut": {"threshold_mean_count": cut, "sensitivity": sens_tr, "specificity": spec_tr},
-        "positives": int((te_labels == 1).sum()),
-        "negatives": int((te_labels == 0).sum()),
-        "clips": [
-            {
-                "file": f,
-                "b_lines": int(lab),
-                "mean_count": float(sc),
-                "predicted": bool(p),
-                "frames": int(np.sum(test.clip == i)),
-            }
-            for i, (f, lab, sc, p) in enumerate(zip(test.files, te_labels, te_scores, pred))
-        ],
-    }
 
 
 def latency(paths: dict[str, Path], image: np.ndarray, runs: int, num_classes: int) -> dict[str, Any]:

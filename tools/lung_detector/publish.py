@@ -18,6 +18,7 @@ from typing import Any
 from tools.lung_detector.card import model_card
 from tools.lung_detector.evaluate import MAX_DETECTIONS, NMS_IOU
 from tools.lung_detector.recipe import Recipe
+from tools.lung_detector.shipped import shipped
 from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest
 from tools.modelkit.pocus import data_source
@@ -29,14 +30,31 @@ class GateRefused(RuntimeError):
     pass
 
 
+GATED = (("pruned", "fp32"), ("int8", "pruned"), ("int8_cpu", "pruned"))
+
+
+def loso_drops(loso: dict[str, Any], r: Recipe) -> dict[str, float]:
+    """Clip AUC lost on the leave-one-source-out real clips, variant against its parent, each as
+    the runtime runs it."""
+    auc = {k: v["auc"] for k, v in loso["variants"].items()}
+    pairs = [(shipped(a, r), shipped(b, r)) for a, b in GATED]
+    return {f"{a}_vs_{b}": auc[b] - auc[a] for a, b in pairs if a in auc and b in auc}
+
+
 def gate(metrics: dict[str, Any], max_drop: float) -> None:
+    """Pruning and INT8 may each lose at most ``max_drop`` of the grouped (leave-one-source-out)
+    clip AUC on real clips, and of the phantom test mAP50."""
     d = metrics["drops"]
-    gated = ("pruned_vs_fp32", "int8_vs_pruned", "int8_cpu_vs_pruned")
-    bad = {k: v for k, v in d.items() if k in gated and v > max_drop}
+    bad = {
+        f"phantom mAP50 {k}": v
+        for k, v in d.items()
+        if k in {f"{a}_vs_{b}" for a, b in GATED} and v > max_drop
+    }
+    bad |= {f"real-clip LOSO AUC {k}": v for k, v in metrics.get("loso_drops", {}).items() if v > max_drop}
     if bad:
         raise GateRefused(
-            "mAP50 on the phantom test set fell by more than "
-            f"{max_drop * 100:.1f} point(s): " + ", ".join(f"{k} {v * 100:.2f} pt" for k, v in bad.items())
+            f"fell by more than {max_drop * 100:.1f} point(s): "
+            + ", ".join(f"{k} {v * 100:.2f} pt" for k, v in bad.items())
         )
 
 
@@ -51,15 +69,17 @@ def manifest(
         task="detection",
         modality=("US",),
         description=(
-            "Lung ultrasound finding detector: B-lines, the pleural line, consolidation and pleural "
-            "effusion, boxed on each frame; the B-line count per frame is what the overlay shows. "
-            "Trained on a phantom and public clips; guidance for trained operators, not a medical "
-            "device, not for diagnosis."
+            "Lung ultrasound finding detector on the scan-line view of the imaging sector: B-lines, "
+            "the pleural line, consolidation and pleural effusion, boxed on each frame; the runtime "
+            "averages the confident B-line count over a few seconds at one probe position (the clip "
+            "score). Trained on a domain-randomised phantom and public clips labelled by a physics-based "
+            "teacher; guidance for trained operators, not a medical device, not for diagnosis."
         ),
         input_size=spec.hw,
         color=spec.color,
         layout=spec.layout,
         resize=spec.resize,
+        view=spec.view,
         normalize=spec.normalize.model_dump(mode="json"),
         output_kind="yolo",
         labels=r.labels,
@@ -75,8 +95,9 @@ def manifest(
         cpu_files={p: out / f for p, f in cpu_files.items()},
         default_precision="int8",
         provenance={
-            "data": "phantom frames with exact boxes (firmware_bridge.phantom) and pocus_dev clips with "
-            "clip-level labels (CC BY; DATA_SOURCE.md); dataset.json lists what went in",
+            "data": "domain-randomised phantom frames with exact boxes (firmware_bridge.phantom) and "
+            "pocus_dev clips with clip-level labels, boxed by the physics-based teacher "
+            "(CC BY; DATA_SOURCE.md); dataset.json lists what went in",
             "training_code": "tools/lung_detector",
             "recipe": "recipe.toml",
             "seed": r.seed,
@@ -84,6 +105,7 @@ def manifest(
             "created": dt.date.today().isoformat(),
         },
         card=CARD_NAME,
+        postprocess=r.postprocess,
     )
 
 
@@ -94,9 +116,13 @@ def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | Non
         timing.write_text(json.dumps({"wall_s": wall_s}) + "\n")
     elif timing.exists():
         wall_s = float(json.loads(timing.read_text())["wall_s"])
+    metrics["wall_s"] = wall_s  # the card quotes it; None when no `all` run timed this work folder
     metrics["pruning"] = {
         k: v for k, v in json.loads((work / "prune.json").read_text()).items() if k != "finetune_history"
     }
+    loso = json.loads((work / "loso.json").read_text())
+    metrics["loso"] = loso
+    metrics["loso_drops"] = loso_drops(loso, r)
     gate(metrics, r.evaluate.max_map_drop)
     out.mkdir(parents=True, exist_ok=True)
     files = {"fp32": f"{r.name}-fp32.onnx", "int8": f"{r.name}-int8.onnx"}
@@ -104,13 +130,13 @@ def publish(r: Recipe, work: Path, out: Path, *, tiny: bool, wall_s: float | Non
     shutil.copyfile(work / "int8-cpu.onnx", out / cpu_files["int8"])
     shutil.copyfile(work / "pruned.onnx", out / files["fp32"])
     shutil.copyfile(work / "int8.onnx", out / files["int8"])
-    for name in ("dataset.json", "int8.json", "prune.json"):
+    for name in ("dataset.json", "int8.json", "prune.json", "loso.md"):
         shutil.copyfile(work / name, out / ("quantization.json" if name == "int8.json" else name))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if r.source:
         shutil.copyfile(r.source, out / "recipe.toml")
     ds = json.loads((work / "dataset.json").read_text())
-    used = [c["file"] for side in ("train", "test") for c in ds["real"][side]]
+    used = [c["file"] for c in ds["real"]["clips"]]
     man = manifest(r, out, files, cpu_files, metrics)
     card = model_card(r, work, metrics, wall_s)
     shrunk = "a few frames, a few steps" if tiny else None

@@ -32,10 +32,11 @@ OP_TYPES = ("Conv", "Relu")  # the box decode after the head stays float
 FORMS: dict[str, dict[str, Any]] = {"int8": qdq.PORTABLE_FORM, "int8-cpu": qdq.CPU_FORM}
 
 
-def calibration_images(ds: Dataset, n: int, seed: int) -> np.ndarray:
+def calibration_images(ds: Dataset, n: int, seed: int, train_clips: set[str] | None = None) -> np.ndarray:
+    """Half phantom training frames, half real frames of the clips the model trained on."""
     rng = np.random.default_rng(seed + 7)
     p = ds.phantom["train"].images
-    r = ds.real_train.images
+    r = ds.real.frames.images[ds.real.indices(train_clips)]
     n_real = min(n // 2, len(r))
     parts = [p[rng.choice(len(p), min(n - n_real, len(p)), replace=False)]]
     if n_real:
@@ -93,9 +94,10 @@ def quantize(
     max_drop: float,
     val_map: Callable[[Path], float],
     log: Any = print,
+    train_clips: set[str] | None = None,
 ) -> dict[str, Any]:
     """Write ``work/int8.onnx`` and ``work/int8-cpu.onnx`` from ``src``; report to ``work/int8.json``."""
-    calib = calibration_images(ds, n_calib, seed)
+    calib = calibration_images(ds, n_calib, seed, train_clips)
     ref = val_map(src)
     forms = {f: _one_form(f, src, work / f"{f}.onnx", calib, ref, max_drop, val_map, log) for f in FORMS}
     if forms["int8"]["tensorrt_problems"]:
@@ -107,7 +109,7 @@ def quantize(
         "weights": "int8 per channel, symmetric",
         "calibration": "MinMax",
         "calibration_frames": len(calib),
-        "calibration_source": "training split only: phantom train and real train-clip frames, half each",
+        "calibration_source": "phantom training frames and real frames of the clips trained on, half each",
         "val_map50_fp32": ref,
         "forms": forms,
     }

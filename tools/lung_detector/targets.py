@@ -111,19 +111,3 @@ def detection_loss(
         l_box = l_wh = raw.sum() * 0.0
     total = l_cls + 2.0 * l_box + 0.5 * l_wh
     return total, {"cls": float(l_cls), "box": float(l_box), "wh": float(l_wh)}
-
-
-def weak_loss(raw: torch.Tensor, b_lines: torch.Tensor, b_line_class: int) -> torch.Tensor:
-    """Clip-labelled real frames teach the B-line score only: a negative clip's frames have no
-    B-line anywhere (focal loss on every cell); a positive clip's frame has one somewhere
-    (multiple-instance learning: the frame's highest B-line score is pushed up)."""
-    b, _, h, w = raw.shape
-    logits = raw[:, 4 + b_line_class].reshape(b, h * w)
-    neg = b_lines == 0
-    loss = raw.sum() * 0.0
-    if neg.any():
-        loss = loss + focal(logits[neg], torch.zeros_like(logits[neg])) / max(1, int(neg.sum()))
-    if (~neg).any():
-        top = logits[~neg].max(dim=1).values
-        loss = loss + F.binary_cross_entropy_with_logits(top, torch.ones_like(top))
-    return loss

@@ -1,8 +1,10 @@
-"""Step 2, ``train``: the detector on phantom boxes plus weakly labelled real frames; ONNX export.
+"""Step 2, ``train``: the detector on phantom boxes plus real frames with the teacher's boxes; ONNX export.
 
-Each batch mixes phantom frames (full box labels: focal + GIoU losses) with real frames (clip
-label only: the B-line score learns from them, see ``targets.weak_loss``). AdamW with a cosine
-schedule after a short warm-up. Deterministic for a seed and a thread count.
+Each batch mixes phantom frames with real frames of the clips it may train on (a fold's training
+sources; all labelled clips for the published model), drawn with B-line positive and negative
+clips balanced; both carry boxes (the real ones from ``pseudo_labels``), trained with focal loss on
+classes and GIoU + log-size L1 on boxes. AdamW with a cosine schedule after a short warm-up.
+Deterministic for a seed and a thread count.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import torch
 from torch import nn
 
 from tools.lung_detector.augment import augment
-from tools.lung_detector.dataset import BoxSet, Dataset, WeakSet
+from tools.lung_detector.dataset import BoxSet, Dataset
 from tools.lung_detector.model import Detector
 from tools.lung_detector.recipe import Recipe, normalize
-from tools.lung_detector.targets import batch_targets, detection_loss, weak_loss
+from tools.lung_detector.targets import batch_targets, detection_loss
 from tools.modelkit.training import export_checked, set_determinism
 
 WARMUP_STEPS = 30
@@ -32,7 +34,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(normalize(images))
 
 
-def _phantom_batch(bs: BoxSet, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list, list]:
+def _box_batch(bs: BoxSet, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list, list]:
     images, boxes, classes = [], [], []
     for i in idx:
         b, c = bs.of(int(i))
@@ -41,12 +43,6 @@ def _phantom_batch(bs: BoxSet, idx: np.ndarray, rng: np.random.Generator) -> tup
         boxes.append(nb)
         classes.append(c[keep])
     return np.stack(images), boxes, classes
-
-
-def _weak_batch(ws: WeakSet, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    empty = np.zeros((0, 4), np.float32)
-    images = np.stack([augment(ws.images[i], empty, rng)[0] for i in idx])
-    return images, ws.b_lines[idx]
 
 
 def lr_at(step: int, total: int, base: float) -> float:
@@ -65,41 +61,37 @@ def fit(
     seed: int,
     log: Any = print,
     tag: str = "train",
+    train_clips: set[str] | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place for ``steps`` batches; returns the loss log (every 25 steps)."""
+    """Train ``model`` in place for ``steps`` batches on the phantom and the real frames of
+    ``train_clips`` (every labelled clip if None); returns the loss log (every 25 steps)."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=r.train.weight_decay)
-    b_line = r.labels.index("b_line")
-    n_real = min(r.train.real_per_batch, len(ds.real_train))
+    real = ds.real
+    usable = real.indices(train_clips, trainable=True)
+    clip_label = real.b_lines[real.clip[usable]]
+    pos, neg = usable[clip_label == 1], usable[clip_label == 0]
+    n_real = min(r.train.real_per_batch, len(usable))
     n_phantom = r.train.batch - n_real
     history: list[dict[str, float]] = []
     model.train()
     t0 = time.time()
-    # Real frames are drawn with B-line positive and negative clips balanced, so the few positive
-    # clips are not drowned out.
-    pos = np.flatnonzero(ds.real_train.b_lines == 1)
-    neg = np.flatnonzero(ds.real_train.b_lines == 0)
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
         idx = rng.choice(len(ds.phantom["train"]), n_phantom, replace=False)
-        images, boxes, classes = _phantom_batch(ds.phantom["train"], idx, rng)
+        images, boxes, classes = _box_batch(ds.phantom["train"], idx, rng)
+        if n_real:
+            # B-line positive and negative clips balanced, so the few positive clips are not drowned out
+            half = n_real // 2 if len(pos) and len(neg) else (n_real if len(pos) else 0)
+            ridx = np.concatenate([rng.choice(pos, half), rng.choice(neg, n_real - half)]).astype(int)
+            rimg, rbox, rcls = _box_batch(real.frames, ridx, rng)
+            images = np.concatenate([images, rimg])
+            boxes, classes = boxes + rbox, classes + rcls
         raw = model.raw(to_tensor(images))
         grid_hw = (raw.shape[2], raw.shape[3])
         cls_t, box_t, pos_mask = batch_targets(boxes, classes, grid_hw, len(r.labels))
         loss, parts = detection_loss(raw, cls_t, box_t, pos_mask)
-        if n_real:
-            half = n_real // 2
-            ridx = np.concatenate(
-                [
-                    rng.choice(pos, half) if len(pos) else rng.choice(neg, half),
-                    rng.choice(neg, n_real - half) if len(neg) else rng.choice(pos, n_real - half),
-                ]
-            )
-            rimg, rlab = _weak_batch(ds.real_train, ridx, rng)
-            wl = weak_loss(model.raw(to_tensor(rimg)), torch.from_numpy(rlab), b_line)
-            loss = loss + r.train.weak_weight * wl
-            parts["weak"] = float(wl)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -122,10 +114,10 @@ def export_onnx(model: nn.Module, path: Path, size: int) -> float:
     return export_checked(model, path, (1, 1, size, size), "images", "output0", [x])  # Ultralytics' names
 
 
-def train(r: Recipe, ds: Dataset, work: Path, log: Any = print) -> Path:
+def train(r: Recipe, ds: Dataset, work: Path, log: Any = print, train_clips: set[str] | None = None) -> Path:
     set_determinism(r.seed, r.train.threads)
     model = Detector(len(r.labels))
-    history = fit(model, ds, r, r.train.steps, r.train.lr, r.seed, log)
+    history = fit(model, ds, r, r.train.steps, r.train.lr, r.seed, log, train_clips=train_clips)
     torch.save(model.state_dict(), work / "fp32.pt")
     onnx_path = work / "fp32.onnx"
     diff = export_onnx(model, onnx_path, r.input_size)

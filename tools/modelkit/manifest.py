@@ -83,6 +83,7 @@ def build_manifest(
     color: str = "rgb",
     layout: str | None = None,
     resize: str | None = None,
+    view: str = "frame",
     normalize: dict[str, Any] | str = "unit",
     output_kind: str | None = None,
     version: str = "0.1.0",
@@ -97,13 +98,15 @@ def build_manifest(
     cpu_files: Mapping[str, Path] | None = None,
     default_precision: str = "fp32",
     card: str | None = None,
+    postprocess: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest dict for ``onnx_path`` (as fp32 file ``file_name``), validated by ``Manifest``.
 
     ``files`` adds other precisions (``{"int8": path}``) and ``cpu_files`` the ONNX Runtime CPU
     alternates, each named by its file name in the folder and hashed. ``ok_labels`` or
     ``urgent_labels`` of None leave the key out (the runtime reads it as empty); ``card`` names the
-    folder's model card.
+    folder's model card; ``view`` is the input's view of the frame ("frame", "sector", "scanlines");
+    ``postprocess`` names the runtime's classical stages after the model (``Manifest.postprocess``).
     """
     in_name, onnx_shape = onnx_input(onnx_path)
     lay, shape = input_shape(onnx_shape, input_size, color, layout)
@@ -138,12 +141,16 @@ def build_manifest(
     for key, names in (("ok_labels", ok_labels), ("urgent_labels", urgent_labels)):
         if names is not None:
             doc[key] = list(names)
+    if view != "frame":  # "frame" is the default: manifests of earlier runtimes stay as they were
+        doc["input"]["view"] = view
     doc["thresholds"] = dict(thresholds or {})
     doc["files"] = {"fp32": {"path": file_name or onnx_path.name, "sha256": sha256_file(onnx_path)}}
     doc["files"].update(_file_specs(files or {}))
     if cpu_files:
         doc["cpu_files"] = _file_specs(cpu_files)
     doc["default_precision"] = default_precision
+    if postprocess:
+        doc["postprocess"] = list(postprocess)
     doc["provenance"] = dict(provenance or {})
     if card is not None:
         doc["card"] = card

@@ -177,8 +177,8 @@ def bundle_clips(data_dir: Path, assets: Path, files: tuple[str, ...], splits: d
             + (
                 " (never seen in training or model selection)\n"
                 if split == "test"
-                else " (us-quality 2.x trains on every clip: its figures on unseen sources are the "
-                "leave-one-source-out ones of its model card)\n"
+                else " (us-quality and lung-detector 2.x train on every labelled clip: their figures "
+                "on unseen sources are the leave-one-source-out ones of their model cards)\n"
             )
         )
     source = (data_dir / "SOURCE.md").read_text().strip()

@@ -58,7 +58,8 @@ def _sector_clip(path: Path, seed: int, convex: bool, frames: int = 10, size: in
 
 
 def write_pocus_standin(root: Path) -> Path:
-    """Eleven short clips (convex and linear, the bundled demo clip's name among them) under ``root``."""
+    """Eleven short clips (convex and linear, the bundled demo clip's name among them, three sites)
+    under ``root``."""
     rows = []
     files = [f"convex/Reg_Image_{i}_crop.mp4" for i in range(5)] + ["convex/Reg_Image_182106_crop.mp4"]
     files += [f"linear/Cov_linear_{i}.mp4" for i in range(5)]
@@ -79,7 +80,8 @@ def write_pocus_standin(root: Path) -> Path:
                 "Framerate": "20",
                 "Resolution": "160x160",
                 "DOI": "",
-                "URL (Video Name)": "synthetic test clip",
+                # three sites, so leave-one-source-out has folds (tools.modelkit.grouped.source_of)
+                "URL (Video Name)": f"synthetic-site-{(i // 2) % 3}",
             }
         )
         rows.append(row)

@@ -1,20 +1,12 @@
-"""Detection and clip metrics, checked against hand-worked cases."""
+"""Detection metrics, checked against hand-worked cases (clip figures: tools.modelkit.grouped)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tools.lung_detector.dataset import BoxSet, WeakSet
-from tools.lung_detector.evaluate import (
-    Detections,
-    auc,
-    average_precision,
-    clip_scores,
-    iou_matrix,
-    match,
-    youden_threshold,
-)
+from tools.lung_detector.dataset import BoxSet
+from tools.lung_detector.evaluate import Detections, average_precision, iou_matrix, match
 
 
 def _boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
@@ -53,26 +45,3 @@ def test_match_counts_one_hit_per_ground_truth_and_ignores_other_classes() -> No
     assert n_gt == 1
     assert tps.tolist() == [True, False, False], "the duplicate is a false positive, so is the wrong place"
     assert scores.tolist() == pytest.approx([0.9, 0.8, 0.7])
-
-
-def test_auc_counts_ties_as_half_and_needs_both_classes() -> None:
-    assert auc(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0])) == 1.0
-    assert auc(np.array([1.0, 1.0]), np.array([1, 0])) == 0.5
-    assert auc(np.array([0.0, 1.0]), np.array([1, 0])) == 0.0
-    assert auc(np.array([1.0]), np.array([1])) is None
-
-
-def test_youden_threshold_separates_separable_clips() -> None:
-    scores, labels = np.array([0.0, 0.2, 1.5, 2.5]), np.array([0, 0, 1, 1])
-    cut = youden_threshold(scores, labels)
-    assert 0.2 < cut <= 1.5
-    assert ((scores >= cut) == labels.astype(bool)).all()
-
-
-def test_clip_score_is_the_mean_frame_count() -> None:
-    ws = WeakSet(
-        np.zeros((5, 4, 4), np.uint8), np.array([1, 1, 1, 0, 0]), np.array([0, 0, 0, 1, 1]), ["a", "b"]
-    )
-    scores, labels = clip_scores(np.array([3, 0, 3, 1, 0]), ws)
-    assert scores.tolist() == pytest.approx([2.0, 0.5])
-    assert labels.tolist() == [1, 0]

@@ -37,8 +37,9 @@ def test_card_is_the_committed_one(tmp_path: Path) -> None:
 
     shutil.copyfile(FOLDER / "dataset.json", tmp_path / "dataset.json")
     shutil.copyfile(FOLDER / "quantization.json", tmp_path / "int8.json")  # published under that name
+    shutil.copyfile(FOLDER / "loso.md", tmp_path / "loso.md")
     metrics = json.loads((FOLDER / "metrics.json").read_text())
-    card = model_card(load_recipe(FOLDER / "recipe.toml"), tmp_path, metrics, wall_s=11.6 * 60)
+    card = model_card(load_recipe(FOLDER / "recipe.toml"), tmp_path, metrics, wall_s=metrics["wall_s"])
     assert card == (FOLDER / "MODEL_CARD.md").read_text()
 
 
@@ -47,5 +48,26 @@ def test_the_gate_refuses_a_drop_over_the_recipes_limit() -> None:
 
     drops = {"pruned_vs_fp32": 0.004, "int8_vs_pruned": 0.0, "int8_cpu_vs_pruned": 0.0, "int8_vs_fp32": 0.5}
     gate({"drops": drops}, max_drop=0.01)  # int8_vs_fp32 is reported, not gated
-    with pytest.raises(GateRefused, match=r"int8_cpu_vs_pruned 2\.00 pt"):
+    with pytest.raises(GateRefused, match=r"phantom mAP50 int8_cpu_vs_pruned 2\.00 pt"):
         gate({"drops": drops | {"int8_cpu_vs_pruned": 0.02}}, max_drop=0.01)
+
+
+def test_the_gate_holds_on_the_grouped_real_clip_figure_too() -> None:
+    from tools.lung_detector.publish import GateRefused, gate, loso_drops
+    from tools.lung_detector.recipe import Recipe
+
+    aucs = {"fp32": 0.90, "pruned": 0.895, "int8": 0.89, "int8_cpu": 0.87}
+    loso = {"variants": {f"{k}+consensus": {"auc": v} for k, v in aucs.items()} | {"fp32": {"auc": 0.5}}}
+    d = loso_drops(loso, Recipe(postprocess=("consensus_b_lines",)))  # as the runtime runs them
+    assert d == pytest.approx(
+        {
+            "pruned+consensus_vs_fp32+consensus": 0.005,
+            "int8+consensus_vs_pruned+consensus": 0.005,
+            "int8_cpu+consensus_vs_pruned+consensus": 0.025,
+        }
+    )
+    no_phantom_drop = {"pruned_vs_fp32": 0.0, "int8_vs_pruned": 0.0, "int8_cpu_vs_pruned": 0.0}
+    with pytest.raises(
+        GateRefused, match=r"real-clip LOSO AUC int8_cpu\+consensus_vs_pruned\+consensus 2\.50"
+    ):
+        gate({"drops": no_phantom_drop, "loso_drops": d}, max_drop=0.01)

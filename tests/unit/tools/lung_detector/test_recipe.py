@@ -13,7 +13,8 @@ def test_bundled_recipe_loads_and_resolves_data_relative_to_itself() -> None:
     r = load_recipe(DEFAULT_RECIPE)
     assert r.labels[0] == "b_line" and "pleural_line" in r.labels
     assert r.pocus_dir().is_absolute()
-    assert r.input_spec().resize == "letterbox" and r.input_spec().hw == (256, 256)
+    assert r.input_spec().view == "scanlines" and r.input_spec().hw == (128, 128)
+    assert r.postprocess == ("consensus_b_lines",)
     t = tiny(r)
     assert t.train.steps < r.train.steps and t.labels == r.labels
 

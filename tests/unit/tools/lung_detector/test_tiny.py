@@ -1,6 +1,6 @@
 """The whole lung-detector chain (--tiny) from the recipe, on the synthetic pocus stand-in.
 
-Runs dataset -> train -> prune -> quantize -> evaluate -> publish twice with one seed: the model
+Runs dataset -> train -> prune -> quantize -> evaluate -> loso -> publish twice with one seed: the model
 files must be byte-identical (deterministic), load in the runtime, and decode as detections.
 """
 
@@ -64,15 +64,22 @@ def test_tiny_chain_is_deterministic_and_runs_in_the_runtime(tmp_path: Path, poc
     quant = json.loads((a / "quantization.json").read_text())
     assert quant["forms"]["int8"]["tensorrt_problems"] == [], "the portable INT8 file is TensorRT-buildable"
     assert metrics["pruning"]["flops_removed"] >= 0.4
-    clips = metrics["variants"]["int8"]["real_clips"]
-    assert clips["positives"] >= 1 and clips["negatives"] >= 1
+    loso = metrics["loso"]
+    variants = {"fp32", "pruned", "int8", "int8_cpu"}
+    assert set(loso["variants"]) == variants | {f"{v}+consensus" for v in variants} and "teacher" in loso
     ds = json.loads((a / "dataset.json").read_text())
-    train = {c["file"] for c in ds["real"]["train"]}
-    test = {c["file"] for c in ds["real"]["test"]}
-    assert test and not train & test, "no clip on both sides"
-    assert "convex/Reg_Image_182106_crop.mp4" in test, "the bundled demo clip is held out"
-    assert all(c["licence"] for c in ds["real"]["test"])
-    for name in ("MODEL_CARD.md", "DATA_SOURCE.md", "recipe.toml", "quantization.json", "prune.json"):
+    sources = {c["source"] for c in ds["real"]["clips"]}
+    assert len(sources) == 3 and all(c["licence"] for c in ds["real"]["clips"])
+    assert len(loso["variants"]["int8"]["folds"]) == 3, "one fold per source"
+    assert man["input"]["view"] == "scanlines" and man["postprocess"] == ["consensus_b_lines"]
+    for name in (
+        "MODEL_CARD.md",
+        "DATA_SOURCE.md",
+        "recipe.toml",
+        "quantization.json",
+        "prune.json",
+        "loso.md",
+    ):
         assert (a / name).exists(), name
     manifest = load_manifest(a).manifest
     assert manifest.task == "detection" and manifest.outputs[0].kind == "yolo"
