@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tools.us_quality import LABELS
-from tools.us_quality.sources import DARK_VARIANTS, cluster_share
+from tools.us_quality.sources import DARK_VARIANTS, cluster_share, share_cell
 
 FORM_NAMES = {"fp32": "FP32", "int8_cpu": "INT8 CPU", "int8": "INT8 portable"}
 
@@ -59,11 +59,7 @@ def untouched_table(res: dict, forms: tuple[str, ...] = ("fp32", "int8_cpu", "in
     ]
     tabs = {f: untouched(res, f) for f in forms}
     for s, rows in by_source(res).items():
-        cells = []
-        for f in forms:
-            r = tabs[f][s]
-            star = "*" if r["ci_kind"] == "wilson-frames" else ""
-            cells.append(f"{r['share']:.3f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]{star}")
+        cells = [share_cell(tabs[f][s]) for f in forms]
         lines.append(f"| {s} | {len(rows)} | {sum(r['frames'] for r in rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

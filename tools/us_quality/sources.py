@@ -138,16 +138,18 @@ def vendor_report(predict: Predictor, vendor_dir: Path, max_frames: int = 60) ->
     return rows
 
 
+def share_cell(r: dict) -> str:
+    """A share with its interval, ``*`` where the interval is Wilson's over one clip's frames."""
+    star = "*" if r["ci_kind"] == "wilson-frames" else ""
+    return f"{r['share']:.3f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]{star}"
+
+
 def markdown(report: dict) -> str:
     lines = ["| source | clips | frames | " + " | ".join(f"diag. {v} [95% CI]" for v in DARK_VARIANTS) + " |"]
     lines.append("| --- | ---: | ---: |" + " ---: |" * len(DARK_VARIANTS))
     first = report[next(iter(DARK_VARIANTS))]
     for src in first:
-        cells = []
-        for v in DARK_VARIANTS:
-            r = report[v][src]
-            star = "*" if r["ci_kind"] == "wilson-frames" else ""
-            cells.append(f"{r['share']:.3f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]{star}")
+        cells = [share_cell(report[v][src]) for v in DARK_VARIANTS]
         lines.append(f"| {src} | {first[src]['clips']} | {first[src]['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
