@@ -172,7 +172,8 @@ def build(r: Recipe, work: Path, cache: Path = DEFAULT_CACHE, log: Any = print) 
     ds = Dataset(phantom, real)
     save(ds, work / "dataset.npz")
     manifest = {
-        "recipe": r.to_dict(),
+        # the data folder by name only: where it sat on the training machine says nothing
+        "recipe": r.to_dict() | {"data": r.to_dict()["data"] | {"pocus_dir": Path(r.data.pocus_dir).name}},
         "input": r.input_spec().model_dump(),
         "phantom": summaries,
         "real": {
