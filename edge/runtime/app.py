@@ -125,9 +125,12 @@ def _run(
         parts = (src, recorder, uplink)
         h = config.health
         liveness = Health()
+        chain = ModelChain(slots, config.temporal)
+        if recorder is not None:  # thumbnails count what the screen counts
+            recorder.counted = chain.counted(config.temporal.labels)
         pipeline = Pipeline(
             src,
-            ModelChain(slots, config.temporal),
+            chain,
             sinks,
             config.pipeline,
             result_handlers=handlers,

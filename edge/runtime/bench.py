@@ -103,7 +103,7 @@ def run_pipelined(
 ) -> dict[str, Any]:
     src = open_source(url)
     sink = VideoFileSink(video, fourcc=config.display.video_codec)
-    pipeline = Pipeline(src, ModelChain(slots), [sink], config.pipeline)
+    pipeline = Pipeline(src, ModelChain(slots, config.temporal), [sink], config.pipeline)
     src.open()
     try:
         pipeline.run(max_frames=frames)

@@ -133,6 +133,8 @@ class OutboxRecorder:
         self.blackout = load_blackout() if thumbnails is not None else None
         self.refresh_s = refresh_s
         self.queue_on_hud = True  # the run turns it off when an uplink's sync line shows the queue
+        # (label, detector) pairs the screen counts (the chain's): thumbnails draw them the same way
+        self.counted: tuple[tuple[str, str], ...] = ()
         self.outcomes: Counter[str] = Counter()
         self.thumbs: Counter[str] = Counter()
         self._warned: set[str] = set()
@@ -189,7 +191,12 @@ class OutboxRecorder:
             return None
         try:
             jpeg = make_thumbnail(
-                frame, result, long_side=policy.long_side, quality=policy.quality, blackout=self.blackout
+                frame,
+                result,
+                long_side=policy.long_side,
+                quality=policy.quality,
+                blackout=self.blackout,
+                counted=self.counted,
             )
         except Exception as exc:  # masking refused, drawing failed: no thumbnail, the result stays
             self.thumbs["unavailable"] += 1

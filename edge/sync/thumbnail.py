@@ -48,9 +48,11 @@ def make_thumbnail(
     long_side: int = 256,
     quality: int = 80,
     blackout: Blackout | None = blackout_outside,
+    counted: tuple[tuple[str, str], ...] = (),
 ) -> bytes:
     """A JPEG of ``frame`` (masked when ultrasound) with ``result``'s overlay, at most ``long_side``
-    pixels on its longer side. Raises ThumbnailUnavailable when it cannot be made safely."""
+    pixels on its longer side; ``counted`` (the chain's counted labels) draws the per-frame counts
+    and the clip score as the screen does. Raises ThumbnailUnavailable when it cannot be made safely."""
     image = frame.image
     if image.dtype != np.uint8:
         raise ThumbnailUnavailable(f"frame {frame.seq}: image is {image.dtype}, not uint8")
@@ -66,7 +68,7 @@ def make_thumbnail(
             image = blackout(image, rects)
         except Exception as exc:  # the masking refused these rectangles: no thumbnail
             raise ThumbnailUnavailable(f"frame {frame.seq}: masking failed: {exc}") from exc
-    drawn = compose(image, result, None)
+    drawn = compose(image, result, None, counted=counted)
     h, w = drawn.shape[:2]
     scale = min(1.0, long_side / max(h, w))
     if scale < 1.0:

@@ -82,8 +82,13 @@ def test_the_runtime_masks_with_the_deid_blackout() -> None:
     assert load_blackout() is blackout_outside
     h, w = 96, 192
     rects = [(48, 16, 143, 79)]
-    frame = Frame(np.full((h, w, 3), 200, np.uint8), 0, 0, "x",
-                  geometry=Geometry(regions=(UltrasoundRegion(*rects[0]),)))
+    frame = Frame(
+        np.full((h, w, 3), 200, np.uint8),
+        0,
+        0,
+        "x",
+        geometry=Geometry(regions=(UltrasoundRegion(*rects[0]),)),
+    )
     out = cv2.imdecode(np.frombuffer(make_thumbnail(frame, None), np.uint8), cv2.IMREAD_COLOR)
     assert out.shape == (h, w, 3)
 
@@ -103,6 +108,35 @@ def test_nothing_outside_the_regions_reaches_the_thumbnail() -> None:
     plain = np.full((96, 192, 3), 200, np.uint8)
     burned = rng.integers(0, 256, plain.shape, dtype=np.uint8)  # "text" everywhere ...
     burned[16:80, 48:144] = plain[16:80, 48:144]  # ... but inside the region the same scan
-    jpegs = [make_thumbnail(Frame(image, 0, 0, "x", geometry=Geometry(regions=(rect,))), _result(0))
-             for image in (plain, burned)]
+    jpegs = [
+        make_thumbnail(Frame(image, 0, 0, "x", geometry=Geometry(regions=(rect,))), _result(0))
+        for image in (plain, burned)
+    ]
     assert jpegs[0] == jpegs[1]
+
+
+def test_the_thumbnail_counts_what_the_screen_counts() -> None:
+    """With the chain's counted labels, the clip score's badge is drawn as on the screen."""
+    import dataclasses
+
+    from edge.clip_score import ClipScore
+
+    image = np.full((600, 800), 60, np.uint8)
+    frame = Frame(image, 3, 0, "dicom://", modality="DX")
+    score = ClipScore("b_line", 2.4, 2.4, 40, 2.9, 3.0, True, False, "start")
+    result = dataclasses.replace(
+        _result(3), findings=(Finding("b_line", 0.9, Box(100, 100, 120, 500)),), clip_scores=(score,)
+    )
+    counted = (("b_line", "m"),)
+
+    def decoded(jpeg: bytes) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+
+    plain = decoded(make_thumbnail(frame, result, long_side=400, quality=95))
+    with_badge = decoded(make_thumbnail(frame, result, long_side=400, quality=95, counted=counted))
+    assert np.abs(with_badge - plain).max() > 100  # the badge and its number are drawn
+    screen = compose(np.dstack([image] * 3), result, None, counted=counted)
+    assert (
+        np.abs(cv2.resize(screen, (400, 300), interpolation=cv2.INTER_AREA).astype(int) - with_badge).mean()
+        < 4
+    )
