@@ -20,13 +20,14 @@ class SectorNotFound(ValueError):
 
 
 def gray_of(frame: np.ndarray) -> np.ndarray:
+    """HxW gray as is; HxWx3 is taken as BGR (OpenCV order); HxWx1 is its one channel."""
     if frame.ndim == 2:
         return frame
     if frame.ndim == 3 and frame.shape[2] == 3:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     if frame.ndim == 3 and frame.shape[2] == 1:
         return frame[:, :, 0]
-    raise ValueError(f"find_sector: expected an HxW or HxWx3 frame, got shape {frame.shape}")
+    raise ValueError(f"expected HxW or HxWx3 image, got shape {frame.shape}")
 
 
 def _colour(frame: np.ndarray) -> np.ndarray | None:

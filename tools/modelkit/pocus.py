@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.inference.sector_search import gray_of as to_gray  # the runtime's, re-exported
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # The name predates the shared loader; the us-quality card quotes it, and the cached frames stay valid.
 DEFAULT_CACHE = Path("/tmp/us_quality_cache")
@@ -79,17 +81,6 @@ def load_labels(data_dir: Path) -> list[ClipRecord]:
         )
         for r in rows
     ]
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """HxW gray as is; HxWx3 is taken as BGR (OpenCV order)."""
-    if image.ndim == 2:
-        return image
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return image[:, :, 0]
-    raise ValueError(f"expected HxW or HxWx3 image, got shape {image.shape}")
 
 
 def _fit(gray: np.ndarray) -> np.ndarray:
