@@ -19,17 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.inference.blines import detect
 from edge.inference.model import LoadedModel
+from tools.lung_detector.loso import consensus_clip_score
 from tools.lung_detector.real_data import subsample
 from tools.lung_detector.recipe import Recipe
 from tools.lung_detector.scan_input import ScanInput
 from tools.modelkit.grouped import (
-    Fold,
-    FoldScores,
     GroupedReport,
     b_line_label,
     evaluate_grouped,
+    fixed_scores,
     leave_one_source_out,
 )
 from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, FRAME_STEP, ClipRecord, load_frames, load_labels
@@ -62,9 +61,10 @@ def model_clip_score(model: LoadedModel) -> Callable[[np.ndarray], float]:
 
 
 def teacher_clip_score(frames: np.ndarray) -> float:
-    """Mean teacher count per frame on the model's scan-line input of each frame."""
+    """Mean count per frame of the consensus stage alone (the teacher), as the runtime shows its
+    lines, on the model's scan-line input of each frame (``loso`` counts it the same way)."""
     scan = ScanInput(list(frames), Recipe().input_spec())
-    return float(np.mean([detect(scan(fr)).count for fr in frames]))
+    return consensus_clip_score(np.stack([scan(fr) for fr in frames]))
 
 
 def fixed_scorer_report(
@@ -78,13 +78,7 @@ def fixed_scorer_report(
         scores[r.file] = score(clip_frames(data, r))
         log(f"{r.file}: B-lines {b_line_label(r)}, clip score {scores[r.file]:.2f}")
 
-    def fit_and_score(fold: Fold) -> FoldScores:
-        return FoldScores(
-            train={r.file: scores[r.file] for r in fold.train},
-            test={r.file: scores[r.file] for r in fold.test},
-        )
-
-    report = evaluate_grouped(leave_one_source_out(recs), fit_and_score, b_line_label)
+    report = evaluate_grouped(leave_one_source_out(recs), fixed_scores(scores), b_line_label)
     return report, scores
 
 

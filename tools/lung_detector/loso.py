@@ -26,7 +26,14 @@ from edge.inference.blines import detect, line_boxes, with_consensus
 from tools.lung_detector.dataset import Dataset, load
 from tools.lung_detector.evaluate import OnnxDetector, count_threshold
 from tools.lung_detector.recipe import Recipe
-from tools.modelkit.grouped import Fold, FoldScores, b_line_label, evaluate_grouped, leave_one_source_out
+from tools.modelkit.grouped import (
+    Fold,
+    FoldScores,
+    b_line_label,
+    evaluate_grouped,
+    fixed_scores,
+    leave_one_source_out,
+)
 from tools.modelkit.pocus import EXCLUDED, load_labels
 
 Log = Any
@@ -48,6 +55,11 @@ def clip_scores(
             counts.append(int(np.sum(ids == b_line)))
         out[f] = float(np.mean(counts))
     return out
+
+
+def consensus_clip_score(images: np.ndarray) -> float:
+    """Mean count per frame of the consensus stage alone, as the runtime shows its lines."""
+    return float(np.mean([len(line_boxes(detect(im), *im.shape[:2])) for im in images]))
 
 
 def _slug(name: str) -> str:
@@ -154,26 +166,10 @@ def run(r: Recipe, work: Path, log: Log, variants: tuple[str, ...] = ("fp32",)) 
                 )
     # The consensus stage alone (the teacher), on the same inputs and counted as the runtime shows
     # its lines: it learns nothing, so every clip is scored once.
-    side = r.input_size
-    teacher = {
-        f: float(
-            np.mean(
-                [
-                    len(line_boxes(detect(im), side, side))
-                    for im in ds.real.frames.images[ds.real.indices({f})]
-                ]
-            )
-        )
-        for f in ds.real.files
-    }
-    per_fold_teacher = {
-        f.name: FoldScores(
-            train={x.file: teacher[x.file] for x in f.train}, test={x.file: teacher[x.file] for x in f.test}
-        )
-        for f in folds
-    }
+    images = ds.real.frames.images
+    teacher = {f: consensus_clip_score(images[ds.real.indices({f})]) for f in ds.real.files}
     out: dict[str, Any] = {"variants": {}, "count_cuts": cuts, "test_scores": {}}
-    t_report = evaluate_grouped(folds, lambda f: per_fold_teacher[f.name], b_line_label)
+    t_report = evaluate_grouped(folds, fixed_scores(teacher), b_line_label)
     out["teacher"] = t_report.to_dict()
     md = [f"### teacher (the consensus stage alone, no training)\n\n{t_report.markdown()}"]
     for name in [*variants, *(f"{v}+consensus" for v in variants)]:

@@ -177,6 +177,19 @@ class FoldScores:
     test: Mapping[str, float]
 
 
+def fixed_scores(scores: Mapping[str, float]) -> Callable[[Fold], FoldScores]:
+    """``fit_and_score`` for a scorer that learns nothing from the folds (a rule, or a model that
+    saw every clip, which the report's reader must be told): each clip's one score, split by fold."""
+
+    def fit_and_score(fold: Fold) -> FoldScores:
+        return FoldScores(
+            train={r.file: scores[r.file] for r in fold.train},
+            test={r.file: scores[r.file] for r in fold.test},
+        )
+
+    return fit_and_score
+
+
 def out_of_fold_scores(
     records: Sequence[ClipRecord],
     fit_and_score: Callable[[Fold], FoldScores],

@@ -217,3 +217,14 @@ def test_out_of_fold_training_scores_come_from_models_blind_to_the_clip_source()
     assert all(source_of(r) not in seen_by[r.file] for r in recs)
     with pytest.raises(ValueError, match="2 or more sources"):
         out_of_fold_scores([r for r in recs if source_of(r) == source_of(recs[0])], inner)
+
+
+def test_fixed_scores_split_one_score_per_clip_by_fold() -> None:
+    from tools.modelkit.grouped import fixed_scores
+
+    recs = [rec(f"c{i}.mp4", url=f"site{i % 2}", b_lines=str(i % 2)) for i in range(4)]
+    scores = {r.file: float(i) for i, r in enumerate(recs)}
+    for fold in leave_one_source_out(recs):
+        got = fixed_scores(scores)(fold)
+        assert got.train == {r.file: scores[r.file] for r in fold.train}
+        assert got.test == {r.file: scores[r.file] for r in fold.test}
