@@ -158,9 +158,8 @@ class ModelChain:
         priority = priority_for(findings, self.urgent)
         models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
         result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
-        resets = sum(self.clips.resets.values())
         clip_scores = self.clips.update(frame, result, ran)  # an X-ray among the scans resets it too
-        if sum(self.clips.resets.values()) != resets and self.clips.reset_reason in NEW_VIEW:
+        if self.clips.restarted in NEW_VIEW:
             self._reset_views()  # a new probe position or depth: from the next frame on
         if clip_scores and not no_model:  # the Result's time includes the clip score's
             done = dataclasses.replace(times, t_result_ns=time.monotonic_ns())

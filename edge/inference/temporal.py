@@ -107,6 +107,7 @@ class ClipTracker:
         self.windows = [_Window(lab, det, config.pattern_at.get(lab)) for lab, det in counted]
         self.reset_reason = "start"
         self.resets: Counter[str] = Counter()
+        self.restarted: str | None = None  # why the last update restarted the windows, if it did
         self.figures: OrderedDict[str, dict[str, _Figures]] = OrderedDict()
         self.sources_dropped = 0
         self._window_ns = round(config.window_s * 1e9)
@@ -122,6 +123,7 @@ class ClipTracker:
             return ()
         t = frame.t_acquired_ns
         routed = {m.name for m in result.models}
+        self.restarted = None
         reason = self._why_reset(frame, result, t, routed, ran)
         if reason is not None:
             self._reset(reason)
@@ -171,6 +173,7 @@ class ClipTracker:
         # A window already empty for the same reason (the probe still lifted) is not a new reset.
         if reason != self.reset_reason or any(w.entries for w in self.windows):
             self.resets[reason] += 1
+            self.restarted = reason
         self.reset_reason = reason
         for w in self.windows:
             w.entries.clear()
