@@ -78,7 +78,8 @@ def _v3_and_v2() -> tuple[dict[str, object], dict[str, object]]:
     clip = ClipScore("b_line", 2.4, 2.4, 44, 2.9, 3.0, True, False, "start")
     v3 = json.loads(json.dumps(result_message(make_result(clip_scores=(clip,)), Device("edge-a1"))))
     v2 = {k: v for k, v in v3.items() if k not in ("no_model", "clip_scores")}
-    return v3, {**v2, "schema_version": 2, "result_id": v3["result_id"][:-1] + "0"}
+    # A distinct id: the v2 copy is another message, not a duplicate of the v3 one.
+    return v3, {**v2, "schema_version": 2, "result_id": f"v2-{v3['result_id']}"}
 
 
 def test_old_and_new_message_versions_are_both_stored_and_unknown_ones_refused(tmp_path: Path) -> None:
