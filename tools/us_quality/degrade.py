@@ -151,7 +151,7 @@ def _finish(out: np.ndarray, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return res
 
 
-def _grain(shape: tuple[int, int], rng: Rng, grain_px: float) -> np.ndarray:
+def grain(shape: tuple[int, int], rng: Rng, grain_px: float) -> np.ndarray:
     """Zero-mean, unit-variance noise with a speckle-like grain of about ``grain_px`` pixels."""
     h, w = shape
     gh, gw = max(2, int(h / grain_px)), max(2, int(w / grain_px))
@@ -194,7 +194,7 @@ def no_contact(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     floor = _u(NO_CONTACT["floor"], rng)
     sigma = _u(NO_CONTACT["noise_sigma"], rng)
     residual = _u(NO_CONTACT["residual"], rng)
-    noise = np.abs(_grain(img.shape, rng, rng.uniform(1.0, 3.0))) * sigma
+    noise = np.abs(grain(img.shape, rng, rng.uniform(1.0, 3.0))) * sigma
     out = reverberation(geo, rng) + floor + noise + residual * img.astype(np.float32)
     return _finish(out, img, geo.mask)
 
@@ -250,7 +250,7 @@ def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
         kind = "edge"
     strength = _u(SHADOW["strength"], rng)
     x = img.astype(np.float32)
-    floor = rng.uniform(0.0, 10.0) + np.abs(_grain(img.shape, rng, rng.uniform(1.0, 3.0))) * rng.uniform(1, 6)
+    floor = rng.uniform(0.0, 10.0) + np.abs(grain(img.shape, rng, rng.uniform(1.0, 3.0))) * rng.uniform(1, 6)
     out = x * (1.0 - strength * field) + field * floor
     if kind == "edge" and rng.random() < 0.5:
         out += field * reverberation(geo, rng)
@@ -280,7 +280,7 @@ def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     # (a dark frame needs a larger offset for that than a bright one).
     sat = _u(GAIN_HIGH["saturated_frac"], rng)
     offset = max(offset, 258.0 - scale * float(np.percentile(x[geo.mask], 100 * (1 - sat))))
-    noise = _grain(img.shape, rng, rng.uniform(1.0, 3.0)) * _u(GAIN_HIGH["noise_sigma"], rng)
+    noise = grain(img.shape, rng, rng.uniform(1.0, 3.0)) * _u(GAIN_HIGH["noise_sigma"], rng)
     out = x * scale + offset + noise
     return _finish(out, img, geo.mask)
 
@@ -302,7 +302,7 @@ def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     v = np.nan_to_num(geo.v, nan=0.0)
     tgc = np.exp(-_u(GAIN_LOW["tgc_slope"], rng) * v) if rng.random() < 0.5 else 1.0
     out = (x - offset) * scale * tgc
-    out = np.maximum(out, 0.0) + np.abs(_grain(img.shape, rng, 1.5)) * rng.uniform(0.0, 2.5)
+    out = np.maximum(out, 0.0) + np.abs(grain(img.shape, rng, 1.5)) * rng.uniform(0.0, 2.5)
     # A dark frame must end up clearly darker than it was: at most 60% of its mean level.
     mean_in, mean_out = float(inside.mean()), float(out[geo.mask].mean())
     if mean_out > 0.6 * mean_in:
@@ -318,7 +318,7 @@ def mild(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     sigma = _u(MILD["blur_sigma"], rng)
     if sigma > 0.3:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)  # type: ignore[assignment]
-    out = out + _grain(img.shape, rng, rng.uniform(1.0, 2.5)) * _u(MILD["noise_sigma"], rng)
+    out = out + grain(img.shape, rng, rng.uniform(1.0, 2.5)) * _u(MILD["noise_sigma"], rng)
     return _finish(out, img, geo.mask)
 
 

@@ -4,8 +4,9 @@ Every sample (of every class) first gets another scanner's look, then its class'
 (``degrade``). A look is what a normalisation of the sector absorbs or a reader accepts: overall
 brightness (receive gain x0.4-x1.6 on the displayed levels), gray map (gamma 0.6-1.6, an S-curve,
 a lifted black), time-gain compensation slopes, speckle blur and noise, display resolution, the
-sector's shape and placement (flips, crops, fans and rectangles, black borders), and narrow rib
-shadows (anatomy of a good intercostal view, ``RIB_LOOK``). A look never
+sector's shape and placement (flips, crops, fans and rectangles, black borders), narrow rib
+shadows (anatomy of a good intercostal view, ``RIB_LOOK``) and a far field beyond the beam's
+penetration (a depth set deeper than the probe reaches, ``DEPTH_LOOK``). A look never
 destroys information on purpose: brightening is limited so that at most ``MAX_CLIPPED`` of
 the sector newly saturates, darkening so that the sector's 99th percentile stays above
 ``MIN_P99``; beyond those it is a gain fault (``degrade.gain_high`` / ``gain_low``), not a look.
@@ -21,6 +22,7 @@ from tools.us_quality.degrade import (
     Rng,
     SectorGeometry,
     check_gray,
+    grain,
     mild,
     sector_geometry,
     shadow_field,
@@ -39,6 +41,11 @@ LOOK: dict[str, tuple[float, float]] = {
 # Rib shadows of an intercostal view are anatomy, not a fault: a look may hold 1-2 of them.
 RIB_LOOK_P = 0.35  # share of samples given rib shadows
 RIB_LOOK: dict[str, tuple[float, float]] = {"coverage": (0.08, 0.35), "strength": (0.5, 0.95)}
+# A depth set beyond the probe's penetration: the far field fades to the noise floor. The near field,
+# where the pleura and the B-lines are read, stays imaged, so the frame is diagnostic; the faded
+# share is kept below half the sector, where ``gain_low`` (most of the sector crushed) begins.
+DEPTH_LOOK_P = 0.3
+DEPTH_LOOK: dict[str, tuple[float, float]] = {"faded_area": (0.1, 0.4), "fade_depth": (0.05, 0.25)}
 MAX_CLIPPED = 0.01  # fraction of the sector a look may newly saturate
 MIN_P99 = 45.0  # a look keeps the sector's 99th percentile above this gray level
 
@@ -102,6 +109,24 @@ def rib_shadows(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     field, _ = shadow_field(geo, rng, kind="ribs", cover=cover)
     strength = float(rng.uniform(*RIB_LOOK["strength"]))
     out = img.astype(np.float32) * (1.0 - strength * field)
+    res = img.copy()
+    res[geo.mask] = np.clip(np.rint(out[geo.mask]), 0, 255).astype(np.uint8)
+    return res
+
+
+def beyond_penetration(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
+    """The deepest ``DEPTH_LOOK["faded_area"]`` of the sector fades to a speckled noise floor over
+    ``DEPTH_LOOK["fade_depth"]`` of the depth: a good near field above a far field the beam never reached."""
+    v = geo.v[geo.mask]
+    if v.size == 0:
+        return img.copy()
+    faded = float(rng.uniform(*DEPTH_LOOK["faded_area"]))
+    start = float(np.quantile(v, 1.0 - faded))
+    fade = float(rng.uniform(*DEPTH_LOOK["fade_depth"]))
+    depth = np.nan_to_num(geo.v, nan=0.0)
+    keep = np.clip(1.0 - (depth - start) / fade, 0.0, 1.0) ** 2
+    floor = rng.uniform(2.0, 14.0) + np.abs(grain(img.shape, rng, rng.uniform(1.0, 3.0))) * rng.uniform(1, 6)
+    out = img.astype(np.float32) * keep + (1.0 - keep) * floor
     res = img.copy()
     res[geo.mask] = np.clip(np.rint(out[geo.mask]), 0, 255).astype(np.uint8)
     return res
@@ -180,6 +205,8 @@ def make_sample(
     geo = sector_geometry(mask)
     if augment and rng.random() < RIB_LOOK_P:
         img = rib_shadows(img, geo, rng)
+    if augment and rng.random() < DEPTH_LOOK_P:
+        img = beyond_penetration(img, geo, rng)
     out = DEGRADATIONS[label](img, geo, rng)
     if label in ("no_contact", "shadow") and rng.random() < 0.5:  # vary noise / blur there too
         out = mild(out, geo, rng)

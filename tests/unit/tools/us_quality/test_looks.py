@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from tests.unit.tools.us_quality.test_degrade import convex_frame, linear_frame
-from tools.us_quality.degrade import DEGRADATIONS
-from tools.us_quality.looks import MAX_CLIPPED, MIN_P99, augment_geometry, make_sample, scanner_look
+from tools.us_quality.degrade import DEGRADATIONS, sector_geometry
+from tools.us_quality.looks import (
+    DEPTH_LOOK,
+    MAX_CLIPPED,
+    MIN_P99,
+    augment_geometry,
+    beyond_penetration,
+    make_sample,
+    scanner_look,
+)
 
 SEEDS = range(16)
 
@@ -47,3 +55,18 @@ def test_make_sample_is_deterministic_and_gray_with_its_mask(label: str) -> None
     b, mb = make_sample(img, mask, label, np.random.default_rng(3))
     assert a.ndim == 2 and a.dtype == np.uint8 and a.shape == ma.shape
     assert np.array_equal(a, b) and np.array_equal(ma, mb)
+
+
+@pytest.mark.parametrize("make", [convex_frame, linear_frame])
+def test_beyond_penetration_fades_only_the_far_field(make) -> None:  # type: ignore[no-untyped-def]
+    img, mask = make()
+    geo = sector_geometry(mask)
+    v = np.nan_to_num(geo.v, nan=-1.0)
+    lo, hi = DEPTH_LOOK["faded_area"]
+    for seed in SEEDS:
+        out = beyond_penetration(img, geo, np.random.default_rng(seed))
+        assert (out[~mask] == img[~mask]).all(), "the surround is left as it is"
+        near = mask & (v < 0.4)  # the faded share starts below 1 - 0.4 of the sector's pixels at most
+        assert np.array_equal(out[near], img[near]), seed
+        dark = mask & (out.astype(np.int16) < 0.5 * img.astype(np.int16))
+        assert lo * 0.5 <= dark.sum() / mask.sum() <= hi + 0.1, seed  # never most of the sector: not gain_low
