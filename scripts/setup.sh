@@ -39,11 +39,20 @@ need=()
 # opencv-python links against libGL and glib; minimal images lack them.
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need+=("libgl1")
 ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need+=("libglib2.0-0")
+# cobs (the probe link's COBS in C) ships only a source archive for Linux: it builds with a C
+# compiler and the Python headers.
+command -v cc >/dev/null 2>&1 || need+=("gcc")
+inc="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+[ -f "$inc/Python.h" ] || need+=("$(basename "$py")-dev")
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 # The sync integration tests start their own mosquitto (own config, free port; never the
 # system service the package also installs). Debian puts it in /usr/sbin.
 if [ "$set_name" != runtime ] && ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   apt_install mosquitto
+fi
+# The DICOM network tests send with dcmtk's storescu / echoscu, a client this project did not write.
+if [ "$set_name" != runtime ] && ! command -v storescu >/dev/null 2>&1; then
+  apt_install dcmtk
 fi
 
 if [ ! -x .venv/bin/python ]; then
