@@ -1,4 +1,5 @@
-"""The schemes the runtime ships with: ``video://``, ``dicom://``, ``uvc://``, ``serial://``, ``probe+emu://``.
+"""The schemes the runtime ships with: ``video://``, ``dicom://``, ``dicom+scp://`` (a Storage SCP),
+``dicom+watch://`` (a folder a console exports to), ``uvc://``, ``serial://``, ``probe+emu://``.
 
 Each factory imports its module on first use, so opening a camera does not import pydicom and
 opening a DICOM file does not touch the camera code.
@@ -24,6 +25,18 @@ def _dicom(url: SourceURL) -> Source:
     return DicomSource(url)
 
 
+def _dicom_scp(url: SourceURL) -> Source:
+    from edge.sources.dicom_scp import DicomScpSource
+
+    return DicomScpSource(url)
+
+
+def _dicom_watch(url: SourceURL) -> Source:
+    from edge.sources.dicom_watch import DicomWatchSource
+
+    return DicomWatchSource(url)
+
+
 def _uvc(url: SourceURL) -> Source:
     from edge.sources.uvc import UvcSource
 
@@ -45,6 +58,8 @@ def _probe_emu(url: SourceURL) -> Source:
 BUILTIN_SCHEMES = {
     "video": _video,
     "dicom": _dicom,
+    "dicom+scp": _dicom_scp,
+    "dicom+watch": _dicom_watch,
     "uvc": _uvc,
     "serial": _serial,
     "probe+emu": _probe_emu,

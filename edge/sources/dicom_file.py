@@ -31,6 +31,21 @@ _DEFER_SIZE = "64 KB"  # header reads leave larger values (the pixel data) on di
 _PIXEL_DATA = 0x7FE00010
 _MODALITIES: dict[str, Modality] = {"US": "US", "CR": "CR", "DX": "DX"}
 _SAFE_META = ("Modality", "Manufacturer", "ManufacturerModelName", "PhotometricInterpretation", "BitsStored")
+# X-ray exposure and positioning (IEC 62494-1 indices as floats), burned-in text, and the object's UIDs
+# (device-local: the SOP Instance UID finds the stored file; never uplinked).
+_XRAY_META = (
+    "BodyPartExamined",
+    "ViewPosition",
+    "DetectorID",
+    "BurnedInAnnotation",
+    "SOPClassUID",
+    "SOPInstanceUID",
+)
+_FLOAT_META = ("ExposureIndex", "TargetExposureIndex", "DeviationIndex")
+
+
+class NoPixelDataError(UnsupportedSourceError):
+    """A DICOM object that holds no image (a structured report, a presentation state)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +77,7 @@ def probe(path: Path) -> DicomImage:
             raise CorruptInputError(f"{path}: truncated: the file ends inside its encapsulated Pixel Data")
         sop = ds.get("SOPClassUID")
         kind = f" ({UID(str(sop)).name})" if sop else ""
-        raise UnsupportedSourceError(f"{path}: no Pixel Data element: not an image{kind}")
+        raise NoPixelDataError(f"{path}: no Pixel Data element: not an image{kind}")
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -177,6 +192,18 @@ def _safe_meta(path: Path, ds: Dataset, tsyntax: UID, n_frames: int) -> dict[str
         value = ds.get(key)
         if value is not None and value != "":
             meta[key] = int(value) if key == "BitsStored" else str(value)
+    for key in _XRAY_META:
+        value = ds.get(key)
+        if value is not None and str(value).strip():
+            meta[key] = str(value).strip()
+    for key in _FLOAT_META:
+        try:
+            number = float(ds.get(key)) if ds.get(key) not in (None, "") else None
+        except (TypeError, ValueError):
+            log.warning("%s: ignoring a malformed %s %r", path, key, ds.get(key))
+            continue
+        if number is not None and math.isfinite(number):
+            meta[key] = number
     meta["NumberOfFrames"] = n_frames
     meta["TransferSyntaxUID"] = str(tsyntax)
     meta["file"] = str(path)
