@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ConfigError
+from edge.settings.live import LiveSettings
 from edge.settings.xray import XraySettings
 
 if sys.version_info >= (3, 11):
@@ -305,6 +306,7 @@ class Config(_Section):
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)
     deid: DeidConfig = Field(default_factory=DeidConfig)
     xray: XraySettings = Field(default_factory=XraySettings)  # exposure and positioning checks
+    live: LiveSettings = Field(default_factory=LiveSettings)  # how old a shown frame may be
 
     @model_validator(mode="after")
     def _check_models(self) -> Config:
