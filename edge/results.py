@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 from edge.clip_score import ClipScore
 from edge.frames import Frame, Modality
+from edge.xray_qa import Exposure, Heatmap, Positioning
 
-SCHEMA_VERSION = 3  # 3: no_model, clip_scores (docs/sync.md: what v2 readers see)
+SCHEMA_VERSION = 4  # 3: no_model, clip_scores; 4: exposure, positioning, heatmap (docs/sync.md)
 Precision = Literal["fp32", "fp16", "int8"]
 
 # Priority (set by the pipeline from the model manifests' ``urgent_labels``; the outbox sends the
@@ -309,13 +310,17 @@ class Result:
     no_model: bool = False
     # Each counted label over the last seconds at this probe position (edge.inference.temporal).
     clip_scores: tuple[ClipScore, ...] = ()
+    # An X-ray's own checks (edge.xray_qa; None for ultrasound) and the finding's class-activation map.
+    exposure: Exposure | None = None
+    positioning: Positioning | None = None
+    heatmap: Heatmap | None = None
 
     @property
     def needs_review(self) -> bool:
         return any(f.needs_review for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The result's own fields (schema v3 without the envelope that :func:`result_message` adds)."""
+        """The result's own fields (schema v4 without the envelope that :func:`result_message` adds)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "result",
@@ -337,6 +342,9 @@ class Result:
             "times": self.times.to_dict(),
             "no_model": bool(self.no_model),
             "clip_scores": [c.to_dict() for c in self.clip_scores],
+            "exposure": None if self.exposure is None else self.exposure.to_dict(),
+            "positioning": None if self.positioning is None else self.positioning.to_dict(),
+            "heatmap": None if self.heatmap is None else self.heatmap.to_dict(),
         }
 
 
@@ -347,6 +355,15 @@ def priority_for(findings: Sequence[Finding], urgent_labels: Collection[str]) ->
     if any(f.label in urgent_labels and not f.needs_review for f in findings):
         return PRIORITY_URGENT
     return PRIORITY_FINDING
+
+
+def content_id_of(frame: Frame) -> str | None:
+    """A still's identity (the keep policy keeps one result per still): the source's, else an
+    X-ray's SOP Instance UID (device-local; never in the message)."""
+    if frame.meta.get("still") and frame.meta.get("content_id"):
+        return str(frame.meta["content_id"])
+    sop = frame.meta.get("SOPInstanceUID")
+    return f"sop:{sop}" if sop and frame.modality in ("CR", "DX") else None
 
 
 def result_for(
@@ -375,6 +392,6 @@ def result_for(
         priority=priority,
         image_size=(frame.width, frame.height),
         pixel_spacing_mm=frame.geometry.pixel_spacing_mm,
-        content_id=frame.meta.get("content_id") if frame.meta.get("still") else None,
+        content_id=content_id_of(frame),
         no_model=no_model,
     )

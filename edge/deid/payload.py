@@ -1,6 +1,6 @@
 """Scrub a result (or feedback) message before it goes over MQTT: nothing from the patient may leave.
 
-Allow-list, not deny-list: the message is rebuilt field by field from the schema v3 layout
+Allow-list, not deny-list: the message is rebuilt field by field from the schema v4 layout
 (``docs/result.schema.json``); every kept value has a checked type or shape, ``source_id`` (a file path or
 URL that may name the patient, e.g. ``dicom:///data/DOE^JOHN/1.dcm``) becomes a keyed pseudonym, and any
 field the scrubber does not know is dropped, whatever it holds. Strings that are kept (model labels and
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/+()#-]{0,63}$")  # labels, model names: no ^ = \ or newlines
+# An X-ray check's words (edge.xray_qa), written by the runtime from numbers and code strings.
+_SENTENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.,:;()%+/'?\[\]-]{0,199}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _EXAM = re.compile(r"^ex-[0-9a-f]{20}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -197,6 +199,50 @@ def _clip_score(v: Any, where: str) -> dict[str, Any]:
     return _object(fields, v, where)
 
 
+def _sentence(v: Any, where: str) -> str:
+    return "" if v == "" else _match(_SENTENCE, v, where)
+
+
+def _maybe(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda v, where: None if v is None else check(v, where)
+
+
+def _exposure(v: Any, where: str) -> dict[str, Any] | None:
+    fields = {
+        "ei": _num,
+        "target": _num,
+        "di": _num,
+        "di_from": _maybe(_one_of(("computed", "file"))),
+        "target_from": _maybe(_token),
+        "band": _maybe(_one_of(("within", "over", "over_far", "under", "under_far"))),
+        "message": _sentence,
+        "repeat": _bool,
+        "clipped_fraction": _num,
+    }
+    return None if v is None else _object(fields, v, where)
+
+
+def _positioning(v: Any, where: str) -> dict[str, Any] | None:
+    check = {"name": _token, "ok": _bool, "value": _num, "detail": _sentence}
+    fields = {
+        "messages": _list(_sentence),
+        "repeat": _bool,
+        "skipped": _maybe(_sentence),
+        "checks": _list(lambda x, w: _object(check, x, w)),
+    }
+    return None if v is None else _object(fields, v, where)
+
+
+def _heatmap(v: Any, where: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    rows = v.get("values") if isinstance(v, dict) else None
+    if not isinstance(rows, list) or sum(len(r) if isinstance(r, list) else 1 for r in rows) > 256:
+        raise DeidError(f"payload field {where}.values: expected at most 16 x 16 numbers")
+    fields = {"label": _token, "rect": _nums(4), "values": _list(_list(_num))}
+    return _object(fields, v, where)
+
+
 def _device(v: Any, where: str) -> dict[str, Any]:
     def site(x: Any, w: str) -> str | None:
         return None if x is None else _token(x, w)
@@ -225,7 +271,7 @@ def _utc(v: Any, where: str) -> str:
 
 
 def scrub_payload(result: dict[str, Any], *, key: bytes) -> dict[str, Any]:
-    """A copy of ``result`` (a result or feedback message, schema v1 to v3) that is safe to publish.
+    """A copy of ``result`` (a result or feedback message, schema v1 to v4) that is safe to publish.
 
     ``source_id`` becomes a keyed pseudonym, ``exam_pseudonym`` is kept only if it already is one (any
     other value is pseudonymised), unknown fields are dropped, and every kept value is type-checked.
@@ -268,6 +314,9 @@ _RESULT: dict[str, Callable[[Any, str], Any]] = {
     "times": _times,
     "no_model": _bool,
     "clip_scores": _list(_clip_score),
+    "exposure": _exposure,
+    "positioning": _positioning,
+    "heatmap": _heatmap,
     "device": _device,
     "exam_pseudonym": _keep,
     "thumbnail": _thumbnail,

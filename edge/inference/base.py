@@ -21,6 +21,7 @@ import numpy as np
 from edge.errors import BackendUnavailableError
 from edge.inference.manifest import Manifest
 from edge.results import Finding, ModelInfo, Quality
+from edge.xray_qa import Heatmap
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class ModelOutput:
     # Reserved for segmentation tasks (an HxW class-index map in frame pixels). No task fills it
     # yet and nothing downstream reads it; see edge.inference.tasks.base.TaskOutput.
     masks: np.ndarray | None = None
+    heatmap: Heatmap | None = None  # a finding model's class-activation map, in frame pixels
 
 
 class Session(Protocol):

@@ -14,6 +14,10 @@ directly. It owns:
   counted by modality (``frames_without_model``);
 - the Result with its stage times, and the count of gated frames.
 
+- an X-ray's own checks (CR, DX): exposure from the file's indices (:mod:`edge.inference.exposure`,
+  with or without a model), positioning from a lung-field detector's boxes
+  (:mod:`edge.inference.positioning`), a finding model's heatmap, and the X-ray priority
+  (:func:`xray_priority`), all on the Result (``[xray]``, docs/xray.md);
 - temporal state: a clip-level score per counted label (``[temporal]``, :mod:`edge.inference.temporal`),
   which a flickering per-frame count cannot give, folded into the Result before it leaves the
   chain, so every consumer downstream sees the same clip score.
@@ -31,12 +35,37 @@ from typing import Any
 from edge.config import ModelConfig, TemporalConfig
 from edge.frames import Frame
 from edge.inference.base import ModelOutput, RunnableModel
+from edge.inference.exposure import assess_exposure
+from edge.inference.positioning import LUNG_LABELS, assess_positioning
 from edge.inference.temporal import ClipTracker
-from edge.results import Finding, ModelInfo, Quality, Result, StageTimes, priority_for, result_for
+from edge.results import (
+    PRIORITY_FINDING,
+    PRIORITY_NONE,
+    PRIORITY_URGENT,
+    Finding,
+    ModelInfo,
+    Quality,
+    Result,
+    StageTimes,
+    priority_for,
+    result_for,
+)
+from edge.settings.xray import XraySettings
+from edge.xray_qa import Heatmap
 
 # Clip-score resets that mean the image itself changed (not just the probe lifted): the tracked
 # imaging area may be stale, so each model's view finds it again.
 NEW_VIEW = frozenset({"scene_change", "view_changed"})
+XRAY_MODALITIES = frozenset({"CR", "DX"})
+
+
+def xray_priority(findings: Sequence[Finding], repeat: bool, anatomy: Collection[str] = LUNG_LABELS) -> int:
+    """An X-ray's priority: urgent for a confident finding (anatomy, the lung fields, is not one) or a
+    repeat recommendation (the patient is still there to repeat it); a finding for review next."""
+    found = [f for f in findings if f.label not in anatomy]
+    if repeat or any(not f.needs_review for f in found):
+        return PRIORITY_URGENT
+    return PRIORITY_FINDING if found else PRIORITY_NONE
 
 
 @dataclass
@@ -70,7 +99,12 @@ class ChainOutput:
 class ModelChain:
     """The models of a run, called in order on each frame; see the module docstring."""
 
-    def __init__(self, slots: Sequence[ModelSlot], temporal: TemporalConfig | None = None) -> None:
+    def __init__(
+        self,
+        slots: Sequence[ModelSlot],
+        temporal: TemporalConfig | None = None,
+        xray: XraySettings | None = None,
+    ) -> None:
         gates = {s.config.gate.model for s in slots if s.config.gate}
         # Stable sort: gating models first, otherwise the configured order.
         self.slots: tuple[ModelSlot, ...] = tuple(
@@ -87,6 +121,7 @@ class ModelChain:
         self.clips = ClipTracker(temporal, self.counted(temporal.labels))
         self._source_id: str | None = None
         self.view_resets = 0  # times the models' tracked imaging areas were dropped (new view)
+        self.xray = xray or XraySettings()
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -118,6 +153,7 @@ class ModelChain:
         t_start = time.monotonic_ns()
         quality: Quality | None = None
         findings: list[Finding] = []
+        heatmap: Heatmap | None = None
         gated = False
         ran: list[str] = []
         model_ns = 0
@@ -145,6 +181,7 @@ class ModelChain:
             out = slot.last
             if out.quality is not None:
                 quality = out.quality
+            heatmap = out.heatmap or heatmap
             findings.extend(out.findings)
         if gated:
             self.gated_frames += 1
@@ -158,6 +195,8 @@ class ModelChain:
         priority = priority_for(findings, self.urgent)
         models = self.models if len(routed) == len(self.slots) else tuple(s.model.info for s in routed)
         result = result_for(frame, quality, findings, models, times, gated, priority, no_model=no_model)
+        if frame.modality in XRAY_MODALITIES:
+            result = self._xray(frame, result, ran, heatmap)
         clip_scores = self.clips.update(frame, result, ran)  # an X-ray among the scans resets it too
         if self.clips.restarted in NEW_VIEW:
             self._reset_views()  # a new probe position or depth: from the next frame on
@@ -165,6 +204,23 @@ class ModelChain:
             done = dataclasses.replace(times, t_result_ns=time.monotonic_ns())
             result = dataclasses.replace(result, clip_scores=clip_scores, times=done)
         return ChainOutput(result, model_ns)
+
+    def _xray(self, frame: Frame, result: Result, ran: list[str], heatmap: Heatmap | None) -> Result:
+        """The X-ray's exposure (always), its positioning (where a lung-field detector ran on it),
+        the finding's heatmap, and the X-ray priority."""
+        exposure = assess_exposure(frame.meta, frame.raw, self.xray)
+        lungs = any(
+            s.model.name in ran and set(LUNG_LABELS) <= set(s.model.manifest.labels) for s in self.slots
+        )
+        positioning = None
+        if lungs:
+            hw = (frame.height, frame.width)
+            positioning = assess_positioning(result.findings, hw, frame.meta, self.xray.positioning)
+        repeat = exposure.repeat or (positioning is not None and positioning.repeat)
+        priority = xray_priority(result.findings, repeat) if not result.no_model else result.priority
+        return dataclasses.replace(
+            result, exposure=exposure, positioning=positioning, heatmap=heatmap, priority=priority
+        )
 
     def _reset_views(self) -> None:
         self.view_resets += 1

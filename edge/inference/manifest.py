@@ -75,7 +75,10 @@ class InputSpec(_Strict):
 
 class OutputSpec(_Strict):
     name: str
-    kind: Literal["logits", "probabilities", "yolo"] = "logits"
+    # "heatmap": a classification model's class-activation maps, [1, C, h, w] float32 (one map per
+    # label over the whole model input, before any normalisation): the finding's map is drawn over
+    # the image (edge.render.xray_overlay), and the model is a finding model (tasks/classification).
+    kind: Literal["logits", "probabilities", "yolo", "heatmap"] = "logits"
 
 
 class FileSpec(_Strict):
@@ -130,6 +133,12 @@ class Manifest(_Strict):
             raise ValueError(
                 'postprocess "consensus_b_lines" needs task "detection", input.view "scanlines" and a '
                 f'"b_line" label (task {self.task!r}, view {self.input.view!r}, labels {list(self.labels)})'
+            )
+        heatmaps = [i for i, o in enumerate(self.outputs) if o.kind == "heatmap"]
+        if heatmaps and (self.task != "classification" or heatmaps[0] == 0 or len(heatmaps) > 1):
+            raise ValueError(
+                'an output of kind "heatmap" needs task "classification", follows the scores output '
+                f"and comes once (task {self.task!r}, outputs {[o.kind for o in self.outputs]})"
             )
         if self.default_precision not in self.files:
             raise ValueError(f"default_precision {self.default_precision!r} has no entry in files")

@@ -101,6 +101,9 @@ class LoadedModel:
         )
         self._input = m.input.name
         check_session(self.package.folder, path, m, self.session, self._task)
+        bind = getattr(self._task, "bind_outputs", None)  # a task that reads several outputs by name
+        if bind is not None and getattr(self.session, "output_names", None):
+            bind(tuple(self.session.output_names))
         try:
             self.warmup(max(1, warmup_runs))  # at least once: the check that it runs at all
         except Exception as exc:
@@ -149,4 +152,4 @@ class LoadedModel:
         outputs = self.session.run({self._input: tensor})
         t1 = time.monotonic_ns()
         out = self._task.decode(outputs, transform, image.shape[:2])
-        return ModelOutput(out.quality, out.findings, t0, t1, out.masks)
+        return ModelOutput(out.quality, out.findings, t0, t1, out.masks, out.heatmap)

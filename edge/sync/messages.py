@@ -1,4 +1,4 @@
-"""Wire messages, schema v3 (``docs/result-schema.md``, ``docs/result.schema.json``).
+"""Wire messages, schema v4 (``docs/result-schema.md``, ``docs/result.schema.json``).
 
 :func:`result_message` wraps ``Result.to_dict()`` with who sent it (device id, site), the exam
 pseudonym and an optional thumbnail; :func:`feedback_message` is the operator's confirm / reject of
@@ -8,7 +8,9 @@ messages and the uplink publishes them; the ingest reads them.
 Version 3 adds to a result ``no_model`` (no model was for the frame's modality) and ``clip_scores``
 (the clip-level score over the last seconds at one probe position); nothing else changed, so a v2
 reader that ignores fields it does not know reads v3 right, and a v3 reader takes a v2 message as one
-without them (``MESSAGE_VERSIONS``; docs/sync.md, "Message versions").
+without them (``MESSAGE_VERSIONS``; docs/sync.md, "Message versions"). Version 4 adds an X-ray's
+``exposure``, ``positioning`` and a small finding ``heatmap`` (docs/xray.md), null for ultrasound, in
+the same way: older readers ignore them, and a v4 reader takes v2 and v3 messages as ones without them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from edge.results import SCHEMA_VERSION, Result, iso_utc, new_result_id
 
 # The versions a reader of this code understands; the outbox may still hold v2 messages from
 # before an upgrade, and they are sent as they are.
-MESSAGE_VERSIONS: tuple[int, ...] = (2, SCHEMA_VERSION)
+MESSAGE_VERSIONS: tuple[int, ...] = (2, 3, SCHEMA_VERSION)
 
 Verdict = Literal["confirm", "reject"]
 VERDICTS: tuple[str, ...] = ("confirm", "reject")

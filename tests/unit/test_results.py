@@ -73,7 +73,7 @@ def test_to_dict_is_plain_json() -> None:
     assert back["findings"][2]["box"] is None
     assert back["models"][0]["precision"] == "int8"
     assert back["times"]["model_ms"] == pytest.approx(5.0)
-    assert back["schema_version"] == 3 and back["kind"] == "result" and back["no_model"] is False
+    assert back["schema_version"] == 4 and back["kind"] == "result" and back["no_model"] is False
     assert back["needs_review"] is True  # the second finding is flagged
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Preprocessor, Transform
 from edge.results import Finding, Quality
+from edge.xray_qa import Heatmap
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class TaskOutput:
     quality: Quality | None = None
     findings: tuple[Finding, ...] = ()
     masks: np.ndarray | None = None
+    heatmap: Heatmap | None = None  # a finding model's class-activation map (tasks/classification)
 
 
 class Task(Protocol):

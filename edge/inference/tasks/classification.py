@@ -1,4 +1,12 @@
-"""Classification (the quality meter): one output of a score per label -> a Quality verdict."""
+"""Classification: one output of a score per label -> a Quality verdict (the quality meter); with a
+``heatmap`` output, a finding model (a chest X-ray's normal / pneumonia, say).
+
+A finding model also gives a whole-image Finding (no box) when its top label is not an ``ok_label``,
+or when the top label's probability is under ``thresholds.review_below`` (flagged ``needs_review``:
+"the model is unsure, read it"), and with it the class-activation map of the finding's label (the
+top label; for an unsure ok label, the most probable other one) as a :class:`edge.xray_qa.Heatmap`
+in frame pixels, drawn by the overlay.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,8 @@ from edge.inference.manifest import Manifest
 from edge.inference.preprocess import Transform
 from edge.inference.shapes import Shape, fmt, static
 from edge.inference.tasks.base import ImageTask, TaskOutput
-from edge.results import Quality
+from edge.results import Finding, Quality
+from edge.xray_qa import Heatmap
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -20,10 +29,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 class ClassificationTask(ImageTask):
-    """The top label of the first output, its probability, and whether it is an ``ok_label``.
+    """The top label of the scores output, its probability, and whether it is an ``ok_label``.
 
     The output is softmax-ed when the manifest says it is ``logits``, used as it is when it says
-    ``probabilities``.
+    ``probabilities``. Outputs are found by the manifest's order until the session's names are
+    known (``bind_outputs``, called at load).
     """
 
     name = "classification"
@@ -33,11 +43,57 @@ class ClassificationTask(ImageTask):
         self._labels = manifest.labels
         self._ok = frozenset(manifest.ok_labels)
         self._logits = manifest.outputs[0].kind == "logits"
+        self._review_below = manifest.thresholds.review_below
+        names = [o.name for o in manifest.outputs]
+        self._heatmap_name = next((o.name for o in manifest.outputs if o.kind == "heatmap"), None)
+        self._scores_at = 0
+        self._heatmap_at = None if self._heatmap_name is None else names.index(self._heatmap_name)
+
+    def bind_outputs(self, names: Sequence[str]) -> None:
+        """Where the session puts the scores and the heatmap among its outputs."""
+        scores = self.manifest.outputs[0].name
+        if scores in names:
+            self._scores_at = list(names).index(scores)
+        if self._heatmap_name is not None and self._heatmap_name in names:
+            self._heatmap_at = list(names).index(self._heatmap_name)
 
     def decode(
         self, outputs: Sequence[np.ndarray], transform: Transform, frame_hw: tuple[int, int]
     ) -> TaskOutput:
-        return TaskOutput(quality=self.quality(outputs[0]))
+        quality = self.quality(outputs[self._scores_at])
+        if self._heatmap_at is None:
+            return TaskOutput(quality=quality)
+        label = quality.label
+        review = quality.score < self._review_below
+        if label in self._ok and not review:
+            return TaskOutput(quality=quality)
+        k = self._labels.index(label)
+        finding = Finding(label, quality.score, None, needs_review=review, class_id=k)
+        if label in self._ok:  # unsure of "normal": show where the likeliest finding would be
+            others = [(p, lab) for lab, p in quality.probabilities.items() if lab not in self._ok]
+            k = self._labels.index(max(others)[1]) if others else k
+        heatmap = self.heatmap(outputs[self._heatmap_at], k, transform)
+        return TaskOutput(quality=quality, findings=(finding,), heatmap=heatmap)
+
+    def heatmap(self, output: np.ndarray, k: int, transform: Transform) -> Heatmap | None:
+        """Label ``k``'s map, negative evidence cut, scaled to 0..1, over the frame rectangle the
+        model's input covers; None for a non-linear input view (scan lines), which has no rectangle."""
+        maps = np.asarray(output, np.float32)
+        if maps.ndim == 4 and maps.shape[0] == 1:
+            maps = maps[0]
+        if maps.ndim != 3 or maps.shape[0] != len(self._labels):
+            raise ModelError(
+                f"model {self.manifest.name!r}: heatmap output {self._heatmap_name!r} has shape "
+                f"{list(np.shape(output))}, not [1, {len(self._labels)}, h, w] (one map per label)"
+            )
+        if transform.frame_points is not None:
+            return None
+        cam = np.maximum(np.nan_to_num(maps[k], nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        top = float(cam.max())
+        values = (cam / top if top > 0 else cam).astype(np.float32)
+        in_h, in_w = self.manifest.input.hw
+        x0, y0, x1, y1 = transform.to_frame(np.array([[0.0, 0.0, in_w, in_h]], np.float32))[0]
+        return Heatmap(self._labels[k], values, float(x0), float(y0), float(x1), float(y1))
 
     def check_output(self, name: str, shape: Shape) -> str | None:
         """One score per label: the fixed dimensions must multiply to the label count (with a

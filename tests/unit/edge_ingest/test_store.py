@@ -70,32 +70,53 @@ def test_add_batch_names_what_receipts_may_confirm(tmp_path: Path) -> None:
 
 
 def _v3_and_v2() -> tuple[dict[str, object], dict[str, object]]:
-    """A result message as the runtime sends it now (v3), and the same as a v2 device sent it."""
+    """A result message as a v3 device sent it, and the same as a v2 device sent it."""
     from edge.clip_score import ClipScore
     from edge.sync.messages import Device, result_message
     from tests.support.results import make_result
 
     clip = ClipScore("b_line", 2.4, 2.4, 44, 2.9, 3.0, True, False, "start")
-    v3 = json.loads(json.dumps(result_message(make_result(clip_scores=(clip,)), Device("edge-a1"))))
+    v4 = json.loads(json.dumps(result_message(make_result(clip_scores=(clip,)), Device("edge-a1"))))
+    v3 = {k: v for k, v in v4.items() if k not in ("exposure", "positioning", "heatmap")}
+    v3 = {**v3, "schema_version": 3, "result_id": f"v3-{v4['result_id']}"}
     v2 = {k: v for k, v in v3.items() if k not in ("no_model", "clip_scores")}
     # A distinct id: the v2 copy is another message, not a duplicate of the v3 one.
-    return v3, {**v2, "schema_version": 2, "result_id": f"v2-{v3['result_id']}"}
+    return v3, {**v2, "schema_version": 2, "result_id": f"v2-{v4['result_id']}"}
+
+
+def _v4_xray() -> dict[str, object]:
+    """A v4 X-ray result as the runtime sends it now: exposure, positioning and a small heatmap."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edge.sync.messages import Device, result_message
+    from edge.xray_qa import Exposure, Heatmap, PositionCheck, Positioning
+    from tests.support.results import make_result
+
+    exposure = Exposure(250.0, 500.0, -3.01, "computed", "file", "under_far", "consider repeat: x", True)
+    positioning = Positioning((PositionCheck("lung_left_found", False),), ("consider repeat: y",))
+    heat = Heatmap("pneumonia", np.full((7, 7), 0.5, np.float32), 0, 0, 512, 512)
+    r = replace(make_result(), modality="CR", exposure=exposure, positioning=positioning, heatmap=heat)
+    return json.loads(json.dumps(result_message(r, Device("edge-a1"))))
 
 
 def test_old_and_new_message_versions_are_both_stored_and_unknown_ones_refused(tmp_path: Path) -> None:
     v3, v2 = _v3_and_v2()
+    v4 = _v4_xray()
     assert v3["schema_version"] == 3 and v3["clip_scores"][0]["shown"] == 2.4 and "no_model" in v3
-    assert "clip_scores" not in v2 and "no_model" not in v2
+    assert "clip_scores" not in v2 and "no_model" not in v2 and "exposure" not in v3
+    assert v4["schema_version"] == 4 and v4["exposure"]["band"] == "under_far"  # type: ignore[index]
     t = "scanners/s1/d1/results"
-    payloads = [json.dumps(m).encode() for m in (v2, v3)]
+    payloads = [json.dumps(m).encode() for m in (v2, v3, v4)]
     assert parse_message(t, payloads[0])[0] == v2["result_id"]
     store = IngestStore(tmp_path / "ingest.db")
-    future = json.dumps({**v3, "schema_version": 4, "result_id": "r4"}).encode()
-    assert store.add("a", [(t, payloads[0]), (t, payloads[1]), (t, future)]) == (2, 0, 1)
-    with pytest.raises(ValueError, match="schema_version 4 is not one this ingest reads"):
+    future = json.dumps({**v4, "schema_version": 5, "result_id": "r5"}).encode()
+    assert store.add("a", [*((t, p) for p in payloads), (t, future)]) == (3, 0, 1)
+    with pytest.raises(ValueError, match="schema_version 5 is not one this ingest reads"):
         parse_message(t, future)
     with pytest.raises(ValueError, match="schema_version True"):
         parse_message(t, _msg(result_id="r5", schema_version=True))
     stored = dict(sqlite3.connect(tmp_path / "ingest.db").execute("SELECT id, payload FROM messages"))
-    assert stored == {v2["result_id"]: payloads[0], v3["result_id"]: payloads[1]}, "kept byte for byte"
+    assert stored == {m["result_id"]: p for m, p in zip((v2, v3, v4), payloads)}, "kept byte for byte"
     store.close()

@@ -19,7 +19,7 @@ def test_result_message_wraps_the_result() -> None:
     r = make_result(priority=PRIORITY_URGENT)
     thumb = Thumbnail(b"\xff\xd8jpeg", 64, 48)
     m = result_message(r, Device("edge-a1", "ward 3"), exam_pseudonym="exam-1", thumbnail=thumb)
-    assert m["kind"] == "result" and m["schema_version"] == 3
+    assert m["kind"] == "result" and m["schema_version"] == 4
     assert m["device"] == {"id": "edge-a1", "site": "ward 3"} and m["exam_pseudonym"] == "exam-1"
     t = m["thumbnail"]
     assert t["mime"] == "image/jpeg" and (t["width"], t["height"]) == (64, 48)
@@ -92,7 +92,7 @@ def test_a_v3_result_with_its_clip_score_validates_and_survives_the_scrubber() -
     r = replace(runtime_result((0.3, 0.3), (Finding("b_line", 0.9, Box(1, 2, 3, 4)),)), clip_scores=(score,))
     m = json.loads(json.dumps(result_message(r, Device("edge-a1")), allow_nan=False))
     validator().validate(m)
-    assert m["schema_version"] == 3 and m["no_model"] is False
+    assert m["schema_version"] == 4 and m["no_model"] is False
     assert m["clip_scores"] == [
         {"label": "b_line", "mean": 3.04, "shown": 3.0, "frames": 44, "span_s": 2.93, "window_s": 3.0,
          "ready": True, "pattern": True, "reset": "scene_change"}
