@@ -33,6 +33,7 @@ from edge.render.style import (
     metrics,
     put,
 )
+from edge.render.xray_overlay import draw_heatmap, draw_xray_panel
 from edge.results import Finding, Quality, Result
 
 
@@ -44,6 +45,7 @@ class HudState:
     ai_fps: float
     latency_ms: float | None = None
     skipped: int = 0  # frames inference did not get to
+    stale: int = 0  # live frames dropped as too old to show ([live] max_age_ms)
     status: str | None = None  # e.g. "probe disconnected": shown big and red
     extra: tuple[str, ...] = ()
 
@@ -183,6 +185,7 @@ def _hud_items(hud: HudState) -> list[str]:
         f"AI {hud.ai_fps:.1f} fps",
         f"latency {latency}",
         f"skipped {hud.skipped}",
+        *((f"stale {hud.stale}",) if hud.stale else ()),
         *hud.extra,
     ]
 
@@ -283,6 +286,8 @@ def compose(
     else:
         raise ValueError(f"compose cannot show an image of shape {frame_image.shape}")
     m = metrics(style, h, w)
+    if result is not None and result.heatmap is not None and not result.gated:
+        draw_heatmap(out, result.heatmap)  # under the boxes (an X-ray finding's, docs/xray.md)
     if result is not None and not result.gated:
         draw_findings(out, result.findings, style=style)
     top = 0
@@ -292,17 +297,22 @@ def compose(
     if result is not None and result.no_model:
         # Nothing analysed this frame: say so, and draw no meter or count that could read as a verdict.
         draw_banner(out, no_model_text(result.modality), "warning", top=top, style=style)
+        if result.exposure is not None:  # an X-ray's exposure needs no model
+            draw_xray_panel(out, result, top=top + m.banner_h, style=style)
         if hud is not None:
             draw_hud(out, hud, style=style)
         return out
     gated = result is not None and result.gated
-    draw_quality_meter(
-        out,
-        None if result is None else result.quality,
-        top=top,
-        note="detection paused" if gated else None,
-        style=style,
-    )
+    if result is not None and result.exposure is not None:  # an X-ray: its panel for the meter
+        draw_xray_panel(out, result, top=top, style=style)
+    else:
+        draw_quality_meter(
+            out,
+            None if result is None else result.quality,
+            top=top,
+            note="detection paused" if gated else None,
+            style=style,
+        )
     ran = set() if result is None or gated else {mi.name for mi in result.models}
     clips = {} if result is None else {c.label: c for c in result.clip_scores}
     for label, model in counted:
