@@ -125,7 +125,7 @@ def _run(
         parts = (src, recorder, uplink)
         h = config.health
         liveness = Health()
-        chain = ModelChain(slots, config.temporal)
+        chain = ModelChain(slots, config.temporal, config.xray)
         if recorder is not None:  # thumbnails count what the screen counts
             recorder.counted = chain.counted(config.temporal.labels)
         pipeline = Pipeline(
