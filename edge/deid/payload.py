@@ -223,7 +223,12 @@ def _exposure(v: Any, where: str) -> dict[str, Any] | None:
 
 
 def _positioning(v: Any, where: str) -> dict[str, Any] | None:
-    check = {"name": _token, "ok": _bool, "value": _num, "detail": _sentence}
+    check: dict[str, Callable[[Any, str], Any]] = {
+        "name": _token,
+        "ok": _bool,
+        "value": _num,
+        "detail": _sentence,
+    }
     fields = {
         "messages": _list(_sentence),
         "repeat": _bool,

@@ -43,7 +43,10 @@ class KeepPolicy:
     and otherwise once every ``heartbeat_s``; ``all`` keeps every result. Every result still goes
     to ``results.jsonl``.
     Under ``changes``, an image shown again (a looped still: the same ``content_id``) that says what
-    it said when it was kept is not kept again, urgent or not: it is the same finding, not a new one.
+    it said when it was kept is not kept again, urgent or not: it is the same finding, not a new one;
+    and a still not seen before (an X-ray exposure: its SOP Instance) is kept once even when it says
+    what the previous one said: it is another image. An X-ray's exposure band and positioning
+    messages are part of what it says.
     """
 
     SEEN_MAX = 4096  # images remembered; a looped folder of stills is rarely longer
@@ -54,13 +57,18 @@ class KeepPolicy:
         self._last: tuple[object, ...] | None = None
         self._last_wall = -1e18
         self._seen: OrderedDict[tuple[str, tuple[object, ...]], None] = OrderedDict()
+        self._stills: OrderedDict[str, None] = OrderedDict()  # content ids kept at least once
 
     @staticmethod
     def summary(result: Result) -> tuple[object, ...]:
         counts = Counter(f.label for f in result.findings if not f.needs_review)
         quality = None if result.quality is None else (result.quality.label, result.quality.ok)
         patterns = tuple(c.label for c in result.clip_scores if c.pattern)  # a B-pattern coming or going
-        return (quality, result.gated, tuple(sorted(counts.items())), patterns)
+        xray = (
+            None if result.exposure is None else result.exposure.band,
+            None if result.positioning is None else result.positioning.messages,
+        )
+        return (quality, result.gated, tuple(sorted(counts.items())), patterns, xray)
 
     def keep(self, result: Result) -> bool:
         if self.mode == "all":
@@ -70,17 +78,22 @@ class KeepPolicy:
         if seen is not None and seen in self._seen:
             return False
         now = result.frame_wall_time
+        new_still = result.content_id is not None and result.content_id not in self._stills
         if (
-            summary != self._last
+            new_still
+            or summary != self._last
             or result.priority >= PRIORITY_URGENT
             or now - self._last_wall >= self.heartbeat_s
             or now < self._last_wall  # the wall clock stepped back: do not go quiet
         ):
             self._last, self._last_wall = summary, now
-            if seen is not None:
+            if seen is not None and result.content_id is not None:
                 self._seen[seen] = None
+                self._stills[result.content_id] = None
                 if len(self._seen) > self.SEEN_MAX:
                     self._seen.popitem(last=False)
+                if len(self._stills) > self.SEEN_MAX:
+                    self._stills.popitem(last=False)
             return True
         return False
 

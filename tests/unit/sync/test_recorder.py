@@ -273,6 +273,23 @@ def test_a_looped_still_is_kept_once_while_it_says_the_same_urgent_or_not() -> N
     assert all(KeepPolicy("all").keep(r) for r in passes), "keep = all keeps what it is asked to"
 
 
+def test_each_x_ray_exposure_is_kept_once_even_when_it_says_what_the_last_one_said() -> None:
+    from dataclasses import replace
+
+    from edge.sync.recorder import KeepPolicy
+    from edge.xray_qa import Exposure
+
+    keep = KeepPolicy("changes", heartbeat_s=1.0)
+    on_target = Exposure(400.0, 400.0, 0.0, "computed", "file", "within", "exposure on target (DI +0.0)")
+    film = replace(_verdict(1000.0), modality="CR", exposure=on_target)
+    # Three films 0.2 s apart (a burst from the console), each shown twice (a redraw, a re-send).
+    films = [replace(film, content_id=f"sop:1.2.{k}#0", frame_wall_time=1000.0 + 0.1 * n)
+             for n, k in enumerate((1, 1, 2, 2, 3, 3))]  # fmt: skip
+    assert [keep.keep(r) for r in films] == [True, False, True, False, True, False]
+    under = replace(on_target, di=-3.2, band="under_far", repeat=True)
+    assert keep.keep(replace(films[0], exposure=under, frame_wall_time=1000.7)), "the same film, re-judged"
+
+
 def test_a_run_over_a_looped_urgent_still_keeps_it_once(tmp_path: Path) -> None:
     still = tmp_path / "still.png"
     first = cv2.VideoCapture(str(DEFAULT_CLIP))
