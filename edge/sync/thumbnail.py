@@ -5,6 +5,10 @@ around the scan. So for an ultrasound frame everything outside its ultrasound re
 DICOM Sequence of Ultrasound Regions, in ``frame.geometry.regions``) is blacked out with
 ``edge.deid.pixels.blackout_outside`` before the overlay is drawn and the JPEG encoded; a frame
 whose regions are unknown gets no thumbnail, and neither does one the masking refuses: fail closed.
+
+An X-ray (CR, DX) gets one only when its file says Burned In Annotation "NO": with "YES", or with
+the attribute absent, the film may carry the patient's name in its pixels and no clean region is
+known to mask to, so it gets none (fail closed, as for ultrasound).
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ def make_thumbnail(
             image = blackout(image, rects)
         except Exception as exc:  # the masking refused these rectangles: no thumbnail
             raise ThumbnailUnavailable(f"frame {frame.seq}: masking failed: {exc}") from exc
+    elif frame.modality in ("CR", "DX"):
+        burned = str(frame.meta.get("BurnedInAnnotation") or "").strip().upper()
+        if burned != "NO":
+            said = f'"{burned}"' if burned else "absent"
+            raise ThumbnailUnavailable(
+                f"frame {frame.seq} of {frame.source_id}: X-ray with Burned In Annotation {said} "
+                "and no known clean region"
+            )
     drawn = compose(image, result, None, counted=counted)
     h, w = drawn.shape[:2]
     scale = min(1.0, long_side / max(h, w))

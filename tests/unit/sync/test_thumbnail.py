@@ -25,14 +25,16 @@ def _result(seq: int) -> Result:
 
 def test_xray_thumbnail_is_a_small_jpeg_with_the_overlay() -> None:
     image = np.full((600, 800), 60, np.uint8)
-    frame = Frame(image, 3, 0, "dicom://", modality="DX")
+    frame = Frame(image, 3, 0, "dicom://", modality="DX", meta={"BurnedInAnnotation": "NO"})
     jpeg = make_thumbnail(frame, _result(3), long_side=200, quality=85)
     assert jpeg_size(jpeg) == (200, 150)
     assert len(jpeg) < 20_000
     drawn = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     plain = cv2.imdecode(cv2.imencode(".jpg", cv2.resize(image, (200, 150)))[1], cv2.IMREAD_COLOR)
     assert np.abs(drawn.astype(int) - plain.astype(int)).max() > 100  # the box and meter are drawn
-    small = Frame(np.zeros((50, 40, 3), np.uint8), 1, 0, "x", modality="DX")
+    small = Frame(
+        np.zeros((50, 40, 3), np.uint8), 1, 0, "x", modality="DX", meta={"BurnedInAnnotation": "NO"}
+    )
     assert jpeg_size(make_thumbnail(small, None, long_side=256)) == (40, 50)  # never enlarged
 
 
@@ -60,6 +62,21 @@ def test_fail_closed() -> None:
     deep = Frame(np.zeros((40, 40), np.uint16), 1, 0, "x", modality="CR")
     with pytest.raises(ThumbnailUnavailable, match="uint16"):
         make_thumbnail(deep, None)
+
+
+@pytest.mark.parametrize(("meta", "said"), [({"BurnedInAnnotation": "YES"}, '"YES"'), ({}, "absent"),
+                                            ({"BurnedInAnnotation": " "}, "absent")])  # fmt: skip
+def test_an_x_ray_that_may_carry_burned_in_text_gets_no_thumbnail(meta: dict[str, str], said: str) -> None:
+    for modality in ("CR", "DX"):
+        film = Frame(np.full((60, 80, 3), 90, np.uint8), 4, 0, "dicom+scp://", modality=modality, meta=meta)
+        with pytest.raises(
+            ThumbnailUnavailable, match=f"Burned In Annotation {said} and no known clean region"
+        ):
+            make_thumbnail(film, _result(4))
+    clean = Frame(
+        np.full((60, 80, 3), 90, np.uint8), 4, 0, "x", modality="CR", meta={"BurnedInAnnotation": "no"}
+    )
+    assert jpeg_size(make_thumbnail(clean, _result(4))) == (80, 60)  # DICOM code strings: case is not meaning
 
 
 def _overlay_footprint(height: int, width: int) -> np.ndarray:
@@ -122,7 +139,7 @@ def test_the_thumbnail_counts_what_the_screen_counts() -> None:
     from edge.clip_score import ClipScore
 
     image = np.full((600, 800), 60, np.uint8)
-    frame = Frame(image, 3, 0, "dicom://", modality="DX")
+    frame = Frame(image, 3, 0, "dicom://", modality="DX", meta={"BurnedInAnnotation": "NO"})
     score = ClipScore("b_line", 2.4, 2.4, 40, 2.9, 3.0, True, False, "start")
     result = dataclasses.replace(
         _result(3), findings=(Finding("b_line", 0.9, Box(100, 100, 120, 500)),), clip_scores=(score,)
