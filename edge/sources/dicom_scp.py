@@ -51,7 +51,8 @@ from edge.sources.registry import SourceURL
 log = logging.getLogger(__name__)
 
 VERIFICATION = "1.2.840.10008.1.1"  # C-ECHO
-DEFAULT_PORT = 11112  # the registered DICOM port for non-privileged use (PS3.15 / IANA)
+DEFAULT_PORT = 11112
+_CLOSE_TIMEOUT_S = 2.0  # the registered DICOM port for non-privileged use (PS3.15 / IANA)
 _QUERY_KEYS = ("aet", "callers", "store", "max_mb", "min_free_mb")
 _QUERY_FIELDS = {"aet": "ae_title", "callers": "allowed_callers", "store": "store_dir",
                  "max_mb": "max_object_mb", "min_free_mb": "min_free_mb"}  # fmt: skip
@@ -205,7 +206,15 @@ class DicomScpSource(SourceBase):
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()  # stops listening and aborts the associations still open
+            server.shutdown()  # stops listening; the associations still open are aborted here
+            open_associations = list(server.active_associations)
+            for assoc in open_associations:
+                assoc.abort()
+            deadline = time.monotonic() + _CLOSE_TIMEOUT_S
+            for assoc in open_associations:
+                assoc.join(max(0.0, deadline - time.monotonic()))
+                if assoc.is_alive():
+                    log.error("an association with %s did not end on close", assoc.requestor.address)
         self._inbox.close()
 
     # -- what the console sees ------------------------------------------------------------------------
