@@ -333,6 +333,7 @@ class Pipeline:
                 self._hold_redraw()
                 continue
             if item is _END:
+                self._hold_last_still()
                 return True
             assert isinstance(item, Frame)
             # A finite source's last frame (a still, say) waits for its own result: no later frame
@@ -367,15 +368,39 @@ class Pipeline:
                  self.stages.alarm_text())  # fmt: skip
         return " | ".join(p for p in parts if p) or None
 
+    def _hold_last_still(self) -> None:
+        """A finite source ended on a still (one X-ray file): it stays in its window, with its
+        overlay, until the window is closed or the run stopped; a window must not flash and close."""
+        frame = self._last_frame
+        if frame is None or not frame.meta.get("still") or self._out is None or not self.display.holds:
+            return
+        log.info("the last image stays on screen: close its window (q, Esc) to end the run")
+        while not self.stop_event.is_set() and self.display.holds and not self.display.wants_stop():
+            self.liveness.beat("display")
+            self.display.hold(self._out, frame.seq)
+            self.stop_event.wait(0.1)
+
     def _hold_redraw(self) -> None:
         """No frame is coming (probe unplugged, say): redraw the last one so an alarm still shows.
         Only while an alarm is up, at most 4 times a second, not counted as displayed, and with
-        no overlay: the last result describes a scan no longer happening (the meter goes grey)."""
+        no overlay: the last result describes a scan no longer happening (the meter goes grey).
+        Without an alarm, a still (an X-ray, the console's next exposure awaited) is shown again with
+        its overlay, to its windows only: its result still describes it, and the window answers."""
         frame = self._last_frame
         if frame is None:
             return
         now = time.monotonic_ns()
-        if now - self._hold_ns < _HUD_EVERY_NS or self._alarm_text() is None:
+        if now - self._hold_ns < _HUD_EVERY_NS:
+            return
+        if self._alarm_text() is None:
+            if frame.meta.get("still") and self._out is not None:  # a live still source between images:
+                self._hold_ns = now  # the image stays, with its overlay, its window answering
+                latest = self._board.latest
+                late = latest is not None and latest.frame_seq == frame.seq
+                if late and latest is not None and latest.result_id != self._last_shown_id:
+                    self._show(frame, latest)  # its result came after it was first drawn (a slow model)
+                else:
+                    self.display.hold(self._out, frame.seq)
             return
         self._hold_ns = now
         self._hud = None  # refresh the HUD so the new status is drawn

@@ -70,6 +70,22 @@ class SinkSet:
                 shown += 1
         return shown, failed
 
+    def hold(self, image: np.ndarray, seq: int) -> None:
+        """Show ``image`` again on the windows only (a still held on screen: the window stays drawn and
+        answers q, Esc and its close button; a recording does not repeat the frame)."""
+        for name, sink in list(self.parts):
+            if sink.name != "window":
+                continue
+            try:
+                sink.show(image, seq)
+            except Exception as exc:
+                self._failed(name, sink, exc, f"holding frame {seq}")
+
+    @property
+    def holds(self) -> bool:
+        """Whether a window is among the sinks (only a window can hold a still for the eye)."""
+        return any(s.name == "window" for s in self.sinks)
+
     def wants_stop(self) -> bool:
         return any(s.wants_stop() for s in self.sinks)
 

@@ -1,0 +1,144 @@
+"""An X-ray still on screen: it stays in its window, with its overlay, until the next one comes or the
+window is closed, whether its source ended (one file) or waits for the console's next exposure; a
+recording and the outbox get it once. Real films through the dicom:// source and tiny real models."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import ModelConfig, PipelineConfig
+from edge.frames import Frame
+from edge.inference.chain import ModelChain, ModelSlot
+from edge.inference.model import LoadedModel
+from edge.runtime.pipeline import Pipeline
+from edge.sources import open_source
+from edge.sources.base import SourceInfo
+from tests.support.xray import film_dicom
+from tests.support.xray_models import finding_folder
+
+
+class Window:
+    """A sink that behaves as a window for the pipeline: named "window", closed by its user once it
+    has been shown ``close_after`` images (a first show and the holds that follow)."""
+
+    name = "window"
+
+    def __init__(self, close_after: int) -> None:
+        self.close_after = close_after
+        self.shown: list[tuple[int, np.ndarray]] = []
+
+    def open(self, width: int, height: int, fps: float | None) -> None: ...
+
+    def show(self, image: np.ndarray, frame_seq: int) -> None:
+        self.shown.append((frame_seq, image.copy()))
+
+    def wants_stop(self) -> bool:
+        return len(self.shown) >= self.close_after
+
+    def close(self) -> None: ...
+
+
+class Recording(Window):
+    name = "video"
+
+    def __init__(self) -> None:
+        super().__init__(close_after=10**9)
+
+
+def chain(tmp_path: Path) -> ModelChain:
+    model = LoadedModel(finding_folder(tmp_path / "cxr-finding", (0.0, 3.0)), backend="onnxruntime")
+    return ModelChain([ModelSlot(model, ModelConfig(name="cxr-finding"))])
+
+
+def run_guarded(p: Pipeline, limit_s: float = 20.0) -> bool:
+    """Run ``p``; a guard stops it after ``limit_s`` so a hold that never ends fails, not hangs.
+    Returns whether the guard had to stop it."""
+    guard = threading.Timer(limit_s, p.stop, args=("the test's guard",))
+    guard.start()
+    try:
+        p.run()
+    finally:
+        guard.cancel()
+    return p.stop_reason == "the test's guard"
+
+
+def test_a_single_x_ray_file_stays_in_its_window_until_the_window_is_closed(tmp_path: Path) -> None:
+    path = film_dicom(tmp_path / "f.dcm", "pneumonia", ExposureIndex=400, TargetExposureIndex=400)
+    src = open_source(f"dicom://{path}")
+    window, video = Window(close_after=6), Recording()
+    p = Pipeline(src, chain(tmp_path), [window, video], PipelineConfig())
+    src.open()
+    try:
+        assert not run_guarded(p), "the held still was never let go"
+    finally:
+        src.close()
+    assert p.exit_reason == "completed" and p.end_reason == "the source ended"
+    assert len(window.shown) == 6 and {seq for seq, _ in window.shown} == {0}
+    first = window.shown[0][1]
+    assert all(np.array_equal(img, first) for _, img in window.shown), "held as drawn, overlay and all"
+    assert first.shape[:2] == (512, 512) and (first != first[..., :1]).any(), "the heatmap's colours"
+    assert len(video.shown) == 1, "the recording gets the still once"
+
+
+def test_without_a_window_a_single_still_ends_the_run_at_once(tmp_path: Path) -> None:
+    path = film_dicom(tmp_path / "f.dcm", "good")
+    src = open_source(f"dicom://{path}")
+    video = Recording()
+    p = Pipeline(src, chain(tmp_path), [video], PipelineConfig())
+    src.open()
+    try:
+        assert not run_guarded(p, limit_s=10.0)
+    finally:
+        src.close()
+    assert p.exit_reason == "completed" and len(video.shown) == 1
+
+
+class ConsoleLike:
+    """A live still source as a Storage SCP is: one exposure, then None at each read's timeout while
+    the console is idle (never at its end); ``idle_s`` later a second exposure, then idle again."""
+
+    def __init__(self, frames: list[Frame], idle_s: float) -> None:
+        self.frames, self.idle_s = frames, idle_s
+        self.info = SourceInfo(url="console://", kind="console", realtime=True)
+        self._next_at = 0.0
+
+    def open(self) -> None:
+        self._next_at = time.monotonic()
+
+    @property
+    def eof(self) -> bool:
+        return False
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if not self.frames or time.monotonic() < self._next_at:
+            time.sleep(timeout or 0.05)
+            return None
+        self._next_at = time.monotonic() + self.idle_s
+        return self.frames.pop(0)
+
+    def close(self) -> None: ...
+
+
+def test_a_live_still_stays_between_exposures_and_the_next_replaces_it(tmp_path: Path) -> None:
+    frames = []
+    for seq, name in enumerate(("good", "pneumonia")):
+        with open_source(f"dicom://{film_dicom(tmp_path / f'{name}.dcm', name)}") as src:
+            one = src.read(5.0)
+        assert one is not None and one.meta["still"]
+        frames.append(Frame(one.image, seq, time.monotonic_ns(), "console", "DX", meta=one.meta))
+    src = ConsoleLike(frames, idle_s=1.5)
+    window, video = Window(close_after=10**9), Recording()
+    p = Pipeline(src, chain(tmp_path), [window, video], PipelineConfig())
+    src.open()
+    threading.Timer(3.5, p.stop, args=("the user stopped it",)).start()
+    p.run()
+    seqs = [seq for seq, _ in window.shown]
+    assert seqs[0] == 0 and 1 in seqs, "the second exposure replaced the first"
+    assert seqs.count(0) >= 3 and seqs.count(1) >= 3, "each held while the console was idle"
+    assert seqs == sorted(seqs), "never the old one again once the new one is up"
+    assert sorted({seq for seq, _ in video.shown}) == [0, 1], "the recording: each exposure, none held"
+    assert len(video.shown) <= 4, "once, or twice where the result came after the bare image"
