@@ -81,7 +81,12 @@ class Arrival:
 
 def check_image(path: Path) -> tuple[DicomImage, First]:
     """``path`` probed and its first (and last) frame decoded and rendered; SourceError if it cannot be."""
-    image = probe(path)
+    try:
+        image = probe(path)
+    except SourceError:
+        raise
+    except Exception as exc:  # an attribute pydicom cannot make sense of (a LUT, a window): not understood
+        raise CorruptInputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
     last = image.n_frames - 1
     first: First | None = None
     for index in sorted({0, last}):

@@ -124,17 +124,20 @@ def write_small_crs(folder: Path, n: int, size: int = 64) -> list[Path]:
 
 
 def voi_lut_dx(size: int = 96) -> tuple[Dataset, np.ndarray]:
-    """A 16-bit DX For Presentation from the chest CR's pixels with a VOI LUT Sequence (a square-root
-    curve over the stored range) and a window that must lose to it; returns it and its LUT."""
+    """A 16-bit DX For Presentation (12 bits stored: the chest CR's values shifted down) with a VOI LUT
+    Sequence (a square-root curve, 16-bit entries) and a window that must lose to it; returns the data
+    set and its LUT."""
     ds = small_cr(size)
+    stored = np.frombuffer(ds.PixelData, np.uint16) >> 3
+    ds.PixelData = stored.astype(np.uint16).tobytes()
     ds.SOPClassUID = DX
     ds.file_meta.MediaStorageSOPClassUID = DX
     ds.Modality = "DX"
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 15, 14
-    lut = np.rint(np.sqrt(np.arange(32768) / 32767) * 60000 + 1000).astype(np.uint16)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    lut = np.rint(np.sqrt(np.arange(4096) / 4095) * 60000 + 1000).astype(np.uint16)
     item = Dataset()
-    item.LUTDescriptor = [32768, 0, 16]
+    item.LUTDescriptor = [4096, 0, 16]
     item.add_new(0x00283006, "US", lut.tolist())  # LUT Data
     ds.VOILUTSequence = [item]
     ds.WindowCenter, ds.WindowWidth = 100, 10
