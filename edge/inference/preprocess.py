@@ -11,11 +11,21 @@ normalised, then resized as usual. "scanlines": a convex fan resampled to scan-l
 size changes, and every ``SectorTracker.every`` frames (300, 10 s at 30 fps) from that frame and
 up to three kept since; until one is found (a first frame without contact), the whole frame is
 used and the search is retried every ``retry`` frames.
+
+The search (``find_sector``) takes 8-11 ms on a 2-core box. Live, the runtime turns on background
+refits (:func:`refit_in_background`): only a stream's very first search (nothing to show without
+it) runs on the frame's own path; the periodic refits, the retries and the search after a view
+reset run on a worker thread ("sector-refit") while frames go on with the area found before, and
+the new one is taken at the next frame after it is ready. Off by default, so the training tools,
+which build inputs through ``Preprocessor.fit``, get the same inputs on every run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -25,10 +35,37 @@ from edge.inference.manifest import InputSpec
 from edge.inference.resize import area_resize
 from edge.inference.sector import ScanlineMap, Sector, SectorNotFound, find_sector, gain_for
 
-__all__ = ["LETTERBOX_PAD", "Preprocessor", "SectorTracker", "Transform", "area_resize"]
+__all__ = [
+    "LETTERBOX_PAD", "Preprocessor", "SectorTracker", "Transform", "area_resize", "refit_in_background",
+]  # fmt: skip
 PointMap = Callable[[np.ndarray], np.ndarray]
 
 LETTERBOX_PAD = 114  # Ultralytics' pad value, so exported YOLO models see what they trained on
+
+_background = False
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@contextmanager
+def refit_in_background() -> Iterator[None]:
+    """Trackers made inside the block (the models loaded in it) search for the imaging area off
+    the frame's path (see the module docstring). The live runtime loads its models so."""
+    global _background
+    before, _background = _background, True
+    try:
+        yield
+    finally:
+        _background = before
+
+
+def _refits() -> ThreadPoolExecutor:
+    """One worker for every tracker: searches are rare (every 10 s) and must not compete."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(1, thread_name_prefix="sector-refit")
+        return _pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,36 +125,60 @@ class SectorTracker:
     frames while none is found (the whole frame stands in). A new area that differs from the old
     by little (box IoU >= 0.97) is not taken, so the model's input does not jitter."""
 
-    def __init__(self, every: int = 300, retry: int = 30) -> None:
+    def __init__(self, every: int = 300, retry: int = 30, *, background: bool | None = None) -> None:
+        """``background``: refits on the worker thread (None: as :func:`refit_in_background` says)."""
         self.every, self.retry = every, retry
+        self.background = _background if background is None else background
+        self._pending: Future[Sector] | None = None
+        self._stand_in: Sector | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget the area (a new clip or stream)."""
+        """Forget the area (a new clip or stream). In the background, the old area of the same
+        size stands in until the new search is done (a view change: the next frames wait for nothing)."""
+        if self.background and getattr(self, "sector", None) is not None:
+            self._stand_in = self.sector
         self.sector: Sector | None = None
         self.found = False
         self._count = 0
         self._next = 0
         self._kept: list[np.ndarray] = []
+        self._pending = None  # a search started before the reset is not taken
 
     def update(self, image: np.ndarray) -> Sector:
         h, w = image.shape[:2]
         if self.sector is None or (self.sector.width, self.sector.height) != (w, h):
+            stand_in = self._stand_in if self.sector is None else None
             self.reset()
+            if stand_in is not None and (stand_in.width, stand_in.height) == (w, h):
+                self.sector = stand_in  # searched for in the background from this frame on
+        self._stand_in = None
         self._count += 1
-        if self._count >= self._next:
-            self._detect(image)
+        if self._pending is not None and self._pending.done():
+            self._take(self._pending)
+        if self._count >= self._next and self._pending is None:
+            frames = [*self._kept, image]
+            if self.background and self.sector is not None:
+                self._next = self._count + self.retry  # at most one search at a time
+                self._pending = _refits().submit(find_sector, [f.copy() for f in frames])
+            else:  # nothing to show without it: the stream's first search waits
+                self._detected(frames, lambda: find_sector(frames))
         elif self.found and self._count % max(1, self.every // 4) == 0:
             self._kept = [*self._kept[-2:], image.copy()]
         assert self.sector is not None
         return self.sector
 
-    def _detect(self, image: np.ndarray) -> None:
-        h, w = image.shape[:2]
+    def _take(self, done: Future[Sector]) -> None:
+        self._pending = None
+        self._detected(None, done.result)
+
+    def _detected(self, frames: Sequence[np.ndarray] | None, search: Callable[[], Sector]) -> None:
         try:
-            new = find_sector([*self._kept, image])
+            new = search()
         except SectorNotFound:
             if self.sector is None:
+                first = frames[-1] if frames else None
+                h, w = first.shape[:2] if first is not None else (0, 0)
                 self.sector = Sector.whole(w, h)
             self._next = self._count + self.retry
             return

@@ -45,9 +45,9 @@ class HudState:
     ai_fps: float
     latency_ms: float | None = None
     skipped: int = 0  # frames inference did not get to
-    stale: int = 0  # live frames dropped as too old to show ([live] max_age_ms)
     status: str | None = None  # e.g. "probe disconnected": shown big and red
     extra: tuple[str, ...] = ()
+    stale: int = 0  # live frames dropped as too old to show ([live] max_age_ms)
 
 
 @lru_cache(maxsize=8)

@@ -16,6 +16,7 @@ from edge.config import Config
 from edge.inference.base import SessionOptions
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
+from edge.inference.preprocess import refit_in_background
 from edge.render.display import Sink, VideoFileSink, build_sinks, display_available, recording_suffix
 from edge.runtime.failures import FailureBudget, StageFailure
 from edge.runtime.handoff import InferencePolicy
@@ -47,13 +48,14 @@ def load_models(config: Config) -> list[ModelSlot]:
     for mc in config.models:
         if not mc.enabled:
             continue
-        model = LoadedModel(
-            config.model_dir(mc),
-            precision=mc.precision,
-            backend=mc.backend,
-            options=options,
-            warmup_runs=config.inference.warmup_runs,
-        )
+        with refit_in_background():  # live: the imaging-area search off the frame's path
+            model = LoadedModel(
+                config.model_dir(mc),
+                precision=mc.precision,
+                backend=mc.backend,
+                options=options,
+                warmup_runs=config.inference.warmup_runs,
+            )
         slots.append(ModelSlot(model=model, config=mc))
     return slots
 
@@ -141,6 +143,7 @@ def _run(
             failures=FailureBudget(h.alarm_after_failures, h.max_consecutive_failures, h.failure_budget_s),
             fallback_sink=fallback,
             liveness=liveness,
+            max_age_ms=config.live.max_age_ms,
         )
         _watch(liveness, config, pipeline, uplink)
         opened.callback(pipeline.display.close)  # the sinks, a fallback video among them

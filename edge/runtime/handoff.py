@@ -88,6 +88,10 @@ class FrameQueue(Generic[T]):
                 if self._stop.is_set():
                     return
 
+    def waiting(self) -> int:
+        """About how many items wait now (another thread may change it at once)."""
+        return self._q.qsize()
+
     def get(self, timeout: float) -> T | None:
         try:
             return self._q.get(timeout=timeout)

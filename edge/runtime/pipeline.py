@@ -42,11 +42,20 @@ from edge.metrics import Counters, LatencyRecorder, RateMeter
 from edge.render.display import Sink
 from edge.render.overlay import DEFAULT_STYLE, HudState, compose
 from edge.results import Result
+from edge.runtime.cpu import CpuLedger, meter_sessions
 from edge.runtime.failures import FailureBudget, StageFailure, StageMonitor, stop_expendable
-from edge.runtime.handoff import FrameQueue, LatestSlot, ResultBoard, ResultChannel, resolve_policy
+from edge.runtime.handoff import (
+    FrameQueue,
+    InferencePolicy,
+    LatestSlot,
+    ResultBoard,
+    ResultChannel,
+    resolve_policy,
+)
 from edge.runtime.health import Health
 from edge.runtime.ports import AlarmReporter, ResultHandler, StatusReporter, stage_names
 from edge.runtime.sinkset import SinkSet
+from edge.sources._common import read_fresh
 from edge.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -71,11 +80,14 @@ class Pipeline:
         failures: FailureBudget | None = None,
         fallback_sink: Callable[[], Sink | None] | None = None,
         liveness: Health | None = None,
+        max_age_ms: float = 0.0,
     ) -> None:
         """``handler_frames``: how many of the newest results not yet handled keep their frame for
         the handlers (older ones reach them with None); 0 when no handler draws on frames.
         ``fallback_sink``: made to replace a window that cannot open or keeps failing (a video).
-        ``liveness``: each loop's progress, for the watchdog (the composition root sets deadlines)."""
+        ``liveness``: each loop's progress, for the watchdog (the composition root sets deadlines).
+        ``max_age_ms``: a live frame older than this is dropped when a newer one is waiting
+        (``[live]``; 0: never); a replay run flat out (policy EVERY) never drops one."""
         self.source = source
         self.chain = chain
         self.counted = chain.counted({label for label, _, _ in DEFAULT_STYLE.counters})
@@ -96,8 +108,13 @@ class Pipeline:
         self.stages = StageMonitor(failures, on_over_budget=self._over_budget)  # failures per stage
         self.liveness = liveness or Health()  # progress per stage (watchdog); beats are lock-free
         self.failure: StageFailure | None = None
-        self.display = SinkSet(sinks, self.stages, fallback_sink)
+        self.cpu = CpuLedger(meter_sessions(s.model for s in chain.slots))  # CPU per stage
+        self.display = SinkSet(sinks, self.stages, fallback_sink, cpu=self.cpu)
         self.inference_policy = resolve_policy(config.inference_policy, source)
+        live = self.inference_policy is InferencePolicy.LATEST
+        self.max_age_ns = round(max_age_ms * 1e6) if live else 0
+        self.stale_dropped = 0  # frames too old to show, with a newer one waiting (acquisition, display)
+        self.stale_at_source = 0  # of which dropped at acquisition (never counted as acquired)
         # The channels; every frame takes the same route whatever the policy.
         self._display_q: FrameQueue[object] = FrameQueue(
             config.display_queue, config.display_policy, self.stop_event
@@ -114,6 +131,7 @@ class Pipeline:
         self._last_frame: Frame | None = None
         self._hold_ns = 0
         self._hud_ns = 0
+        self._overlay_ns = 0
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.started_ns = 0
@@ -149,13 +167,18 @@ class Pipeline:
                  "results": self._results_loop}  # fmt: skip
         self._threads = [threading.Thread(target=self._guard, args=(f,), name=n, daemon=True)
                          for n, f in loops.items()]  # fmt: skip
+        self.cpu.start()
         for t in self._threads:
             t.start()
         try:
+            t0 = time.thread_time_ns()
             try:
                 ended_by_source = self._display_loop()
             finally:
                 self.liveness.done("display")
+                # The display thread's own work: what the overlay and the sinks took is theirs.
+                spent = time.thread_time_ns() - t0 - self._overlay_ns - self.display.show_ns
+                self.cpu.add("display", spent)
             if ended_by_source:
                 # Let inference finish the newest frame so the last result is not lost to the race.
                 self._threads[1].join(self.config.stop_timeout_s)
@@ -166,10 +189,12 @@ class Pipeline:
             self._slot.close()
             self._join()
             self.ended_ns = time.monotonic_ns()
+            self.cpu.stop()
             # Counted inside the channels and the chain; final once their threads have ended.
             self.counters.skipped = self._slot.replaced
             self.counters.display_dropped = self._display_q.dropped
             self.counters.gated = self.chain.gated_frames
+            self.counters.extra["stale_dropped"] = self.stale_dropped
         if self.failure is None and self.error is None:
             self.failure = self.stages.never_succeeded()  # however short, that run did not complete
             if self.failure is not None:
@@ -178,12 +203,16 @@ class Pipeline:
 
     def _guard(self, loop: Callable[[], None]) -> None:
         name = threading.current_thread().name
+        t0 = time.thread_time_ns()
         try:
             loop()
         except Exception as exc:  # a bug, not a bad frame: the run stops and says so
             self._died(name, exc)
         finally:  # ended, not stuck
-            self.liveness.done("acquisition" if name == "acquire" else name)
+            stage = "acquisition" if name == "acquire" else name
+            # The whole thread's CPU time: inference's holds the models' (the ledger splits them).
+            self.cpu.add("pre_post" if stage == "inference" else stage, time.thread_time_ns() - t0)
+            self.liveness.done(stage)
 
     def _died(self, stage: str, exc: BaseException) -> None:
         log.critical("the %s stage died: %s", stage, exc, exc_info=exc)
@@ -229,7 +258,9 @@ class Pipeline:
                     self.end_reason = f"{max_frames} frames acquired (--max-frames)"
                     break
                 try:
-                    frame = src.read(self.read_timeout_s)
+                    frame, stale = read_fresh(src, self.read_timeout_s, self.max_age_ns)
+                    self.stale_dropped += stale
+                    self.stale_at_source += stale
                 except SourceError as exc:  # the source as a whole is gone (its contract)
                     self.counters.source_errors += 1
                     log.error("source failed: %s", exc)
@@ -336,6 +367,9 @@ class Pipeline:
                 self._hold_last_still()
                 return True
             assert isinstance(item, Frame)
+            if self.max_age_ns and self._display_q.waiting() and self._stale(item):
+                self.stale_dropped += 1  # a newer frame is waiting: show that one instead
+                continue
             # A finite source's last frame (a still, say) waits for its own result: no later frame
             # will come to show it, and the recording would keep "quality: --" for good.
             own = self._last_seq is not None and item.seq >= self._last_seq
@@ -345,6 +379,9 @@ class Pipeline:
                 self.stop("the window was closed")
                 return False
         return False
+
+    def _stale(self, frame: Frame) -> bool:
+        return time.monotonic_ns() - frame.t_acquired_ns > self.max_age_ns
 
     def _hud_state(self) -> HudState:
         """HUD figures, refreshed 4 times a second: a median per frame would cost the GIL dearly."""
@@ -357,6 +394,7 @@ class Pipeline:
                 ai_fps=self.ai_rate.rate(now),
                 latency_ms=self.latency.recent_median("e2e"),
                 skipped=self._slot.replaced,
+                stale=self.stale_dropped,
                 status=self._alarm_text(),
                 extra=tuple(t[:72] for t in (line, *self.stages.notes) if t),
             )
@@ -419,6 +457,7 @@ class Pipeline:
             # Opened here, on the display thread, at the first frame's size: GUI windows must be
             # created by the thread that draws them, and a video file needs the real size and rate.
             self.display.open(frame.width, frame.height, self.source.info.fps)
+        t0 = time.thread_time_ns()
         try:
             self._out = compose(frame.image, result, hud, out=self._out, counted=self.counted)
         except Exception as exc:
@@ -426,6 +465,9 @@ class Pipeline:
             self.stages.failed("overlay", exc, f"frame {frame.seq}")
             return
         self.stages.ok("overlay")
+        spent = time.thread_time_ns() - t0
+        self._overlay_ns += spent
+        self.cpu.add("overlay", spent)
         shown, failed = self.display.show(self._out, frame.seq)
         if failed:
             self.counters.display_errors += 1

@@ -11,11 +11,13 @@ video, snapshots) closes every expendable sink; the window goes on.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from edge.render.display import Sink
+from edge.runtime.cpu import CpuLedger
 from edge.runtime.failures import StageMonitor, stop_expendable
 from edge.runtime.ports import stage_names
 
@@ -24,14 +26,22 @@ log = logging.getLogger(__name__)
 
 class SinkSet:
     def __init__(
-        self, sinks: Sequence[Sink], stages: StageMonitor, fallback: Callable[[], Sink | None] | None = None
+        self,
+        sinks: Sequence[Sink],
+        stages: StageMonitor,
+        fallback: Callable[[], Sink | None] | None = None,
+        *,
+        cpu: CpuLedger | None = None,
     ) -> None:
-        """``fallback``: makes the sink that replaces a lost window (None: nothing replaces it)."""
+        """``fallback``: makes the sink that replaces a lost window (None: nothing replaces it).
+        ``cpu``: where each sink's ``show`` time goes ("recording" for a video, else "display")."""
         self.stages = stages
         self.fallback = fallback
         self.parts: list[tuple[str, Sink]] = list(zip(stage_names(sinks, "sink"), sinks))
         self._size: tuple[int, int, float | None] | None = None
         self._expendable_stopped = False
+        self.cpu = cpu
+        self.show_ns = 0  # CPU time in the sinks' show(), on the display thread
 
     @property
     def sinks(self) -> list[Sink]:
@@ -60,6 +70,7 @@ class SinkSet:
             self.parts = stop_expendable(self.parts, self.stages)
         shown = failed = 0
         for name, sink in list(self.parts):
+            t0 = time.thread_time_ns()
             try:
                 sink.show(image, seq)
             except Exception as exc:
@@ -68,6 +79,10 @@ class SinkSet:
             else:
                 self.stages.ok(name)
                 shown += 1
+            if self.cpu is not None:
+                spent = time.thread_time_ns() - t0
+                self.show_ns += spent
+                self.cpu.add("recording" if sink.name == "video" else "display", spent)
         return shown, failed
 
     def hold(self, image: np.ndarray, seq: int) -> None:

@@ -390,3 +390,26 @@ class PacedSource(SourceBase):
         )
         self._seq += 1
         return frame
+
+
+def read_fresh(source: Any, timeout: float | None, max_age_ns: int) -> tuple[Frame | None, int]:
+    """The next frame of ``source``, skipping stale ones: a frame captured more than
+    ``max_age_ns`` ago is dropped when a newer one is already waiting. Returns the frame (None
+    when none came within ``timeout``) and how many were dropped; ``max_age_ns`` 0 turns it off.
+
+    A live source's buffer (the probe's queue, the link behind it) fills while the box is busy
+    elsewhere; handing those frames on one by one would keep the screen behind by the whole
+    backlog. Stale frames are let go here, before any stage spends time on them. The newest frame
+    is never dropped, however old: a box slower than the budget still shows every frame it can.
+    """
+    frame = source.read(timeout)
+    if frame is None or max_age_ns <= 0:
+        return frame, 0
+    dropped = 0
+    while time.monotonic_ns() - frame.t_acquired_ns > max_age_ns and dropped < 256:
+        newer = source.read(0.0)  # only what is already waiting
+        if newer is None:
+            break
+        frame = newer
+        dropped += 1
+    return frame, dropped
