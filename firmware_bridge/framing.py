@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from cobs import cobs as _cobs
+
 MAGIC = 0xB1  # high nibble 0xB marks the protocol, low nibble the framing version (1)
 DELIMITER = b"\x00"
 HEADER = struct.Struct("<BBBHI")  # magic, type, flags, seq, payload length
@@ -97,10 +99,12 @@ class PayloadError(ProtocolError):
 
 _ONES = re.compile(rb"\x01+")
 _RUN = b"\x01" * 16  # zero runs at least this long are skipped in one step
+# The package falls back to its own slow pure Python when its C extension did not build: use ours then.
+_COBS_C = bool(getattr(_cobs, "_using_extension", False))
 
 
-def cobs_encode(data: bytes | bytearray | memoryview) -> bytes:
-    """COBS-encode ``data`` (no delimiter appended). O(zeros + n/254) Python steps, C-speed copies."""
+def cobs_encode_py(data: bytes | bytearray | memoryview) -> bytes:
+    """COBS-encode ``data`` (no delimiter appended), pure Python: O(zeros + n/254) steps, C-speed copies."""
     out = bytearray()
     parts = bytes(data).split(b"\x00")
     last = len(parts) - 1
@@ -118,8 +122,8 @@ def cobs_encode(data: bytes | bytearray | memoryview) -> bytes:
     return bytes(out)
 
 
-def cobs_decode(enc: bytes | bytearray | memoryview) -> bytes:
-    """Decode one COBS frame (without delimiter). Raises ``CobsError`` naming the byte offset.
+def cobs_decode_py(enc: bytes | bytearray | memoryview) -> bytes:
+    """Decode one COBS frame (without delimiter), pure Python. Raises ``CobsError`` naming the byte offset.
 
     Decoding in place: dropping the first code byte, every later code byte sits exactly where the
     previous block's implied 0x00 belongs, so it is overwritten with 0x00, or removed when the
@@ -168,6 +172,30 @@ def cobs_decode(enc: bytes | bytearray | memoryview) -> bytes:
     drop.append(n)
     mv = memoryview(out)
     return b"".join([mv[drop[k] + 1 : drop[k + 1]] for k in range(len(drop) - 1)])
+
+
+def cobs_encode(data: bytes | bytearray | memoryview) -> bytes:
+    """COBS-encode ``data`` (no delimiter): the ``cobs`` package's C extension, same bytes as the Python."""
+    if not _COBS_C:
+        return cobs_encode_py(data)
+    return _cobs.encode(data if isinstance(data, (bytes, bytearray)) else bytes(data))
+
+
+def cobs_decode(enc: bytes | bytearray | memoryview) -> bytes:
+    """Decode one COBS frame (without delimiter); ``CobsError`` naming the byte offset when broken.
+
+    The C extension decodes (one call per packet instead of a Python step per zero or block); its
+    ``DecodeError`` names no byte, so a frame it refuses goes through ``cobs_decode_py``, which
+    raises the error with the offset (the tests hold both to the same results on any input).
+    """
+    if not isinstance(enc, (bytes, bytearray)):
+        enc = bytes(enc)  # the extension refuses a memoryview
+    if _COBS_C and enc:
+        try:
+            return _cobs.decode(enc)
+        except _cobs.DecodeError:
+            pass
+    return cobs_decode_py(enc)
 
 
 # -------------------------------------------------------------------------------------------- packets

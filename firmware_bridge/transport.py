@@ -122,8 +122,9 @@ class SerialTransport:
                     if not os.path.exists(self.port):  # udev removed the node: no error until we look
                         raise LinkDownError(f"{self.port} disappeared")
                     return b""
-                waiting = min(self._ser.in_waiting, max_bytes - 1)
-                return first + self._ser.read(waiting) if waiting > 0 else first
+                parts = [first]
+                _drain(self._ser.fileno(), max_bytes - 1, parts)
+                return b"".join(parts) if len(parts) > 1 else first
             except (serial.SerialException, OSError) as exc:
                 raise LinkDownError(f"{self.port}: {exc}") from exc
 
@@ -149,6 +150,25 @@ class SerialTransport:
         # Closing a vanished device may fail; it is closed either way.
         with self._read_lock, self._write_lock, contextlib.suppress(serial.SerialException, OSError):
             self._ser.close()
+
+
+def _drain(fd: int, want: int, parts: list[bytes]) -> None:
+    """Append what the (non-blocking) tty ``fd`` holds now, up to ``want`` bytes, to ``parts``.
+
+    A tty hands over at most its 4 KiB line-discipline buffer per read(2), so a 512x512 frame is ~65
+    reads whatever the size asked for. Through pyserial each was a select, an ioctl and a Timeout
+    object apiece, and one wake-up of the reader per 4 KiB; here it is one os.read each, until the tty
+    is empty. An error (or a hang-up) keeps the bytes already read: the next read reports it.
+    """
+    while want > 0:
+        try:
+            got = os.read(fd, want)
+        except OSError:  # BlockingIOError: empty for now
+            return
+        if not got:
+            return
+        parts.append(got)
+        want -= len(got)
 
 
 # ----------------------------------------------------------------------------------------------- loop

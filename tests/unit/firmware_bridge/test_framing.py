@@ -19,7 +19,9 @@ from firmware_bridge.framing import (
     Packet,
     SequenceTracker,
     cobs_decode,
+    cobs_decode_py,
     cobs_encode,
+    cobs_encode_py,
     encode_packet,
 )
 from firmware_bridge.messages import (
@@ -88,6 +90,55 @@ def test_cobs_decode_errors_name_offset() -> None:
         cobs_decode(b"\x02\x11\x00")
     with pytest.raises(CobsError):
         cobs_decode(b"")
+
+
+# The C codec (the ``cobs`` package) must behave exactly as the pure-Python reference it replaced.
+
+
+def _decode_outcome(decoder: object, enc: bytes) -> tuple[str, object, object]:
+    try:
+        return ("ok", decoder(enc), None)  # type: ignore[operator]
+    except CobsError as exc:
+        return ("error", str(exc), exc.offset)
+
+
+_BLOCKS = st.sampled_from([b"\x00", b"\x01", b"\xff", bytes(300), bytes(range(1, 255)), b"\x01" * 40])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=3000), st.lists(_BLOCKS, max_size=12).map(b"".join)))
+def test_c_encoder_gives_the_reference_bytes(data: bytes) -> None:
+    assert cobs_encode(data) == cobs_encode_py(data)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(st.binary(max_size=3000), st.lists(_BLOCKS, max_size=12).map(b"".join)),
+    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=3),
+    st.integers(0, 3),
+)
+def test_c_decoder_matches_the_reference_on_valid_and_damaged_frames(
+    data: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    enc = bytearray(cobs_encode_py(data))
+    for pos, value in edits:  # overwrite bytes (code bytes too, with 0x00 among the values)
+        enc[pos % len(enc)] = value
+    frame = bytes(enc[: len(enc) - cut] if cut < len(enc) else enc)
+    assert _decode_outcome(cobs_decode, frame) == _decode_outcome(cobs_decode_py, frame)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_c_decoder_matches_the_reference_on_random_bytes(frame: bytes) -> None:
+    assert _decode_outcome(cobs_decode, frame) == _decode_outcome(cobs_decode_py, frame)
+
+
+def test_c_decoder_errors_name_the_byte_like_the_reference() -> None:
+    for bad, offset in ((b"\x05\x11\x22", 0), (b"\x02\x11\x04\x33", 2), (b"\x03\x11\x00\x22", 2)):
+        with pytest.raises(CobsError) as err:
+            cobs_decode(bad)
+        assert err.value.offset == offset
+        assert _decode_outcome(cobs_decode, bad) == _decode_outcome(cobs_decode_py, bad)
 
 
 def _packets(events: list[Packet | DeframeError]) -> list[Packet]:
