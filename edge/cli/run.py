@@ -81,6 +81,15 @@ def _print_summary(report: dict[str, Any]) -> None:
         f"latency  e2e p50 {p('e2e', 'p50')} p99 {p('e2e', 'p99')} ms  model p50 {p('model', 'p50')} ms  "
         f"overhead p50 {p('overhead', 'p50')} ms  display p50 {p('display', 'p50')} ms"
     )
+    print(
+        f"screen   capture to screen p50 {p('result_on_screen', 'p50')} p95 {p('result_on_screen', 'p95')} "
+        f"p99 {p('result_on_screen', 'p99')} max {p('result_on_screen', 'max')} ms  "
+        f"stale dropped {report.get('live', {}).get('stale_dropped', 0)}"
+    )
+    cpu = report.get("cpu", {}).get("ms_per_frame", {})
+    if cpu:
+        stages = "  ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "total")
+        print(f"cpu      {cpu.get('total', 0.0):.2f} ms/frame ({stages})")
     print(f"memory   peak RSS {report['peak_rss_mb']} MB")
     out = report["outputs"]
     if out["video"]:

@@ -168,6 +168,11 @@ class SectorTracker:
         assert self.sector is not None
         return self.sector
 
+    @property
+    def refitting(self) -> bool:
+        """A background search is running (its area is taken at the first frame after it ends)."""
+        return self._pending is not None and not self._pending.done()
+
     def _take(self, done: Future[Sector]) -> None:
         self._pending = None
         self._detected(None, done.result)

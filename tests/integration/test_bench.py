@@ -1,4 +1,6 @@
-"""`edge bench` end to end at a small size: every scenario runs and the JSON holds the figures."""
+"""`edge bench` end to end at a small size: every scenario runs, the JSON holds the figures, they are
+consistent (CPU stages add up to the total; one capture-to-screen value per result shown), and
+--plot writes the charts. Figures are never asserted against a target: that is the bench's job."""
 
 from __future__ import annotations
 
@@ -10,7 +12,24 @@ from pathlib import Path
 
 def test_bench_runs_every_scenario(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "edge", "bench", "--frames", "30", "--model-runs", "5", "--out", "b.json"],
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "bench",
+            "--frames",
+            "30",
+            "--model-runs",
+            "5",
+            "--rounds",
+            "1",
+            "--load",
+            "1",
+            "--out",
+            "b.json",
+            "--plot",
+            "charts",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -24,14 +43,26 @@ def test_bench_runs_every_scenario(tmp_path: Path) -> None:
         ("lung-detector", "fp32"),
         ("lung-detector", "int8"),
     }
-    assert set(r["scenarios"]) == {"paced", "max", "paced_slow_model"}
+    assert set(r["scenarios"]) == {"paced", "paced_no_recording", "paced_loaded", "max", "paced_slow_model"}
+    assert r["load"]["hogs"] == 1 and r["load"]["nice"] == 5
     assert set(r["scenarios"]["max"]) == {"pipelined", "pipelined_latest", "naive"}
     for pair in r["scenarios"].values():
         for loop in pair.values():
             assert loop["frames"] > 0 and loop["ai_fps"] > 0
             assert {"p50", "p99"} <= loop["e2e_ms"].keys()
+            per = loop["cpu"]["ms_per_frame"]
+            assert abs(sum(v for k, v in per.items() if k != "total") - per["total"]) < 0.02
+            assert per["total"] > 0 and per["model"] > 0
+            shown = loop["result_on_screen_ms"]
+            assert len(loop["capture_to_screen_values"]) == shown["count"] > 0
+            assert {"p50", "p95", "p99", "max"} <= shown.keys()
+    paced = r["scenarios"]["paced"]
+    assert paced["pipelined"]["cpu"]["ms_per_frame"]["recording"] > 0
+    assert r["scenarios"]["paced_no_recording"]["naive"]["cpu"]["ms_per_frame"]["recording"] == 0
     assert r["scenarios"]["max"]["pipelined"]["skipped"] == 0, "auto: a flat-out replay infers every frame"
     for key in ("overhead_p50_ms", "max_ai_throughput_ratio_median_round", "slow_display_fps_pipelined"):
         assert r["checks"][key] is not None
     assert r["peak_rss_mb"] > 0
-    assert "checks:" in out.stdout and "naive" in out.stdout
+    assert "checks:" in out.stdout and "naive" in out.stdout and "what users feel" in out.stdout
+    for name in ("perf-latency.png", "perf-cpu.png"):
+        assert (tmp_path / "charts" / name).stat().st_size > 10_000

@@ -180,3 +180,37 @@ def test_sector_is_tracked_refound_on_size_change_and_falls_back_to_the_frame() 
 def test_views_need_gray() -> None:
     with pytest.raises(ValueError, match="view 'sector' needs color gray"):
         spec(shape=(1, 3, 32, 32), color="rgb", view="sector")
+
+
+def _settle(tracker: object) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while tracker.refitting and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_background_refits_keep_the_old_area_until_the_new_one_is_ready() -> None:
+    import threading
+
+    from edge.inference.preprocess import SectorTracker, refit_in_background
+
+    with refit_in_background():
+        tracker = SectorTracker(every=5, retry=2)
+    assert tracker.background and not SectorTracker().background, "only trackers made in the block"
+    dark = np.zeros((240, 320), np.uint8)
+    img, _ = _fan_frame((320, 240))
+    assert tracker.update(dark).box == (0, 0, 320, 240)  # the first search waits: nothing to show
+    tracker.update(img)
+    tracker.update(img)  # the retry is due: searched on the worker, the whole frame meanwhile
+    _settle(tracker)
+    assert tracker.update(img).kind == "convex" and tracker.found
+    first = tracker.sector
+    tracker.reset()  # a view change: the old area stands in while the new search runs
+    assert tracker.update(img) is first
+    assert tracker.refitting or tracker.found is False
+    _settle(tracker)
+    tracker.update(img)
+    assert tracker.found and tracker.sector is not None and tracker.sector.box == first.box, "found anew"
+    names = [t.name for t in threading.enumerate()]
+    assert any(n.startswith("sector-refit") for n in names), "the search ran on its own thread"

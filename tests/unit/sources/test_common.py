@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.errors import CorruptInputError, SourceError
-from edge.sources._common import check_readable, file_identity, positive_number, unreadable, whole_number
+from edge.frames import Frame
+from edge.sources._common import (
+    check_readable,
+    file_identity,
+    positive_number,
+    read_fresh,
+    unreadable,
+    whole_number,
+)
 from edge.sources.registry import parse_source_url
 
 
@@ -106,3 +116,36 @@ def test_file_identity_is_stable_and_follows_changes(tmp_path: Path) -> None:
 def test_an_input_output_error_is_named_as_such() -> None:
     """/proc/self/mem is a regular file whose first page is unmapped: reading it is EIO."""
     assert str(unreadable(Path("/proc/self/mem"))) == "/proc/self/mem: cannot read: Input/output error"
+
+
+class _Waiting:
+    """A live source's buffer: frames captured at the given ages (ms), all waiting already."""
+
+    def __init__(self, ages_ms: list[float]) -> None:
+        now = time.monotonic_ns()
+        self.frames = [
+            Frame(image=np.zeros((4, 4), np.uint8), seq=i, t_acquired_ns=now - int(a * 1e6), source_id="t")
+            for i, a in enumerate(ages_ms)
+        ]
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        return self.frames.pop(0) if self.frames else None
+
+
+def test_read_fresh_drops_stale_frames_that_have_a_newer_one_behind_them() -> None:
+    src = _Waiting([300, 250, 200, 10, 5])
+    frame, dropped = read_fresh(src, 0.1, 50_000_000)
+    assert frame is not None and frame.seq == 3 and dropped == 3
+    frame, dropped = read_fresh(src, 0.1, 50_000_000)
+    assert frame is not None and frame.seq == 4 and dropped == 0
+
+
+def test_read_fresh_keeps_the_newest_frame_however_old() -> None:
+    frame, dropped = read_fresh(_Waiting([400, 300]), 0.1, 50_000_000)
+    assert frame is not None and frame.seq == 1 and dropped == 1
+    assert read_fresh(_Waiting([]), 0.0, 50_000_000) == (None, 0)
+
+
+def test_read_fresh_without_a_budget_hands_on_every_frame() -> None:
+    src = _Waiting([300, 250])
+    assert [read_fresh(src, 0.1, 0)[0].seq for _ in range(2)] == [0, 1]  # type: ignore[union-attr]

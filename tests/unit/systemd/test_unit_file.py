@@ -56,3 +56,11 @@ def test_systemd_restarts_the_service_when_the_runtime_stops_feeding_its_watchdo
     # that hangs is killed after TimeoutStopSec.
     assert s["WatchdogSignal"] == "SIGTERM" and float(s["TimeoutStopSec"]) >= 2
     assert _seconds(s["TimeoutStartSec"]) > EMULATOR_START_S, "READY=1 comes after the source opens"
+
+
+def test_the_runtime_is_scheduled_above_ordinary_jobs_but_not_real_time() -> None:
+    s = _unit()["Service"]
+    assert -20 <= int(s["Nice"]) < 0, "before jobs at the default nice 0 (docs/performance.md)"
+    # A real-time policy would let one runaway thread starve the box, the watchdog's pings with it.
+    assert s.get("CPUSchedulingPolicy", "other") in ("other", "batch")
+    assert s["IOSchedulingClass"] == "best-effort" and int(s["IOSchedulingPriority"]) < 4
