@@ -96,9 +96,9 @@ class Positioning:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Heatmap:
-    """A class-activation map of ``label``: ``values`` (float32, h x w, 0..1, as the model made it,
-    small) cover the frame rectangle ``(x0, y0, x1, y1)`` in frame pixels (the model's input mapped
-    back). Device-side for the overlay; the message carries it when it is small."""
+    """A class-activation map of ``label``: ``values`` (float32, h x w at the model's own small size,
+    min-max scaled to 0..1) cover the frame rectangle ``(x0, y0, x1, y1)`` in frame pixels (the model's
+    input mapped back). Device-side for the overlay; the message carries it when it is small."""
 
     label: str
     values: np.ndarray

@@ -76,8 +76,8 @@ class ClassificationTask(ImageTask):
         return TaskOutput(quality=quality, findings=(finding,), heatmap=heatmap)
 
     def heatmap(self, output: np.ndarray, k: int, transform: Transform) -> Heatmap | None:
-        """Label ``k``'s map, negative evidence cut, scaled to 0..1, over the frame rectangle the
-        model's input covers; None for a non-linear input view (scan lines), which has no rectangle."""
+        """Label ``k``'s map, negative evidence cut, min-max scaled to 0..1, over the frame rectangle
+        the model's input covers; None for a non-linear input view (scan lines): it has no rectangle."""
         maps = np.asarray(output, np.float32)
         if maps.ndim == 4 and maps.shape[0] == 1:
             maps = maps[0]
@@ -89,8 +89,9 @@ class ClassificationTask(ImageTask):
         if transform.frame_points is not None:
             return None
         cam = np.maximum(np.nan_to_num(maps[k], nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-        top = float(cam.max())
-        values = (cam / top if top > 0 else cam).astype(np.float32)
+        low, top = float(cam.min()), float(cam.max())
+        # Min-max, as CAMs are usually shown: where the model looked most against where it looked least.
+        values = ((cam - low) / (top - low) if top > low else np.zeros_like(cam)).astype(np.float32)
         in_h, in_w = self.manifest.input.hw
         x0, y0, x1, y1 = transform.to_frame(np.array([[0.0, 0.0, in_w, in_h]], np.float32))[0]
         return Heatmap(self._labels[k], values, float(x0), float(y0), float(x1), float(y1))
