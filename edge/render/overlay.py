@@ -205,6 +205,13 @@ def _wrap(items: list[str], width: int, m: Metrics, style: OverlayStyle) -> list
     return [*lines, current] if current else lines
 
 
+@lru_cache(maxsize=16)
+def _hud_lines(hud: HudState, width: int, m: Metrics, style: OverlayStyle) -> tuple[str, ...]:
+    """The HUD's wrapped lines, built once per distinct HUD: the pipeline refreshes its figures 4
+    times a second, and measuring text on every frame cost more than drawing it."""
+    return tuple(_wrap(_hud_items(hud), width, m, style))
+
+
 def draw_hud(image: np.ndarray, hud: HudState, *, style: OverlayStyle = DEFAULT_STYLE) -> np.ndarray:
     """Draw the status line(s) in a strip along the bottom edge, over a translucent backdrop.
 
@@ -213,7 +220,7 @@ def draw_hud(image: np.ndarray, hud: HudState, *, style: OverlayStyle = DEFAULT_
     """
     m = check(image, style)
     h, w = image.shape[:2]
-    lines = _wrap(_hud_items(hud), w - 2 * m.pad, m, style)
+    lines = _hud_lines(hud, w - 2 * m.pad, m, style)
     strip_h = m.pad + len(lines) * (m.text_h + m.base + m.pad)
     if hud.status:
         strip_h += m.big_h + m.big_base + m.pad
