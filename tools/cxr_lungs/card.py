@@ -1,0 +1,119 @@
+"""MODEL_CARD.md and DATA_SOURCE.md of models/cxr-lungs, every figure read from cv.json / build.json."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tools.cxr_lungs.data import LABELS, Films
+
+NAMES = {
+    "fp32": "FP32",
+    "pruned": "pruned (FP32)",
+    "int8": "INT8 portable (TensorRT Q/DQ)",
+    "int8-cpu": "INT8 CPU form",
+}
+
+
+def _ci(d: dict[str, Any]) -> str:
+    return f"{d['value']:.3f} ({d['low']:.3f}-{d['high']:.3f})"
+
+
+def figures_table(cv: dict[str, Any]) -> str:
+    head = "| variant | mAP50 | " + " | ".join(f"{lab} AP50 | {lab} mean IoU" for lab in LABELS) + " |"
+    rows = [head, "|" + " --- |" * (2 + 2 * len(LABELS))]
+    for v, s in cv["variants"].items():
+        cells = [_ci(s["map50"])]
+        for lab in LABELS:
+            pc = s["per_class"][lab]
+            cells += [_ci(pc["ap50"]), _ci(pc["mean_iou"])]
+        rows.append(f"| {NAMES.get(v, v)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def model_card(cv: dict[str, Any], build: dict[str, Any], films: Films) -> str:
+    fp = cv["variants"]["fp32"]
+    views = Counter(films.views)
+    q = build["quantize"]["forms"]
+    drops = ", ".join(f"{k.replace('_vs_fp32', '')} {v * 100:+.2f}" for k, v in cv["drops"].items())
+    iou_drops = ", ".join(f"{k.replace('_vs_fp32', '')} {v * 100:+.2f}" for k, v in cv["iou_drops"].items())
+    worst = sorted(fp["per_film_iou"].items(), key=lambda kv: min(kv[1]))[:5]
+    return f"""# cxr-lungs: lung-field detector for chest films
+
+Boxes the **right and left lung fields** on a frontal chest film (CR or DX), one box each:
+`lung_right` is the patient's right lung, on the image's **left** of a PA or AP film. The runtime's
+positioning checks read these boxes (a field cut off by the image edge or collimation, marked
+left/right asymmetry, a missing field). Quality guidance for radiographers; **not a medical device,
+not for diagnosis**.
+
+## What it was trained on
+
+{len(films)} adult chest films of {len(set(films.patients))} patients from the cxr_dev data set (images of the
+ieee8023 covid-chestxray-dataset with radiologist lung boxes; CC BY, attribution in `DATA_SOURCE.md`):
+{", ".join(f"{n} {v}" for v, n in views.most_common())}; mostly COVID-19 pneumonia, bedside films from
+one German hospital (Hannover). It has **not** been shown to work on children, lateral films,
+other hospitals' detectors or processing, or films with large devices over the chest. Films are
+augmented with looks of other hospitals (horizontal flips with the labels swapped, rotation +-10
+degrees, scale and shift, collimation crops and shutters with the boxes clipped, gamma, contrast,
+brightness, noise, blur, CLAHE, burnt-in markers and text).
+
+## Input and output
+
+Gray, whole film letterboxed to 128x128 (`input.view` "frame"), `(x/255 - 0.5) / 0.25`, built by the
+runtime's own `Preprocessor` in training too. Output in the runtime's YOLO layout `[1, 6, 64]`
+(cx, cy, w, h in input pixels, then a sigmoid score per label) on an 8x8 grid (stride 16). A plain
+Conv-BN-ReLU chain (7 layers, receptive field 159 px); pruned by L1-norm filter pruning
+({build["prune"]["flops_removed"]:.0%} of MACs removed: {build["prune"]["before"]["macs"] / 1e6:.1f} M ->
+{build["prune"]["after"]["macs"] / 1e6:.1f} M) and fine-tuned. The published FP32 file is the pruned
+network; INT8 in two forms from it: `cxr-lungs-int8.onnx` (symmetric Q/DQ, float biases: TensorRT
+builds it; parser check: {q["int8"]["tensorrt_problems"] or "no problems"}) and `cxr-lungs-int8-cpu.onnx`
+(ONNX Runtime's CPU form, `cpu_files`). Float nodes kept: int8 {q["int8"]["chosen_float_nodes"] or "none"},
+int8-cpu {q["int8-cpu"]["chosen_float_nodes"] or "none"}.
+
+## Patient-level validation (the headline)
+
+{cv["scheme"]}: each fold trains the whole chain (FP32, prune and fine-tune, both INT8 forms) on the
+other patients only. {fp["films"]} films, {fp["patients"]} patients; 95% intervals are percentile
+bootstrap intervals resampling patients (2000 resamples). AP50 is the area under the precision-recall
+curve at IoU 0.5 (one true box per field and film); mean IoU is the IoU of each field's top-scoring
+box with the radiologist's (0 where none).
+
+{figures_table(cv)}
+
+Against FP32, points of mAP50 lost: {drops}; of mean IoU (both fields): {iou_drops}. The publish gate
+refuses a model whose pruned or INT8 forms lose more than 1 point of mAP50.
+
+Films where FP32 boxed a field worst (out of fold, IoU right / left):
+{chr(10).join(f"- {f}: {a:.2f} / {b:.2f}" for f, (a, b) in worst)}
+
+## Limits
+
+- 42 patients is small: the intervals above are wide for that reason, and a new hospital's films
+  (other detectors, processing, paediatric or obese patients) will score lower than this.
+- Boxes mark the lung fields as the radiologists drew them (including the parts behind the heart and
+  diaphragm as they judged); a field partly hidden by consolidation or effusion can be boxed short.
+- Left/right comes from the image side: a film displayed mirrored gives swapped labels.
+
+Reproduce: `python -m tools.cxr_lungs --data PATH/TO/cxr_dev --out models/cxr-lungs` (`cv`, `final`,
+`publish`; `--tiny` is the smoke test).
+"""
+
+
+def data_source(data: Path) -> str:
+    rows = list(csv.DictReader((data / "metadata.csv").open(newline="")))
+    pubs = Counter((r["licence"], r["doi"], r["url"]) for r in rows)
+    lines = "\n".join(
+        f"- {n} film(s), {lic}: doi {doi or '-'}, {url}" for (lic, doi, url), n in pubs.most_common()
+    )
+    return f"""# Data source: cxr-lungs
+
+Trained on the cxr_dev data set: chest films of the ieee8023 covid-chestxray-dataset
+(https://github.com/ieee8023/covid-chestxray-dataset) with radiologist "Right Lung" / "Left Lung"
+boxes from the repository GeneralBlockchain/covid-19-chest-xray-lung-bounding-boxes-dataset. Only
+films whose own licence is CC BY (3.0, 4.0 or unversioned) are used; each is attributed to its
+original publication below, as CC BY asks. Films were converted to 8-bit gray and scaled.
+
+{lines}
+"""
