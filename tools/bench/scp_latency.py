@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "models": [m.get("name") for m in rep.get("models", [])],
         "source": rep.get("source", {}).get("extra", {}),
         "counters": rep.get("counters", {}),
+        "chain": rep.get("chain", {}),  # which models ran on the CR frames, and the frames none was for
         "result_on_screen_ms": lat.get("result_on_screen", {"count": 0}),
         "capture_to_result_ms": lat.get("capture_to_result", {"count": 0}),
         "storescu_round_trip_ms": _figures([t * 1e3 for _, t in sent]),

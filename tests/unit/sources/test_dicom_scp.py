@@ -31,6 +31,7 @@ from edge.sources.dicom_store import (
 from tests.support.dicom import installed_dicom, write_dicom
 from tests.support.dicom_net import (
     CR,
+    DX,
     MR,
     VERIFICATION,
     associate,
@@ -115,6 +116,27 @@ def test_a_cr_is_stored_durably_and_becomes_a_frame(store: Path) -> None:
     assert (meta["DetectorID"], meta["BurnedInAnnotation"]) == ("DET-7", "NO")
     assert meta["file"] == str(store / f"{ds.SOPInstanceUID}.dcm") and meta["still"] is True
     assert "PatientName" not in meta and "PatientID" not in meta
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "modality", "frame_modality"),
+    [
+        (CR, "CR", "CR"),
+        (DX, "DX", "DX"),  # For Presentation
+        ("1.2.840.10008.5.1.4.1.1.1.1.1", "DX", "DX"),  # DX For Processing
+        (SC, "OT", "OT"),  # Secondary Capture
+        ("1.2.840.10008.5.1.4.1.1.7.3", "OT", "OT"),  # Multi-frame Grayscale Word SC
+        (US, "US", "US"),  # a single-frame ultrasound image
+    ],
+)
+def test_each_image_class_is_taken(store: Path, sop_class: str, modality: str, frame_modality: str) -> None:
+    ds = small_cr(32)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Modality = modality
+    with scp_source(store) as src:
+        assert pynetdicom_store(src.port, [ds], contexts=[sop_class]) == [SUCCESS]  # 0x0000
+        (frame,) = read_frames(src, 1)
+    assert frame.modality == frame_modality and frame.meta["SOPClassUID"] == sop_class
 
 
 def test_the_same_sop_instance_twice_is_stored_and_shown_once(store: Path) -> None:
