@@ -42,10 +42,12 @@ def draw_heatmap(
     scaled = cv2.resize(values, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
     ox, oy = x0 - math.floor(rx0), y0 - math.floor(ry0)
     scaled = scaled[oy : oy + (y1 - y0), ox : ox + (x1 - x0)]
+    scaled = np.ascontiguousarray(scaled)
     roi = image[y0 : y0 + scaled.shape[0], x0 : x0 + scaled.shape[1]]
-    colours = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    weight = np.clip((scaled - floor) / max(1.0 - floor, 1e-6), 0.0, 1.0)[..., None] * alpha
-    roi[...] = (roi * (1.0 - weight) + colours * weight).astype(np.uint8)
+    colours = cv2.applyColorMap(cv2.convertScaleAbs(scaled, alpha=255.0), cv2.COLORMAP_JET)
+    # Weight 0 under the floor, rising to ``alpha`` at the peak; one SIMD blend over the region.
+    weight = cv2.max(cv2.min((scaled - floor) * (alpha / max(1.0 - floor, 1e-6)), alpha), 0.0)
+    roi[...] = cv2.blendLinear(roi, colours, 1.0 - weight, weight)
     return image
 
 
