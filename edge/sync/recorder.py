@@ -1,4 +1,4 @@
-"""The outbox in a run: each Result goes in as a schema v3 message; the HUD and the report see it.
+"""The outbox in a run: each Result goes in as a schema v4 message; the HUD and the report see it.
 
 :class:`OutboxRecorder` is a pipeline result handler (called on the results-drain thread), so a
 put's fsync never holds up acquisition, inference or the display. It keeps the outbox's figures
