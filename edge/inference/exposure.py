@@ -11,6 +11,7 @@ guessed from the pixels. Bands and their source: :mod:`edge.settings.xray`, docs
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -36,9 +37,14 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _code(meta: Mapping[str, Any], key: str) -> str | None:
+_UNSAFE = re.compile(r"[^A-Za-z0-9 _.-]")
+
+
+def code_of(meta: Mapping[str, Any], key: str) -> str | None:
+    """A code from the file (BodyPartExamined, DetectorID) as it may appear in a message: a console's
+    odd characters become "_", and it is cut to 32, so the message stays one the scrubber keeps."""
     value = meta.get(key)
-    text = "" if value is None else str(value).strip()
+    text = "" if value is None else _UNSAFE.sub("_", str(value).strip())[:32]
     return text or None
 
 
@@ -48,12 +54,12 @@ def target_for(meta: Mapping[str, Any], settings: XraySettings) -> tuple[float |
     if in_file is not None:
         return in_file, "file"
     targets = settings.exposure_targets
-    detector = _code(meta, "DetectorID")
-    if detector is not None and detector in targets.detector:
-        return targets.detector[detector], f"detector {detector}"
-    part = _code(meta, "BodyPartExamined")
-    if part is not None and part.upper() in targets.body_part:
-        return targets.body_part[part.upper()], f"body part {part.upper()}"
+    detector = str(meta.get("DetectorID") or "").strip()
+    if detector and detector in targets.detector:
+        return targets.detector[detector], f"detector {code_of(meta, 'DetectorID')}"
+    part = str(meta.get("BodyPartExamined") or "").strip().upper()
+    if part and part in targets.body_part:
+        return targets.body_part[part], f"body part {code_of(meta, 'BodyPartExamined')}"
     return None, None
 
 
@@ -115,7 +121,7 @@ def assess_exposure(meta: Mapping[str, Any], raw: np.ndarray | None, settings: X
             else f"; DI from the file (EI {ei:g}, no target for it)"
         )
     elif ei is not None:
-        part = _code(meta, "BodyPartExamined") or "this image"
+        part = code_of(meta, "BodyPartExamined") or "this image"
         message = f"EI {ei:g}: no target exposure index for {part} (set [xray.exposure_targets])"
         return Exposure(ei, None, None, None, None, None, message, clipped_fraction=clipped)
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edge.inference.exposure import code_of
 from edge.results import Box, Finding
 from edge.settings.xray import PositioningRules
 from edge.xray_qa import REPEAT, PositionCheck, Positioning
@@ -67,7 +68,8 @@ def assess_positioning(
 ) -> Positioning:
     """The positioning verdict of one chest X-ray from its lung boxes (frame pixels)."""
     if not is_chest(meta, rules):
-        return Positioning(skipped=f"not a chest image (BodyPartExamined {meta.get('BodyPartExamined')})")
+        part = code_of(meta, "BodyPartExamined")
+        return Positioning(skipped=f"not a chest image (BodyPartExamined {part})")
     height, width = frame_hw
     boxes = lung_boxes(findings, rules.min_confidence)
     checks: list[PositionCheck] = []

@@ -123,3 +123,21 @@ def test_far_over_and_clipped_at_the_detectors_top_value_recommends_a_repeat(tmp
     assert e.band == "over_far" and e.repeat and e.clipped_fraction == pytest.approx(0.125, abs=0.01)
     assert e.message == "consider repeat: overexposed and clipped (DI +4.8, 12% of pixels saturated)"
     assert clipped_fraction(None, 12) is None and clipped_fraction(frame.raw, None) is None
+
+
+def test_a_consoles_odd_codes_are_matched_as_written_and_reported_so_the_scrubber_keeps_them() -> None:
+    from dataclasses import replace
+
+    from edge.deid.payload import scrub_payload
+    from edge.sync.messages import Device, result_message
+    from tests.support.results import make_result
+
+    meta = {"ExposureIndex": "800", "DetectorID": "S/N: 12,\u00e9;x", "BodyPartExamined": "Thorax, PA?"}
+    s = settings(exposure_targets={"detector": {"S/N: 12,\u00e9;x": 400}})
+    e = assess_exposure(meta, None, s)
+    assert e.target_from == "detector S_N_ 12___x" and e.band == "over_far"
+    no_target = assess_exposure({**meta, "DetectorID": None}, None, DEFAULT)
+    assert no_target.message.startswith("EI 800: no target exposure index for Thorax_ PA_ ")
+    for exposure in (e, no_target):
+        message = result_message(replace(make_result(), modality="DX", exposure=exposure), Device("edge-a1"))
+        assert scrub_payload(message, key=b"k" * 32)["exposure"] == exposure.to_dict()
