@@ -76,7 +76,7 @@ def parse_message(topic: str, payload: bytes) -> tuple[str, str, str, str]:
         raise ValueError(f"payload on {topic} is not UTF-8 JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise ValueError(f"payload on {topic} is not a JSON object")
-    # Versions 2 and 3 are stored alike (v3 only adds fields); one this ingest does not know is
+    # Versions 2 to 4 are stored alike (each only adds fields); one this ingest does not know is
     # refused rather than stored as something it may misread. Without a version: kept, as before.
     version = message.get("schema_version")
     if version is not None and (isinstance(version, bool) or version not in MESSAGE_VERSIONS):
