@@ -412,6 +412,8 @@ class Pipeline:
         frame = self._last_frame
         if frame is None or not frame.meta.get("still") or self._out is None or not self.display.holds:
             return
+        if not self.source.eof:  # --max-frames or a stop ended it: the run ends as asked
+            return
         log.info("the last image stays on screen: close its window (q, Esc) to end the run")
         while not self.stop_event.is_set() and self.display.holds and not self.display.wants_stop():
             self.liveness.beat("display")

@@ -97,6 +97,23 @@ def test_without_a_window_a_single_still_ends_the_run_at_once(tmp_path: Path) ->
     assert p.exit_reason == "completed" and len(video.shown) == 1
 
 
+def test_a_run_ended_by_max_frames_is_not_held(tmp_path: Path) -> None:
+    path = film_dicom(tmp_path / "f.dcm", "good")
+    src = open_source(f"dicom://{path}?loop=1&fps=20")  # the same still again and again
+    window = Window(close_after=10**9)
+    p = Pipeline(src, chain(tmp_path), [window], PipelineConfig())
+    src.open()
+    guard = threading.Timer(20.0, p.stop, args=("the test's guard",))
+    guard.start()
+    try:
+        p.run(max_frames=3)
+    finally:
+        guard.cancel()
+        src.close()
+    assert p.stop_reason is None and p.end_reason == "3 frames acquired (--max-frames)"
+    assert {seq for seq, _ in window.shown} == {0, 1, 2}
+
+
 class ConsoleLike:
     """A live still source as a Storage SCP is: one exposure, then None at each read's timeout while
     the console is idle (never at its end); ``idle_s`` later a second exposure, then idle again."""
