@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,27 +116,28 @@ def test_a_run_ended_by_max_frames_is_not_held(tmp_path: Path) -> None:
 
 
 class ConsoleLike:
-    """A live still source as a Storage SCP is: one exposure, then None at each read's timeout while
-    the console is idle (never at its end); ``idle_s`` later a second exposure, then idle again."""
+    """A live still source as a Storage SCP is: an exposure, then None at each read's timeout while
+    the console is idle (never at its end). The next exposure comes once ``shown_enough`` says the
+    screen has held the last one a while (no clock: the test waits on what happened, not on time)."""
 
-    def __init__(self, frames: list[Frame], idle_s: float) -> None:
-        self.frames, self.idle_s = frames, idle_s
+    def __init__(self, frames: list[Frame], shown_enough: Callable[[int], bool]) -> None:
+        self.frames, self.shown_enough = frames, shown_enough
         self.info = SourceInfo(url="console://", kind="console", realtime=True)
-        self._next_at = 0.0
+        self._last: int | None = None
 
-    def open(self) -> None:
-        self._next_at = time.monotonic()
+    def open(self) -> None: ...
 
     @property
     def eof(self) -> bool:
         return False
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        if not self.frames or time.monotonic() < self._next_at:
+        if not self.frames or (self._last is not None and not self.shown_enough(self._last)):
             time.sleep(timeout or 0.05)
             return None
-        self._next_at = time.monotonic() + self.idle_s
-        return self.frames.pop(0)
+        frame = self.frames.pop(0)
+        self._last = frame.seq
+        return frame
 
     def close(self) -> None: ...
 
@@ -147,15 +149,28 @@ def test_a_live_still_stays_between_exposures_and_the_next_replaces_it(tmp_path:
             one = src.read(5.0)
         assert one is not None and one.meta["still"]
         frames.append(Frame(one.image, seq, time.monotonic_ns(), "console", "DX", meta=one.meta))
-    src = ConsoleLike(frames, idle_s=1.5)
     window, video = Window(close_after=10**9), Recording()
+
+    def shown(seq: int) -> int:
+        return sum(1 for s, _ in window.shown if s == seq)
+
+    src = ConsoleLike(frames, shown_enough=lambda seq: shown(seq) >= 4)
     p = Pipeline(src, chain(tmp_path), [window, video], PipelineConfig())
-    src.open()
-    threading.Timer(3.5, p.stop, args=("the user stopped it",)).start()
-    p.run()
+    # The user stops the run once the second film has been held as long: a hold that never comes
+    # leaves it to the guard, and the test fails.
+    stopper = threading.Thread(target=lambda: _stop_when(p, lambda: shown(1) >= 4), daemon=True)
+    stopper.start()
+    assert not run_guarded(p), "a still was not held between exposures"
     seqs = [seq for seq, _ in window.shown]
-    assert seqs[0] == 0 and 1 in seqs, "the second exposure replaced the first"
-    assert seqs.count(0) >= 3 and seqs.count(1) >= 3, "each held while the console was idle"
+    assert seqs[0] == 0 and shown(0) >= 4 and shown(1) >= 4, "each held while the console was idle"
     assert seqs == sorted(seqs), "never the old one again once the new one is up"
     assert sorted({seq for seq, _ in video.shown}) == [0, 1], "the recording: each exposure, none held"
     assert len(video.shown) <= 4, "once, or twice where the result came after the bare image"
+
+
+def _stop_when(p: Pipeline, done: Callable[[], bool]) -> None:
+    while not p.stop_event.is_set():
+        if done():
+            p.stop("the user stopped it")
+            return
+        time.sleep(0.02)
