@@ -122,6 +122,8 @@ class ModelChain:
         self._source_id: str | None = None
         self.view_resets = 0  # times the models' tracked imaging areas were dropped (new view)
         self.xray = xray or XraySettings()
+        # X-ray films seen, by what their checks said (the run report's chain.xray; docs/xray.md).
+        self.xray_counts: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -145,6 +147,7 @@ class ModelChain:
             "routes": {m: [s.model.name for s in slots] for m, slots in sorted(self.routes.items())},
             "clip_scores": self.clips.report(),
             "view_resets": self.view_resets,
+            "xray": dict(sorted(self.xray_counts.items())),
         }
 
     def run(self, frame: Frame) -> ChainOutput:
@@ -217,6 +220,13 @@ class ModelChain:
             hw = (frame.height, frame.width)
             positioning = assess_positioning(result.findings, hw, frame.meta, self.xray.positioning)
         repeat = exposure.repeat or (positioning is not None and positioning.repeat)
+        self.xray_counts.update(
+            films=1,
+            **{f"exposure_{exposure.band or 'unknown'}": 1},
+            repeat_exposure=int(exposure.repeat),
+            repeat_positioning=int(positioning is not None and positioning.repeat),
+            review=int(any(f.needs_review and f.box is None for f in result.findings)),
+        )
         priority = xray_priority(result.findings, repeat) if not result.no_model else result.priority
         return dataclasses.replace(
             result, exposure=exposure, positioning=positioning, heatmap=heatmap, priority=priority

@@ -46,6 +46,9 @@ def test_ultrasound_and_x_ray_frames_each_reach_their_models_and_the_outbox(tmp_
     assert report["exit"] == "completed", report.get("reason")
     xray = ["cxr-lungs", "cxr-finding"]
     assert report["chain"]["routes"] == {"CR": xray, "DX": xray, "US": ["us-q"]}
+    counts = report["chain"]["xray"]  # the stand-in detector boxes every film as the cut-off one
+    assert counts["films"] == 2 and counts["exposure_under_far"] == counts["exposure_within"] == 1
+    assert counts["repeat_exposure"] == 1 and counts["repeat_positioning"] == 2 and counts["review"] == 0
     with Outbox(Path(report["outbox"]["path"])) as outbox:
         items = outbox.claim(100, live_share=0)
     messages = {m["modality"]: m for m in (json.loads(i.payload) for i in items)}
