@@ -151,6 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "chain": rep.get("chain", {}),  # which models ran on the CR frames, and the frames none was for
         "result_on_screen_ms": lat.get("result_on_screen", {"count": 0}),
         "capture_to_result_ms": lat.get("capture_to_result", {"count": 0}),
+        "display_ms": lat.get("display", {"count": 0}),  # capture to the frame's first showing, bare or not
+        "cpu": rep.get("cpu", {}),
         "storescu_round_trip_ms": _figures([t * 1e3 for _, t in sent]),
         "exit": rep.get("exit"),
         "cpu_count": os.cpu_count(),
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{summary['stores_succeeded']}/{summary['images_sent']} stored; models: {summary['models']}")
     print(_line("result_on_screen", summary["result_on_screen_ms"]))
     print(_line("capture_to_result", summary["capture_to_result_ms"]))
+    print(_line("display (first showing)", summary["display_ms"]))
     print(_line("storescu round trip", summary["storescu_round_trip_ms"]))
     print(f"source: {summary['source']}")
     if args.out:
