@@ -21,15 +21,25 @@ from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
+from pydicom.pixels import iter_pixels
 
 from edge.frames import Frame
 from edge.sources._common import period_ns
-from edge.sources.dicom import DEFAULT_CINE_FPS, _decode_frames
+from edge.sources.dicom_file import DicomImage
 from edge.sources.dicom_store import Arrival
 
 log = logging.getLogger(__name__)
 
 KEEP_DECODED = 4  # queued images whose first frame stays decoded
+DEFAULT_CINE_FPS = 30.0  # a cine whose file gives no rate (as dicom:// plays it)
+
+
+def _decode_frames(image: DicomImage, start: int) -> Iterator[np.ndarray]:
+    """Frames ``start``.. of ``image``, one decoder call each (pydicom 3.0 mis-steps over several
+    frames of native YBR_FULL_422 in one call; a single index decodes right, see dicom.py)."""
+    for index in range(start, image.n_frames):
+        (arr,) = iter_pixels(image.decode_from, indices=[index], **image.decode_kwargs)
+        yield arr
 
 
 def _close(frames: Iterator[np.ndarray]) -> None:
