@@ -15,6 +15,11 @@ disk gave "wrote 800 frames" and a torn file. For the streamable containers the 
 into a FIFO, and a thread of ours copies it into the file with os.write, where ENOSPC and EFBIG
 are raised; ``show`` then raises DisplayError from that OSError (an MP4 path, which the muxer must
 seek in, is written directly, as before).
+
+Encoder. By default the encoding runs in a child process (``edge.render.encoder``), fed through
+shared memory: it costs as much CPU as the models and would otherwise share the runtime's one
+interpreter. Its CPU time is reported with the run's (``encoder_cpu_ns``). ``process=False`` keeps
+it on a thread of this process; where no child can be started, that is the fallback.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.render.encoder import EncoderError, EncoderProcess, NoRing
 from edge.render.sink import DisplayError, to_bgr
 
 log = logging.getLogger(__name__)
@@ -139,6 +145,7 @@ class VideoFileSink:
         default_fps: float = 30.0,
         background: bool = True,
         queue_size: int = 4,
+        process: bool = True,
     ) -> None:
         if len(fourcc) != 4:
             raise DisplayError(f"video codec must be a 4-character fourcc, got {fourcc!r} for {path}")
@@ -146,14 +153,31 @@ class VideoFileSink:
         self.path = Path(path)
         self.fourcc = fourcc
         self.default_fps = default_fps
-        self.frames_written = 0
+        self._frames = 0  # encoded in this process
         self._fps: float | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: cv2.VideoWriter | EncoderProcess | None = None
         self._pump: _FilePump | None = None
         self._size: tuple[int, int] | None = None  # (width, height) the writer was opened with
+        self._queue_size = queue_size
         self._queue: queue.Queue[np.ndarray | None] | None = queue.Queue(queue_size) if background else None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._encoder: EncoderProcess | None = None
+        if background and process:  # started now: its interpreter warms while the run sets up
+            try:
+                self._encoder = EncoderProcess()
+                self._queue = None
+            except OSError as exc:
+                log.warning("no encoder process (%s): the recording is encoded on a thread", exc)
+
+    @property
+    def frames_written(self) -> int:
+        """Frames encoded so far (by the encoder process, when there is one)."""
+        return self._frames + (self._encoder.frames_done if self._encoder is not None else 0)
+
+    def encoder_cpu_ns(self) -> int:
+        """CPU time of the encoder process so far (0 when encoding in this process)."""
+        return self._encoder.cpu_ns() if self._encoder is not None else 0
 
     @property
     def failure(self) -> BaseException | None:
@@ -173,7 +197,7 @@ class VideoFileSink:
         except OSError as exc:
             raise DisplayError(f"cannot create the folder for video {self.path}: {exc}") from exc
 
-    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
+    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter | EncoderProcess:
         if self._fps is None:
             self.open(width, height, None)
         fps = self._fps or self.default_fps
@@ -187,15 +211,30 @@ class VideoFileSink:
                             "will not be seen", self.path, exc)  # fmt: skip
             except OSError as exc:
                 raise DisplayError(f"cannot write video {self.path}: {exc.strerror or exc}") from exc
-        writer = cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*self.fourcc), fps, (width, height))
-        if not writer.isOpened():
+        writer: cv2.VideoWriter | EncoderProcess
+        why = "OpenCV's VideoWriter did not open (codec not in this build, or path not writable)"
+        if self._encoder is not None:
+            writer = self._encoder
+            try:
+                writer.open(target, self.fourcc, fps, (width, height))
+                opened = True
+            except NoRing as exc:  # no shared memory here: the thread of this process encodes
+                log.warning("video %s is encoded in this process: %s", self.path, exc)
+                self._encoder.stop()
+                self._encoder, self._queue = None, queue.Queue(self._queue_size)
+            except EncoderError as exc:
+                opened, why = False, f"{exc} (codec not in this build, or path not writable)"
+        if self._encoder is None:
+            writer = cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*self.fourcc), fps, (width, height))
+            opened = writer.isOpened()
+        if not opened:
             if self._pump is not None:
                 self._pump.close()
                 self._pump = None
                 self.path.unlink(missing_ok=True)  # nothing was written: no empty file is left
             raise DisplayError(
-                f"cannot write video {self.path} with codec {self.fourcc!r} ({width}x{height}, {fps:g} fps): "
-                "OpenCV's VideoWriter did not open (codec not in this build, or path not writable)"
+                f"cannot write video {self.path} with codec {self.fourcc!r} "
+                f"({width}x{height}, {fps:g} fps): {why}"
             )
         self._size = (width, height)
         log.info(
@@ -215,9 +254,18 @@ class VideoFileSink:
             self._writer = self._open_writer(w, h)
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        if isinstance(self._writer, EncoderProcess):
+            try:
+                self._writer.write(image)  # copied into shared memory: the caller may reuse its buffer
+            except EncoderError as exc:
+                self._failure = exc
+                raise DisplayError(
+                    f"writing video {self.path} failed after {self.frames_written} frames: {exc}"
+                ) from exc
+            return
         if self._queue is None:
             self._writer.write(image)
-            self.frames_written += 1
+            self._frames += 1
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._write_loop, name="video-writer", daemon=True)
@@ -229,7 +277,7 @@ class VideoFileSink:
         while (item := self._queue.get()) is not None:
             try:
                 self._writer.write(item)
-                self.frames_written += 1
+                self._frames += 1
             except Exception as exc:  # reported on the next show()
                 self._failure = exc
 
@@ -242,8 +290,16 @@ class VideoFileSink:
             self._thread.join()
             self._thread = None
         if self._writer is None:
+            if self._encoder is not None:
+                self._encoder.stop()  # never opened: the child just ends
             return
-        self._writer.release()
+        if isinstance(self._writer, EncoderProcess):
+            try:
+                self._writer.close()
+            except EncoderError as exc:
+                self._failure = self._failure or exc
+        else:
+            self._writer.release()
         self._writer = None
         if self._pump is not None:
             self._pump.close()

@@ -10,6 +10,9 @@ this process only (a child process, the virtual probe among them, is never count
 - threads the runtime does not drive itself (the probe link's reader, the recording's encoder
   and file copy, the imaging-area refit) are read by name from ``/proc/self/task/<tid>/schedstat``
   (the kernel's per-thread run time in ns), sampled twice a second and at the end;
+- child processes that do the runtime's work (the recording's encoder, edge.render.encoder) are
+  read from /proc and reported apart (``child_processes_ms_per_frame``), never folded in nor left
+  out; the virtual probe, a device's stand-in, is not the runtime's and is not counted at all;
 - the process total (``os.times``: user + system, children excluded) over the same window, so
   ``other`` (the total less every stage) holds what no stage claims: the watchdog, the memory
   sampler, the uplink, ONNX Runtime pool threads when ``[inference] threads`` > 1, a thread that
@@ -22,7 +25,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 STAGES = ("acquisition", "pre_post", "model", "overlay", "recording", "display", "results", "other")
@@ -102,8 +105,17 @@ class CpuLedger:
     ``add`` may be called from any thread; the sampled threads are read by a thread of its own.
     """
 
-    def __init__(self, sessions: Iterable[TimedSession] = (), every_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        sessions: Iterable[TimedSession] = (),
+        every_s: float = 0.5,
+        children: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """``children``: the CPU ns so far of child processes doing the runtime's work, by name."""
         self._sessions = list(sessions)
+        self._children = children or dict
+        self._children0: dict[str, int] = {}
+        self._children1: dict[str, int] = {}
         self._every_s = every_s
         self._lock = threading.Lock()
         self._ns: dict[str, int] = defaultdict(int)
@@ -123,6 +135,7 @@ class CpuLedger:
         self._wall0 = time.monotonic_ns()
         self._t0 = process_cpu_ns()
         self._model0 = self.model_ns()
+        self._children0 = self._children()
         for t in threading.enumerate():
             if t.native_id is not None and stage_of_thread(t.name):
                 ns = thread_cpu_ns(t.native_id)
@@ -153,6 +166,7 @@ class CpuLedger:
         if self._thread is not None:
             self._thread.join(2.0)
         self.sample()
+        self._children1 = self._children()
         self._t1 = process_cpu_ns()
         self._wall1 = time.monotonic_ns()
 
@@ -183,9 +197,13 @@ class CpuLedger:
         ns = self.stages_ns()
         n = max(frames, 1)
         wall_s = max((self._wall1 or time.monotonic_ns()) - self._wall0, 1) / 1e9
+        kids = {k: v - self._children0.get(k, 0) for k, v in self._children1.items()}
+        kids_ms = {k: round(v / n / 1e6, 3) for k, v in kids.items()}
         return {
             "frames": frames,
             "ms_per_frame": {k: round(v / n / 1e6, 3) for k, v in ns.items()},
+            "child_processes_ms_per_frame": kids_ms,
+            "with_children_ms_per_frame": round((ns["total"] + sum(kids.values())) / n / 1e6, 3),
             "total_ms": round(ns["total"] / 1e6, 1),
             "cores_used": round(ns["total"] / 1e9 / wall_s, 3),  # average share of one core
             "sampled_threads_ms": self.threads_ms(),

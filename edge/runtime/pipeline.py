@@ -108,13 +108,14 @@ class Pipeline:
         self.stages = StageMonitor(failures, on_over_budget=self._over_budget)  # failures per stage
         self.liveness = liveness or Health()  # progress per stage (watchdog); beats are lock-free
         self.failure: StageFailure | None = None
-        self.cpu = CpuLedger(meter_sessions(s.model for s in chain.slots))  # CPU per stage
+        self.cpu = CpuLedger(meter_sessions(s.model for s in chain.slots), children=self._children_cpu)
         self.display = SinkSet(sinks, self.stages, fallback_sink, cpu=self.cpu)
         self.inference_policy = resolve_policy(config.inference_policy, source)
         live = self.inference_policy is InferencePolicy.LATEST
         self.max_age_ns = round(max_age_ms * 1e6) if live else 0
-        self.stale_dropped = 0  # frames too old to show, with a newer one waiting (acquisition, display)
-        self.stale_at_source = 0  # of which dropped at acquisition (never counted as acquired)
+        # Frames too old to show with a newer one waiting, each counter written by one thread:
+        self.stale_at_source = 0  # dropped at acquisition (never counted as acquired)
+        self.stale_at_display = 0  # acquired, dropped by the display (acquired = displayed + these)
         # The channels; every frame takes the same route whatever the policy.
         self._display_q: FrameQueue[object] = FrameQueue(
             config.display_queue, config.display_policy, self.stop_event
@@ -136,6 +137,11 @@ class Pipeline:
         self.error: BaseException | None = None
         self.started_ns = 0
         self.ended_ns = 0
+
+    def _children_cpu(self) -> dict[str, int]:
+        """CPU ns of the child processes that work for the sinks (the recording's encoder)."""
+        ns = sum(int(getattr(s, "encoder_cpu_ns", lambda: 0)()) for s in self.display.sinks)
+        return {"video-encoder": ns} if ns else {}
 
     @property
     def sinks(self) -> list[Sink]:
@@ -194,7 +200,8 @@ class Pipeline:
             self.counters.skipped = self._slot.replaced
             self.counters.display_dropped = self._display_q.dropped
             self.counters.gated = self.chain.gated_frames
-            self.counters.extra["stale_dropped"] = self.stale_dropped
+            self.counters.extra["stale_at_source"] = self.stale_at_source
+            self.counters.extra["stale_at_display"] = self.stale_at_display
         if self.failure is None and self.error is None:
             self.failure = self.stages.never_succeeded()  # however short, that run did not complete
             if self.failure is not None:
@@ -259,7 +266,6 @@ class Pipeline:
                     break
                 try:
                     frame, stale = read_fresh(src, self.read_timeout_s, self.max_age_ns)
-                    self.stale_dropped += stale
                     self.stale_at_source += stale
                 except SourceError as exc:  # the source as a whole is gone (its contract)
                     self.counters.source_errors += 1
@@ -368,7 +374,7 @@ class Pipeline:
                 return True
             assert isinstance(item, Frame)
             if self.max_age_ns and self._display_q.waiting() and self._stale(item):
-                self.stale_dropped += 1  # a newer frame is waiting: show that one instead
+                self.stale_at_display += 1  # a newer frame is waiting: show that one instead
                 continue
             # A finite source's last frame (a still, say) waits for its own result: no later frame
             # will come to show it, and the recording would keep "quality: --" for good.
@@ -379,6 +385,11 @@ class Pipeline:
                 self.stop("the window was closed")
                 return False
         return False
+
+    @property
+    def stale_dropped(self) -> int:
+        """Live frames dropped as too old to show, at acquisition and at the display."""
+        return self.stale_at_source + self.stale_at_display
 
     def _stale(self, frame: Frame) -> bool:
         return time.monotonic_ns() - frame.t_acquired_ns > self.max_age_ns

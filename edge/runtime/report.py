@@ -175,7 +175,12 @@ def build_report(
         "latency_ms": pipeline.latency.summary(),
         # ms of CPU per frame by stage (edge/runtime/cpu.py), per frame the source gave
         "cpu": pipeline.cpu.report(c.acquired + pipeline.stale_at_source),
-        "live": {"max_age_ms": pipeline.max_age_ns / 1e6, "stale_dropped": pipeline.stale_dropped},
+        "live": {
+            "max_age_ms": pipeline.max_age_ns / 1e6,
+            "stale_dropped": pipeline.stale_dropped,
+            "at_source": pipeline.stale_at_source,
+            "at_display": pipeline.stale_at_display,
+        },
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "pipeline": {
             **config.pipeline.model_dump(),

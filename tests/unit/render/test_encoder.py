@@ -1,0 +1,67 @@
+"""The recording encoded by a child process fed through shared memory: every frame written, its CPU
+reported, its loss raised as a DisplayError, nothing left behind in shared memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.render.encoder import EncoderProcess
+from edge.render.sink import DisplayError
+from edge.render.video import VideoFileSink
+from tests.unit.render.test_video import count_frames, frame
+
+
+def _rings() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.glob("edge-encoder-*")} if shm.is_dir() else set()
+
+
+def test_frames_go_through_the_child_and_its_cpu_is_reported(tmp_path: Path) -> None:
+    before = _rings()
+    sink = VideoFileSink(tmp_path / "overlay.ts")
+    assert isinstance(sink._encoder, EncoderProcess)
+    sink.open(64, 48, 25.0)
+    buf = np.empty((48, 64, 3), np.uint8)
+    for i in range(40):
+        np.copyto(buf, frame(i))  # the caller's buffer, reused at once: the slot holds a copy
+        sink.show(buf, i)
+    sink.close()
+    assert sink.frames_written == 40 and sink.failure is None
+    assert count_frames(tmp_path / "overlay.ts") == 40
+    assert sink.encoder_cpu_ns() > 0, "the child's CPU time is there to report"
+    assert _rings() == before, "the frame ring is unlinked"
+
+
+def test_in_process_encoding_when_asked(tmp_path: Path) -> None:
+    sink = VideoFileSink(tmp_path / "overlay.ts", process=False)
+    assert sink._encoder is None
+    for i in range(10):
+        sink.show(frame(i), i)
+    sink.close()
+    assert sink.frames_written == 10 == count_frames(tmp_path / "overlay.ts")
+    assert sink.encoder_cpu_ns() == 0
+
+
+def test_an_encoder_that_dies_is_a_display_error_naming_the_file(tmp_path: Path) -> None:
+    sink = VideoFileSink(tmp_path / "overlay.ts")
+    sink.show(frame(0), 0)
+    assert sink._encoder is not None
+    os.kill(sink._encoder.pid, signal.SIGKILL)
+    with pytest.raises(DisplayError, match=r"overlay\.ts failed after \d+ frames: the encoder process"):
+        for i in range(1, 200):  # the ring fills, or the pipe breaks: either way it is seen
+            sink.show(frame(i), i)
+    sink.close()
+    assert sink.failure is not None
+
+
+def test_a_sink_never_shown_ends_its_child(tmp_path: Path) -> None:
+    sink = VideoFileSink(tmp_path / "overlay.ts")
+    enc = sink._encoder
+    assert enc is not None
+    sink.close()
+    assert enc._proc.poll() is not None and not (tmp_path / "overlay.ts").exists()
