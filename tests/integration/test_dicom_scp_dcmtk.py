@@ -6,6 +6,7 @@ Instance UIDs. Each test names the DICOM status it expects.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -14,9 +15,14 @@ import numpy as np
 import pydicom
 import pytest
 
+from edge.config import Config
 from edge.frames import Frame
+from edge.results import Box, Finding
+from edge.runtime.app import run
+from edge.sources import open_source
 from edge.sources.dicom_scp import DicomScpSource
 from edge.sources.dicom_store import CANNOT_UNDERSTAND, NO_PIXEL_DATA, SUCCESS
+from edge.sync.outbox import Outbox
 from tests.support.dicom import installed_dicom
 from tests.support.dicom_net import (
     chest_cr,
@@ -33,6 +39,8 @@ from tests.support.dicom_net import (
     voi_lut_dx,
     write_small_crs,
 )
+from tests.support.polling import wait_for
+from tests.support.xray_models import finding_folder, lungs_folder
 
 SUCCESS_LINE = "Received Store Response (Success)"
 
@@ -191,3 +199,48 @@ def _send_dcmtk(src: DicomScpSource, files: list[Path], outcomes: dict[int, obje
 
 def _send_pynetdicom(src: DicomScpSource, files: list[Path], outcomes: dict[int, object], key: int) -> None:
     outcomes[key] = pynetdicom_store(src.port, files)
+
+
+def test_edge_run_receives_from_storescu_and_keeps_one_result_per_image(tmp_path: Path) -> None:
+    """The runtime end to end: storescu sends three films with exposure indices to edge run's SCP,
+    which routes them to the X-ray models (tiny real ONNX stand-ins) and keeps one result each."""
+    films = []
+    for i, ei in enumerate((100.0, 400.0, 1600.0)):  # under, on and over a target of 400
+        ds = small_cr(256)
+        ds.ExposureIndex, ds.TargetExposureIndex = ei, 400.0
+        ds.BurnedInAnnotation = "NO"
+        films.append(tmp_path / f"film_{i}.dcm")
+        ds.save_as(films[-1], enforce_file_format=True)
+    boxes = [
+        Finding(label="lung_right", confidence=0.9, box=Box(30, 40, 120, 220)),
+        Finding(label="lung_left", confidence=0.9, box=Box(136, 40, 226, 220)),
+    ]
+    models = tmp_path / "models"
+    config = Config.model_validate({
+        "models": [{"name": "cxr-lungs", "path": lungs_folder(models / "cxr-lungs", boxes, (256, 256))},
+                   {"name": "cxr-finding", "path": finding_folder(models / "cxr-finding", (0.0, 3.0))}],
+        "display": {"sinks": ["null"]},
+        "output": {"dir": tmp_path / "runs"},
+        "deid": {"key_file": tmp_path / "deid.key"},
+    })  # fmt: skip
+    src = open_source(f"dicom+scp://127.0.0.1:0?aet=EDGE&callers=CONSOLE&store={tmp_path / 'store'}")
+    assert isinstance(src, DicomScpSource)
+    runs: list[object] = []
+
+    def console() -> None:
+        wait_for(lambda: src.port != 0, 60, "the SCP to listen")
+        runs.append(storescu(src.port, films))
+
+    sender = threading.Thread(target=console)
+    sender.start()
+    report, _ = run(config, headless=True, max_frames=3, source=src)
+    sender.join(60)
+    assert report["exit"] == "completed", report.get("reason")
+    assert report["source"]["extra"]["received"] == 3 and report["counters"]["results"] == 3
+    assert report["chain"]["routes"] == {"CR": ["cxr-lungs", "cxr-finding"]}
+    assert report["latency_ms"]["capture_to_result"]["count"] == 3
+    with Outbox(Path(report["outbox"]["path"])) as outbox:
+        messages = [json.loads(item.payload) for item in outbox.claim(100, live_share=0)]
+    assert {m["modality"] for m in messages} == {"CR"} and len(messages) == 3
+    # DI = 10 log10(EI / 400): -6, 0, +6 (the far bands lie beyond +-3)
+    assert sorted(m["exposure"]["band"] for m in messages) == ["over_far", "under_far", "within"]
