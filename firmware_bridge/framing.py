@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+import numpy as np
 from cobs import cobs as _cobs
 
 MAGIC = 0xB1  # high nibble 0xB marks the protocol, low nibble the framing version (1)
@@ -198,17 +199,31 @@ def cobs_decode(enc: bytes | bytearray | memoryview) -> bytes:
     return cobs_decode_py(enc)
 
 
+def _decode_frame(frame: bytearray | np.ndarray) -> bytes:
+    # The deframer's frames: never empty, never holding 0x00, a bytearray or a numpy view.
+    if _COBS_C:
+        try:
+            return _cobs.decode(frame)
+        except _cobs.DecodeError:
+            pass
+    return cobs_decode_py(bytes(frame))
+
+
 # -------------------------------------------------------------------------------------------- packets
 
 
 @dataclass(frozen=True)
 class Packet:
-    """One validated packet: CRC good, magic good, length consistent, type known."""
+    """One validated packet: CRC good, magic good, length consistent, type known.
+
+    ``payload`` from ``parse_packet`` is a read-only memoryview into the decoded packet (no copy:
+    a frame chunk's pixels are copied once, into the frame); ``bytes(payload)`` for a copy.
+    """
 
     type: int
     flags: int
     seq: int
-    payload: bytes
+    payload: bytes | memoryview
 
 
 def encode_packet(msg_type: int, seq: int, payload: bytes = b"", flags: int = 0) -> bytes:
@@ -220,7 +235,7 @@ def encode_packet(msg_type: int, seq: int, payload: bytes = b"", flags: int = 0)
     return cobs_encode(raw) + DELIMITER
 
 
-def parse_packet(raw: bytes) -> Packet:
+def parse_packet(raw: bytes | bytearray) -> Packet:
     """Validate a COBS-decoded packet. Order: size, CRC, magic, length, type (CRC first: cheap, decisive)."""
     n = len(raw)
     if n < OVERHEAD:
@@ -228,7 +243,10 @@ def parse_packet(raw: bytes) -> Packet:
     if n > MAX_PACKET:
         raise OversizeError(f"packet of {n} bytes exceeds {MAX_PACKET}", field="length")
     (crc,) = CRC.unpack_from(raw, n - 4)
-    if zlib.crc32(memoryview(raw)[: n - 4]) != crc:
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)  # the payload view must not change with the caller's buffer
+    mv = memoryview(raw)
+    if zlib.crc32(mv[: n - 4]) != crc:
         raise CrcError("CRC-32 mismatch", field="crc", offset=n - 4)
     magic, msg_type, flags, seq, length = HEADER.unpack_from(raw)
     if magic != MAGIC:
@@ -241,7 +259,7 @@ def parse_packet(raw: bytes) -> Packet:
         )
     if msg_type not in _KNOWN_TYPES:
         raise UnknownTypeError(f"unknown message type 0x{msg_type:02X}", field="type", offset=1)
-    return Packet(msg_type, flags, seq, raw[HEADER_SIZE : n - 4])
+    return Packet(msg_type, flags, seq, mv[HEADER_SIZE : n - 4])
 
 
 # ------------------------------------------------------------------------------------------- deframer
@@ -274,35 +292,36 @@ class Deframer:
     _skipping: bool = False  # inside an oversize run, discarding until the next 0x00
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet | DeframeError]:
-        if not isinstance(data, bytes):
+        if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)
         events: list[Packet | DeframeError] = []
         base = self.bytes_in
         self.bytes_in += len(data)
+        # Frames go to the C decoder as numpy views of ``data``: no copy (it refuses memoryviews).
+        view = np.frombuffer(data, dtype=np.uint8)
+        mv = memoryview(data)  # for appending to _buf (``bytearray += ndarray`` would be numpy's add)
         pos = 0
         while True:
-            end = data.find(b"\x00", pos)
+            end = data.find(0, pos)
             if end < 0:
-                self._stash(data, pos, base, events)
+                self._stash(mv, pos, base, events)
                 return events
             if self._skipping:
                 self._skipping = False
             elif self._buf:
-                self._buf += data[pos:end]
-                frame = bytes(self._buf)
-                start = self._buf_start
-                self._buf.clear()
-                self._frame(frame, start, events)
+                self._buf += mv[pos:end]  # a packet split across reads: the one copy it needs
+                frame, self._buf = self._buf, bytearray()
+                self._frame(frame, self._buf_start, events)
             elif end > pos:
-                self._frame(data[pos:end], base + pos, events)
+                self._frame(view[pos:end], base + pos, events)
             pos = end + 1
 
-    def _stash(self, data: bytes, pos: int, base: int, events: list[Packet | DeframeError]) -> None:
-        if self._skipping or pos >= len(data):
+    def _stash(self, mv: memoryview, pos: int, base: int, events: list[Packet | DeframeError]) -> None:
+        if self._skipping or pos >= len(mv):
             return
         if not self._buf:
             self._buf_start = base + pos
-        self._buf += data[pos:]
+        self._buf += mv[pos:]
         if len(self._buf) > self.max_encoded:
             self._emit_error(
                 "oversize", f"more than {self.max_encoded} bytes without a delimiter", self._buf_start, events
@@ -310,12 +329,12 @@ class Deframer:
             self._buf.clear()
             self._skipping = True
 
-    def _frame(self, frame: bytes, start: int, events: list[Packet | DeframeError]) -> None:
+    def _frame(self, frame: bytearray | np.ndarray, start: int, events: list[Packet | DeframeError]) -> None:
         if len(frame) > self.max_encoded:
             self._emit_error("oversize", f"{len(frame)}-byte frame exceeds {self.max_encoded}", start, events)
             return
         try:
-            packet = parse_packet(cobs_decode(frame))
+            packet = parse_packet(_decode_frame(frame))
         except ProtocolError as exc:
             self._emit_error(exc.kind, str(exc), start, events)
             return

@@ -35,7 +35,9 @@ class AssembledFrame:
 @dataclass
 class _InFlight:
     first: FrameChunk
-    buf: bytearray
+    key: tuple[object, ...]  # _key(first)
+    buf: np.ndarray  # uint8, not zeroed: a frame is delivered only when its chunks tile it exactly
+    mv: memoryview  # of buf: chunk bytes land with one memcpy, whatever their type
     spans: dict[int, tuple[int, int]]  # chunk index -> (offset, length)
     started: float
 
@@ -94,15 +96,16 @@ class FrameAssembler:
                 self.rejected["late_chunk"] += 1
                 return None
             size = chunk.width * chunk.height * (1 if chunk.bit_depth <= 8 else 2)
-            cur = self._cur = _InFlight(chunk, bytearray(size), {}, now)
-        elif _key(chunk) != _key(cur.first):
+            buf = np.empty(size, dtype=np.uint8)
+            cur = self._cur = _InFlight(chunk, _key(chunk), buf, buf.data, {}, now)
+        elif _key(chunk) != cur.key:
             self._drop("inconsistent_metadata")
             return None
         if chunk.chunk_index in cur.spans:
             self.rejected["duplicate"] += 1
             return None
         n = len(chunk.data)
-        cur.buf[chunk.offset : chunk.offset + n] = chunk.data
+        cur.mv[chunk.offset : chunk.offset + n] = chunk.data
         cur.spans[chunk.chunk_index] = (chunk.offset, n)
         if len(cur.spans) < chunk.chunk_count:
             return None
@@ -139,7 +142,7 @@ class FrameAssembler:
     def _finish(self, cur: _InFlight) -> AssembledFrame:
         c = cur.first
         dtype = np.uint8 if c.bit_depth <= 8 else np.dtype("<u2")
-        image = np.frombuffer(cur.buf, dtype=dtype).reshape(c.height, c.width)
+        image = cur.buf.view(dtype).reshape(c.height, c.width)
         self.completed += 1
         self._last_id = c.frame_id
         self._cur = None

@@ -23,6 +23,7 @@ from firmware_bridge.framing import (
     cobs_encode,
     cobs_encode_py,
     encode_packet,
+    parse_packet,
 )
 from firmware_bridge.messages import (
     Ack,
@@ -139,6 +140,67 @@ def test_c_decoder_errors_name_the_byte_like_the_reference() -> None:
             cobs_decode(bad)
         assert err.value.offset == offset
         assert _decode_outcome(cobs_decode, bad) == _decode_outcome(cobs_decode_py, bad)
+
+
+def _reference_deframe(stream: bytes, max_encoded: int) -> list[tuple[object, ...]]:
+    """What the deframer must report, from the spec alone: split at 0x00, decode with the reference."""
+    out: list[tuple[object, ...]] = []
+    start = 0
+    *segments, pending = stream.split(b"\x00")
+    for seg in segments:
+        if len(seg) > max_encoded:
+            out.append(("oversize", start))
+        elif seg:
+            try:
+                p = parse_packet(cobs_decode_py(seg))
+                out.append(("packet", p.type, p.flags, p.seq, bytes(p.payload)))
+            except ProtocolError as exc:
+                out.append((exc.kind, start))
+        start += len(seg) + 1
+    if len(pending) > max_encoded:  # reported before its delimiter comes: memory stays bounded
+        out.append(("oversize", start))
+    return out
+
+
+def _as_tuples(events: list[Packet | DeframeError]) -> list[tuple[object, ...]]:
+    return [
+        ("packet", e.type, e.flags, e.seq, bytes(e.payload))
+        if isinstance(e, Packet)
+        else (e.kind, e.stream_offset)
+        for e in events
+    ]
+
+
+_PIECES = st.one_of(
+    st.builds(
+        lambda t, s, p: encode_packet(t, s, p),
+        st.sampled_from(list(MsgType)),
+        st.integers(0, 65535),
+        st.binary(max_size=400),
+    ),
+    st.binary(max_size=300),  # garbage, with or without zeros
+    st.just(b"\x00"),
+    st.builds(lambda n: b"\x07" * n, st.integers(0, 700)),  # runs longer than the limit below
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=10), st.lists(st.integers(1, 600), min_size=1, max_size=8))
+def test_deframer_reports_what_the_reference_reads_at_any_chunking(
+    pieces: list[bytes], cuts: list[int]
+) -> None:
+    # Same packets, error classes and stream offsets as splitting at 0x00 and decoding with the
+    # pure-Python reference, however the stream is cut into reads (bytes, bytearray or memoryview).
+    stream = b"".join(pieces)
+    d = Deframer(max_encoded=500)
+    events: list[Packet | DeframeError] = []
+    pos = k = 0
+    while pos < len(stream):
+        n = cuts[k % len(cuts)]
+        piece = stream[pos : pos + n]
+        events += d.feed((bytes, bytearray, memoryview)[k % 3](piece))
+        pos, k = pos + n, k + 1
+    assert _as_tuples(events) == _reference_deframe(stream, 500)
 
 
 def _packets(events: list[Packet | DeframeError]) -> list[Packet]:
