@@ -54,6 +54,8 @@ def print_felt(r: dict[str, Any]) -> None:
         for loop, s in pair.items():
             c, cpu = s.get("result_on_screen_ms", {}), s.get("cpu", {}).get("ms_per_frame", {})
             by = " ".join(f"{cpu.get(st, 0.0):8.2f}" for st in stages)
+            kid = s.get("cpu", {}).get("child_processes_ms_per_frame", {}).get("video-encoder")
+            by += f"  +encoder {kid:.2f}" if kid else ""
             print(
                 f"{name:18s} {loop:15s} {c.get('p50', 0):8.1f} {c.get('p95', 0):7.1f} {c.get('p99', 0):7.1f} "
                 f"{c.get('max', 0):7.1f} {s.get('stale_dropped', 0):5d} | {cpu.get('total', 0.0):6.2f} {by}"
