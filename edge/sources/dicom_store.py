@@ -231,5 +231,5 @@ class DicomStore:
     @staticmethod
     def _refused_for(exc: OSError) -> StoreRefused:
         if exc.errno in _NO_SPACE:
-            return StoreRefused(OUT_OF_RESOURCES, f"disk full: {exc.strerror or exc}")
+            return StoreRefused(OUT_OF_RESOURCES, f"no space for the object: {exc.strerror or exc}")
         return StoreRefused(PROCESSING_FAILURE, f"cannot write the store: {exc.strerror or exc}")
