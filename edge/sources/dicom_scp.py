@@ -18,11 +18,13 @@ kept free, default 256). Port 0 picks a free port: ``port`` says which once open
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
 from io import BytesIO
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from pydicom.dataset import Dataset
@@ -85,22 +87,13 @@ def decodable_transfer_syntaxes() -> list[str]:
 
 
 def _address(url: SourceURL) -> tuple[str, int]:
-    netloc = url.netloc
-    host, _, port_text = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
-    if not host and not port_text:
-        host = netloc
-    host = host.strip("[]") or "0.0.0.0"
-    if not port_text:
-        return host, DEFAULT_PORT
+    """``HOST:PORT`` of the URL; no host: every interface, no port: 11112."""
+    parts = urlsplit(url.raw)
     try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise SourceError(
-            f"{url.raw}: port {port_text!r} must be a number from 0 to 65535 (0: any free port)"
-        )
-    return host, port
+        port = parts.port
+    except ValueError as exc:
+        raise SourceError(f"{url.raw}: the port must be a number from 0 to 65535 (0: any free port)") from exc
+    return parts.hostname or "0.0.0.0", DEFAULT_PORT if port is None else port
 
 
 def settings_from_url(url: SourceURL) -> DicomScpSettings:
@@ -187,7 +180,7 @@ class DicomScpSource(SourceBase):
         except OSError as exc:
             raise SourceError(
                 f"{self._url.raw}: cannot listen on {self.host}:{self._port}: {exc.strerror or exc}"
-                + (" (another DICOM node on this port?)" if exc.errno == 98 else "")
+                + (" (another DICOM node on this port?)" if exc.errno == errno.EADDRINUSE else "")
             ) from exc
         assert server is not None
         self._server = server
