@@ -286,15 +286,15 @@ class DicomScpSource(SourceBase):
     def hud_text(self) -> str | None:
         with self._lock:
             parts = [
-                f"DICOM {self.settings.ae_title} listening on :{self._port}",
+                f"DICOM {self.settings.ae_title}:{self._port} listening",
                 f"{self.received} received",
             ]
             if self._last_wall is not None:
-                parts[-1] += f", last {time.strftime('%H:%M:%S', time.localtime(self._last_wall))}"
+                parts[-1] += f" {time.strftime('%H:%M:%S', time.localtime(self._last_wall))}"
             if self.refused:
                 parts.append(f"{self.refused} refused")
             if self.rejected_associations:
-                parts.append(f"{self.rejected_associations} calls rejected")
+                parts.append(f"{self.rejected_associations} rejected")
         return ", ".join(parts)
 
     def status_text(self) -> str | None:
