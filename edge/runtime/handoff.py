@@ -99,10 +99,21 @@ class FrameQueue(Generic[T]):
             return None
 
 
+def _another_still(waiting: Frame | None, new: Frame) -> bool:
+    """``waiting`` is a still that ``new`` is not a repeat of (another image, not a moment of a stream)."""
+    if waiting is None or not waiting.meta.get("still"):
+        return False
+    return waiting.meta.get("content_id") is None or waiting.meta.get("content_id") != new.meta.get(
+        "content_id"
+    )
+
+
 class LatestSlot:
     """A one-frame mailbox between acquisition and inference.
 
-    LATEST (live use): put() replaces what the reader has not taken yet, and counts it.
+    LATEST (live use): put() replaces what the reader has not taken yet, and counts it; but a
+    still (an X-ray) is not replaced by another image: put() waits until it is taken, so each
+    film of a console's burst is analysed (a repeat of the same still, a looped one, replaces it).
     EVERY (offline analysis of a recording): put() waits until the reader has taken the
     previous frame, so every frame is inferred and acquisition slows to inference's pace.
     """
@@ -116,7 +127,11 @@ class LatestSlot:
 
     def put(self, frame: Frame, stop: threading.Event | None = None) -> None:
         with self._cond:
-            while self._wait and self._frame is not None and not self._closed:
+            while (
+                (self._wait or _another_still(self._frame, frame))
+                and self._frame is not None
+                and not self._closed
+            ):
                 if stop is not None and stop.is_set():
                     return
                 self._cond.wait(0.05)

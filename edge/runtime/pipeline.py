@@ -392,6 +392,8 @@ class Pipeline:
         return self.stale_at_source + self.stale_at_display
 
     def _stale(self, frame: Frame) -> bool:
+        if frame.meta.get("still"):  # an X-ray of a burst is an image of its own: each is shown
+            return False
         return time.monotonic_ns() - frame.t_acquired_ns > self.max_age_ns
 
     def _hud_state(self) -> HudState:

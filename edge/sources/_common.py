@@ -401,9 +401,11 @@ def read_fresh(source: Any, timeout: float | None, max_age_ns: int) -> tuple[Fra
     elsewhere; handing those frames on one by one would keep the screen behind by the whole
     backlog. Stale frames are let go here, before any stage spends time on them. The newest frame
     is never dropped, however old: a box slower than the budget still shows every frame it can.
+    Nor is a still (an X-ray from a console's burst): each is an image of its own, not a moment
+    of a stream, and each is analysed.
     """
     frame = source.read(timeout)
-    if frame is None or max_age_ns <= 0:
+    if frame is None or max_age_ns <= 0 or frame.meta.get("still"):
         return frame, 0
     dropped = 0
     while time.monotonic_ns() - frame.t_acquired_ns > max_age_ns and dropped < 256:

@@ -174,3 +174,65 @@ def _stop_when(p: Pipeline, done: Callable[[], bool]) -> None:
             p.stop("the user stopped it")
             return
         time.sleep(0.02)
+
+
+class Burst:
+    """A console that sent several exposures at once (a burst, or a backlog after a pause): all are
+    waiting at the first read, each stamped when it arrived, long before the runtime reads it."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self.frames = frames
+        self.info = SourceInfo(url="console://", kind="console", realtime=True)  # a live source
+
+    def open(self) -> None: ...
+
+    @property
+    def eof(self) -> bool:
+        return not self.frames
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        return self.frames.pop(0) if self.frames else None
+
+    def close(self) -> None: ...
+
+
+def test_each_still_of_a_burst_is_analysed_even_under_the_live_policy(tmp_path: Path) -> None:
+    path = film_dicom(tmp_path / "f.dcm", "good", ExposureIndex=400, TargetExposureIndex=400)
+    with open_source(f"dicom://{path}") as one_film:
+        film = one_film.read(5.0)
+    assert film is not None
+    old = time.monotonic_ns() - 2_000_000_000  # arrived 2 s before the runtime got to them
+    frames = [
+        Frame(film.image, k, old + k, "console", "DX", meta={**film.meta, "content_id": f"sop:{k}#0"})
+        for k in range(6)
+    ]
+    results: list[int] = []
+    p = Pipeline(Burst(frames), chain(tmp_path), [Recording()], PipelineConfig(inference_policy="latest"),
+                 result_handlers=[lambda frame, result: results.append(result.frame_seq)],
+                 max_age_ms=50.0)  # fmt: skip
+    assert not run_guarded(p)
+    assert sorted(results) == list(range(6)), "every film analysed once: none replaced, none let go as stale"
+    assert p.counters.skipped == 0
+
+
+def test_the_live_slot_keeps_a_waiting_still_until_taken_but_lets_a_repeat_of_it_replace_it() -> None:
+    from edge.runtime.handoff import LatestSlot
+
+    def still(seq: int, content: str) -> Frame:
+        return Frame(
+            np.zeros((4, 4, 3), np.uint8), seq, 0, "c", "DX", meta={"still": True, "content_id": content}
+        )
+
+    slot = LatestSlot("latest")
+    slot.put(still(0, "a#0"))
+    slot.put(still(1, "a#0"))  # the same image again (a looped still): replaced, as any live frame
+    assert slot.replaced == 1
+    put_done = threading.Event()
+    putter = threading.Thread(target=lambda: (slot.put(still(2, "b#0")), put_done.set()))
+    putter.start()
+    assert not put_done.wait(0.3), "another film waits for the one in the slot to be taken"
+    first = slot.take(1.0)
+    putter.join(5.0)
+    second = slot.take(1.0)
+    assert first is not None and second is not None and (first.seq, second.seq) == (1, 2)
+    assert slot.replaced == 1
