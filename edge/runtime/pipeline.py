@@ -26,6 +26,7 @@ closes the expendable outputs (``expendable = True``), each on the thread that d
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,11 @@ log = logging.getLogger(__name__)
 
 _END = object()  # on the display queue: the source has ended
 _HUD_EVERY_NS = 250_000_000  # HUD figures and alarm redraws, 4 times a second
+# How long a thread may keep the GIL when another wants it (Python's default: 5 ms). Every OpenCV
+# and ONNX Runtime call releases it and must win it back; against a thread running Python (the
+# probe reader, pre/post) each win waited up to 5 ms: compose (~20 OpenCV calls) took 1.8 ms of
+# wall time for 0.26 ms of CPU beside one busy Python thread, 0.8 ms at 1 ms, no more CPU.
+SWITCH_INTERVAL_S = 0.001
 
 
 class Pipeline:
@@ -127,6 +133,7 @@ class Pipeline:
         self._last_seq: int | None = None  # a finite source's last frame waits for its own result
         # Display-thread state.
         self._last_shown_id: str | None = None
+        self._shown_content: str | None = None  # the still on screen (its content_id)
         self._out: np.ndarray | None = None
         self._hud: HudState | None = None
         self._last_frame: Frame | None = None
@@ -166,6 +173,8 @@ class Pipeline:
         recorded as ``error`` and stops the run, so the caller can still report it."""
         if self.config.opencv_threads:
             cv2.setNumThreads(self.config.opencv_threads)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))  # process-wide; put back at the end
         self.started_ns = time.monotonic_ns()
         count = self.source.info.frame_count
         self._last_seq = count - 1 if count else None
@@ -196,6 +205,7 @@ class Pipeline:
             self._join()
             self.ended_ns = time.monotonic_ns()
             self.cpu.stop()
+            sys.setswitchinterval(switch)
             # Counted inside the channels and the chain; final once their threads have ended.
             self.counters.skipped = self._slot.replaced
             self.counters.display_dropped = self._display_q.dropped
@@ -377,9 +387,16 @@ class Pipeline:
                 self.stale_at_display += 1  # a newer frame is waiting: show that one instead
                 continue
             # A finite source's last frame (a still, say) waits for its own result: no later frame
-            # will come to show it, and the recording would keep "quality: --" for good.
-            own = self._last_seq is not None and item.seq >= self._last_seq
-            self._show(item, self._board.result_for(item, own=own))
+            # will come to show it, and the recording would keep "quality: --" for good. So does a
+            # new still (the next X-ray): drawn with the last film's verdict, it would say another's.
+            content = item.meta.get("content_id") if item.meta.get("still") else None
+            new_still = content is not None and content != self._shown_content
+            own = new_still or (self._last_seq is not None and item.seq >= self._last_seq)
+            result = self._board.result_for(item, own=own)
+            if content is not None and result is not None and result.content_id != content:
+                result = None  # its own failed: nothing, rather than another film's
+            self._shown_content = content
+            self._show(item, result)
             if self.display.wants_stop():
                 log.info("display closed by the user")
                 self.stop("the window was closed")
