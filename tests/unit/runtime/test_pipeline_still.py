@@ -15,6 +15,7 @@ from edge.config import ModelConfig, PipelineConfig
 from edge.frames import Frame
 from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
+from edge.render.overlay import compose
 from edge.runtime.pipeline import Pipeline
 from edge.sources import open_source
 from edge.sources.base import SourceInfo
@@ -236,3 +237,51 @@ def test_the_live_slot_keeps_a_waiting_still_until_taken_but_lets_a_repeat_of_it
     second = slot.take(1.0)
     assert first is not None and second is not None and (first.seq, second.seq) == (1, 2)
     assert slot.replaced == 1
+
+
+class Slow:
+    """A real loaded model that takes its time (a big model on a small box): the display gets ahead."""
+
+    def __init__(self, model: LoadedModel, seconds: float) -> None:
+        self.model, self.seconds = model, seconds
+        self.name, self.task, self.manifest, self.info = model.name, model.task, model.manifest, model.info
+
+    def infer(self, image: np.ndarray) -> object:
+        time.sleep(self.seconds)
+        return self.model.infer(image)
+
+
+class LastFilmHeld(Window):
+    """Closed by its user once the burst's last film (seq 2) has been held on screen."""
+
+    def __init__(self) -> None:
+        super().__init__(close_after=10**9)
+
+    def wants_stop(self) -> bool:
+        return sum(1 for seq, _ in self.shown if seq == 2) >= 2
+
+
+def test_each_film_of_a_burst_is_drawn_with_its_own_result_never_another_films(tmp_path: Path) -> None:
+    frames = []
+    for k, (name, ei) in enumerate((("good", 100), ("pneumonia", 400), ("cut_off", 1600))):
+        with open_source(
+            f"dicom://{film_dicom(tmp_path / f'{k}.dcm', name, ExposureIndex=ei, TargetExposureIndex=400)}"
+        ) as src:
+            one = src.read(5.0)
+        assert one is not None
+        frames.append(Frame(one.image, k, time.monotonic_ns(), "console", "DX", meta=one.meta))
+    model = LoadedModel(finding_folder(tmp_path / "cxr-finding", (0.0, 3.0)), backend="onnxruntime")
+    slow = ModelChain([ModelSlot(Slow(model, 0.3), ModelConfig(name="cxr-finding"))])  # type: ignore[arg-type]
+    results = {}
+    window = LastFilmHeld()
+    p = Pipeline(Burst(list(frames)), slow, [window], PipelineConfig(inference_policy="latest"),
+                 result_handlers=[lambda f, r: results.__setitem__(r.frame_seq, r)])  # fmt: skip
+    assert not run_guarded(p)
+    assert sorted(results) == [0, 1, 2]
+    firsts = {}
+    for seq, image in window.shown:
+        firsts.setdefault(seq, image)
+    assert sorted(firsts) == [0, 1, 2], "each film shown"
+    for seq, image in firsts.items():
+        own = compose(frames[seq].image, results[seq], None)
+        assert np.array_equal(image[:120], own[:120]), f"film {seq} drawn with another film's verdict"
