@@ -89,7 +89,9 @@ def _print_summary(report: dict[str, Any]) -> None:
     cpu = report.get("cpu", {}).get("ms_per_frame", {})
     if cpu:
         stages = "  ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "total")
-        print(f"cpu      {cpu.get('total', 0.0):.2f} ms/frame ({stages})")
+        kids = report["cpu"].get("child_processes_ms_per_frame", {})
+        beside = "".join(f" + {v:.2f} {k} process" for k, v in kids.items())
+        print(f"cpu      {cpu.get('total', 0.0):.2f} ms/frame{beside} ({stages})")
     print(f"memory   peak RSS {report['peak_rss_mb']} MB")
     out = report["outputs"]
     if out["video"]:
