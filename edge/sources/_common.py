@@ -414,4 +414,6 @@ def read_fresh(source: Any, timeout: float | None, max_age_ns: int) -> tuple[Fra
             break
         frame = newer
         dropped += 1
+        if frame.meta.get("still"):
+            break  # a still behind the stale frames: never dropped itself
     return frame, dropped

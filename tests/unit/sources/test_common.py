@@ -149,3 +149,15 @@ def test_read_fresh_keeps_the_newest_frame_however_old() -> None:
 def test_read_fresh_without_a_budget_hands_on_every_frame() -> None:
     src = _Waiting([300, 250])
     assert [read_fresh(src, 0.1, 0)[0].seq for _ in range(2)] == [0, 1]  # type: ignore[union-attr]
+
+
+def test_read_fresh_never_drops_a_still() -> None:
+    src = _Waiting([300, 250, 5])
+    for f in src.frames:
+        f.meta["still"] = True  # X-rays of a burst: each an image of its own
+    films = list(src.frames)
+    assert [read_fresh(src, 0.1, 50_000_000) for _ in range(3)] == [(f, 0) for f in films]
+    mixed = _Waiting([300, 250, 200, 5])
+    film = mixed.frames[1]
+    film.meta["still"] = True  # a film behind a stale stream frame, more waiting behind it
+    assert read_fresh(mixed, 0.1, 50_000_000) == (film, 1)
