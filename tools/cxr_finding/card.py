@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.cxr_finding.data import Films
+from tools.modelkit.reflow import reflow
 
 NAMES = {
     "fp32": "FP32",
@@ -72,7 +73,7 @@ def model_card(cv: dict[str, Any], build: dict[str, Any], checks: dict[str, Any]
     trt = q["int8"]["tensorrt_problems"] or "no problems"
     decision = build["decision_threshold"]
     found = _pct(h.get("lung_detector_found_both"))
-    return f"""# cxr-finding: normal vs pneumonia on a chest film, with a heatmap
+    return reflow(f"""# cxr-finding: normal vs pneumonia on a chest film, with a heatmap
 
 **Trained on films of children aged 1 to 5 from one hospital (Guangzhou Women and Children's Medical
 Center).** It has **not been shown to work on adults, on other hospitals' films or on other detectors**,
@@ -112,7 +113,8 @@ whose probability is under it is flagged for review.
 
 ## Patient-level validation (the headline)
 
-{cv["scheme"]}. {cv["threshold_from"]}, before the validation fold is scored; each fold trains the
+{cv["scheme"][0].upper() + cv["scheme"][1:]}. {cv["threshold_from"]},
+before the validation fold is scored; each fold trains the
 whole chain (FP32, prune and fine-tune, both INT8 forms). {cv["films"]} films of {cv["patients"]} patients;
 95% intervals are percentile bootstrap intervals resampling patients (2000 resamples).
 
@@ -154,7 +156,7 @@ It is not evidence that the model works on adults.
 
 Reproduce: `python -m tools.cxr_finding --data PATH/TO/cxr_kermany --lungs models/cxr-lungs --adult
 PATH/TO/cxr_dev --out models/cxr-finding` (`cv`, `final`, `check`, `publish`; `--tiny` is the smoke test).
-"""
+""")
 
 
 def data_source() -> str:
