@@ -106,7 +106,7 @@ def plot_cpu(result: dict[str, Any], path: Path) -> Path:
     ]
     if not rows:
         raise EdgeError("the bench result holds no CPU figures to plot")
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(rows) + 2.2))
     labels = [r[0] for r in rows][::-1]
     per = [r[1] for r in rows][::-1]
     left = [0.0] * len(rows)
@@ -122,8 +122,9 @@ def plot_cpu(result: dict[str, Any], path: Path) -> Path:
     for y, (total, kid) in enumerate(zip((p.get("total", 0.0) for p in per), kids)):
         text = f"{total:.1f}" + (f" + {kid:.1f}" if kid else "")
         ax.text(left[y] + kid + 0.1, y, text, va="center", fontsize=7)
+    ax.set_xlim(0, max(a + b for a, b in zip(left, kids)) * 1.2)  # room for the figures
     ax.set_xlabel("CPU ms per frame: the runtime's process (+ its encoder process; the probe's excluded)")
-    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("CPU per frame by stage", fontsize=11)
     fig.tight_layout()
