@@ -57,6 +57,8 @@ def soak(seconds: float, fps: float, disconnect_at: float | None, reconnect_afte
         "seconds": seconds,
         "frames": len(ids),
         "fps": len(ids) / seconds,
+        # The probe numbers its frames: the ones it sent between the first and last received.
+        "frames_sent": (ids[-1] - ids[0] + 1) if ids else 0,
         "missing_frame_ids": missing,
         "longest_gap_ms": round(longest, 1),
         "statuses_seen": sorted(statuses),
