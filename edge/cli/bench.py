@@ -15,7 +15,11 @@ from edge.errors import EdgeError
 def add_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmark models, the pipelined runtime and a naive loop")
     b.add_argument("--config", type=Path, help="TOML config file whose models are benchmarked")
-    b.add_argument("--source", help="clip to replay (default: the bundled clip)")
+    b.add_argument(
+        "--source",
+        help="clip to replay (default: the bundled clip), or a live source such as the default run's "
+        "probe+emu://?preset=lung&fps=30 (paced scenarios only: a live source cannot run flat out)",
+    )
     b.add_argument("--frames", type=int, default=300, help="frames per pipeline/naive run (default 300)")
     b.add_argument("--model-runs", type=int, default=200, help="timed runs per model (default 200)")
     b.add_argument("--rounds", type=int, default=5, help="flat-out rounds, the median reported (default 5)")

@@ -9,8 +9,10 @@ once encoded, which frees its slot. A full ring makes ``write`` wait (no frame i
 as the in-process writer's queue did. The child's CPU time is read from /proc and reported beside
 the runtime's (``EncoderProcess.cpu_ns``), not hidden: it is the same work on another core.
 
-Protocol (one line each way per message): ``open {json}`` -> ``ok`` | ``err <why>``;
-``f <slot>`` -> ``d``; ``close`` -> ``closed <cpu ns>``. EOF on stdin (the runtime gone) ends it.
+Protocol (one line each way per message): ``ready`` once its imports are done; ``open {json}`` ->
+``ok`` | ``err <why>``; ``f <slot>`` -> ``d``; ``close`` -> ``closed <cpu ns>``. EOF on stdin (the
+runtime gone) ends it. Starting an interpreter with OpenCV takes a few hundred ms: ``prestart``
+starts one early (the runtime does, before loading its models) and the first sink takes it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,26 @@ def _ring_dir() -> str:
     )
 
 
+_spare: EncoderProcess | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart() -> None:
+    """Start an encoder process now, for the next sink to take warm (no-op if one is waiting)."""
+    global _spare
+    with _spare_lock:
+        if _spare is None or _spare.dead:
+            _spare = EncoderProcess()
+
+
+def take() -> EncoderProcess:
+    """The process ``prestart`` started, or a new one."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    return spare if spare is not None and not spare.dead else EncoderProcess()
+
+
 class EncoderProcess:
     """The parent's side: started at once (the interpreter warms while the run sets up), opened at
     the first frame's size, fed frame by frame, closed with every frame encoded."""
@@ -73,6 +95,7 @@ class EncoderProcess:
         self._ring: np.ndarray | None = None
         self._mmap: mmap.mmap | None = None
         self._slot = 0
+        self.ready = threading.Event()  # its imports are done: an open is answered at once
         self._reader = threading.Thread(target=self._read_loop, name="video-encoder-acks", daemon=True)
         self._reader.start()
 
@@ -87,6 +110,8 @@ class EncoderProcess:
                 if line == "d":
                     self._in_flight -= 1
                     self.frames_done += 1
+                elif line == "ready":
+                    self.ready.set()
                 else:
                     self._replies.append(line)
                 self._cond.notify_all()
@@ -94,6 +119,14 @@ class EncoderProcess:
             code = self._proc.poll()
             self.dead = self.dead or f"the encoder process ended (exit {code})"
             self._cond.notify_all()
+
+    def wait_ready(self, timeout_s: float = _START_S) -> bool:
+        """Wait until the child can open a writer at once (False: gone, or not within the time)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.05):
+            if self.dead or time.monotonic() > deadline:
+                return False
+        return True
 
     def _send(self, line: str) -> None:
         try:
@@ -213,6 +246,8 @@ def _serve() -> int:  # pragma: no cover - runs in the child (tests drive it thr
     def say(line: str) -> None:
         out.write(line.encode() + b"\n")
         out.flush()
+
+    say("ready")
 
     for raw in sys.stdin.buffer:
         cmd, _, arg = raw.decode("utf-8").rstrip("\n").partition(" ")

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.render import encoder
 from edge.render.encoder import EncoderError, EncoderProcess, NoRing
 from edge.render.sink import DisplayError, to_bgr
 
@@ -165,7 +166,7 @@ class VideoFileSink:
         self._encoder: EncoderProcess | None = None
         if background and process:  # started now: its interpreter warms while the run sets up
             try:
-                self._encoder = EncoderProcess()
+                self._encoder = encoder.take()  # one started early, if the runtime did
                 self._queue = None
             except OSError as exc:
                 log.warning("no encoder process (%s): the recording is encoded on a thread", exc)
@@ -174,6 +175,11 @@ class VideoFileSink:
     def frames_written(self) -> int:
         """Frames encoded so far (by the encoder process, when there is one)."""
         return self._frames + (self._encoder.frames_done if self._encoder is not None else 0)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> bool:
+        """Wait for the encoder process to be able to open at once (True without one): a bench
+        measures the steady state, not an interpreter starting."""
+        return self._encoder.wait_ready(timeout_s) if self._encoder is not None else True
 
     def encoder_cpu_ns(self) -> int:
         """CPU time of the encoder process so far (0 when encoding in this process)."""

@@ -18,6 +18,7 @@ from edge.inference.chain import ModelChain, ModelSlot
 from edge.inference.model import LoadedModel
 from edge.inference.preprocess import refit_in_background
 from edge.render.display import Sink, VideoFileSink, build_sinks, display_available, recording_suffix
+from edge.render.encoder import prestart as prestart_encoder
 from edge.runtime.failures import FailureBudget, StageFailure
 from edge.runtime.handoff import InferencePolicy
 from edge.runtime.health import Deadlines, Health
@@ -98,6 +99,8 @@ def _run(
     # leaves no empty run folder behind; everything opened is closed whatever happens.
     with PeakRss() as rss, ExitStack() as opened:
         t_start = time.monotonic()
+        if "video" in config.display.sinks or (headless and "window" in config.display.sinks):
+            prestart_encoder()  # the recording's encoder process warms while the models load
         src = source or open_source(config.source.url)
         src.open()  # the replay clock starts at the first read, so opening early costs nothing
         opened.callback(_closing(src.close, "the source"))

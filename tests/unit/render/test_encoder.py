@@ -65,3 +65,17 @@ def test_a_sink_never_shown_ends_its_child(tmp_path: Path) -> None:
     assert enc is not None
     sink.close()
     assert enc._proc.poll() is not None and not (tmp_path / "overlay.ts").exists()
+
+
+def test_a_prestarted_encoder_is_taken_warm_by_the_next_sink(tmp_path: Path) -> None:
+    from edge.render import encoder
+
+    encoder.prestart()
+    spare = encoder._spare
+    assert spare is not None
+    sink = VideoFileSink(tmp_path / "overlay.ts")
+    assert sink._encoder is spare and encoder._spare is None, "taken, not started anew"
+    assert sink.wait_ready() and spare.ready.is_set()
+    sink.show(frame(0), 0)
+    sink.close()
+    assert sink.frames_written == 1
