@@ -174,6 +174,35 @@ def test_serial_pty_round_trip(pty: tuple[int, str]) -> None:
     assert not t.is_open
 
 
+def test_serial_read_drains_a_burst_in_order_within_max_bytes(pty: tuple[int, str]) -> None:
+    # A tty hands over at most 4 KiB per read(2); read() drains what is waiting (several of those)
+    # but never returns more than asked, and loses or reorders nothing across calls.
+    master, name = pty
+    t = open_transport(f"serial://{name}")
+    payload = bytes(range(1, 256)) * 1000  # 255 KB: many tty buffers
+
+    def write_all() -> None:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(master, view) :]
+
+    writer = threading.Thread(target=write_all)
+    try:
+        writer.start()
+        got = bytearray()
+        sizes = []
+        deadline = time.monotonic() + 10
+        while len(got) < len(payload) and time.monotonic() < deadline:
+            data = t.read(10_000, 0.1)
+            sizes.append(len(data))
+            got += data
+        writer.join(5)
+        assert bytes(got) == payload
+        assert max(sizes) <= 10_000
+    finally:
+        t.close()
+
+
 def test_serial_pty_master_closed_is_link_down(pty: tuple[int, str]) -> None:
     master, name = pty
     t = open_transport(f"serial://{name}")
