@@ -1,7 +1,8 @@
 """``python -m tools.cxr_lungs [STEP] --data PATH``: the lung-field detector recipe.
 
 Steps (each reads what the earlier ones left in ``--work``): ``cv`` (grouped k-fold by patient: the
-whole chain per fold, every film scored out of fold, into ``cv.json``), ``final`` (the chain on every
+whole chain per fold, every film scored out of fold, into ``cv.json``; then the fold models on their
+films cut, rotated, darker and brighter, into ``stress.json``), ``final`` (the chain on every
 film: the published model), ``publish`` (the gate: pruning or INT8 losing more than 1 point of the
 out-of-fold mAP50 against FP32 refuses, exit 3; then ``--out`` with manifest, card, attribution) and
 ``all``. ``--tiny`` runs everything at smoke-test size into a temporary folder.
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tools.cxr_lungs import cv
+from tools.cxr_lungs import cv, stress
 from tools.cxr_lungs.data import load
 from tools.cxr_lungs.publish import GateRefused, publish
 from tools.cxr_lungs.train import Schedule
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.step in ("cv", "all"):
         r = cv.run(films, folds, s, a.seed, a.work, n_boot)
         print(json.dumps({v: r["variants"][v]["map50"] for v in r["variants"]}, indent=1))
+        stress.run(films, folds, a.seed, a.work)
     if a.step in ("final", "all"):
         build(films, np.arange(len(films)), s, a.seed, a.work / "final")
     if a.step in ("publish", "all"):

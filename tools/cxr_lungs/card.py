@@ -34,7 +34,35 @@ def figures_table(cv: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def model_card(cv: dict[str, Any], build: dict[str, Any], films: Films) -> str:
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def stress_table(stress: dict[str, Any] | None) -> str:
+    if not stress:
+        return "Not measured in this run."
+    head = "| film | " + " | ".join(f"{lab} IoU | {lab} box at an edge (truth)" for lab in LABELS)
+    rows = [head + " | field cut off the film, still boxed |", "|" + " --- |" * (2 + 2 * len(LABELS))]
+    for name, per in stress["changes"].items():
+        cells = []
+        for lab in LABELS:
+            r = per[lab]
+            cells += [
+                _f(r["mean_iou"], ".3f"),
+                f"{_f(r['box_at_edge'], '.0%')} ({_f(r['truth_at_edge'], '.0%')})",
+            ]
+        cut = [
+            f"{lab} {per[lab]['cut_off_still_reported']:.0%} of {per[lab]['cut_off_films']}"
+            for lab in LABELS
+            if per[lab]["cut_off_films"]
+        ]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(cut) or '-'} |")
+    return "\n".join(rows)
+
+
+def model_card(
+    cv: dict[str, Any], build: dict[str, Any], films: Films, stress: dict[str, Any] | None = None
+) -> str:
     fp = cv["variants"]["fp32"]
     views = Counter(films.views)
     q = build["quantize"]["forms"]
@@ -98,6 +126,21 @@ INT8 forms lose more than 1 point of out-of-fold mAP50.
 
 Films where FP32 boxed a field worst (out of fold, IoU right / left):
 {chr(10).join(f"- {f}: {a:.2f} / {b:.2f}" for f, (a, b) in worst)}
+
+## Changed films (positioning and other hospitals)
+
+Each fold's INT8 CPU model on its own held-out films (out of fold), as is and changed: cut at one
+edge (the field on that side partly off the film), rotated, darker, brighter. Truth boxes move and
+are clipped with the film; boxes are clipped to the film as the runtime clips them. "At an edge": the
+field's box comes within 2% of the film's edge (what a cut-off check reads), beside how often the
+radiologist's box does; a field cut to under a quarter of its size counts as off the film.
+
+{stress_table(stress)}
+
+Many of these films are tightly framed: the radiologists' boxes touch an edge on about half of the
+films as they are, so an edge-touch rule alone would flag many acceptable films of this set. A field
+cut mostly off the film is still boxed (its visible part, at the edge), so a cut-off shows as a box
+at the edge rather than a missing field.
 
 ## Limits
 

@@ -39,6 +39,7 @@ def gate(cv: dict[str, Any]) -> None:
 def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False) -> Path:
     cv = json.loads((work / "cv.json").read_text())
     build = json.loads((work / "final" / "build.json").read_text())
+    stress = json.loads((work / "stress.json").read_text()) if (work / "stress.json").exists() else None
     if not tiny:  # a smoke test's models are untrained: its card says its numbers mean nothing
         gate(cv)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,10 +49,12 @@ def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False)
     man = _manifest(out, input_spec(), build)
     (out / "cv.json").write_text(json.dumps(_slim(cv), indent=2) + "\n")
     (out / "build.json").write_text(json.dumps(build, indent=2) + "\n")
+    if stress is not None:
+        (out / "stress.json").write_text(json.dumps(stress, indent=2) + "\n")
     write_model_docs(
         out,
         man,
-        model_card(cv, build, films),
+        model_card(cv, build, films, stress),
         data_source(data),
         smoke_test="2 folds, a few training steps" if tiny else None,
     )

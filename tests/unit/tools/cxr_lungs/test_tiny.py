@@ -38,6 +38,8 @@ def test_tiny_chain_publishes_a_folder_the_runtime_loads(tmp_path: Path) -> None
     assert "CC BY" in (out / "DATA_SOURCE.md").read_text()
     cv = json.loads((out / "cv.json").read_text())
     assert cv["variants"]["int8-cpu"]["films"] == 10, "every film scored out of fold"
+    stress = json.loads((out / "stress.json").read_text())
+    assert stress["changes"]["as is"]["lung_right"]["films"] == 10
     model = LoadedModel(out, backend="onnxruntime", warmup_runs=1)
     film, _ = chest(np.random.default_rng(3), 300, 360)
     out_ = model.infer(film)  # a film of another size than the training films
