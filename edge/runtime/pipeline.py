@@ -26,7 +26,6 @@ closes the expendable outputs (``expendable = True``), each on the thread that d
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -63,11 +62,6 @@ log = logging.getLogger(__name__)
 
 _END = object()  # on the display queue: the source has ended
 _HUD_EVERY_NS = 250_000_000  # HUD figures and alarm redraws, 4 times a second
-# How long a thread may keep the GIL when another wants it (Python's default: 5 ms). Every OpenCV
-# and ONNX Runtime call releases it and must win it back; against a thread running Python (the
-# probe reader, pre/post) each win waited up to 5 ms: compose (~20 OpenCV calls) took 1.8 ms of
-# wall time for 0.26 ms of CPU beside one busy Python thread, 0.8 ms at 1 ms, no more CPU.
-SWITCH_INTERVAL_S = 0.001
 
 
 class Pipeline:
@@ -173,8 +167,6 @@ class Pipeline:
         recorded as ``error`` and stops the run, so the caller can still report it."""
         if self.config.opencv_threads:
             cv2.setNumThreads(self.config.opencv_threads)
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))  # process-wide; put back at the end
         self.started_ns = time.monotonic_ns()
         count = self.source.info.frame_count
         self._last_seq = count - 1 if count else None
@@ -205,7 +197,6 @@ class Pipeline:
             self._join()
             self.ended_ns = time.monotonic_ns()
             self.cpu.stop()
-            sys.setswitchinterval(switch)
             # Counted inside the channels and the chain; final once their threads have ended.
             self.counters.skipped = self._slot.replaced
             self.counters.display_dropped = self._display_q.dropped
