@@ -15,6 +15,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import resource
 import sys
 import time
@@ -52,6 +53,12 @@ def soak(seconds: float, fps: float, disconnect_at: float | None, reconnect_afte
     missing = sum(b - a - 1 for a, b in itertools.pairwise(ids) if b > a + 1)
     gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(received)]
     longest = max(gaps_ms, default=0.0)
+    # When the stream paused (> 10 frame periods): seconds into the soak, and for how long.
+    pauses = [
+        (round((received[k] - received[0]) / 1e9, 1), round(g))
+        for k, g in enumerate(gaps_ms)
+        if g > 10e3 / fps
+    ]
     out: dict[str, Any] = {
         "url": url,
         "seconds": seconds,
@@ -61,6 +68,8 @@ def soak(seconds: float, fps: float, disconnect_at: float | None, reconnect_afte
         "frames_sent": (ids[-1] - ids[0] + 1) if ids else 0,
         "missing_frame_ids": missing,
         "longest_gap_ms": round(longest, 1),
+        "pauses_s_ms": pauses[:20],
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "statuses_seen": sorted(statuses),
         "host_cpu_ms_per_frame": round(1e3 * cpu_s / max(1, len(ids)), 3),
         "link": info.extra.get("link", {}),
