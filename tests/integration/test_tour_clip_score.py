@@ -34,8 +34,15 @@ def test_the_tour_shows_each_stops_b_lines_as_a_still_clip_score(tmp_path: Path)
     assert report["exit"] == "completed" and report["counters"]["inference_errors"] == 0
     clip = report["chain"]["clip_scores"]
     assert clip["labels"] == {"b_line": "lung-detector"} and clip["window_s"] == 3.0
-    assert clip["resets"] == {"scene_change": len(stops) - 1}, "one restart per new stop, none within"
     results = [json.loads(x) for x in (tmp_path / report["outputs"]["results"]).read_text().splitlines()]
+    # --max-frames counts frames handed on: frames dropped as stale (at start-up, under load) make the
+    # run read past the tour's end into the next lap, whose first stop is a new scene too.
+    stop_len = STOP_S * FPS
+    crossed = int(max(r["frame_seq"] for r in results) // stop_len)
+    assert crossed >= len(stops) - 1
+    assert clip["resets"] == {"scene_change": crossed}, "one restart per new stop, none within"
+    restarts = [r["frame_seq"] for r in results if r["clip_scores"][0]["frames"] <= 1]
+    assert all(seq % stop_len < 10 for seq in restarts[1:]), f"restarts within a stop: {restarts}"
     per_stop: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in results:  # the probe's frames arrive in order from 0: the sequence number tells the stop
         per_stop[int(r["frame_seq"] // (STOP_S * FPS))].append(r)
