@@ -12,4 +12,4 @@ shares with the other recipes (clip loading, seeding, export, INT8 forms, manife
 
 LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
 MODEL_NAME = "us-quality"
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"

@@ -19,6 +19,7 @@ from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest
 from tools.modelkit.pocus import data_source, load_labels, video_frames
 from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
+from tools.us_quality import degrade as D
 from tools.us_quality.card import GATE, UPSTREAM, load_report, model_card
 from tools.us_quality.grouped_report import int8_gap
 from tools.us_quality.model import CHANNELS
@@ -35,9 +36,10 @@ def _recipe(train_log: dict, quant: dict) -> str:
         f"{len(CHANNELS)}x(conv3x3+BN+ReLU) CNN, global average pool, linear; "
         f"{train_log.get('params')} params; input: the imaging sector, cropped, 0 outside its mask, "
         f"intensity-normalised, gray {SIZE}x{SIZE} stretched, (x/255-0.5)/0.25; faults defined relative to "
-        "the normalised image (no_contact, shadow >= 45% of the sector, gain_high >= 8% clipped, gain_low "
-        ">= 50% crushed) rendered on every pocus_dev clip under random scanner looks (gain x0.4-1.6, "
-        f"gamma 0.6-1.6, gray maps, TGC, blur, geometry), plus {train_log.get('phantom_train_frames')} "
+        f"the normalised image (no_contact, shadow >= {D.SHADOW_MIN_AREA:.0%} of the sector, gain_high >= 8% "
+        "clipped, gain_low >= 50% crushed) rendered on every pocus_dev clip under random scanner looks "
+        "(gain x0.4-1.6, gamma 0.6-1.6, gray maps, TGC, blur, rib shadows, a far field beyond penetration, "
+        "geometry), plus {train_log.get('phantom_train_frames')} "
         f"phantom frames labelled from the phantom's truth ({fit.get('phantom_per_batch')} of each batch "
         f"of {fit.get('batch_size')}); AdamW lr {fit.get('lr')} one-cycle, {fit.get('steps')} steps, label "
         f"smoothing {fit.get('label_smoothing')}, last weights kept; evaluated by leave-one-source-out "
