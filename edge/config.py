@@ -29,8 +29,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 # Models live beside the package in a source checkout; EDGE_MODELS_DIR or [models] dir overrides.
 DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
-# A CC BY convex lung clip (attribution in assets/clips/SOURCE.md), looped like a live probe stream:
-# what `edge bench` replays.
+# A CC BY convex lung clip (attribution in assets/clips/SOURCE.md) looped like a probe: `edge bench`.
 DEFAULT_CLIP = ASSETS_DIR / "clips" / "Reg_Image_182106_crop.mp4"
 DEFAULT_CLIP_URL = f"video://{DEFAULT_CLIP}?loop=1"
 # The embedded default: the virtual probe (B-mode lung phantom) on a pty, read through the serial path.
@@ -64,9 +63,8 @@ class PipelineConfig(_Section):
     # overlay then lands on its own frame rather than the next (one frame interval later); a slow
     # model is never waited for beyond this, so the display keeps the source's rate. 0 = never wait.
     display_sync_ms: float = Field(8.0, ge=0, le=100)
-    # OpenCV's own worker threads for resize/colour conversion. The pipeline already runs its
-    # stages in parallel; on small boxes OpenCV's pool only adds wake-ups (measured on 2 cores:
-    # less CPU per frame with 1). 0 = OpenCV's default. Process-wide.
+    # OpenCV's own worker threads (process-wide). The stages already run in parallel; on small boxes
+    # OpenCV's pool only adds wake-ups (2 cores: less CPU per frame with 1). 0 = OpenCV's default.
     opencv_threads: int = Field(1, ge=0, le=64)
 
 
@@ -281,12 +279,12 @@ class DeidConfig(_Section):
 
 
 def _default_models() -> tuple[ModelConfig, ...]:
-    # The detector runs on frames us-quality calls diagnostic: boxes on a lifted probe, a shadow
-    # or a saturated image would be guesses. (us-quality 1.1 learnt the phantom's findings as
-    # diagnostic, so the virtual probe's tour is not paused on its B-lines.)
+    # A mixed box, routed by the manifests' modality: US (the detector on frames called diagnostic), CR/DX.
     return (
         ModelConfig(name="us-quality"),
         ModelConfig(name="lung-detector", gate=GateConfig(model="us-quality")),
+        ModelConfig(name="cxr-lungs"),
+        ModelConfig(name="cxr-finding"),
     )
 
 

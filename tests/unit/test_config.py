@@ -18,7 +18,9 @@ def test_no_file_gives_the_embedded_default() -> None:
     assert c.source.url == DEFAULT_SOURCE_URL == "probe+emu://?preset=lung&fps=30"
     assert f"video://{DEFAULT_CLIP}?loop=1" == DEFAULT_CLIP_URL
     assert DEFAULT_CLIP.exists(), "the bundled clip that edge bench replays is missing"
-    assert [m.name for m in c.models] == ["us-quality", "lung-detector"]
+    assert [m.name for m in c.models] == ["us-quality", "lung-detector", "cxr-lungs", "cxr-finding"]
+    assert all(c.model_dir(m).joinpath("manifest.json").is_file() for m in c.models), "bundled models"
+    assert c.models[2].gate is None and c.models[3].gate is None  # an X-ray has no ultrasound verdict
     gate = c.models[1].gate
     assert gate is not None and gate.model == "us-quality" and gate.require_ok and not gate.labels
     assert c.pipeline.inference_policy == "auto"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 
-from edge.config import Config, ModelConfig, _default_models
+from edge.config import Config
 from edge.runtime.app import run
 from edge.sync.outbox import Outbox
 from tests.support.dicom import installed_dicom
@@ -67,11 +67,15 @@ def test_ultrasound_and_x_ray_frames_each_reach_their_models_and_the_outbox(tmp_
     assert report["outbox"]["thumbnails"]["unavailable"] >= 1
 
 
-def test_the_x_ray_models_join_the_default_config_with_one_line_each() -> None:
-    """What adding models/cxr-lungs and models/cxr-finding to the default takes: two ModelConfig
-    lines in ``_default_models``; no gate (an X-ray has no ultrasound quality verdict), routed by
-    their manifests' modality. This checks such a list is a valid config."""
-    mixed = (*_default_models(), ModelConfig(name="cxr-lungs"), ModelConfig(name="cxr-finding"))
-    config = Config.model_validate({"models": [m.model_dump() for m in mixed]})
-    assert [m.name for m in config.models][-2:] == ["cxr-lungs", "cxr-finding"]
-    assert config.model_dir(config.models[-1]).name == "cxr-finding"
+def test_the_default_config_routes_each_modality_to_its_own_models() -> None:
+    """The embedded default is a mixed box: the manifests' modality lists route US frames to the
+    ultrasound models and CR/DX films to the X-ray models, and no model takes both."""
+    from edge.inference.manifest import load_manifest
+
+    config = Config()
+    by_modality: dict[str, list[str]] = {}
+    for m in config.models:
+        for modality in load_manifest(config.model_dir(m)).manifest.modality:
+            by_modality.setdefault(modality, []).append(m.name)
+    assert by_modality["US"] == ["us-quality", "lung-detector"]
+    assert by_modality["CR"] == by_modality["DX"] == ["cxr-lungs", "cxr-finding"]
