@@ -26,6 +26,7 @@ def test_the_wrapped_film_is_a_chest_cr_with_its_indices(tmp_path: Path) -> None
     ds = pydicom.dcmread(path)
     image = cv2.imread(str(FILMS / "good.png"), cv2.IMREAD_GRAYSCALE)
     assert (ds.Modality, ds.BodyPartExamined, ds.BurnedInAnnotation) == ("CR", "CHEST", "NO")
+    assert image is not None
     assert (float(ds.ExposureIndex), float(ds.TargetExposureIndex)) == (410.0, 400.0)
     assert ds.pixel_array.shape == (image.shape[0] * 2, image.shape[1] * 2)
 
