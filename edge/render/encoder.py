@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -235,6 +235,40 @@ class EncoderProcess:
             return self._final_cpu_ns or 0
 
 
+# OpenCV checks the fourcc against the container's codec-tag table. MPEG-TS has none (a TS stream
+# names its codec by stream type, not by tag), so for every fourcc OpenCV prints "tag ... is not
+# supported with codec id N and format 'mpegts / ...'" to file descriptor 2 at each open, while the
+# stream is that fourcc's codec all the same (MPEG-4 Part 2 for mp4v; the crash-safe container is
+# why TS, see edge.render.video). Matroska takes 'mp4v' without a word, but loses the cluster
+# being written. That one line is dropped at open; anything else printed then is passed on.
+_TS_TAG_NOTE = b"is not supported with codec id"
+
+
+def open_writer(target: str, fourcc: str, fps: float, size: tuple[int, int]) -> Any:
+    """OpenCV's VideoWriter on ``target``, without the meaningless codec-tag warning for MPEG-TS."""
+    import cv2
+
+    def make() -> Any:
+        return cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*fourcc), fps, size)
+
+    if not target.lower().endswith(".ts"):
+        return make()
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(caught.fileno(), 2)
+            writer = make()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        for line in caught.read().splitlines(keepends=True):
+            if not (_TS_TAG_NOTE in line and b"mpegts" in line):
+                os.write(2, line)
+    return writer
+
+
 def _serve() -> int:  # pragma: no cover - runs in the child (tests drive it through EncoderProcess)
     import cv2
 
@@ -257,8 +291,7 @@ def _serve() -> int:  # pragma: no cover - runs in the child (tests drive it thr
         elif cmd == "open":
             m = json.loads(arg)
             ring = np.memmap(m["ring"], np.uint8, mode="r", shape=(m["slots"], m["h"], m["w"], 3))
-            fourcc = cv2.VideoWriter.fourcc(*m["fourcc"])
-            writer = cv2.VideoWriter(m["target"], fourcc, m["fps"], (m["w"], m["h"]))
+            writer = open_writer(m["target"], m["fourcc"], m["fps"], (m["w"], m["h"]))
             if writer.isOpened():
                 say("ok")
             else:

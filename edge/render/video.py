@@ -7,8 +7,9 @@ OPENCV_FFMPEG_WRITER_OPTIONS to the encoder, not to the muxer, so ``movflags`` c
 the runtime records MPEG-TS (``recording_suffix``): made for broadcast, self-synchronising
 188-byte packets with no index and no trailer; a file cut anywhere plays up to the cut (less what
 the encoder still held). Codecs TS cannot carry (MJPG, VP8/9) go into Matroska, which loses at
-most the cluster being written. OpenCV prints "tag ... is not supported with codec id 12 and
-format 'mpegts'" once at open: TS streams carry no codec tag; the codec is MPEG-4 either way.
+most the cluster being written. OpenCV's "tag ... is not supported with codec id 12 and format
+'mpegts'", printed at every open for any fourcc (TS streams carry no codec tag; the codec is MPEG-4
+either way), is dropped (``encoder.open_writer``).
 
 Disk errors. VideoWriter.write returns nothing and FFmpeg's write errors never reach Python: a full
 disk gave "wrote 800 frames" and a torn file. For the streamable containers the encoder writes
@@ -231,7 +232,7 @@ class VideoFileSink:
             except EncoderError as exc:
                 opened, why = False, f"{exc} (codec not in this build, or path not writable)"
         if self._encoder is None:
-            writer = cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*self.fourcc), fps, (width, height))
+            writer = encoder.open_writer(target, self.fourcc, fps, (width, height))
             opened = writer.isOpened()
         if not opened:
             if self._pump is not None:

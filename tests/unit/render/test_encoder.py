@@ -7,9 +7,11 @@ import os
 import signal
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from edge.render import encoder
 from edge.render.encoder import EncoderProcess
 from edge.render.sink import DisplayError
 from edge.render.video import VideoFileSink
@@ -79,3 +81,21 @@ def test_a_prestarted_encoder_is_taken_warm_by_the_next_sink(tmp_path: Path) -> 
     sink.show(frame(0), 0)
     sink.close()
     assert sink.frames_written == 1
+
+
+def test_ts_writer_opens_without_the_codec_tag_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # OpenCV itself prints the warning for an MPEG-TS file (this is what open_writer drops) ...
+    plain = cv2.VideoWriter(str(tmp_path / "plain.ts"), cv2.VideoWriter.fourcc(*"mp4v"), 30, (64, 48))
+    plain.release()
+    assert "is not supported with codec id" in capfd.readouterr().err
+    # ... and open_writer's file is the same MPEG-4 stream, every frame readable, without it.
+    path = tmp_path / "quiet.ts"
+    writer = encoder.open_writer(str(path), "mp4v", 30, (64, 48))
+    assert writer.isOpened()
+    for i in range(40):
+        writer.write(frame(i))
+    writer.release()
+    assert "is not supported" not in capfd.readouterr().err
+    assert count_frames(path) == 40
