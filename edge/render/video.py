@@ -232,8 +232,8 @@ class VideoFileSink:
             except EncoderError as exc:
                 opened, why = False, f"{exc} (codec not in this build, or path not writable)"
         if self._encoder is None:
-            writer = encoder.open_writer(target, self.fourcc, fps, (width, height))
-            opened = writer.isOpened()
+            plain: cv2.VideoWriter = encoder.open_writer(target, self.fourcc, fps, (width, height))
+            writer, opened = plain, plain.isOpened()
         if not opened:
             if self._pump is not None:
                 self._pump.close()
