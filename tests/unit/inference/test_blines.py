@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.inference.blines import detect, runs
+from edge.inference.blines import detect, percentile, runs
 
 H = W = 128
 PLEURA = 30
@@ -98,3 +98,27 @@ def test_one_line_one_box_and_the_lines_the_model_missed_are_added(rng: np.rando
     # a class other than b_line is never touched
     _, _, i2 = with_consensus(boxes, scores, np.ones(4, np.int64), img, 0)
     assert (i2 == 1).sum() == 4 and (i2 == 0).sum() == 3
+
+
+@pytest.mark.parametrize("q", [70, 90, 50, 0, 100, 33.3])
+def test_percentile_is_numpys_to_the_bit(rng: np.random.Generator, q: float) -> None:
+    for shape in [(70, 128), (5, 128), (1, 7), (2, 3), (128, 96)]:
+        for values in (rng.normal(100, 40, shape), rng.integers(0, 3, shape), np.full(shape, 7.5)):
+            a = values.astype(np.float32)
+            for axis in (0, 1):
+                want = np.percentile(a, q, axis=axis)
+                got = percentile(a, q, axis)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (shape, axis)
+
+
+def test_detect_on_uint8_gives_what_numpys_percentile_gave(rng: np.random.Generator) -> None:
+    # The float path still runs np.percentile: the fast uint8 path must find exactly the same.
+    scans = [_lung(rng), _lung(rng, a_lines=False)]
+    for col in (20, 60, 100):
+        img = _lung(rng)
+        _b_line(img, col)
+        scans.append(img)
+    scans += [rng.integers(0, 256, (H, W), dtype=np.uint8) for _ in range(20)]
+    for scan in scans:
+        for valid in (None, np.pad(np.ones((H, W - 20), bool), ((0, 0), (10, 10)))):
+            assert detect(scan, valid) == detect(scan.astype(np.float32), valid)
