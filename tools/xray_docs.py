@@ -101,9 +101,9 @@ def run_film(edge: str, config: Path | None, dcm: Path, run_dir: Path) -> tuple[
     base = config.read_text() if config is not None else ""
     if "[display]" in base or "[output]" in base:
         raise SystemExit(f"{config}: leave out [display] and [output]; this script sets them")
+    out_dir = json.dumps(str(run_dir))  # a TOML basic string
     cfg.write_text(
-        base
-        + f'\n[display]\nsinks = ["snapshots"]\nsnapshot_every_s = 0.001\n\n[output]\ndir = "{run_dir}"\n'
+        base + f'\n[display]\nsinks = ["snapshots"]\nsnapshot_every_s = 0.001\n\n[output]\ndir = {out_dir}\n'
     )
     cmd = [edge, "run", "--headless", "--config", str(cfg), "--source", f"dicom://{dcm}", "--max-frames", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
