@@ -322,7 +322,9 @@ def compose(
         )
     ran = set() if result is None or gated else {mi.name for mi in result.models}
     clips = {} if result is None else {c.label: c for c in result.clip_scores}
-    for label, model in counted:
+    # The counters are the ultrasound detector's (B-lines): on an X-ray they would read as a verdict.
+    xray = result is not None and result.exposure is not None
+    for label, model in () if xray else counted:
         findings = result.findings if result is not None and model in ran else None
         clip = clips.get(label)
         if clip is None:

@@ -87,3 +87,15 @@ def test_compose_shows_the_exposure_also_under_the_no_model_banner(no_model: boo
     drawn = compose(film(), xray(exposure=exposure, no_model=no_model), None)
     assert (drawn != 120).any(axis=2)[:, :150].mean() > 0.02
     assert no_model_text("DX") == "no model for DX: shown without AI"
+
+
+def test_an_x_ray_gets_no_ultrasound_counter() -> None:
+    """The B-line counter belongs to the ultrasound detector: the same compose on an ultrasound
+    result draws it in the top-right corner, on an X-ray nothing is drawn there."""
+    exposure = Exposure(None, None, None, None, None, None, NO_EXPOSURE_INDEX)
+    counted = (("b_line", "lung-detector"),)
+    on_film = compose(film(), xray(exposure=exposure), None, counted=counted)
+    on_us = compose(film(), replace(xray(), modality="US"), None, counted=counted)
+    corner = (slice(0, 60), slice(200, 300))
+    assert (on_film[corner] == 120).all()
+    assert (on_us[corner] != 120).any()
