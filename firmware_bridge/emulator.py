@@ -5,10 +5,10 @@ each phantom frame as FRAME_CHUNK packets at the requested rate and sends STATUS
 ``serve(port, stop)`` runs it over a ``FdPort`` (a file descriptor) or a ``CallablePort`` (two
 callables); ``emulator_pty.PtyProbe`` runs it on a pseudo-terminal, with cable pulls.
 
-Truth side file (``truth_path``, JSON lines, never on the wire): one line per frame sent, written
-before its first chunk::
+Truth side file (``truth_path``, JSON lines, never on the wire): one line per frame captured,
+written before its first chunk (or when it is dropped unsent, ``"skipped": true``)::
 
-    {"frame_id": 0, "device_time_us": 123456, "dropped_chunks": [],
+    {"frame_id": 0, "device_time_us": 123456, "dropped_chunks": [], "skipped": false,
      "settings": {"preset": "lung", "depth_mm": null, "gain_db": 0.0, "frame_rate": 30.0},
      "truth": {...Truth.to_dict()...}}
 
@@ -41,6 +41,7 @@ from firmware_bridge.emulator_faults import (
     Faults,
     fast_packet,
 )
+from firmware_bridge.emulator_frames import SEND_BACKLOG_BYTES, Captured, chunk_head
 from firmware_bridge.framing import FLAG_ACK_REQUESTED, Deframer, MsgType, Packet, ProtocolError
 from firmware_bridge.phantom import PRESETS, Scenario, Truth, frames, single
 
@@ -48,7 +49,6 @@ PRESET_IDS = {i + 1: name for i, name in enumerate(PRESETS)}  # wire ids in CAPA
 LIMITS = {m.Param.DEPTH_MM: (20.0, 300.0), m.Param.GAIN_DB: (-40.0, 40.0), m.Param.FRAME_RATE: (1.0, 120.0)}
 DR_DB = 60.0  # the phantom's log-compression dynamic range, for the post-compression gain
 _CHUNK_HEAD = struct.Struct("<IHHIQHHBBfffff")
-_GEOMETRY = {"convex": m.Geometry.CONVEX, "linear": m.Geometry.LINEAR, "phased": m.Geometry.PHASED}
 
 
 def check_fps(name: str, fps: float) -> float:
@@ -151,6 +151,10 @@ class VirtualProbe:
         self._seq = 0
         self._out = bytearray()
         self._deframer = Deframer()
+        waiting: Captured | None = getattr(self, "_waiting", None)
+        if waiting is not None:
+            self._skip(waiting)  # captured, never sent: the cable was pulled
+        self._waiting: Captured | None = None
 
     # ------------------------------------------------------------------------------------- serving
 
@@ -184,6 +188,7 @@ class VirtualProbe:
                 n = port.write(self._out)
                 del self._out[:n]
                 last_tx = time.monotonic()
+                self._release(last_tx)
             now = time.monotonic()
             if self.streaming and not self.frozen and now >= period_next:
                 self._emit_frame(now)
@@ -309,9 +314,14 @@ class VirtualProbe:
             return next(self._frames)
 
     def _emit_frame(self, now: float) -> None:
-        if len(self._out) > 4 * 512 * 512:  # the host is not reading: skip frames, never queue without bound
-            self.stats["frames_skipped"] += 1
-            return
+        """Capture the next frame (it takes the next frame id, as a real probe's capture does) and
+        queue it for the wire once what is queued is under one write (``_release``). A frame still
+        waiting when the next one is captured is dropped and counted (``frames_skipped``), the
+        newest kept, as firmware with a full USB buffer does: the host sees a frame-id gap without
+        a sequence-number gap (lost at the probe, not on the link), and no frame waits here longer
+        than one frame period plus one write."""
+        if self._waiting is not None:
+            self._skip(self._waiting)
         image, truth = self._next_phantom()
         self._track_buttons(truth)
         if self.gain_db:
@@ -320,25 +330,30 @@ class VirtualProbe:
             image = np.where(image > 0, gained, image)  # outside the sector stays black
         fid, ts = self._frame_id, int((now - self._t0) * 1e6)
         self._frame_id = (fid + 1) & 0xFFFFFFFF
-        g = truth.geometry
-        head = (
-            image.shape[1],
-            image.shape[0],
-            8,
-            _GEOMETRY.get(g.get("kind", "convex"), m.Geometry.CONVEX),
-            g.get("pixel_spacing_mm", 0.0),
-            g.get("pixel_spacing_mm", 0.0),
-            g.get("depth_mm", 0.0),
-            g.get("fov_deg", 0.0) if g.get("kind") == "convex" else 0.0,
-            g.get("radius_mm", 0.0) if g.get("kind") == "convex" else 0.0,
-        )
-        pixels = image.tobytes()
+        settings = {
+            "preset": self.preset or truth.preset,
+            "depth_mm": self.depth_mm,
+            "gain_db": self.gain_db,
+            "frame_rate": self.frame_rate,
+        }
+        self._waiting = Captured(fid, ts, chunk_head(image, truth), image.tobytes(), settings, truth)
+        self._release(now)
+
+    def _release(self, now: float) -> None:
+        """The waiting frame into the send buffer, once that holds less than one write."""
+        w = self._waiting
+        if w is None or len(self._out) > SEND_BACKLOG_BYTES:
+            return
+        self._waiting = None
+        pixels = w.pixels
         count = max(1, -(-len(pixels) // self.chunk_size))
         dropped = []
         start = len(self._out)
         for idx in range(count):
             off = idx * self.chunk_size
-            payload = _CHUNK_HEAD.pack(fid, idx, count, off, ts, *head) + pixels[off : off + self.chunk_size]
+            payload = (
+                _CHUNK_HEAD.pack(w.fid, idx, count, off, w.ts, *w.head) + pixels[off : off + self.chunk_size]
+            )
             seq, self._seq = self._seq, (self._seq + 1) & 0xFFFF
             if self.injector.drop_chunk():
                 dropped.append(idx)  # lost on the wire: its sequence number is used, the host sees a gap
@@ -347,22 +362,18 @@ class VirtualProbe:
         self.injector.corrupt(self._out, start, now)
         self.injector.corrupt_frame(self._out, start)
         self.stats["frames_sent"] += 1
-        if self._truth is not None:
-            settings = {
-                "preset": self.preset or truth.preset,
-                "depth_mm": self.depth_mm,
-                "gain_db": self.gain_db,
-                "frame_rate": self.frame_rate,
-            }
-            line = {
-                "frame_id": fid,
-                "device_time_us": ts,
-                "dropped_chunks": dropped,
-                "settings": settings,
-                "truth": truth.to_dict(),
-            }
-            self._truth.write(json.dumps(line) + "\n")
-            self._truth.flush()  # readers (tests, evaluation) tail the file while the probe runs
+        self._write_truth(w, dropped=dropped, skipped=False)
+
+    def _skip(self, w: Captured) -> None:
+        self._waiting = None
+        self.stats["frames_skipped"] += 1
+        self._write_truth(w, dropped=[], skipped=True)
+
+    def _write_truth(self, w: Captured, *, dropped: list[int], skipped: bool) -> None:
+        if self._truth is None:
+            return
+        self._truth.write(json.dumps(w.truth_line(dropped, skipped)) + "\n")
+        self._truth.flush()  # readers (tests, evaluation) tail the file while the probe runs
 
     def _track_buttons(self, truth: Truth) -> None:
         # Scenario segment changes stand in for button presses: into a freeze -> freeze, new preset -> preset.

@@ -73,6 +73,8 @@ class ProbeSource:
         self._state = "disconnected"
         self._status: dict[str, Any] = {}
         self.dropped = 0
+        self.frame_id_gaps = 0  # frame ids never received: dropped in the probe, or by the link
+        self._last_frame_id: int | None = None
         self.disconnects = 0
         self._closing = False
 
@@ -180,6 +182,10 @@ class ProbeSource:
             meta={"frame_id": int(af.frame_id), "device_time_us": int(af.timestamp_us)},
         )
         self._seq += 1
+        fid, last = int(af.frame_id), self._last_frame_id
+        if last is not None and 0 < (ahead := (fid - last) & 0xFFFFFFFF) < 2**31:
+            self.frame_id_gaps += ahead - 1
+        self._last_frame_id = fid
         with self._cond:
             if len(self._frames) == self._frames.maxlen:
                 self.dropped += 1
@@ -227,6 +233,9 @@ class ProbeSource:
     def info(self) -> SourceInfo:
         link = self._link
         caps = link.capabilities if link is not None else None
+        # A frame id never received that the link did not drop (frames_dropped: a lost or damaged
+        # chunk) was dropped in the probe, which sends the newest frame when the host falls behind.
+        stats = _plain(link.stats()) if link is not None else {}
         return SourceInfo(
             url=self._url.raw,
             kind="probe+emu" if self._emulate else "serial",
@@ -239,8 +248,9 @@ class ProbeSource:
                 "link_state": self._state,
                 "disconnects": self.disconnects,
                 "host_dropped_frames": self.dropped,
+                "probe_dropped_frames": max(0, self.frame_id_gaps - stats.get("frames_dropped_total", 0)),
                 "status": dict(self._status),
-                "link": _plain(link.stats()) if link is not None else {},
+                "link": stats,
             },
         )
 

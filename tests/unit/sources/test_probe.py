@@ -10,6 +10,8 @@ import pytest
 from edge.errors import SourceError
 from edge.sources import open_source
 from edge.sources.probe import ProbeSource
+from firmware_bridge import messages as m
+from firmware_bridge.reassembly import AssembledFrame
 
 
 def test_virtual_probe_frames_arrive_through_the_serial_path() -> None:
@@ -94,3 +96,17 @@ def test_a_link_that_failed_for_good_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="reader thread died"):
         src.read(0.01)
     src._link = None
+
+
+def test_frame_ids_the_link_did_not_drop_count_as_dropped_in_the_probe() -> None:
+    src = open_source("serial:///dev/no-such-probe")
+    assert isinstance(src, ProbeSource)
+    image = np.zeros((8, 8), np.uint8)
+    for fid in (7, 8, 11, 12, 16):  # 9, 10, 13, 14, 15 never arrive
+        src._on_frame(
+            AssembledFrame(fid, fid * 33_000, image, 8, m.Geometry.CONVEX, 0.2, 0.2, 80.0, 60.0, 40.0)
+        )
+    assert src.frame_id_gaps == 5
+    # No link here, so none of them was dropped by the link (lost chunks): all in the probe.
+    assert src.info.extra["probe_dropped_frames"] == 5
+    assert [f.meta["frame_id"] for f in iter(lambda: src.read(0), None)] == [7, 8, 11, 12, 16]
