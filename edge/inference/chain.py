@@ -37,6 +37,7 @@ from edge.frames import Frame
 from edge.inference.base import ModelOutput, RunnableModel
 from edge.inference.exposure import assess_exposure
 from edge.inference.positioning import LUNG_LABELS, assess_positioning
+from edge.inference.preprocess import one_frame
 from edge.inference.temporal import ClipTracker
 from edge.results import (
     PRIORITY_FINDING,
@@ -169,23 +170,24 @@ class ModelChain:
         no_model = bool(self.slots) and not routed
         if no_model:
             self.frames_without_model[frame.modality] += 1
-        for slot in routed:
-            if not slot.gate_open(quality):
-                gated = True
-                continue
-            if slot.last is None or slot.runs % slot.config.every_n == 0:
-                out = slot.model.infer(frame.image)
-                slot.last = out
-                model_ns += out.t_model_end_ns - out.t_model_start_ns
-                t_model_start = t_model_start or out.t_model_start_ns
-                t_model_end = out.t_model_end_ns
-            slot.runs += 1
-            ran.append(slot.model.name)
-            out = slot.last
-            if out.quality is not None:
-                quality = out.quality
-            heatmap = out.heatmap or heatmap
-            findings.extend(out.findings)
+        with one_frame(frame.image):  # a colour frame goes to gray once for all gray models
+            for slot in routed:
+                if not slot.gate_open(quality):
+                    gated = True
+                    continue
+                if slot.last is None or slot.runs % slot.config.every_n == 0:
+                    out = slot.model.infer(frame.image)
+                    slot.last = out
+                    model_ns += out.t_model_end_ns - out.t_model_start_ns
+                    t_model_start = t_model_start or out.t_model_start_ns
+                    t_model_end = out.t_model_end_ns
+                slot.runs += 1
+                ran.append(slot.model.name)
+                out = slot.last
+                if out.quality is not None:
+                    quality = out.quality
+                heatmap = out.heatmap or heatmap
+                findings.extend(out.findings)
         if gated:
             self.gated_frames += 1
         times = StageTimes(

@@ -36,7 +36,8 @@ from edge.inference.resize import area_resize
 from edge.inference.sector import ScanlineMap, Sector, SectorNotFound, find_sector, gain_for
 
 __all__ = [
-    "LETTERBOX_PAD", "Preprocessor", "SectorTracker", "Transform", "area_resize", "refit_in_background",
+    "LETTERBOX_PAD", "Preprocessor", "SectorTracker", "Transform", "area_resize", "one_frame",
+    "refit_in_background",
 ]  # fmt: skip
 PointMap = Callable[[np.ndarray], np.ndarray]
 
@@ -57,6 +58,21 @@ def refit_in_background() -> Iterator[None]:
         yield
     finally:
         _background = before
+
+
+_frame = threading.local()  # the image of one_frame and its gray, per thread
+
+
+@contextmanager
+def one_frame(image: np.ndarray) -> Iterator[None]:
+    """Inside the block, every Preprocessor of this thread that wants ``image`` (this very array) in
+    gray converts it once and shares the result (the model chain runs its models on one frame so:
+    a colour frame was converted once per gray model). The gray is read-only to them."""
+    _frame.image, _frame.gray = image, None
+    try:
+        yield
+    finally:
+        _frame.image = _frame.gray = None
 
 
 def _refits() -> ThreadPoolExecutor:
@@ -307,6 +323,11 @@ class Preprocessor:
                 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if color == "bgr" else cv2.COLOR_GRAY2RGB)
             )
         if color == "gray":
+            if getattr(_frame, "image", None) is image:
+                gray: np.ndarray | None = _frame.gray
+                if gray is None:
+                    gray = _frame.gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+                return gray
             if self._gray is None or self._gray.shape != image.shape[:2]:
                 self._gray = np.empty(image.shape[:2], np.uint8)
             return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=self._gray)

@@ -77,6 +77,7 @@ class _Window:
     detector: str
     pattern_at: float | None
     entries: deque[tuple[int, int]] = field(default_factory=deque)  # (t_acquired_ns, count)
+    total: int = 0  # the sum of the entries' counts, kept as they come and go (not re-summed a frame)
     full: bool = False  # an entry has expired since the last reset: the window spans window_s
     shown: float | None = None
 
@@ -131,8 +132,9 @@ class ClipTracker:
             if w.detector in ran:
                 sure = sum(1 for f in result.findings if f.label == w.label and not f.needs_review)
                 w.entries.append((t, sure))
+                w.total += sure
             while w.entries and w.entries[0][0] <= t - self._window_ns:  # the window is (t - window_s, t]
-                w.entries.popleft()
+                w.total -= w.entries.popleft()[1]
                 w.full = True
         scores = tuple(self._score(w, t) for w in self.windows)
         self._record(result.source_id, scores)
@@ -177,12 +179,13 @@ class ClipTracker:
         self.reset_reason = reason
         for w in self.windows:
             w.entries.clear()
+            w.total = 0
             w.full = False
             w.shown = None
 
     def _score(self, w: _Window, t: int) -> ClipScore:
         n = len(w.entries)
-        mean = sum(c for _, c in w.entries) / n if n else None
+        mean = w.total / n if n else None
         if mean is not None and (w.shown is None or abs(mean - w.shown) >= _STEP - 1e-9):
             w.shown = round(mean, 1)
         span_s = (t - w.entries[0][0]) / 1e9 if n else 0.0

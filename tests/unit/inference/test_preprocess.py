@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge.inference.manifest import InputSpec, Normalize
-from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor, Transform
+from edge.inference.preprocess import LETTERBOX_PAD, Preprocessor, Transform, one_frame
 from edge.inference.sector import Sector
 
 
@@ -214,3 +214,27 @@ def test_background_refits_keep_the_old_area_until_the_new_one_is_ready() -> Non
     assert tracker.found and tracker.sector is not None and tracker.sector.box == first.box, "found anew"
     names = [t.name for t in threading.enumerate()]
     assert any(n.startswith("sector-refit") for n in names), "the search ran on its own thread"
+
+
+def test_gray_models_share_one_conversion_of_a_frame_with_the_same_inputs() -> None:
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (90, 120, 3), dtype=np.uint8) for _ in range(3)]
+    specs = [
+        spec(),
+        spec(shape=(1, 1, 48, 64), resize="letterbox"),
+        spec(shape=(1, 40, 40, 1), layout="NHWC"),
+    ]
+    alone = [Preprocessor(s) for s in specs]
+    shared = [Preprocessor(s) for s in specs]
+    for img in frames:
+        want = [p(img)[0].copy() for p in alone]
+        with one_frame(img):
+            grays = [p._color(img) for p in shared]
+            got = [p(img)[0].copy() for p in shared]
+        assert all(g is grays[0] for g in grays), "converted once, shared by every gray model"
+        assert np.array_equal(grays[0], cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+        assert all(np.array_equal(a, b) for a, b in zip(want, got))
+        # another array (a copy of the frame) is not the frame of the block: its own conversion
+        with one_frame(img):
+            assert shared[0]._color(img.copy()) is not shared[1]._color(img)
+    assert shared[0]._color(frames[0]) is not shared[1]._color(frames[0]), "outside the block: not shared"
