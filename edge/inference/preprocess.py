@@ -119,6 +119,9 @@ class Transform:
 
 
 _OUTLINE = np.linspace(0.0, 1.0, 5)  # points along each side of a box mapped through a point map
+# The outline's points as shares of a box's width and height: top, right, bottom, left side.
+_OUTLINE_X = np.concatenate([_OUTLINE, np.ones_like(_OUTLINE), _OUTLINE, np.zeros_like(_OUTLINE)])
+_OUTLINE_Y = np.concatenate([np.zeros_like(_OUTLINE), _OUTLINE, np.ones_like(_OUTLINE), _OUTLINE])
 
 
 def _map_boxes(boxes: np.ndarray, points: PointMap) -> np.ndarray:
@@ -126,11 +129,8 @@ def _map_boxes(boxes: np.ndarray, points: PointMap) -> np.ndarray:
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     if len(b) == 0:
         return np.zeros((0, 4), np.float32)
-    t = _OUTLINE
-    fx = np.concatenate([t, np.ones_like(t), t, np.zeros_like(t)])
-    fy = np.concatenate([np.zeros_like(t), t, np.ones_like(t), t])
-    xs = b[:, None, 0] + fx[None] * (b[:, None, 2] - b[:, None, 0])
-    ys = b[:, None, 1] + fy[None] * (b[:, None, 3] - b[:, None, 1])
+    xs = b[:, None, 0] + _OUTLINE_X[None] * (b[:, None, 2] - b[:, None, 0])
+    ys = b[:, None, 1] + _OUTLINE_Y[None] * (b[:, None, 3] - b[:, None, 1])
     mapped = points(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(len(b), -1, 2)
     return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
 

@@ -103,16 +103,13 @@ class DetectionTask(ImageTask):
             xs, ys = boxes[:, 0::2], boxes[:, 1::2]
             np.clip(xs, 0, w, out=xs)
             np.clip(ys, 0, h, out=ys)
-        review = self._th.review_below
+        # Plain Python values first (one conversion per array, not per element): the same floats;
+        # the review flag is compared by numpy, in the scores' float32, as before.
+        needs = (scores < self._th.review_below).tolist()
+        labels = self._labels
         findings = tuple(
-            Finding(
-                label=self._labels[int(c)],
-                confidence=float(s),
-                box=Box(*(float(v) for v in b)),
-                needs_review=bool(s < review),
-                class_id=int(c),
-            )
-            for b, s, c in zip(boxes, scores, ids)
+            Finding(label=labels[c], confidence=sc, box=Box(*b), needs_review=r, class_id=c)
+            for b, sc, c, r in zip(boxes.tolist(), scores.tolist(), ids.tolist(), needs)
         )
         return TaskOutput(findings=findings)
 
