@@ -92,18 +92,21 @@ def is_replay(url: str) -> bool:
     return url.partition("://")[0] in REPLAYS
 
 
-def sample_frames(url: str, n: int) -> tuple[list[np.ndarray], float | None]:
-    """Up to ``n`` decoded frames of the clip (or of a live source), and its native frame rate."""
+def sample_frames(url: str, n: int) -> tuple[list[np.ndarray], float | None, str]:
+    """Up to ``n`` decoded frames of the clip (or of a live source), its native frame rate and the
+    modality of its frames."""
     src = open_source(with_query(url, realtime=0, loop=1) if is_replay(url) else url)
     src.open()
     try:
         out: list[np.ndarray] = []
+        modality = "US"
         while len(out) < n:
             f = src.read(1.0)
             if f is None:
                 break
             out.append(f.image)
-        return out, src.info.fps
+            modality = f.modality
+        return out, src.info.fps, modality
     finally:
         src.close()
 
@@ -255,7 +258,7 @@ def run_bench(
     result: dict[str, Any] = {"source": url, "frames": frames, "models": [], "scenarios": {}}
     if config.pipeline.opencv_threads:  # the runtime's setting, for every loop measured here
         cv2.setNumThreads(config.pipeline.opencv_threads)
-    sample, fps = sample_frames(url, 64)
+    sample, fps, modality = sample_frames(url, 64)
     period_s = 1.0 / (fps or 30.0)
     with PeakRss() as rss, tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         # (a) each model alone, every precision it ships
@@ -267,6 +270,8 @@ def run_bench(
                 except Exception as exc:
                     log.warning("skipping %s %s: %s", mc.name, precision, exc)
                     continue
+                if modality not in model.manifest.modality:  # the chain would never run it on these
+                    break
                 result["models"].append(bench_model(model, sample, model_runs, period_s=period_s))
         slots = load_models(config)
         # A live source (the default run's virtual probe) runs at its own rate: paced scenarios only.
