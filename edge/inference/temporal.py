@@ -138,7 +138,8 @@ class ClipTracker:
                 w.full = True
         scores = tuple(self._score(w, t) for w in self.windows)
         self._record(result.source_id, scores)
-        return scores
+        # A frame carries only the scores of detectors routed to it: an X-ray shows no B-line score.
+        return tuple(s for s, w in zip(scores, self.windows) if w.detector in routed)
 
     def _why_reset(
         self, frame: Frame, result: Result, t: int, routed: set[str], ran: Collection[str]

@@ -166,6 +166,13 @@ class ProbeSource:
         if image.dtype != np.uint8:  # deeper than 8 bits: display the top 8, keep the rest
             raw = image
             image = (image >> max(0, int(af.bit_depth) - 8)).astype(np.uint8)
+        fid, last = int(af.frame_id), self._last_frame_id
+        if last is not None and 0 < (ahead := (fid - last) & 0xFFFFFFFF) < 2**31:
+            # Frames the probe captured but the host never got (dropped in the probe or on the link)
+            # leave a gap in seq as well, so results show where frames are missing.
+            self.frame_id_gaps += ahead - 1
+            self._seq += ahead - 1
+        self._last_frame_id = fid
         frame = Frame(
             image=image,
             seq=self._seq,
@@ -182,10 +189,6 @@ class ProbeSource:
             meta={"frame_id": int(af.frame_id), "device_time_us": int(af.timestamp_us)},
         )
         self._seq += 1
-        fid, last = int(af.frame_id), self._last_frame_id
-        if last is not None and 0 < (ahead := (fid - last) & 0xFFFFFFFF) < 2**31:
-            self.frame_id_gaps += ahead - 1
-        self._last_frame_id = fid
         with self._cond:
             if len(self._frames) == self._frames.maxlen:
                 self.dropped += 1

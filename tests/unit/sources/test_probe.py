@@ -30,10 +30,11 @@ def test_virtual_probe_frames_arrive_through_the_serial_path() -> None:
         assert f.image.shape == (512, 512) and f.image.dtype == np.uint8
         assert f.image.mean() > 10, "a lung phantom, not a blank frame"
         assert f.geometry.pixel_spacing_mm is not None and f.geometry.sector == "convex"
-        assert [x.seq for x in frames] == list(range(20))
         assert all(x.t_acquired_ns <= x.received_ns for x in frames)
         ids = [x.meta["frame_id"] for x in frames]
-        assert ids == sorted(ids)
+        assert ids == sorted(set(ids))
+        # seq counts the probe's frames: a frame the probe dropped under load leaves a gap in both
+        assert [x.seq - frames[0].seq for x in frames] == [i - ids[0] for i in ids]
         info = src.info
         assert info.kind == "probe+emu" and info.extra["probe_model"] and info.extra["protocol_version"] == 1
         assert info.extra["link"]["frames_delivered"] >= 20
@@ -109,4 +110,7 @@ def test_frame_ids_the_link_did_not_drop_count_as_dropped_in_the_probe() -> None
     assert src.frame_id_gaps == 5
     # No link here, so none of them was dropped by the link (lost chunks): all in the probe.
     assert src.info.extra["probe_dropped_frames"] == 5
-    assert [f.meta["frame_id"] for f in iter(lambda: src.read(0), None)] == [7, 8, 11, 12, 16]
+    frames = list(iter(lambda: src.read(0), None))
+    assert [f.meta["frame_id"] for f in frames] == [7, 8, 11, 12, 16]
+    # seq keeps the gaps, so a result shows where frames went missing
+    assert [f.seq for f in frames] == [0, 1, 4, 5, 9]
