@@ -33,7 +33,7 @@ from edge.render.style import (
     metrics,
     put,
 )
-from edge.render.xray_overlay import draw_heatmap, draw_xray_panel
+from edge.render.xray_overlay import Rect, draw_heatmap, draw_xray_panel, xray_panel_rect
 from edge.results import Finding, Quality, Result
 
 
@@ -48,6 +48,7 @@ class HudState:
     status: str | None = None  # e.g. "probe disconnected": shown big and red
     extra: tuple[str, ...] = ()
     stale: int = 0  # live frames dropped as too old to show ([live] max_age_ms)
+    films: int | None = None  # stills (X-ray films) shown: counted in place of the frame rates
 
 
 @lru_cache(maxsize=8)
@@ -131,22 +132,40 @@ def _dashed_rect(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: C
         image[s:e, max(x1 - lo, 0) : x1 + hi] = c
 
 
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def _label(
-    image: np.ndarray, text: str, x: int, y: int, fill: Color, m: Metrics, style: OverlayStyle
+    image: np.ndarray,
+    text: str,
+    x: int,
+    y: int,
+    fill: Color,
+    m: Metrics,
+    style: OverlayStyle,
+    avoid: Rect | None = None,
 ) -> None:
-    """A filled label sitting on (x, y), or hanging below it without room above; kept inside."""
+    """A filled label sitting on (x, y), or hanging below it without room above (or where it would
+    cover ``avoid``, e.g. the X-ray panel), or below ``avoid`` when both would; kept inside."""
     h, w = image.shape[:2]
     (tw, th), base = cv2.getTextSize(text, style.font, m.scale, m.thick)
     lw, lh = tw + 2 * m.pad, th + base + m.pad
-    ly0 = y - lh if y - lh >= 0 else y
-    ly0 = min(max(ly0, 0), max(h - lh, 0))
     lx0 = min(max(x, 0), max(w - lw, 0))
+    ly0 = y - lh if y - lh >= 0 else y
+    if avoid is not None and _overlaps((lx0, ly0, lx0 + lw, ly0 + lh), avoid):
+        ly0 = y if not _overlaps((lx0, y, lx0 + lw, y + lh), avoid) else avoid[3]
+    ly0 = min(max(ly0, 0), max(h - lh, 0))
     cv2.rectangle(image, (lx0, ly0), (lx0 + lw - 1, ly0 + lh - 1), fill, -1)
     put(image, text, lx0 + m.pad, ly0 + m.pad // 2, style.text_on_fill, m, style)
 
 
 def draw_findings(
-    image: np.ndarray, findings: Iterable[Finding], *, style: OverlayStyle = DEFAULT_STYLE
+    image: np.ndarray,
+    findings: Iterable[Finding],
+    *,
+    style: OverlayStyle = DEFAULT_STYLE,
+    avoid: Rect | None = None,
 ) -> np.ndarray:
     """Draw each finding's box with "label 87%".
 
@@ -174,17 +193,20 @@ def draw_findings(
             # Axis-aligned edges: anti-aliasing buys nothing and costs 3x.
             cv2.rectangle(image, (x0, y0), (x1, y1), color, m.line, cv2.LINE_8)
             text = f"{f.label} {conf}"
-        _label(image, text, x0, y0, color, m, style)
+        _label(image, text, x0, y0, color, m, style, avoid)
     return image
 
 
 def _hud_items(hud: HudState) -> list[str]:
     latency = "--" if hud.latency_ms is None else f"{hud.latency_ms:.0f} ms"
+    if hud.films is not None:  # a still: each film is analysed, so no rate and nothing skipped
+        rates = [f"film {hud.films}"]
+    else:
+        rates = [f"src {hud.source_fps:.1f} fps", f"AI {hud.ai_fps:.1f} fps"]
     return [
-        f"src {hud.source_fps:.1f} fps",
-        f"AI {hud.ai_fps:.1f} fps",
+        *rates,
         f"latency {latency}",
-        f"skipped {hud.skipped}",
+        *((f"skipped {hud.skipped}",) if hud.films is None else ()),
         *((f"stale {hud.stale}",) if hud.stale else ()),
         *hud.extra,
     ]
@@ -295,12 +317,15 @@ def compose(
     m = metrics(style, h, w)
     if result is not None and result.heatmap is not None and not result.gated:
         draw_heatmap(out, result.heatmap)  # under the boxes (an X-ray finding's, docs/xray.md)
+    top = m.banner_h if banner is not None else 0
     if result is not None and not result.gated:
-        draw_findings(out, result.findings, style=style)
-    top = 0
+        panel = None
+        if result.exposure is not None:  # an X-ray: box labels keep out of its panel
+            panel_top = top + (m.banner_h if result.no_model else 0)
+            panel = xray_panel_rect(out, result, top=panel_top, style=style)
+        draw_findings(out, result.findings, style=style, avoid=panel)
     if banner is not None:
         draw_banner(out, banner[0], banner[1], style=style)
-        top = m.banner_h
     if result is not None and result.no_model:
         # Nothing analysed this frame: say so, and draw no meter or count that could read as a verdict.
         draw_banner(out, no_model_text(result.modality), "warning", top=top, style=style)

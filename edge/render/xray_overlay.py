@@ -99,24 +99,46 @@ def _wrap(text: str, width: int, m: Metrics, style: OverlayStyle) -> list[str]:
     return [*out, current] if current else out
 
 
-def draw_xray_panel(
-    image: np.ndarray, result: Result, *, top: int = 0, style: OverlayStyle = DEFAULT_STYLE
-) -> int:
-    """The finding, exposure and positioning lines over a dark backdrop in the top-left corner,
-    ``top`` px down; returns the y below the panel (``top`` when there is nothing to say)."""
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
+
+
+def _panel(
+    image: np.ndarray, result: Result, top: int, style: OverlayStyle
+) -> tuple[list[tuple[str, Color]], Rect] | None:
+    """The panel's wrapped rows and its backdrop's rectangle; None when there is nothing to say."""
     m = check(image, style)
     w = image.shape[1]
     max_w = max(w // 2, m.meter_w) - 2 * m.pad
     rows = [(text, color) for line, color in _lines(result, style) for text in _wrap(line, max_w, m, style)]
     if not rows:
-        return top
+        return None
     widths = [cv2.getTextSize(t, style.font, m.scale, m.thick)[0][0] for t, _ in rows]
     x0, y0 = m.margin, top + m.margin
-    step = m.text_h + m.base + m.pad
-    y1 = y0 + m.pad + len(rows) * step
-    backdrop(image, x0, y0, x0 + max(widths) + 2 * m.pad, y1, style)
+    y1 = y0 + m.pad + len(rows) * (m.text_h + m.base + m.pad)
+    return rows, (x0, y0, x0 + max(widths) + 2 * m.pad, y1)
+
+
+def xray_panel_rect(
+    image: np.ndarray, result: Result, *, top: int = 0, style: OverlayStyle = DEFAULT_STYLE
+) -> Rect | None:
+    """Where ``draw_xray_panel`` will draw, so that box labels can keep out of it."""
+    panel = _panel(image, result, top, style)
+    return None if panel is None else panel[1]
+
+
+def draw_xray_panel(
+    image: np.ndarray, result: Result, *, top: int = 0, style: OverlayStyle = DEFAULT_STYLE
+) -> int:
+    """The finding, exposure and positioning lines over a dark backdrop in the top-left corner,
+    ``top`` px down; returns the y below the panel (``top`` when there is nothing to say)."""
+    panel = _panel(image, result, top, style)
+    if panel is None:
+        return top
+    m = check(image, style)
+    rows, (x0, y0, x1, y1) = panel
+    backdrop(image, x0, y0, x1, y1, style)
     y = y0 + m.pad
     for text, color in rows:
         put(image, text, x0 + m.pad, y, color, m, style)
-        y += step
+        y += m.text_h + m.base + m.pad
     return y1

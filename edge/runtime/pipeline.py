@@ -128,6 +128,7 @@ class Pipeline:
         # Display-thread state.
         self._last_shown_id: str | None = None
         self._shown_content: str | None = None  # the still on screen (its content_id)
+        self._films = 0  # distinct stills shown: the HUD counts them instead of a frame rate
         self._out: np.ndarray | None = None
         self._hud: HudState | None = None
         self._last_frame: Frame | None = None
@@ -386,6 +387,7 @@ class Pipeline:
             result = self._board.result_for(item, own=own)
             if content is not None and result is not None and result.content_id != content:
                 result = None  # its own failed: nothing, rather than another film's
+            self._films += new_still
             self._shown_content = content
             self._show(item, result)
             if self.display.wants_stop():
@@ -404,13 +406,15 @@ class Pipeline:
             return False
         return time.monotonic_ns() - frame.t_acquired_ns > self.max_age_ns
 
-    def _hud_state(self) -> HudState:
-        """HUD figures, refreshed 4 times a second: a median per frame would cost the GIL dearly."""
+    def _hud_state(self, still: bool = False) -> HudState:
+        """HUD figures, refreshed 4 times a second: a median per frame would cost the GIL dearly.
+        On a still (an X-ray) the films shown, as a frame rate means nothing there."""
         now = time.monotonic_ns()
-        if self._hud is None or now - self._hud_ns > _HUD_EVERY_NS:
+        hud, films = self._hud, (self._films if still else None)
+        if hud is None or now - self._hud_ns > _HUD_EVERY_NS or hud.films != films:
             self._hud_ns = now
             line = self.status.hud_text() if self.status else None
-            self._hud = HudState(
+            self._hud = hud = HudState(
                 source_fps=self.source_rate.rate(now),
                 ai_fps=self.ai_rate.rate(now),
                 latency_ms=self.latency.recent_median("e2e"),
@@ -418,8 +422,9 @@ class Pipeline:
                 stale=self.stale_dropped,
                 status=self._alarm_text(),
                 extra=tuple(t[:72] for t in (line, *self.stages.notes) if t),
+                films=films,
             )
-        return self._hud
+        return hud
 
     def _alarm_text(self) -> str | None:
         """The red line: a stuck stage, the source's alarm (a probe unplugged), stages failing."""
@@ -466,7 +471,9 @@ class Pipeline:
         self._hold_ns = now
         self._hud = None  # refresh the HUD so the new status is drawn
         try:
-            self._out = compose(frame.image, None, self._hud_state(), out=self._out)
+            self._out = compose(
+                frame.image, None, self._hud_state(bool(frame.meta.get("still"))), out=self._out
+            )
         except Exception as exc:
             self.counters.display_errors += 1
             self.stages.failed("overlay", exc, "redrawing the last frame")
@@ -475,7 +482,7 @@ class Pipeline:
 
     def _show(self, frame: Frame, result: Result | None) -> None:
         self._last_frame = frame
-        hud = self._hud_state()
+        hud = self._hud_state(bool(frame.meta.get("still")))
         if not self.display.opened:
             # Opened here, on the display thread, at the first frame's size: GUI windows must be
             # created by the thread that draws them, and a video file needs the real size and rate.

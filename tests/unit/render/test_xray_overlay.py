@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge.render.overlay import compose, no_model_text
+from edge.render.overlay import HudState, _hud_items, compose, no_model_text
 from edge.render.style import DEFAULT_STYLE
 from edge.render.xray_overlay import _lines, draw_heatmap, draw_xray_panel
-from edge.results import Finding, Quality, Result, StageTimes, new_result_id
+from edge.results import Box, Finding, Quality, Result, StageTimes, new_result_id
 from edge.xray_qa import NO_EXPOSURE_INDEX, Exposure, Heatmap, PositionCheck, Positioning
 
 S = DEFAULT_STYLE
@@ -99,3 +99,28 @@ def test_an_x_ray_gets_no_ultrasound_counter() -> None:
     corner = (slice(0, 60), slice(200, 300))
     assert (on_film[corner] == 120).all()
     assert (on_us[corner] != 120).any()
+
+
+def test_a_lung_box_label_under_the_panel_hangs_inside_its_box_instead() -> None:
+    """On a film the panel sits top-left, where the right lung's box label would go: the label
+    moves below the box's top edge, so both can be read."""
+    exposure = Exposure(None, None, None, None, None, None, NO_EXPOSURE_INDEX)
+    result = xray(exposure=exposure, positioning=Positioning())
+    img = film()
+    bottom = draw_xray_panel(img.copy(), result)
+    lung = Finding("lung_right", 0.77, Box(20, bottom - 6, 140, 190), class_id=0)
+    drawn = compose(img, replace(result, findings=(lung,)), None)
+    fill = np.array(S.class_colors[0])
+    label_rows = np.flatnonzero((np.abs(drawn[:, 22:40].astype(int) - fill).sum(axis=2) < 30).any(axis=1))
+    box_top = bottom - 6
+    assert label_rows.size and label_rows.min() >= bottom, (
+        f"label rows {label_rows.min()}-, panel to {bottom}"
+    )
+    assert label_rows.min() < box_top + 60, "still at the box's top"
+
+
+def test_the_hud_counts_films_on_a_still_instead_of_frame_rates() -> None:
+    items = _hud_items(HudState(0.0, 0.0, latency_ms=5.0, films=3))
+    assert items[:2] == ["film 3", "latency 5 ms"] and not any("fps" in i or "skipped" in i for i in items)
+    live = _hud_items(HudState(30.0, 30.0, latency_ms=5.0))
+    assert live[:2] == ["src 30.0 fps", "AI 30.0 fps"] and "skipped 0" in live
