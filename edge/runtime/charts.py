@@ -80,7 +80,10 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path:
             ax.step(values, share, where="post", linestyle=LOOP_STYLE.get(loop, ":"),
                     label=f"{loop}: p50 {p50:.0f}, p99 {p99:.0f} ms")  # fmt: skip
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(plt.matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ticker = plt.matplotlib.ticker
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5, 10, 20 ...
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # not "4x10^0" at every minor tick
         ax.set_title(name.replace("_", " "), fontsize=10)
         ax.set_xlabel("capture to screen (ms, log)")
         ax.grid(True, which="both", alpha=0.3)
