@@ -238,3 +238,41 @@ def test_gray_models_share_one_conversion_of_a_frame_with_the_same_inputs() -> N
         with one_frame(img):
             assert shared[0]._color(img.copy()) is not shared[1]._color(img)
     assert shared[0]._color(frames[0]) is not shared[1]._color(frames[0]), "outside the block: not shared"
+
+
+def test_a_background_refit_builds_the_scan_line_map_on_the_worker_too() -> None:
+    """The frame after a new area is taken only swaps the map in (building it took 6 ms there),
+    and gets the same input as a model that built the map itself."""
+    import threading
+
+    from edge.inference.preprocess import refit_in_background
+    from edge.inference.sector import ScanlineMap
+
+    built_on: list[str] = []
+    original = ScanlineMap.__init__
+
+    def spy(self: ScanlineMap, *args: object, **kwargs: object) -> None:
+        built_on.append(threading.current_thread().name)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    s = spec(shape=(1, 1, 48, 48), view="scanlines")
+    with refit_in_background():
+        live = Preprocessor(s)
+    ref = Preprocessor(s)
+    img, _ = _fan_frame((320, 240))
+    live(img)  # the stream's first search waits, on this thread
+    live.tracker.reset()  # a view change: searched anew on the worker
+    ScanlineMap.__init__ = spy  # type: ignore[method-assign]
+    try:
+        live(img)
+        _settle(live.tracker)
+        live(img)
+        fitted = live.fitted.copy()
+    finally:
+        ScanlineMap.__init__ = original  # type: ignore[method-assign]
+    sector = live.tracker.sector
+    assert sector is not None and live.tracker.prepared is not None
+    assert live.tracker.prepared[0] is sector and live._views is not None
+    assert live._views[1] is live.tracker.prepared[1], "the worker's map is the one in use"
+    assert built_on and all(n.startswith("sector-refit") for n in built_on), built_on
+    assert np.array_equal(fitted, ref.fit(img, sector)[0]), "the same input as a map built in place"
