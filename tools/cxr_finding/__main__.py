@@ -22,10 +22,11 @@ from tools.cxr_finding import cv
 from tools.cxr_finding.chain import build
 from tools.cxr_finding.data import load
 from tools.cxr_finding.ood import score_adults
-from tools.cxr_finding.publish import GateRefused, publish
+from tools.cxr_finding.publish import publish
 from tools.cxr_finding.review import heatmap_check, review_band
 from tools.cxr_finding.train import Schedule
 from tools.modelkit.patients import patient_folds
+from tools.modelkit.publish_gate import GateRefused
 from tools.modelkit.training import set_determinism
 
 STEPS = ("cv", "final", "check", "publish", "all")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,14 @@ from tools.cxr_finding.review import REVIEW_BELOW
 from tools.cxr_finding.view import input_spec
 from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest, validate
+from tools.modelkit.publish_gate import copy_variants, refuse_drops
 
 NAME = "cxr-finding"
 VERSION = "1.0.0"
-MAX_DROP = 0.01
-
-
-class GateRefused(RuntimeError):
-    pass
 
 
 def gate(cv: dict[str, Any]) -> None:
-    bad = {k: v for k, v in cv["drops"].items() if v > MAX_DROP}
-    if bad:
-        raise GateRefused(
-            "out-of-fold AUC fell by more than 1 point: "
-            + ", ".join(f"{k} {v * 100:.2f} pt" for k, v in bad.items())
-        )
+    refuse_drops(cv["drops"], "out-of-fold AUC")
 
 
 def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False) -> Path:
@@ -45,9 +35,7 @@ def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False)
     checks = json.loads((work / "checks.json").read_text())
     if not tiny:  # a smoke test's models are untrained: its card says its numbers mean nothing
         gate(cv)
-    out.mkdir(parents=True, exist_ok=True)
-    for v, src in {"fp32": "pruned.onnx", "int8": "int8.onnx", "int8-cpu": "int8-cpu.onnx"}.items():
-        shutil.copyfile(work / "final" / src, out / f"{NAME}-{v}.onnx")
+    copy_variants(work / "final", out, NAME)
     spec = input_spec()
     man = build_manifest(
         out / f"{NAME}-fp32.onnx",

@@ -20,9 +20,10 @@ import torch
 
 from tools.cxr_lungs import cv, stress
 from tools.cxr_lungs.data import load
-from tools.cxr_lungs.publish import GateRefused, publish
+from tools.cxr_lungs.publish import publish
 from tools.cxr_lungs.train import Schedule
 from tools.cxr_lungs.variants import build
+from tools.modelkit.publish_gate import GateRefused
 from tools.modelkit.training import set_determinism
 
 STEPS = ("cv", "final", "publish", "all")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,15 @@ from tools.cxr_lungs.data import LABELS, Films
 from tools.cxr_lungs.view import input_spec
 from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest
+from tools.modelkit.publish_gate import copy_variants, refuse_drops
 
 NAME = "cxr-lungs"
 VERSION = "1.0.0"
-MAX_DROP = 0.01
 THRESHOLDS = {"min_confidence": 0.25, "review_below": 0.5, "iou": 0.45, "max_detections": 4}
 
 
-class GateRefused(RuntimeError):
-    pass
-
-
 def gate(cv: dict[str, Any]) -> None:
-    bad = {k: v for k, v in cv["drops"].items() if v > MAX_DROP}
-    if bad:
-        raise GateRefused(
-            "out-of-fold mAP50 fell by more than 1 point: "
-            + ", ".join(f"{k} {v * 100:.2f} pt" for k, v in bad.items())
-        )
+    refuse_drops(cv["drops"], "out-of-fold mAP50")
 
 
 def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False) -> Path:
@@ -42,10 +32,7 @@ def publish(data: Path, work: Path, out: Path, films: Films, tiny: bool = False)
     stress = json.loads((work / "stress.json").read_text()) if (work / "stress.json").exists() else None
     if not tiny:  # a smoke test's models are untrained: its card says its numbers mean nothing
         gate(cv)
-    out.mkdir(parents=True, exist_ok=True)
-    names = {"fp32": "pruned.onnx", "int8": "int8.onnx", "int8-cpu": "int8-cpu.onnx"}
-    for v, src in names.items():
-        shutil.copyfile(work / "final" / src, out / f"{NAME}-{v}.onnx")
+    copy_variants(work / "final", out, NAME)
     man = _manifest(out, input_spec(), build)
     (out / "cv.json").write_text(json.dumps(_slim(cv), indent=2) + "\n")
     (out / "build.json").write_text(json.dumps(build, indent=2) + "\n")

@@ -168,8 +168,8 @@ def evaluate(r: Recipe, work: Path, log: Log) -> dict[str, Any]:
 def publish(
     r: Recipe, work: Path, out: Path, log: Log, tiny: bool = False, wall_s: float | None = None
 ) -> bool:
-    from tools.lung_detector.publish import GateRefused
     from tools.lung_detector.publish import publish as run
+    from tools.modelkit.publish_gate import GateRefused
 
     try:
         run(r, work, out, tiny=tiny, wall_s=wall_s, log=log)

@@ -44,7 +44,8 @@ def test_card_is_the_committed_one(tmp_path: Path) -> None:
 
 
 def test_the_gate_refuses_a_drop_over_the_recipes_limit() -> None:
-    from tools.lung_detector.publish import GateRefused, gate
+    from tools.lung_detector.publish import gate
+    from tools.modelkit.publish_gate import GateRefused
 
     drops = {"pruned_vs_fp32": 0.004, "int8_vs_pruned": 0.0, "int8_cpu_vs_pruned": 0.0, "int8_vs_fp32": 0.5}
     gate({"drops": drops}, max_drop=0.01)  # int8_vs_fp32 is reported, not gated
@@ -53,8 +54,9 @@ def test_the_gate_refuses_a_drop_over_the_recipes_limit() -> None:
 
 
 def test_the_gate_holds_on_the_grouped_real_clip_figure_too() -> None:
-    from tools.lung_detector.publish import GateRefused, gate, loso_drops
+    from tools.lung_detector.publish import gate, loso_drops
     from tools.lung_detector.recipe import Recipe
+    from tools.modelkit.publish_gate import GateRefused
 
     aucs = {"fp32": 0.90, "pruned": 0.895, "int8": 0.89, "int8_cpu": 0.87}
     loso = {"variants": {f"{k}+consensus": {"auc": v} for k, v in aucs.items()} | {"fp32": {"auc": 0.5}}}
