@@ -10,28 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tools.modelkit.layers import conv_chain
+
 WIDTHS = (16, 32, 48, 64, 96, 96)
 STRIDES = (2, 2, 2, 2, 1, 1)
 DILATIONS = (1, 1, 1, 1, 2, 1)
 
 
-def conv_bn(c_in: int, c_out: int, stride: int, dilation: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
 class Classifier(nn.Module):
     def __init__(self, num_classes: int = 2, widths: tuple[int, ...] = WIDTHS) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c = 1
-        for w, s, d in zip(widths, STRIDES, DILATIONS):
-            layers.append(conv_bn(c, w, s, d))
-            c = w
-        self.body = nn.Sequential(*layers)
+        self.body, c = conv_chain(widths, STRIDES, DILATIONS)
         self.cam = nn.Conv2d(c, num_classes, 1, bias=False)
         self.bias = nn.Parameter(torch.zeros(num_classes))
         self.drop = nn.Dropout2d(0.1)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tools.modelkit.layers import conv_chain
+
 STRIDE = 8
 LOG_WH_MAX = 5.0  # w, h <= 8 * e^5 ~ 1187 px: far beyond the 256 px input, only a numerical guard
 
@@ -30,25 +32,12 @@ class Arch:
     dilations: tuple[int, ...] = (1, 1, 1, 1, 2, 4, 1)
 
 
-def conv_bn(c_in: int, c_out: int, stride: int, dilation: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
 class Detector(nn.Module):
     def __init__(self, num_classes: int, arch: Arch | None = None) -> None:
         super().__init__()
         arch = arch or Arch()
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        c = 1
-        for w, s, d in zip(arch.widths, arch.strides, arch.dilations):
-            layers.append(conv_bn(c, w, s, d))
-            c = w
-        self.body = nn.Sequential(*layers)
+        self.body, c = conv_chain(arch.widths, arch.strides, arch.dilations)
         self.head = nn.Conv2d(c, 4 + num_classes, 1)
         # Rare positives: start every class score near 1 %, the usual focal-loss prior.
         bias = self.head.bias
