@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+# grouped_cv trains (torch): without the tools set (scripts/setup.sh --tools) the module cannot load.
+pytest.importorskip("torch", reason="torch is not installed (tools extra: scripts/setup.sh --tools)")
 
 from tools.modelkit.grouped import source_of
 from tools.modelkit.pocus import ClipRecord
