@@ -11,6 +11,14 @@ import pytest
 from tests.support.onnx_models import classifier_folder
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The toolchain's tests (tests/unit/tools) carry the ``tools`` marker too: CI runs the README's
+    test command on the test set alone, then ``-m tools`` once the tools set is installed."""
+    for item in items:
+        if item.nodeid.startswith("tests/unit/tools/"):
+            item.add_marker(pytest.mark.tools)
+
+
 @pytest.fixture(autouse=True)
 def _device_key_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Runs in tests make their de-identification key under pytest's temp folder, never in the

@@ -101,14 +101,17 @@ def test_one_line_one_box_and_the_lines_the_model_missed_are_added(rng: np.rando
 
 
 @pytest.mark.parametrize("q", [70, 90, 50, 0, 100, 33.3])
-def test_percentile_is_numpys_to_the_bit(rng: np.random.Generator, q: float) -> None:
+def test_percentile_is_numpys_linear_percentile(rng: np.random.Generator, q: float) -> None:
+    """Within one unit in the last place: numpy's own interpolation arithmetic differs by that much
+    between releases (2.2 on Python 3.10, 2.4 on 3.11+); bit for bit with the newer one."""
     for shape in [(70, 128), (5, 128), (1, 7), (2, 3), (128, 96)]:
         for values in (rng.normal(100, 40, shape), rng.integers(0, 3, shape), np.full(shape, 7.5)):
             a = values.astype(np.float32)
             for axis in (0, 1):
                 want = np.percentile(a, q, axis=axis)
                 got = percentile(a, q, axis)
-                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (shape, axis)
+                assert got.dtype == want.dtype, (shape, axis)
+                np.testing.assert_array_max_ulp(got, want, maxulp=1)
 
 
 def test_detect_on_uint8_gives_what_numpys_percentile_gave(rng: np.random.Generator) -> None:

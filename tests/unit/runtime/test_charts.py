@@ -11,6 +11,9 @@ from edge.errors import EdgeError
 from edge.runtime.charts import CPU_PNG, LATENCY_PNG, plot_bench
 from edge.runtime.cpu import STAGES
 
+pytestmark = pytest.mark.tools
+pytest.importorskip("matplotlib", reason="matplotlib is not installed (tools set: scripts/setup.sh --tools)")
+
 
 def _run(values: list[float], total: float) -> dict[str, object]:
     per = {s: total / len(STAGES) for s in STAGES} | {"total": total}
