@@ -198,15 +198,14 @@ def draw_findings(
 
 
 def _hud_items(hud: HudState) -> list[str]:
-    latency = "--" if hud.latency_ms is None else f"{hud.latency_ms:.0f} ms"
+    latency = f"latency {'--' if hud.latency_ms is None else f'{hud.latency_ms:.0f} ms'}"
     if hud.films is not None:  # a still: each film is analysed, so no rate and nothing skipped
-        rates = [f"film {hud.films}"]
+        figures = [f"film {hud.films}", latency]
     else:
         rates = [f"src {hud.source_fps:.1f} fps", f"AI {hud.ai_fps:.1f} fps"]
+        figures = [*rates, latency, f"skipped {hud.skipped}"]
     return [
-        *rates,
-        f"latency {latency}",
-        *((f"skipped {hud.skipped}",) if hud.films is None else ()),
+        *figures,
         *((f"stale {hud.stale}",) if hud.stale else ()),
         *hud.extra,
     ]
@@ -318,10 +317,11 @@ def compose(
     if result is not None and result.heatmap is not None and not result.gated:
         draw_heatmap(out, result.heatmap)  # under the boxes (an X-ray finding's, docs/xray.md)
     top = m.banner_h if banner is not None else 0
+    # An X-ray's panel: under the "no model" banner where there is one.
+    panel_top = top + (m.banner_h if result is not None and result.no_model else 0)
     if result is not None and not result.gated:
         panel = None
         if result.exposure is not None:  # an X-ray: box labels keep out of its panel
-            panel_top = top + (m.banner_h if result.no_model else 0)
             panel = xray_panel_rect(out, result, top=panel_top, style=style)
         draw_findings(out, result.findings, style=style, avoid=panel)
     if banner is not None:
@@ -330,13 +330,13 @@ def compose(
         # Nothing analysed this frame: say so, and draw no meter or count that could read as a verdict.
         draw_banner(out, no_model_text(result.modality), "warning", top=top, style=style)
         if result.exposure is not None:  # an X-ray's exposure needs no model
-            draw_xray_panel(out, result, top=top + m.banner_h, style=style)
+            draw_xray_panel(out, result, top=panel_top, style=style)
         if hud is not None:
             draw_hud(out, hud, style=style)
         return out
     gated = result is not None and result.gated
     if result is not None and result.exposure is not None:  # an X-ray: its panel for the meter
-        draw_xray_panel(out, result, top=top, style=style)
+        draw_xray_panel(out, result, top=panel_top, style=style)
     else:
         draw_quality_meter(
             out,

@@ -15,10 +15,10 @@ from tools.cxr_finding.train import Schedule, export, pruned, shift_decision, tr
 from tools.cxr_finding.view import INPUT_NAME, inputs
 from tools.modelkit.grouped_stats import auc, fix_threshold
 from tools.modelkit.int8_forms import quantize_forms
+from tools.modelkit.publish_gate import MAX_DROP
 from tools.modelkit.sessions import cpu_session
 
 VARIANTS = ("fp32", "pruned", "int8", "int8-cpu")
-MAX_DROP = 0.01
 CALIBRATION = 128
 
 

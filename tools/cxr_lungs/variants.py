@@ -15,10 +15,10 @@ from tools.cxr_lungs.data import LABELS, Films
 from tools.cxr_lungs.train import Schedule, export, plain_inputs, pruned, train
 from tools.cxr_lungs.view import INPUT_NAME
 from tools.modelkit.int8_forms import quantize_forms
+from tools.modelkit.publish_gate import MAX_DROP
 
 VARIANTS = ("fp32", "pruned", "int8", "int8-cpu")
 OP_TYPES = ("Conv", "Relu")  # the box decode after the head stays float
-MAX_DROP = 0.01
 CALIBRATION = 64
 
 
