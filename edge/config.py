@@ -116,6 +116,9 @@ class ModelConfig(_Section):
     precision: Literal["fp32", "fp16", "int8", "auto"] = "auto"
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
     every_n: int = Field(1, ge=1, le=1000)  # run on every Nth inferred frame, reuse the last result
+    # A quality model's operating point: a fault is called only at this probability or above
+    # (the model card's table of operating points); None: the manifest's thresholds.fault_min_confidence.
+    fault_min_confidence: float | None = Field(None, ge=0, le=1)
     enabled: bool = True
     gate: GateConfig | None = None
 

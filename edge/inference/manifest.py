@@ -89,6 +89,9 @@ class FileSpec(_Strict):
 class Thresholds(_Strict):
     min_confidence: float = Field(0.25, ge=0, le=1)  # below: not reported
     review_below: float = Field(0.5, ge=0, le=1)  # reported, but flagged needs_review
+    # A quality classifier: a label outside ok_labels is called only at this probability or above;
+    # below it the verdict is the likeliest ok label (0: the top label always wins).
+    fault_min_confidence: float = Field(0.0, ge=0, le=1)
     iou: float = Field(0.45, gt=0, le=1)  # NMS overlap
     max_detections: int = Field(100, ge=1)
 

@@ -66,9 +66,13 @@ class LoadedModel:
         backend: str | Backend = "auto",
         options: SessionOptions | None = None,
         warmup_runs: int = 3,
+        fault_min_confidence: float | None = None,
     ) -> None:
         self.package: ModelPackage = load_manifest(folder)
         m = self.package.manifest
+        if fault_min_confidence is not None:  # the deployment's operating point over the manifest's
+            th = m.thresholds.model_copy(update={"fault_min_confidence": fault_min_confidence})
+            m = m.model_copy(update={"thresholds": th})
         self._task: Task = task_for(m)  # an unknown task fails before any file is read
         path, self.precision, sha = self.package.verified_file(precision)
         opts = options or SessionOptions()

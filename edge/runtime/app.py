@@ -56,6 +56,7 @@ def load_models(config: Config) -> list[ModelSlot]:
                 backend=mc.backend,
                 options=options,
                 warmup_runs=config.inference.warmup_runs,
+                fault_min_confidence=mc.fault_min_confidence,
             )
         slots.append(ModelSlot(model=model, config=mc))
     return slots

@@ -42,6 +42,7 @@ name = "lung"
 path = "models/lung"
 every_n = 2
 gate = { model = "us-quality" }
+fault_min_confidence = 0.65
 [display]
 sinks = ["video", "snapshots"]
 """,
@@ -51,6 +52,7 @@ sinks = ["video", "snapshots"]
     assert c.pipeline.display_policy == "drop_oldest"
     lung = c.models[1]
     assert lung.gate is not None and lung.gate.model == "us-quality"
+    assert lung.fault_min_confidence == 0.65 and c.models[0].fault_min_confidence is None
     assert lung.path == tmp_path / "models/lung", "relative paths resolve against the config file"
     assert c.display.sinks == ("video", "snapshots")
 
@@ -65,6 +67,7 @@ sinks = ["video", "snapshots"]
         ),
         ("[pipeline]\ndisplay_policy = 'sometimes'\n", "key pipeline.display_policy"),
         ("[[models]]\nname = 'a'\nprecision = 'int4'\n", "key models[0].precision"),
+        ("[[models]]\nname = 'a'\nfault_min_confidence = 1.5\n", "key models[0].fault_min_confidence"),
         ("[[models]]\nname = 'a'\ngate = { model = 'b' }\n", "gated on 'b', which is not configured"),
         ("[[models]]\nname = 'a'\n[[models]]\nname = 'a'\n", "repeated: a"),
         ("colour = 'blue'\n", "key colour: unknown key"),

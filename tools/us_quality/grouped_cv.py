@@ -74,6 +74,17 @@ def folds(clips: list[ClipData]) -> list[tuple[str, list[int]]]:
     return out
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def fault_p(probs: np.ndarray) -> list[float]:
+    """Per frame: the probability of the fault the arg-max calls, 0 where it calls ``diagnostic``."""
+    top = probs.argmax(1)
+    return [round(float(p[k]), 4) if k else 0.0 for k, p in zip(top, probs, strict=True)]
+
+
 def _forms(model: nn.Module, work: Path, calib: np.ndarray) -> dict[str, ort.InferenceSession]:
     """FP32 torch model -> ONNX Runtime sessions of the FP32 file and both INT8 forms."""
     fp32 = work / "fp32.onnx"
@@ -114,12 +125,20 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
                 row: dict = {"source": source_of(c.record), "fold": name, "frames": len(c.frames)}
                 sel = clip_test == ci
                 for form, sess in sessions.items():
-                    pred = predict(sess, x_test[sel]).argmax(1)
+                    probs = softmax(predict(sess, x_test[sel]))
+                    pred = probs.argmax(1)
+                    untouched_probs = {v: softmax(predict(sess, untouched[v][ci])) for v in DARK_VARIANTS}
                     row[form] = {
                         "untouched_diagnostic": {
-                            v: int((predict(sess, untouched[v][ci]).argmax(1) == 0).sum())
-                            for v in DARK_VARIANTS
+                            v: int((pr.argmax(1) == 0).sum()) for v, pr in untouched_probs.items()
                         },
+                        # per frame, the probability of the fault it is called (0: called diagnostic),
+                        # so a fault-confidence rule fixed on other folds can be applied afterwards
+                        "untouched_fault_p": {v: fault_p(pr) for v, pr in untouched_probs.items()},
+                        "rendered_top": [
+                            [int(y), int(k), round(float(pr[k]), 4)]
+                            for y, k, pr in zip(y_test[sel], pred, probs, strict=True)
+                        ],
                         "rendered": {
                             lab: [int((pred[y_test[sel] == k] == k).sum()), int((y_test[sel] == k).sum())]
                             for k, lab in enumerate(LABELS)

@@ -31,6 +31,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 class ClassificationTask(ImageTask):
     """The top label of the scores output, its probability, and whether it is an ``ok_label``.
 
+    A label outside ``ok_labels`` under ``thresholds.fault_min_confidence`` is not called: the
+    verdict is then the likeliest ok label (its own probability as the score; every label's
+    probability stays in ``probabilities``).
+
     The output is softmax-ed when the manifest says it is ``logits``, used as it is when it says
     ``probabilities``. Outputs are found by the manifest's order until the session's names are
     known (``bind_outputs``, called at load).
@@ -44,6 +48,8 @@ class ClassificationTask(ImageTask):
         self._ok = frozenset(manifest.ok_labels)
         self._logits = manifest.outputs[0].kind == "logits"
         self._review_below = manifest.thresholds.review_below
+        self._fault_min = manifest.thresholds.fault_min_confidence
+        self._ok_at = [i for i, lab in enumerate(self._labels) if lab in self._ok]
         names = [o.name for o in manifest.outputs]
         self._heatmap_name = next((o.name for o in manifest.outputs if o.kind == "heatmap"), None)
         self._scores_at = 0
@@ -119,6 +125,10 @@ class ClassificationTask(ImageTask):
             )
         probs = softmax(flat) if self._logits else flat
         k = int(probs.argmax())
+        if self._labels[k] not in self._ok and probs[k] < self._fault_min and self._ok_at:
+            # An unsure fault is not called: a red meter over a good image costs the operator the
+            # scan, so the model must be sure (the threshold is fixed by the card's grouped figures).
+            k = max(self._ok_at, key=lambda i: probs[i])
         label = self._labels[k]
         return Quality(
             label=label,

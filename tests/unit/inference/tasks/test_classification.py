@@ -62,3 +62,47 @@ def test_classification_result(tiny_classifier: Callable[..., Path]) -> None:
     assert bright.label == "bright" and not bright.ok
     assert dark.label == "dark" and dark.ok
     assert abs(sum(bright.probabilities.values()) - 1) < 1e-5
+
+
+def _with_fault_min(t: float) -> Manifest:
+    m = _manifest("probabilities").model_dump()
+    m["thresholds"] = {"fault_min_confidence": t}
+    return Manifest.model_validate(m)
+
+
+def test_an_unsure_fault_is_not_called_below_the_manifests_fault_min_confidence() -> None:
+    probs = np.array([0.35, 0.55, 0.10], np.float32)  # "dark" on top, but under 0.6
+    q = ClassificationTask(_with_fault_min(0.6)).decode([probs], SAME, (32, 32)).quality
+    assert q is not None and (q.label, q.ok) == ("good", True)
+    assert q.score == pytest.approx(0.35)
+    assert q.probabilities["dark"] == pytest.approx(0.55)  # the fault's probability is still shown
+
+
+def test_a_sure_fault_is_called_at_or_above_the_threshold_and_zero_keeps_the_top_label() -> None:
+    at = np.array([0.3, 0.6, 0.1], np.float32)
+    q = ClassificationTask(_with_fault_min(0.6)).decode([at], SAME, (32, 32)).quality
+    assert q is not None and (q.label, q.ok) == ("dark", False)
+    low = np.array([0.35, 0.55, 0.10], np.float32)
+    q0 = ClassificationTask(_with_fault_min(0.0)).decode([low], SAME, (32, 32)).quality
+    assert q0 is not None and q0.label == "dark"
+
+
+def test_without_ok_labels_the_threshold_cannot_fall_back_and_the_top_label_stays() -> None:
+    m = _with_fault_min(0.9).model_dump()
+    m["ok_labels"] = []
+    probs = np.array([0.2, 0.5, 0.3], np.float32)
+    q = ClassificationTask(Manifest.model_validate(m)).decode([probs], SAME, (32, 32)).quality
+    assert q is not None and (q.label, q.ok) == ("dark", False)
+
+
+def test_a_deployments_operating_point_overrides_the_manifest_through_loaded_model(
+    tiny_classifier: Callable[..., Path],
+) -> None:
+    folder = tiny_classifier(labels=("dark", "mid", "bright"))
+    frame = np.full((40, 60, 3), 250, np.uint8)
+    bright = LoadedModel(folder).infer(frame).quality
+    assert bright is not None and bright.label == "bright" and not bright.ok
+    strict = LoadedModel(folder, fault_min_confidence=1.0).infer(frame).quality
+    assert strict is not None and strict.ok and strict.label == "dark"  # the ok label
+    assert strict.probabilities["bright"] == pytest.approx(bright.probabilities["bright"])
+    assert LoadedModel(folder).manifest.thresholds.fault_min_confidence == 0.0
