@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
             r = one_run(
-                Path(tmp), args.results, args.window, args.settle, not args.no_ingest, not args.lazy_broker,
+                Path(tmp),
+                args.results,
+                args.window,
+                args.settle,
+                not args.no_ingest,
+                not args.lazy_broker,
                 receipts=not args.no_receipts,
             )
         runs.append(r)

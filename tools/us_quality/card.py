@@ -78,6 +78,51 @@ def headline(g: dict) -> str:
     return "\n".join([*lines, "", verdict])
 
 
+RERUN_FILE = "grouped_cv_rerun.json"
+
+
+def rerun_section(out: Path) -> str:
+    """The same leave-one-source-out run again (``RERUN_FILE``): how far two runs of one recipe differ,
+    and the operating points of ``fault_min_confidence`` from its out-of-fold probabilities."""
+    r = load_report(out, RERUN_FILE)
+    if not r.get("clips"):
+        return ""
+    u = G.pooled_untouched(r, "int8_cpu")
+    per = G.untouched(r, "int8_cpu")
+    met = sum(x["share"] >= TARGET_DIAGNOSTIC for x in per.values())
+    rec = ", ".join(f"{lab} {G.recall(r, 'int8_cpu', lab)['recall']:.3f}" for lab in LABELS[1:])
+    low = ", ".join(f"{s} {x['share']:.3f}" for s, x in per.items() if x["share"] < TARGET_DIAGNOSTIC)
+    text = (
+        "**Run to run.** The same recipe and seed through the same leave-one-source-out again, on a "
+        f"later tree (`{RERUN_FILE}`; its fold models' losses differ from the first run's from the first "
+        "logged step, so the two trees did not build bit-identical training inputs; not traced), "
+        f"INT8 CPU: untouched frames `diagnostic`, mean of sources **{u['mean_of_sources']:.3f}** "
+        f"[{u['ci'][0]:.3f}, {u['ci'][1]:.3f}], {met} of {u['sources']} sources at {TARGET_DIAGNOSTIC:.0%} "
+        f"(below: {low or '-'}); fault recall {rec}. Read the headline with that spread: a difference of a "
+        "few points between two versions of this model on these folds is within it."
+    )
+    if not G.has_probabilities(r):
+        return text
+    return (
+        text
+        + """
+
+**Operating points.** The runtime calls a fault only at `thresholds.fault_min_confidence` or above
+(0 in this manifest: the arg-max, as in the figures above); a deployment may set its own
+(`fault_min_confidence` in the model's `[[models]]` entry), trading faults caught for fewer red meters
+over good frames. Out of fold, from the second run's probabilities (INT8 CPU; point estimates):
+
+"""
+        + G.operating_table(r)
+        + """
+
+No point meets both targets: on `{worst}` the good frames the model calls a fault are mostly
+unsure (median probability {unsure:.2f}), but so are many rendered shadows. The manifest keeps the arg-max:
+a threshold fixed on the other folds (none of which shows the problem) would not move it, and one
+chosen here would be chosen on the test folds."""
+    ).format(worst=u["worst_source"], unsure=G.median_fault_p(r, "int8_cpu", u["worst_source"]))
+
+
 def model_card(out: Path, splits: dict[str, list[str]], seed: int, wall_s: float | None) -> str:
     m, log = load_report(out, "metrics.json"), load_report(out, "training_log.json")
     quant, g = load_report(out, "quantization.json"), load_report(out, "grouped_cv.json")
@@ -127,6 +172,8 @@ field the beam never reaches, dark below two rib shadows. A far field faded to t
 set beyond penetration) was then added to the looks, and this third run is the one above. Two changes
 chosen after seeing the folds make these figures optimistic; each adds a variation real scanners show
 rather than a rule for one source, and the hidden external sets are the check.
+
+{rerun_section(out)}
 
 Untouched frames (every {FRAME_STEP}rd decoded frame of every clip, no change; the clip's sector as
 the runtime finds it on good frames) called `diagnostic`, per held-out source

@@ -97,13 +97,14 @@ def recall_table(res: dict, forms: tuple[str, ...] = ("fp32", "int8_cpu", "int8"
 
 
 def summary(res: dict) -> str:
-    return "\n\n".join(
-        [
-            "Untouched frames called diagnostic, per held-out source:\n" + untouched_table(res),
-            "Darker renderings (INT8 CPU):\n" + darker_table(res),
-            "Recall per class:\n" + recall_table(res),
-        ]
-    )
+    parts = [
+        "Untouched frames called diagnostic, per held-out source:\n" + untouched_table(res),
+        "Darker renderings (INT8 CPU):\n" + darker_table(res),
+        "Recall per class:\n" + recall_table(res),
+    ]
+    if has_probabilities(res):
+        parts.append("Operating points (INT8 CPU, fault_min_confidence):\n" + operating_table(res))
+    return "\n\n".join(parts)
 
 
 def pooled_untouched(res: dict, form: str, variant: str = "as is", n_boot: int = 2000, seed: int = 0) -> dict:
@@ -144,3 +145,67 @@ def int8_source_gap(res: dict) -> dict[str, float]:
         form: float(max(abs(r["share"] - ref[s]["share"]) for s, r in untouched(res, form).items()))
         for form in ("int8", "int8_cpu")
     }
+
+
+OPERATING_POINTS = (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
+
+
+def has_probabilities(res: dict, form: str = "int8_cpu") -> bool:
+    """Whether the run kept per-frame probabilities (runs before they were recorded did not)."""
+    rows = list(res.get("clips", {}).values())
+    return bool(rows) and all("untouched_fault_p" in r[form] and "rendered_top" in r[form] for r in rows)
+
+
+def median_fault_p(res: dict, form: str, source: str) -> float:
+    """Median probability of the faults called on ``source``'s untouched frames (nan: none called)."""
+    p = [
+        x
+        for row in res["clips"].values()
+        if row["source"] == source
+        for x in row[form]["untouched_fault_p"]["as is"]
+        if x > 0
+    ]
+    return float(np.median(p)) if p else float("nan")
+
+
+def at_operating_point(res: dict, form: str, t: float) -> tuple[dict[str, float], dict[str, float]]:
+    """(per source: share of untouched frames called ``diagnostic``; per fault: pooled recall on the
+    rendered samples) when a fault is called only at probability ``t`` or above (the runtime's
+    ``fault_min_confidence``; 0: the arg-max), from the run's out-of-fold probabilities."""
+    kept: dict[str, list[int]] = {}
+    hit, n = np.zeros(len(LABELS)), np.zeros(len(LABELS))
+    for row in res["clips"].values():
+        r = row[form]
+        p = np.asarray(r["untouched_fault_p"]["as is"], float)
+        s = kept.setdefault(row["source"], [0, 0])
+        s[0] += int(((p == 0) | (p < t)).sum())
+        s[1] += len(p)
+        for y, k, pk in r["rendered_top"]:
+            called = k if k == 0 or pk >= t else 0
+            hit[y] += called == y
+            n[y] += 1
+    shares = {src: k / max(m, 1) for src, (k, m) in sorted(kept.items())}
+    recalls = {lab: float(hit[i] / max(n[i], 1)) for i, lab in enumerate(LABELS) if i}
+    return shares, recalls
+
+
+def operating_table(res: dict, form: str = "int8_cpu", points: tuple[float, ...] = OPERATING_POINTS) -> str:
+    """One row per ``fault_min_confidence``: the untouched share (mean of sources, worst source) and
+    each fault's recall, out of fold. Point estimates: the intervals are the headline's."""
+    faults = LABELS[1:]
+    lines = [
+        "| fault_min_confidence | untouched `diagnostic`, mean of sources | worst source | "
+        + " | ".join(f"{f} recall" for f in faults)
+        + " |",
+        "| ---: | ---: | ---: |" + " ---: |" * len(faults),
+    ]
+    for t in points:
+        shares, recalls = at_operating_point(res, form, t)
+        worst = min(shares, key=lambda s: shares[s])
+        name = "0 (arg-max)" if t == 0 else f"{t:g}"
+        lines.append(
+            f"| {name} | {np.mean(list(shares.values())):.3f} | {shares[worst]:.3f} ({worst}) | "
+            + " | ".join(f"{recalls[f]:.3f}" for f in faults)
+            + " |"
+        )
+    return "\n".join(lines)

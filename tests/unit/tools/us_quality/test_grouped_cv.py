@@ -88,3 +88,39 @@ def test_figures_read_from_a_run() -> None:
     assert r["recall"] == 10 / 12 and r["worst_source"] == "B" and r["worst"] == 0.5
     assert r["ci"][0] <= r["recall"] <= r["ci"][1]
     assert int8_gap(res) == {"int8": 0.0, "int8_cpu": 0.0}
+
+
+def _prob_row(source: str, fault_p: list[float], rendered: list[list[float]]) -> dict:
+    form = {"untouched_fault_p": {"as is": fault_p}, "rendered_top": rendered}
+    return {"source": source, "frames": len(fault_p), "fp32": form, "int8": form, "int8_cpu": form}
+
+
+def test_operating_points_from_the_runs_probabilities() -> None:
+    from tools.us_quality.grouped_report import at_operating_point, has_probabilities, median_fault_p
+
+    shadow = LABELS.index("shadow")
+    res = {
+        "clips": {
+            # 4 untouched frames: 2 called diagnostic (0), faults called at 0.55 and 0.9
+            "a1": _prob_row(
+                "A", [0.0, 0.55, 0.9, 0.0], [[shadow, shadow, 0.6], [shadow, 0, 0.8], [0, 0, 0.9]]
+            ),
+            "b1": _prob_row("B", [0.0, 0.0], [[shadow, shadow, 0.95]]),
+        }
+    }
+    assert has_probabilities(res) and not has_probabilities({"clips": {"x": _row("A", 1, {"as is": 1}, {})}})
+    shares, recalls = at_operating_point(res, "int8_cpu", 0.0)  # the arg-max
+    assert shares == {"A": 0.5, "B": 1.0} and recalls["shadow"] == 2 / 3
+    shares, recalls = at_operating_point(res, "int8_cpu", 0.7)  # the 0.55 fault is no longer called
+    assert shares == {"A": 0.75, "B": 1.0} and recalls["shadow"] == 1 / 3  # nor the 0.6 shadow
+    assert at_operating_point(res, "int8_cpu", 0.95)[0]["A"] == 1.0
+    assert median_fault_p(res, "int8_cpu", "A") == (0.55 + 0.9) / 2
+
+
+def test_a_run_keeps_per_frame_the_probability_of_the_fault_it_calls() -> None:
+    from tools.us_quality.grouped_cv import fault_p, softmax
+
+    probs = softmax(np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]], np.float32))
+    assert np.allclose(probs.sum(1), 1.0)
+    got = fault_p(probs)
+    assert got[0] == 0.0 and got[1] == round(float(probs[1, 1]), 4)  # diagnostic: 0; a fault: its p
