@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from tools.modelkit.sessions import cpu_session, interleaved_latency
-from tools.us_quality import LABELS
+from tools.us_quality import FAULT_MIN_CONFIDENCE, LABELS
 from tools.us_quality.data import clip_sector
 from tools.us_quality.phantom import CASES, PhantomSet, findings_of, phantom_set, tour_set
 from tools.us_quality.preprocess import normalize
@@ -57,6 +57,16 @@ def predict(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
     for i in range(len(x)):
         out[i] = sess.run(["logits"], {"input": normalize(x[i])[None, None]})[0][0]
     return out
+
+
+def labels_of(logits: np.ndarray, fault_min: float = FAULT_MIN_CONFIDENCE) -> np.ndarray:
+    """The runtime's verdict per row of logits: the arg-max, a fault under ``fault_min`` (softmax
+    probability) called ``diagnostic`` (``edge.inference.tasks.classification``)."""
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    probs = e / e.sum(1, keepdims=True)
+    top = probs.argmax(1)
+    unsure = (top != 0) & (probs[np.arange(len(top)), top] < fault_min)
+    return np.where(unsure, 0, top)
 
 
 def latency(sessions: dict[str, ort.InferenceSession], x: np.ndarray, runs: int, warmup: int = 30) -> dict:
@@ -106,7 +116,7 @@ def evaluate(
         sc: dict[str, object] = {"size_bytes": files[k].stat().st_size}
         sc["phantom"] = phantom_scores(s, p_test, x_tour, stops)
         sc["vendors"] = {
-            name: np.bincount(predict(s, x).argmax(1), minlength=len(LABELS)).tolist()
+            name: np.bincount(labels_of(predict(s, x)), minlength=len(LABELS)).tolist()
             for name, x in vendor_inputs.items()
         }
         result[k] = sc
@@ -146,7 +156,7 @@ def vendor_views(folder: Path, max_frames: int = 60) -> dict[str, np.ndarray]:
 def phantom_scores(sess: ort.InferenceSession, ps: PhantomSet, x_tour: np.ndarray, stops: list[str]) -> dict:
     """Per-class scores on the phantom test set, the share called diagnostic per finding of the
     diagnostic cases, the label counts per case, and the share of tour frames called diagnostic."""
-    pred = predict(sess, ps.images).argmax(1) if len(ps) else np.zeros(0, int)
+    pred = labels_of(predict(sess, ps.images)) if len(ps) else np.zeros(0, int)
     out: dict[str, object] = scores(ps.labels, pred) if len(ps) else {}
     diag = ps.labels == 0
     finding = findings_of(ps)
@@ -165,7 +175,7 @@ def phantom_scores(sess: ort.InferenceSession, ps: PhantomSet, x_tour: np.ndarra
         for ci, c in enumerate(CASES)
         if (ps.case == ci).any()
     }
-    tp = predict(sess, x_tour).argmax(1)
+    tp = labels_of(predict(sess, x_tour))
     arr = np.array(stops)
     out["tour"] = {
         "diagnostic_rate": round(float((tp == 0).mean()), 4),

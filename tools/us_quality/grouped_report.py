@@ -156,6 +156,38 @@ def has_probabilities(res: dict, form: str = "int8_cpu") -> bool:
     return bool(rows) and all("untouched_fault_p" in r[form] and "rendered_top" in r[form] for r in rows)
 
 
+def at_threshold(res: dict, t: float) -> dict:
+    """The run's figures as the runtime gives them at ``fault_min_confidence`` = ``t``: every form
+    with per-frame probabilities gets its counts (untouched ``diagnostic`` per variant, rendered
+    recall and confusion) again from them, a fault under ``t`` called ``diagnostic``; 0: unchanged."""
+    if t <= 0:
+        return res
+    n = len(LABELS)
+    clips = {}
+    for name, row in res["clips"].items():
+        row = dict(row)
+        for form in FORM_NAMES:
+            r = row.get(form)
+            if not r or "untouched_fault_p" not in r or "rendered_top" not in r:
+                continue
+            conf = np.zeros(n * n, int)
+            for y, k, pk in r["rendered_top"]:
+                conf[y * n + (k if k == 0 or pk >= t else 0)] += 1
+            row[form] = {
+                **r,
+                "untouched_diagnostic": {
+                    v: int(sum(1 for p in ps if p < t)) for v, ps in r["untouched_fault_p"].items()
+                },
+                "rendered": {
+                    lab: [int(conf[i * n + i]), int(conf[i * n : (i + 1) * n].sum())]
+                    for i, lab in enumerate(LABELS)
+                },
+                "rendered_confusion": conf.tolist(),
+            }
+        clips[name] = row
+    return {**res, "clips": clips, "fault_min_confidence": t}
+
+
 def median_fault_p(res: dict, form: str, source: str) -> float:
     """Median probability of the faults called on ``source``'s untouched frames (nan: none called)."""
     p = [

@@ -18,10 +18,10 @@ from edge.inference.manifest import InputSpec, Manifest
 from tools.modelkit.cards import CARD_NAME, write_model_docs
 from tools.modelkit.manifest import build_manifest
 from tools.modelkit.pocus import data_source, load_labels, video_frames
-from tools.us_quality import LABELS, MODEL_NAME, MODEL_VERSION
+from tools.us_quality import FAULT_MIN_CONFIDENCE, LABELS, MODEL_NAME, MODEL_VERSION
 from tools.us_quality import degrade as D
 from tools.us_quality.card import GATE, UPSTREAM, load_report, model_card
-from tools.us_quality.grouped_report import int8_gap
+from tools.us_quality.grouped_report import at_threshold, int8_gap
 from tools.us_quality.model import CHANNELS
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE
@@ -77,7 +77,7 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
         labels=LABELS,
         ok_labels=["diagnostic"],
         urgent_labels=None,
-        thresholds={"min_confidence": 0.5},
+        thresholds={"min_confidence": 0.5, "fault_min_confidence": FAULT_MIN_CONFIDENCE},
         files={"int8": out / INT8_FILE},
         cpu_files={"int8": out / INT8_CPU_FILE},
         default_precision="int8",
@@ -121,11 +121,8 @@ def publish(
     wall_s: float | None = None,
 ) -> dict:
     used = sorted(f for files in splits.values() for f in files)
-    gap = (
-        int8_gap(load_report(out, "grouped_cv.json"))
-        if load_report(out, "grouped_cv.json").get("clips")
-        else {}
-    )
+    grouped = at_threshold(load_report(out, "grouped_cv.json"), FAULT_MIN_CONFIDENCE)
+    gap = int8_gap(grouped) if grouped.get("clips") else {}
     if not tiny and any(v > GATE for v in gap.values()):
         print(f"publish refused: INT8 loses more than {GATE:.0%} against FP32 on the grouped figures: {gap}")
         raise SystemExit(3)

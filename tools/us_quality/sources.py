@@ -30,6 +30,7 @@ from tools.modelkit.grouped import source_of
 from tools.modelkit.pocus import EXCLUDED, ClipRecord, load_frames, load_labels
 from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
+from tools.us_quality.evaluate import labels_of
 
 FILE_KEYS = {"fp32": ("fp32", False), "int8": ("int8", False), "int8_cpu": ("int8", True)}
 
@@ -63,12 +64,14 @@ Predictor = Callable[[Iterable[np.ndarray]], np.ndarray]
 
 
 def folder_predictor(folder: Path, form: str = "int8_cpu") -> Predictor:
-    """A function: the frames of one stream in order -> predicted class per frame, as the runtime runs it."""
+    """A function: the frames of one stream in order -> predicted class per frame, as the runtime runs it
+    (the manifest's view and its ``fault_min_confidence``)."""
     pkg = load_manifest(folder)
     precision, cpu = FILE_KEYS[form]
     path, _, _ = pkg.file_for(precision, cpu=cpu)
     sess = cpu_session(path)
     spec = pkg.manifest.input
+    fault_min = pkg.manifest.thresholds.fault_min_confidence  # the runtime's rule, as the manifest says
     out_name = sess.get_outputs()[0].name
 
     def run(frames: Iterable[np.ndarray]) -> np.ndarray:
@@ -76,7 +79,8 @@ def folder_predictor(folder: Path, form: str = "int8_cpu") -> Predictor:
         preds = []
         for f in frames:
             x, _ = pre(f)
-            preds.append(int(np.argmax(sess.run([out_name], {spec.name: x})[0][0])))
+            logits = sess.run([out_name], {spec.name: x})[0].reshape(1, -1)
+            preds.append(int(labels_of(logits, fault_min)[0]))
         return np.array(preds, int)
 
     return run

@@ -124,3 +124,18 @@ def test_a_run_keeps_per_frame_the_probability_of_the_fault_it_calls() -> None:
     assert np.allclose(probs.sum(1), 1.0)
     got = fault_p(probs)
     assert got[0] == 0.0 and got[1] == round(float(probs[1, 1]), 4)  # diagnostic: 0; a fault: its p
+
+
+def test_a_runs_figures_at_the_runtimes_fault_floor() -> None:
+    from tools.us_quality.grouped_report import at_threshold
+
+    shadow = LABELS.index("shadow")
+    row = _prob_row("A", [0.0, 0.55, 0.9, 0.0], [[shadow, shadow, 0.6], [shadow, 0, 0.8], [0, shadow, 0.4]])
+    res = {"clips": {"a1": row}}
+    assert at_threshold(res, 0.0) is res
+    r = at_threshold(res, 0.7)["clips"]["a1"]["int8_cpu"]
+    assert r["untouched_diagnostic"]["as is"] == 3  # 0, 0.55, 0: under 0.7
+    assert r["rendered"]["shadow"] == [0, 2] and r["rendered"]["diagnostic"] == [1, 1]
+    n = len(LABELS)
+    assert r["rendered_confusion"][shadow * n + 0] == 2 and sum(r["rendered_confusion"]) == 3
+    assert untouched(at_threshold(res, 0.7), "fp32")["A"]["share"] == 0.75

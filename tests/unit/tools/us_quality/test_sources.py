@@ -35,3 +35,13 @@ def test_folder_predictor_runs_the_bundled_model_frame_by_frame() -> None:
     frames = [np.full((200, 240), v, np.uint8) for v in (0, 90)]
     out = predict(iter(frames))
     assert out.shape == (2,) and out.dtype.kind == "i" and ((out >= 0) & (out < 5)).all()
+
+
+def test_labels_are_the_runtimes_a_fault_under_the_floor_is_diagnostic() -> None:
+    from tools.us_quality.evaluate import labels_of
+
+    probs = np.array([[0.35, 0.45, 0.1, 0.05, 0.05], [0.2, 0.6, 0.1, 0.05, 0.05], [0.6, 0.1, 0.1, 0.1, 0.1]])
+    logits = np.log(probs)
+    assert labels_of(logits, 0.5).tolist() == [0, 1, 0]  # 0.45 < 0.5: not called
+    assert labels_of(logits, 0.0).tolist() == [1, 1, 0]  # the arg-max
+    assert labels_of(logits, 0.7).tolist() == [0, 0, 0]
