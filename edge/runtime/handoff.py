@@ -166,8 +166,11 @@ class ResultBoard:
 
     LATEST: the newest result, after waiting at most ``sync_s`` for the frame's own. A fast
     model's overlay then lands on the frame it describes instead of the next one. The wait is
-    only while the worker is on this frame or idle; a worker busy on an older frame means a slow
-    model, and the frame goes out at once with the last overlay, keeping the source's rate.
+    while the worker is on this frame or idle, or on an older frame when, by the worker's recent
+    run time, the older frame's rest and one more run end within ``sync_s`` (a fast model a moment
+    behind on a busy CPU: without the wait its result reached the screen a whole frame later). A
+    slow model, or one not timed yet, is not waited for: the frame goes out at once with the last
+    overlay, keeping the source's rate.
     EVERY: the frame's own result (the last good one if its inference failed), waited for as long
     as it takes: every frame is inferred, in order, and inference may be ahead of the display by
     the time a frame is drawn, so the newest result could be the next frame's.
@@ -180,6 +183,8 @@ class ResultBoard:
         self._cond = threading.Condition()
         self._latest: Result | None = None
         self._busy_seq = -1  # frame the worker is on; -1 when idle
+        self._busy_since = 0.0  # monotonic time the worker started it
+        self._run_s: float | None = None  # the worker's recent run time (moving average)
         self._done_seq = -1  # the last frame the worker finished (EVERY)
         self._for_seq: dict[int, Result | None] = {}  # EVERY: what each finished frame shows
         self._closed = False
@@ -191,6 +196,7 @@ class ResultBoard:
     def started(self, seq: int) -> None:
         with self._cond:
             self._busy_seq = seq
+            self._busy_since = time.monotonic()
 
     def finished(self, seq: int, result: Result | None) -> None:
         """The worker is done with frame ``seq``: ``result`` is its Result, None when it failed."""
@@ -200,6 +206,9 @@ class ResultBoard:
             if self._own:
                 self._for_seq[seq] = self._latest  # its own, or the last good one
             self._done_seq = max(self._done_seq, seq)
+            if self._busy_seq == seq:
+                took = time.monotonic() - self._busy_since
+                self._run_s = took if self._run_s is None else 0.8 * self._run_s + 0.2 * took
             self._busy_seq = -1
             self._cond.notify_all()
 
@@ -222,6 +231,15 @@ class ResultBoard:
                 del self._for_seq[old]
             return self._for_seq.pop(seq, self._latest)
 
+    def _due(self, seq: int, deadline: float) -> bool:
+        """The worker is on another frame: will ``seq``'s result be there by ``deadline``? Only when
+        it is on an older one and, by its recent run time, finishes it and runs once more in time."""
+        run = self._run_s
+        if run is None or self._busy_seq > seq:
+            return False
+        rest = max(0.0, run - (time.monotonic() - self._busy_since))
+        return time.monotonic() + rest + run <= deadline
+
     def _newest(self, seq: int) -> Result | None:
         if self._sync_s <= 0:
             return self._latest
@@ -231,7 +249,7 @@ class ResultBoard:
                 latest = self._latest
                 if latest is not None and latest.frame_seq >= seq:
                     break
-                if self._busy_seq not in (-1, seq) or self._closed:
+                if self._closed or (self._busy_seq not in (-1, seq) and not self._due(seq, deadline)):
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stop.is_set():

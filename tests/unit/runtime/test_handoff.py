@@ -145,13 +145,15 @@ def test_board_every_stops_waiting_on_close_or_stop() -> None:
     assert board.result_for(frame(5)) is None
 
 
-def test_board_latest_waits_briefly_for_its_own_but_never_for_a_busy_worker() -> None:
+def test_board_latest_waits_briefly_for_its_own_but_not_for_a_worker_of_unknown_speed() -> None:
     board = ResultBoard(InferencePolicy.LATEST, 0.5, threading.Event())
     r3 = result(3)
     board.started(3)
     threading.Timer(0.05, board.finished, args=(3, r3)).start()
     assert board.result_for(frame(3)) is r3  # the worker was on this frame: worth the wait
-    board.started(4)  # busy on an older frame than the one shown: a slow model
+    board = ResultBoard(InferencePolicy.LATEST, 0.5, threading.Event())  # its run time not known yet
+    board.finished(3, r3)
+    board.started(4)  # busy on an older frame than the one shown: maybe a slow model
     t0 = time.monotonic()
     assert board.result_for(frame(5)) is r3 and time.monotonic() - t0 < 0.25, "no wait"
     board.finished(4, None)  # idle: wait for frame 6 up to the deadline, then the newest
@@ -160,6 +162,35 @@ def test_board_latest_waits_briefly_for_its_own_but_never_for_a_busy_worker() ->
     newer = ResultBoard(InferencePolicy.LATEST, 0.0, threading.Event())
     newer.finished(9, r3)
     assert newer.result_for(frame(1)) is r3, "no sync wait: the newest result, whatever its frame"
+
+
+def _timed(board: ResultBoard, seq: int, run_s: float) -> Result:
+    board.started(seq)
+    time.sleep(run_s)
+    r = result(seq)
+    board.finished(seq, r)
+    return r
+
+
+def test_board_latest_waits_for_a_fast_worker_one_frame_behind_but_not_for_a_slow_one() -> None:
+    fast = ResultBoard(InferencePolicy.LATEST, 0.5, threading.Event())
+    _timed(fast, 0, 0.02)  # runs take ~20 ms: the rest of frame 1 and frame 2 fit in 0.5 s
+    fast.started(1)  # a moment behind: the display already has frame 2
+
+    def worker() -> None:
+        time.sleep(0.02)
+        fast.finished(1, result(1))
+        _timed(fast, 2, 0.02)
+
+    threading.Thread(target=worker).start()
+    shown = fast.result_for(frame(2))
+    assert shown is not None and shown.frame_seq == 2, "its own result, not frame 1's"
+
+    slow = ResultBoard(InferencePolicy.LATEST, 0.5, threading.Event())
+    r0 = _timed(slow, 0, 0.6)  # runs take ~600 ms: more than the 500 ms budget
+    slow.started(1)
+    t0 = time.monotonic()
+    assert slow.result_for(frame(2)) is r0 and time.monotonic() - t0 < 0.25, "out at once, no wait"
 
 
 # -- the results channel -------------------------------------------------------------------------
