@@ -159,9 +159,7 @@ def has_probabilities(res: dict, form: str = "int8_cpu") -> bool:
 def at_threshold(res: dict, t: float) -> dict:
     """The run's figures as the runtime gives them at ``fault_min_confidence`` = ``t``: every form
     with per-frame probabilities gets its counts (untouched ``diagnostic`` per variant, rendered
-    recall and confusion) again from them, a fault under ``t`` called ``diagnostic``; 0: unchanged."""
-    if t <= 0:
-        return res
+    recall and confusion) again from them, a fault under ``t`` called ``diagnostic`` (0: the arg-max)."""
     n = len(LABELS)
     clips = {}
     for name, row in res["clips"].items():
@@ -176,7 +174,7 @@ def at_threshold(res: dict, t: float) -> dict:
             row[form] = {
                 **r,
                 "untouched_diagnostic": {
-                    v: int(sum(1 for p in ps if p < t)) for v, ps in r["untouched_fault_p"].items()
+                    v: int(sum(1 for p in ps if p == 0 or p < t)) for v, ps in r["untouched_fault_p"].items()
                 },
                 "rendered": {
                     lab: [int(conf[i * n + i]), int(conf[i * n : (i + 1) * n].sum())]
@@ -202,22 +200,18 @@ def median_fault_p(res: dict, form: str, source: str) -> float:
 
 def at_operating_point(res: dict, form: str, t: float) -> tuple[dict[str, float], dict[str, float]]:
     """(per source: share of untouched frames called ``diagnostic``; per fault: pooled recall on the
-    rendered samples) when a fault is called only at probability ``t`` or above (the runtime's
-    ``fault_min_confidence``; 0: the arg-max), from the run's out-of-fold probabilities."""
+    rendered samples) at ``fault_min_confidence`` = ``t`` (0: the arg-max): point estimates."""
+    g = at_threshold(res, t)
     kept: dict[str, list[int]] = {}
-    hit, n = np.zeros(len(LABELS)), np.zeros(len(LABELS))
-    for row in res["clips"].values():
-        r = row[form]
-        p = np.asarray(r["untouched_fault_p"]["as is"], float)
+    for row in g["clips"].values():
         s = kept.setdefault(row["source"], [0, 0])
-        s[0] += int(((p == 0) | (p < t)).sum())
-        s[1] += len(p)
-        for y, k, pk in r["rendered_top"]:
-            called = k if k == 0 or pk >= t else 0
-            hit[y] += called == y
-            n[y] += 1
+        s[0] += row[form]["untouched_diagnostic"]["as is"]
+        s[1] += row["frames"]
     shares = {src: k / max(m, 1) for src, (k, m) in sorted(kept.items())}
-    recalls = {lab: float(hit[i] / max(n[i], 1)) for i, lab in enumerate(LABELS) if i}
+    recalls = {}
+    for lab in LABELS[1:]:
+        hit, n = (sum(row[form]["rendered"][lab][i] for row in g["clips"].values()) for i in (0, 1))
+        recalls[lab] = hit / max(n, 1)
     return shares, recalls
 
 

@@ -132,7 +132,8 @@ def test_a_runs_figures_at_the_runtimes_fault_floor() -> None:
     shadow = LABELS.index("shadow")
     row = _prob_row("A", [0.0, 0.55, 0.9, 0.0], [[shadow, shadow, 0.6], [shadow, 0, 0.8], [0, shadow, 0.4]])
     res = {"clips": {"a1": row}}
-    assert at_threshold(res, 0.0) is res
+    at_max = at_threshold(res, 0.0)["clips"]["a1"]["int8_cpu"]  # the arg-max, from the same numbers
+    assert at_max["untouched_diagnostic"]["as is"] == 2 and at_max["rendered"]["shadow"] == [1, 2]
     r = at_threshold(res, 0.7)["clips"]["a1"]["int8_cpu"]
     assert r["untouched_diagnostic"]["as is"] == 3  # 0, 0.55, 0: under 0.7
     assert r["rendered"]["shadow"] == [0, 2] and r["rendered"]["diagnostic"] == [1, 1]
