@@ -237,8 +237,9 @@ class ResultBoard:
         run = self._run_s
         if run is None or self._busy_seq > seq:
             return False
-        rest = max(0.0, run - (time.monotonic() - self._busy_since))
-        return time.monotonic() + rest + run <= deadline
+        now = time.monotonic()
+        rest = max(0.0, run - (now - self._busy_since))
+        return now + rest + run <= deadline
 
     def _newest(self, seq: int) -> Result | None:
         if self._sync_s <= 0:

@@ -86,7 +86,7 @@ def at_runtime_rule(g: dict) -> dict:
     return G.at_threshold(g, FAULT_MIN_CONFIDENCE) if g.get("clips") and G.has_probabilities(g) else g
 
 
-def _argmax_figures(g: dict) -> str:
+def _figures(g: dict) -> str:
     u = G.pooled_untouched(g, "int8_cpu")
     per = G.untouched(g, "int8_cpu")
     met = sum(x["share"] >= TARGET_DIAGNOSTIC for x in per.values())
@@ -102,7 +102,7 @@ def rule_price(g: dict) -> str:
     """Arg-max against the fault floor on the same run: what the floor gives and what it costs."""
     if not g.get("clips") or not G.has_probabilities(g):
         return "-"
-    return f"arg-max {_argmax_figures(g)}; at {FAULT_MIN_CONFIDENCE:g} {_argmax_figures(at_runtime_rule(g))}"
+    return f"arg-max {_figures(g)}; at {FAULT_MIN_CONFIDENCE:g} {_figures(at_runtime_rule(g))}"
 
 
 def first_run_section(out: Path, g: dict) -> str:
@@ -113,13 +113,14 @@ def first_run_section(out: Path, g: dict) -> str:
     if first.get("clips") and g.get("clips"):
         parts.append(
             "**Run to run.** The 2.1.0 recipe and seed through this leave-one-source-out twice, both at "
-            f"the arg-max, INT8 CPU. First run (`{FIRST_RUN_FILE}`): {_argmax_figures(first)}. Second "
-            f"run, on a later tree (`grouped_cv.json`): {_argmax_figures(g)}. The fold models' losses "
+            f"the arg-max, INT8 CPU. First run (`{FIRST_RUN_FILE}`): {_figures(first)}. Second "
+            f"run, on a later tree (`grouped_cv.json`): {_figures(g)}. The fold models' losses "
             "differ from the first logged step, so the two trees did not build bit-identical training "
             "inputs (two fits on one tree are identical); not traced. Read every figure here with that "
             "spread: a few points between two versions of this model on these folds are within it."
         )
     if g.get("clips") and G.has_probabilities(g):
+        worst = G.pooled_untouched(g, "int8_cpu")["worst_source"]
         parts.append(
             f"""**Operating points.** The runtime calls a fault only at `thresholds.fault_min_confidence`
 or above ({FAULT_MIN_CONFIDENCE:g} in this manifest); a deployment may set its own
@@ -133,8 +134,7 @@ over good frames. Out of fold, from the headline run's probabilities (INT8 CPU; 
 No point meets both targets: on `{worst}` the good frames the model calls a fault are mostly unsure
 (median probability {unsure:.2f}), but so are many rendered shadows. A floor fixed on the other folds
 alone (none of which shows the problem) would not have moved.""".format(
-                worst=G.pooled_untouched(g, "int8_cpu")["worst_source"],
-                unsure=G.median_fault_p(g, "int8_cpu", G.pooled_untouched(g, "int8_cpu")["worst_source"]),
+                worst=worst, unsure=G.median_fault_p(g, "int8_cpu", worst)
             )
         )
     return "\n\n".join(parts)

@@ -59,11 +59,16 @@ def predict(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, labels) logits."""
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 def labels_of(logits: np.ndarray, fault_min: float = FAULT_MIN_CONFIDENCE) -> np.ndarray:
     """The runtime's verdict per row of logits: the arg-max, a fault under ``fault_min`` (softmax
     probability) called ``diagnostic`` (``edge.inference.tasks.classification``)."""
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    probs = e / e.sum(1, keepdims=True)
+    probs = softmax(logits)
     top = probs.argmax(1)
     unsure = (top != 0) & (probs[np.arange(len(top)), top] < fault_min)
     return np.where(unsure, 0, top)

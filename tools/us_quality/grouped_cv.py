@@ -36,7 +36,7 @@ from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, FRAME_STEP, load_label
 from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData, load_clips
-from tools.us_quality.evaluate import predict
+from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE, quantize_file
 from tools.us_quality.samples import STREAM_TEST, class_jobs, render
@@ -72,11 +72,6 @@ def folds(clips: list[ClipData]) -> list[tuple[str, list[int]]]:
         names = sorted({source_of(clips[i].record) for i in small})
         out.append(("small sources: " + ", ".join(names), small))
     return out
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def fault_p(probs: np.ndarray) -> list[float]:
@@ -133,7 +128,7 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
                             v: int((pr.argmax(1) == 0).sum()) for v, pr in untouched_probs.items()
                         },
                         # per frame, the probability of the fault it is called (0: called diagnostic),
-                        # so a fault-confidence rule fixed on other folds can be applied afterwards
+                        # so a fault floor can be applied afterwards (grouped_report.at_threshold)
                         "untouched_fault_p": {v: fault_p(pr) for v, pr in untouched_probs.items()},
                         "rendered_top": [
                             [int(y), int(k), round(float(pr[k]), 4)]

@@ -26,11 +26,11 @@ import numpy as np
 
 from edge.inference.manifest import load_manifest
 from edge.inference.preprocess import Preprocessor
+from edge.inference.tasks.classification import ClassificationTask
 from tools.modelkit.grouped import source_of
 from tools.modelkit.pocus import EXCLUDED, ClipRecord, load_frames, load_labels
 from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
-from tools.us_quality.evaluate import labels_of
 
 FILE_KEYS = {"fp32": ("fp32", False), "int8": ("int8", False), "int8_cpu": ("int8", True)}
 
@@ -71,7 +71,8 @@ def folder_predictor(folder: Path, form: str = "int8_cpu") -> Predictor:
     path, _, _ = pkg.file_for(precision, cpu=cpu)
     sess = cpu_session(path)
     spec = pkg.manifest.input
-    fault_min = pkg.manifest.thresholds.fault_min_confidence  # the runtime's rule, as the manifest says
+    task = ClassificationTask(pkg.manifest)  # the runtime's verdict, fault floor included
+    labels = list(pkg.manifest.labels)
     out_name = sess.get_outputs()[0].name
 
     def run(frames: Iterable[np.ndarray]) -> np.ndarray:
@@ -79,8 +80,7 @@ def folder_predictor(folder: Path, form: str = "int8_cpu") -> Predictor:
         preds = []
         for f in frames:
             x, _ = pre(f)
-            logits = sess.run([out_name], {spec.name: x})[0].reshape(1, -1)
-            preds.append(int(labels_of(logits, fault_min)[0]))
+            preds.append(labels.index(task.quality(sess.run([out_name], {spec.name: x})[0]).label))
         return np.array(preds, int)
 
     return run

@@ -118,7 +118,8 @@ def test_operating_points_from_the_runs_probabilities() -> None:
 
 
 def test_a_run_keeps_per_frame_the_probability_of_the_fault_it_calls() -> None:
-    from tools.us_quality.grouped_cv import fault_p, softmax
+    from tools.us_quality.evaluate import softmax
+    from tools.us_quality.grouped_cv import fault_p
 
     probs = softmax(np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]], np.float32))
     assert np.allclose(probs.sum(1), 1.0)
