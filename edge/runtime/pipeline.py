@@ -408,10 +408,17 @@ class Pipeline:
 
     def _hud_state(self, still: bool = False) -> HudState:
         """HUD figures, refreshed 4 times a second: a median per frame would cost the GIL dearly.
-        On a still (an X-ray) the films shown, as a frame rate means nothing there."""
+        An alarm that comes or goes is drawn at once, not up to a refresh later. On a still (an
+        X-ray) the films shown, as a frame rate means nothing there."""
         now = time.monotonic_ns()
         hud, films = self._hud, (self._films if still else None)
-        if hud is None or now - self._hud_ns > _HUD_EVERY_NS or hud.films != films:
+        status = self._alarm_text()
+        if (
+            hud is None
+            or now - self._hud_ns > _HUD_EVERY_NS
+            or hud.films != films
+            or (status is None) != (hud.status is None)
+        ):
             self._hud_ns = now
             line = self.status.hud_text() if self.status else None
             self._hud = hud = HudState(
@@ -420,7 +427,7 @@ class Pipeline:
                 latency_ms=self.latency.recent_median("e2e"),
                 skipped=self._slot.replaced,
                 stale=self.stale_dropped,
-                status=self._alarm_text(),
+                status=status,
                 extra=tuple(t[:72] for t in (line, *self.stages.notes) if t),
                 films=films,
             )
