@@ -105,6 +105,42 @@ def rule_price(g: dict) -> str:
     return f"arg-max {_figures(g)}; at {FAULT_MIN_CONFIDENCE:g} {_figures(at_runtime_rule(g))}"
 
 
+SCANLINES_FILE = "grouped_cv_scanlines.json"
+
+
+def scanline_trial(out: Path) -> str:
+    """The scan-line view, tried with the same recipe and seed and not adopted (``SCANLINES_FILE``)."""
+    trial = load_report(out, SCANLINES_FILE)
+    if not trial.get("clips") or not G.has_probabilities(trial):
+        return ""
+    at = G.at_threshold(trial, FAULT_MIN_CONFIDENCE)
+    per = G.untouched(at, "int8_cpu")
+    headline_run = G.at_threshold(load_report(out, "grouped_cv.json"), FAULT_MIN_CONFIDENCE)
+    return (
+        '**Tried and not adopted: the scan-line view** (`input.view: "scanlines"`, the lung detector\'s: '
+        "a convex fan resampled so that rows are depth and columns beams, a rib shadow a column band; "
+        "`python -m tools.us_quality.grouped_cv --view scanlines`, same recipe and seed, "
+        f"`{SCANLINES_FILE}`). Its rule was set after a run of the `site:charlotte` fold alone and "
+        "before the full run: adopt only if, at the runtime's fault floor (INT8 CPU), the mean of "
+        "sources does not fall, the worst source improves, no fault's pooled recall falls by over 2 "
+        f"points and the INT8 gate holds. At {FAULT_MIN_CONFIDENCE:g}: {_figures(at)}. It carries "
+        f"`site:charlotte` ({per['site:charlotte']['share']:.3f}, the deep convex views above), and so, "
+        f"pooled over all held-out frames rather than sources, {_frame_share(at):.3f} of untouched frames "
+        f"`diagnostic` against {_frame_share(headline_run):.3f} for the headline run; but a still of "
+        "doi:10.2139/ssrn.3544750 and frames of "
+        "doi:10.1186/s13089-020-00177-4 are called faults, and shadow and gain_low recall fall by "
+        "over 2 points: it failed the rule. The arg-max of the same run: "
+        f"{_figures(trial)}."
+    )
+
+
+def _frame_share(g: dict, form: str = "int8_cpu") -> float:
+    """Untouched frames called ``diagnostic`` over all held-out frames (a source weighs its frames)."""
+    rows = g.get("clips", {}).values()
+    n = sum(r["frames"] for r in rows)
+    return sum(r[form]["untouched_diagnostic"]["as is"] for r in rows) / n if n else float("nan")
+
+
 def first_run_section(out: Path, g: dict) -> str:
     """Run to run (``FIRST_RUN_FILE``, the first run of the 2.1.0 recipe, arg-max only) against the
     headline's run at the arg-max; and the operating points of ``fault_min_confidence``."""
@@ -202,6 +238,8 @@ shadow recall 0.831 -> 0.878, but `site:charlotte` as is 0.745 -> 0.725 and INT8
 points under FP32 (over the gate).
 
 {first_run_section(out, raw)}
+
+{scanline_trial(out)}
 
 Untouched frames (every {FRAME_STEP}rd decoded frame of every clip, no change; the clip's sector as
 the runtime finds it on good frames) called `diagnostic`, per held-out source

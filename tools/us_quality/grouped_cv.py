@@ -16,6 +16,9 @@ Scored on the held-out sources, per clip (so intervals can resample clips and so
 The training pool (``train.training_set``) is rendered once for all clips with per-sample seeds, so a
 sample is the same in every fold it is used in; the phantom frames are the same in every fold (they
 are no source). The held-out samples are another stream (``samples.STREAM_TEST``).
+
+``--view`` runs the same recipe on another of the model's views (``view.set_view``): how the card's
+scan-line trial was measured. The view is written into the run's ``config``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import onnxruntime as ort
@@ -42,7 +46,7 @@ from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE, quantize_file
 from tools.us_quality.samples import STREAM_TEST, class_jobs, render
 from tools.us_quality.sources import DARK_VARIANTS, darker
 from tools.us_quality.train import TrainConfig, export_onnx, training_set
-from tools.us_quality.view import to_input
+from tools.us_quality.view import VIEW, View, current_view, set_view, to_input
 
 MIN_SOURCE_FRAMES = 20
 FORMS = ("fp32", "int8", "int8_cpu")
@@ -103,7 +107,7 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
         for v, (g, gm) in DARK_VARIANTS.items()
     }
     print(f"rendered {len(x_pool)} + {len(x_test)} samples, {len(ph)} phantom: {time.time() - t0:.0f} s")
-    result: dict = {"config": asdict(cfg), "clips": {}, "folds": []}
+    result: dict = {"config": {**asdict(cfg), "view": current_view()}, "clips": {}, "folds": []}
     rng = np.random.default_rng(tc.seed)
     for name, held in folds(clips):
         if only and only not in name:
@@ -171,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=FitConfig.steps)
     p.add_argument("--only", default=None, help="run only the folds whose name contains this")
+    p.add_argument(
+        "--view", choices=get_args(View), default=VIEW, help="the model's view (default: the recipe's)"
+    )
     args = p.parse_args(argv)
+    set_view(args.view)
     cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)

@@ -9,23 +9,41 @@ runtime's ``find_sector`` over the clip's frames, moved with the sample's crops 
 than searched for again on each sample: a degraded sample (a probe in air) is a frame the runtime
 meets after it found the sector on good ones.
 
+``"scanlines"`` resamples a convex fan to scan-line coordinates (rows = depth, columns = beams; the
+runtime's ``ScanlineMap``, as the lung detector sees it): a rib shadow is then a dark column band and a
+far field beyond the beam's reach a dark bottom band, whatever the fan's angle and depth. The fan is
+fitted to the sample's mask (:func:`fan_of`), since a rendered sample's geometry (crop, flip, rescale,
+another fan) moves it; a rectangle is cropped and resized.
+
 ``"frame"`` is the 1.x input (the whole frame stretched), kept for comparison.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import numpy as np
 
 from edge.inference.manifest import InputSpec, Normalize
 from edge.inference.preprocess import Preprocessor
-from edge.inference.sector import Sector
+from edge.inference.sector import Sector, SectorNotFound, find_sector
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
 
-View = Literal["frame", "sector"]
+View = Literal["frame", "sector", "scanlines"]
 VIEW: View = "sector"
 _PREPROCESSORS: dict[str, Preprocessor] = {}  # one per view and process: fit() reuses its buffers
+_current: list[View] = [VIEW]  # the view to_input builds by default (set_view: a comparison run)
+
+
+def set_view(view: View) -> None:
+    """Build every later input of this process (and of workers forked after) in ``view``: how
+    ``grouped_cv --view`` measures another view with the same recipe. The published model is VIEW's."""
+    _current[0] = view
+
+
+def current_view() -> View:
+    return _current[0]
 
 
 def input_spec(view: View = VIEW) -> InputSpec:
@@ -48,19 +66,54 @@ def sector_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
-def sector_of(mask: np.ndarray) -> Sector:
-    """A runtime ``Sector`` for a known mask (its kind and fan parameters do not matter to the view)."""
+def sector_of(mask: np.ndarray, view: View = VIEW) -> Sector:
+    """A runtime ``Sector`` for a known mask: for the "scanlines" view a convex fan fitted to it
+    where its sides diverge (:func:`fan_of`); otherwise a linear area (the "sector" view uses the
+    mask itself, so its kind and fan do not matter there)."""
     h, w = mask.shape
     m = mask.astype(bool)
     if not m.any():
         m = np.ones_like(m)
-    return Sector(w, h, "linear", sector_box(m), m.astype(np.uint8) * 255)
+    u8 = m.astype(np.uint8) * 255
+    fan = fan_of(m) if view == "scanlines" else None
+    if fan is None:
+        return Sector(w, h, "linear", sector_box(m), u8)
+    apex, angles, radii = fan
+    return Sector(w, h, "convex", sector_box(m), u8, apex, angles, radii)
 
 
-def to_input(gray: np.ndarray, mask: np.ndarray, view: View = VIEW) -> np.ndarray:
-    """Full-size gray frame and its sector mask -> the model's SIZE x SIZE uint8 input (before scaling)."""
+Fan = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+_FANS: dict[tuple[tuple[int, ...], bytes], Fan | None] = {}  # fan_of's last masks, oldest first
+
+
+def fan_of(mask: np.ndarray) -> Fan | None:
+    """(apex (x, y), side angles from straight down, near and far radius) of the convex fan the
+    runtime's ``find_sector`` fits to the mask shown as a uniformly lit image (its arcs and sides
+    fitted as for a live frame, a fan cut by the frame's border included); None for a rectangle.
+    The last few masks' fans are kept: a clip's untouched frames share one mask."""
+    m = np.ascontiguousarray(mask, bool)
+    key = (m.shape, hashlib.blake2b(np.packbits(m).tobytes(), digest_size=16).digest())
+    if key in _FANS:
+        return _FANS[key]
+    fan: Fan | None = None
+    try:
+        s = find_sector([m.astype(np.uint8) * np.uint8(128)])
+    except SectorNotFound:
+        s = None
+    if s is not None and s.kind == "convex" and s.apex and s.angles and s.radii:
+        fan = (s.apex, s.angles, s.radii)
+    if len(_FANS) >= 64:
+        _FANS.pop(next(iter(_FANS)))
+    _FANS[key] = fan
+    return fan
+
+
+def to_input(gray: np.ndarray, mask: np.ndarray, view: View | None = None) -> np.ndarray:
+    """Full-size gray frame and its sector mask -> the model's SIZE x SIZE uint8 input (before
+    scaling), in ``view`` (default: :func:`current_view`)."""
+    view = view or current_view()
     pre = _PREPROCESSORS.get(view)
     if pre is None:
         pre = _PREPROCESSORS[view] = Preprocessor(input_spec(view))
-    out, _ = pre.fit(gray) if view == "frame" else pre.fit(gray, sector_of(mask))
+    out, _ = pre.fit(gray) if view == "frame" else pre.fit(gray, sector_of(mask, view))
     return out.copy()
