@@ -125,20 +125,13 @@ def scanline_trial(out: Path) -> str:
         "sources does not fall, the worst source improves, no fault's pooled recall falls by over 2 "
         f"points and the INT8 gate holds. At {FAULT_MIN_CONFIDENCE:g}: {_figures(at)}. It carries "
         f"`site:charlotte` ({per['site:charlotte']['share']:.3f}, the deep convex views above), and so, "
-        f"pooled over all held-out frames rather than sources, {_frame_share(at):.3f} of untouched frames "
-        f"`diagnostic` against {_frame_share(headline_run):.3f} for the headline run; but a still of "
+        f"pooled over all held-out frames rather than sources, {G.frame_share(at):.3f} of untouched frames "
+        f"`diagnostic` against {G.frame_share(headline_run):.3f} for the headline run; but a still of "
         "doi:10.2139/ssrn.3544750 and frames of "
         "doi:10.1186/s13089-020-00177-4 are called faults, and shadow and gain_low recall fall by "
         "over 2 points: it failed the rule. The arg-max of the same run: "
         f"{_figures(trial)}."
     )
-
-
-def _frame_share(g: dict, form: str = "int8_cpu") -> float:
-    """Untouched frames called ``diagnostic`` over all held-out frames (a source weighs its frames)."""
-    rows = g.get("clips", {}).values()
-    n = sum(r["frames"] for r in rows)
-    return sum(r[form]["untouched_diagnostic"]["as is"] for r in rows) / n if n else float("nan")
 
 
 def first_run_section(out: Path, g: dict) -> str:

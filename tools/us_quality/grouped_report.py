@@ -125,6 +125,14 @@ def pooled_untouched(res: dict, form: str, variant: str = "as is", n_boot: int =
     }
 
 
+def frame_share(res: dict, form: str = "int8_cpu", variant: str = "as is") -> float:
+    """Untouched frames called ``diagnostic`` over all held-out frames: pooled by frame, so a source
+    weighs its frames (the headline's mean of sources weighs every source alike)."""
+    rows = res.get("clips", {}).values()
+    n = sum(r["frames"] for r in rows)
+    return sum(r[form]["untouched_diagnostic"][variant] for r in rows) / n if n else float("nan")
+
+
 def int8_gap(res: dict) -> dict[str, float]:
     """What each INT8 form loses against FP32 on the headline figures (0..1; negative: it gains): the
     most over the mean of the sources' untouched shares and each class's pooled recall. The publish

@@ -33,17 +33,18 @@ from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
 View = Literal["frame", "sector", "scanlines"]
 VIEW: View = "sector"
 _PREPROCESSORS: dict[str, Preprocessor] = {}  # one per view and process: fit() reuses its buffers
-_current: list[View] = [VIEW]  # the view to_input builds by default (set_view: a comparison run)
+_current: View = VIEW  # the view to_input builds by default (set_view: a comparison run)
 
 
 def set_view(view: View) -> None:
     """Build every later input of this process (and of workers forked after) in ``view``: how
     ``grouped_cv --view`` measures another view with the same recipe. The published model is VIEW's."""
-    _current[0] = view
+    global _current
+    _current = view
 
 
 def current_view() -> View:
-    return _current[0]
+    return _current
 
 
 def input_spec(view: View = VIEW) -> InputSpec:

@@ -13,7 +13,7 @@ from tools.modelkit.pocus import ClipRecord
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData
 from tools.us_quality.grouped_cv import MIN_SOURCE_FRAMES, folds
-from tools.us_quality.grouped_report import int8_gap, pooled_untouched, recall, untouched
+from tools.us_quality.grouped_report import frame_share, int8_gap, pooled_untouched, recall, untouched
 
 
 def _clip(name: str, doi: str, frames: int) -> ClipData:
@@ -141,3 +141,12 @@ def test_a_runs_figures_at_the_runtimes_fault_floor() -> None:
     n = len(LABELS)
     assert r["rendered_confusion"][shadow * n + 0] == 2 and sum(r["rendered_confusion"]) == 3
     assert untouched(at_threshold(res, 0.7), "fp32")["A"]["share"] == 0.75
+
+
+def test_frame_share_pools_frames_so_a_big_source_weighs_more() -> None:
+    def row(frames: int, ok: int) -> dict:
+        return {"frames": frames, "int8_cpu": {"untouched_diagnostic": {"as is": ok}}}
+
+    res = {"clips": {"big.mp4": row(90, 90), "still.png": row(10, 0)}}
+    assert frame_share(res) == 0.9  # the mean of the two sources would be 0.5
+    assert np.isnan(frame_share({"clips": {}}))
