@@ -16,6 +16,7 @@ from tools.us_quality import FAULT_MIN_CONFIDENCE, LABELS, MODEL_VERSION
 from tools.us_quality import card_tables as T
 from tools.us_quality import degrade as D
 from tools.us_quality import grouped_report as G
+from tools.us_quality.adoption import judge
 from tools.us_quality.grouped_cv import MIN_SOURCE_FRAMES
 from tools.us_quality.looks import DEPTH_LOOK, DEPTH_LOOK_P, LOOK, MAX_CLIPPED, MIN_P99, RIB_LOOK, RIB_LOOK_P
 from tools.us_quality.model import CHANNELS
@@ -134,6 +135,45 @@ def scanline_trial(out: Path) -> str:
     )
 
 
+# Later trials on the scan-line view: (file, what changed against the 2.2 recipe). Each is judged by
+# ``adoption.judge`` against the headline run, its rule set before it ran.
+VIEW_TRIALS = (
+    (
+        "grouped_cv_scanlines_rect.json",
+        "the scan-line view, and a convex fan cropped to a rectangle inside it in "
+        "{rect:.0%} of training samples (shown as a rectangle, as a linear probe's image is: "
+        "`--view scanlines --rect-crop {rect:g}`)",
+    ),
+    (
+        "grouped_cv_scanlines_rect_1600.json",
+        "the same with {steps} training steps instead of 800 (its training loss was still falling): "
+        "`--view scanlines --rect-crop {rect:g} --steps {steps}`",
+    ),
+)
+
+
+def view_trials(out: Path) -> str:
+    """Each later trial (``VIEW_TRIALS``) with its figures at the fault floor and the rule's verdict."""
+    base = load_report(out, "grouped_cv.json")
+    paras = []
+    for name, what in VIEW_TRIALS:
+        trial = load_report(out, name)
+        if not trial.get("clips") or not G.has_probabilities(trial) or not base.get("clips"):
+            continue
+        cfg = trial.get("config", {})
+        steps = cfg.get("train", {}).get("fit", {}).get("steps")
+        v = judge(trial, base)
+        at = G.at_threshold(trial, FAULT_MIN_CONFIDENCE)
+        verdict = "adopted" if v.adopted else "not adopted: " + "; ".join(v.failed)
+        paras.append(
+            f"**Trial: {what.format(rect=cfg.get('rect_crop', 0.0), steps=steps)}** (`{name}`). At "
+            f"{FAULT_MIN_CONFIDENCE:g} (INT8 CPU): {_figures(at)}; pooled over all held-out frames "
+            f"{G.frame_share(at):.3f} `diagnostic`. The rule (`tools.us_quality.adoption`, the one the "
+            f"scan-line view was judged by, set before any of these trials ran): {verdict}."
+        )
+    return "\n\n".join(paras)
+
+
 def first_run_section(out: Path, g: dict) -> str:
     """Run to run (``FIRST_RUN_FILE``, the first run of the 2.1.0 recipe, arg-max only) against the
     headline's run at the arg-max; and the operating points of ``fault_min_confidence``."""
@@ -233,6 +273,8 @@ points under FP32 (over the gate).
 {first_run_section(out, raw)}
 
 {scanline_trial(out)}
+
+{view_trials(out)}
 
 Untouched frames (every {FRAME_STEP}rd decoded frame of every clip, no change; the clip's sector as
 the runtime finds it on good frames) called `diagnostic`, per held-out source

@@ -42,6 +42,7 @@ from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData, load_clips
 from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
+from tools.us_quality.looks import rect_crop, set_rect_crop
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE, quantize_file
 from tools.us_quality.samples import STREAM_TEST, class_jobs, render
 from tools.us_quality.sources import DARK_VARIANTS, darker
@@ -107,7 +108,11 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
         for v, (g, gm) in DARK_VARIANTS.items()
     }
     print(f"rendered {len(x_pool)} + {len(x_test)} samples, {len(ph)} phantom: {time.time() - t0:.0f} s")
-    result: dict = {"config": {**asdict(cfg), "view": current_view()}, "clips": {}, "folds": []}
+    result: dict = {
+        "config": {**asdict(cfg), "view": current_view(), "rect_crop": rect_crop()},
+        "clips": {},
+        "folds": [],
+    }
     rng = np.random.default_rng(tc.seed)
     for name, held in folds(clips):
         if only and only not in name:
@@ -178,8 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--view", choices=get_args(View), default=VIEW, help="the model's view (default: the recipe's)"
     )
+    p.add_argument(
+        "--rect-crop",
+        type=float,
+        default=0.0,
+        help="share of fan samples cropped to a rectangle inside the fan (looks.set_rect_crop)",
+    )
     args = p.parse_args(argv)
     set_view(args.view)
+    set_rect_crop(args.rect_crop)
     cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)

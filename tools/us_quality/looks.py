@@ -46,6 +46,22 @@ RIB_LOOK: dict[str, tuple[float, float]] = {"coverage": (0.08, 0.35), "strength"
 # share is kept below half the sector, where ``gain_low`` (most of the sector crushed) begins.
 DEPTH_LOOK_P = 0.3
 DEPTH_LOOK: dict[str, tuple[float, float]] = {"faded_area": (0.1, 0.4), "fade_depth": (0.05, 0.25)}
+# A convex clip cropped to a rectangle inside its fan (a display or an export that shows only the
+# rectangle): where the view unrolls fans (``"scanlines"``), such a clip is shown as a rectangle and
+# would otherwise be met only in linear clips. 0 in the 2.2 recipe (which then draws as before);
+# ``grouped_cv --rect-crop`` measures another share.
+_rect_crop_p = 0.0
+
+
+def set_rect_crop(p: float) -> None:
+    """Give this share of fan samples (in this process and workers forked after) a rectangle crop."""
+    global _rect_crop_p
+    _rect_crop_p = float(p)
+
+
+def rect_crop() -> float:
+    return _rect_crop_p
+
 MAX_CLIPPED = 0.01  # fraction of the sector a look may newly saturate
 MIN_P99 = 45.0  # a look keeps the sector's 99th percentile above this gray level
 
@@ -155,6 +171,31 @@ def fan_mask(h: int, w: int, rng: Rng) -> np.ndarray:
     return m.astype(bool)
 
 
+def inscribed_rectangle(mask: np.ndarray, rng: Rng) -> tuple[int, int, int, int] | None:
+    """x0, y0, x1, y1 (exclusive) of a rectangle inside a fan-shaped mask, wide as the fan at a row
+    near its top and deep as the fan reaches under that width; None for a mask that is already
+    (nearly) a rectangle or whose rectangle would be under 32 pixels a side."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    top, bottom = int(ys.min()), int(ys.max()) + 1
+    box = (bottom - top) * (int(xs.max()) + 1 - int(xs.min()))
+    if ys.size > 0.97 * box:
+        return None
+    y0 = top + int(rng.uniform(0.0, 0.2) * (bottom - top))
+    row = np.flatnonzero(mask[y0])
+    if row.size < 32:
+        return None
+    shrink = int(rng.uniform(0.0, 0.05) * row.size)
+    x0, x1 = int(row[0]) + shrink, int(row[-1]) + 1 - shrink
+    below = ~mask[y0:, x0:x1]  # the first row under y0 that leaves the fan, per column
+    ends = np.where(below.any(0), below.argmax(0), below.shape[0])
+    y1 = y0 + int(ends.min())
+    if x1 - x0 < 32 or y1 - y0 < 32:
+        return None
+    return x0, y0, x1, y1
+
+
 def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
     """Flip, crop, rescale, re-frame and re-mask a frame so sector shape and size vary.
 
@@ -170,6 +211,12 @@ def augment_geometry(img: np.ndarray, mask: np.ndarray, rng: Rng) -> tuple[np.nd
         fan = fan_mask(h, w, rng)
         img[~fan] = 0
         mask &= fan
+    if _rect_crop_p and rng.random() < _rect_crop_p:  # a fan cropped to a rectangle inside it, shown as one
+        box = inscribed_rectangle(mask, rng)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            img, mask = img[y0:y1, x0:x1].copy(), np.ones((y1 - y0, x1 - x0), bool)
+            h, w = img.shape
     if rng.random() < 0.5:  # small crop
         t, b, lft, r = (rng.uniform(0, 0.08, size=4) * [h, h, w, w]).astype(int)
         img, mask = img[t : h - b, lft : w - r], mask[t : h - b, lft : w - r]

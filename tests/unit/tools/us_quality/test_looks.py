@@ -13,8 +13,11 @@ from tools.us_quality.looks import (
     MIN_P99,
     augment_geometry,
     beyond_penetration,
+    inscribed_rectangle,
     make_sample,
+    rect_crop,
     scanner_look,
+    set_rect_crop,
 )
 
 SEEDS = range(16)
@@ -46,6 +49,43 @@ def test_augment_geometry_keeps_image_and_mask_aligned() -> None:
         assert a.dtype == np.uint8 and a.shape == m.shape and m.dtype == bool
         assert a[~m].max(initial=0) == 0  # the surround stays black
         assert m.mean() > 0.1
+
+
+def test_the_inscribed_rectangle_lies_inside_the_fan() -> None:
+    _, mask = convex_frame()
+    boxes = [inscribed_rectangle(mask, np.random.default_rng(seed)) for seed in SEEDS]
+    found = [b for b in boxes if b is not None]
+    assert len(found) >= len(SEEDS) // 2
+    for x0, y0, x1, y1 in found:
+        assert mask[y0:y1, x0:x1].all()
+        assert x1 - x0 >= 32 and y1 - y0 >= 0.6 * mask.any(1).sum()  # most of the fan's depth
+
+
+def test_a_rectangle_has_no_inscribed_rectangle_to_crop() -> None:
+    _, mask = linear_frame()
+    assert all(inscribed_rectangle(mask, np.random.default_rng(seed)) is None for seed in SEEDS)
+
+
+@pytest.fixture
+def rect_share():  # type: ignore[no-untyped-def]
+    before = rect_crop()
+    yield set_rect_crop
+    set_rect_crop(before)
+
+
+def test_rect_crop_shows_a_fan_as_a_rectangle_only_when_asked(rect_share) -> None:  # type: ignore[no-untyped-def]
+    img, mask = convex_frame()
+    draws = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
+    rect_share(1.0)
+    cropped = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
+    def rectangles(samples: list[tuple[np.ndarray, np.ndarray]]) -> int:  # masks that fill their box
+        return sum(bool(m[np.ix_(m.any(1), m.any(0))].all()) for _, m in samples)
+
+    assert rectangles(draws) <= 2 and rectangles(cropped) >= len(SEEDS) // 2
+    assert all(a[~m].max(initial=0) == 0 for a, m in cropped)
+    rect_share(0.0)  # the recipe's default draws exactly as before the option existed
+    again = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
+    assert all(np.array_equal(a, b) and np.array_equal(ma, mb) for (a, ma), (b, mb) in zip(draws, again))
 
 
 @pytest.mark.parametrize("label", sorted(DEGRADATIONS))

@@ -1,0 +1,54 @@
+"""The adoption rule for recipe changes, on the committed leave-one-source-out runs (no torch run)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from tests.support.paths import MODELS
+from tools.us_quality.adoption import judge
+
+FOLDER = MODELS / "us-quality"
+
+
+def _run(name: str) -> dict:
+    return json.loads((FOLDER / name).read_text())
+
+
+def _charlotte_all_diagnostic(run: dict) -> dict:
+    """The run with every untouched frame of the worst source called diagnostic, in every form."""
+    out = copy.deepcopy(run)
+    for row in out["clips"].values():
+        if row["source"] == "site:charlotte":
+            for form in ("fp32", "int8", "int8_cpu"):
+                row[form]["untouched_fault_p"]["as is"] = [0.0] * row["frames"]
+    return out
+
+
+def test_the_scanline_trial_fails_on_each_point_the_card_names() -> None:
+    v = judge(_run("grouped_cv_scanlines.json"), _run("grouped_cv.json"))
+    assert not v.adopted
+    assert [f.split(" ")[0] for f in v.failed] == ["mean", "worst", "shadow", "gain_low"]
+
+
+def test_a_run_against_itself_is_not_an_improvement() -> None:
+    base = _run("grouped_cv.json")
+    v = judge(base, base)
+    assert not v.adopted and v.failed == ["worst source 0.745 -> 0.745 (site:charlotte)"]
+
+
+def test_more_good_frames_of_the_worst_source_and_nothing_lost_is_adopted() -> None:
+    base = _run("grouped_cv.json")
+    assert judge(_charlotte_all_diagnostic(base), base).adopted
+
+
+def test_a_fault_recall_falling_by_more_than_two_points_blocks_it() -> None:
+    base = _run("grouped_cv.json")
+    worse = _charlotte_all_diagnostic(base)
+    for row in worse["clips"].values():
+        if row["source"] == "site:charlotte":  # every gain_low sample of it called diagnostic (4 -> 0)
+            for form in ("fp32", "int8", "int8_cpu"):
+                top = row[form]["rendered_top"]
+                row[form]["rendered_top"] = [[y, 0 if y == 4 else k, p] for y, k, p in top]
+    v = judge(worse, base)
+    assert not v.adopted and v.failed[0].startswith("gain_low recall 0.983 -> ")
