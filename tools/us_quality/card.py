@@ -171,7 +171,29 @@ def view_trials(out: Path) -> str:
             f"{G.frame_share(at):.3f} `diagnostic`. The rule (`tools.us_quality.adoption`, the one the "
             f"scan-line view was judged by, set before any of these trials ran): {verdict}."
         )
+    if paras:
+        paras.append(_view_trade(out))
     return "\n\n".join(paras)
+
+
+def _view_trade(out: Path) -> str:
+    """What the scan-line runs have in common, read from their files at the fault floor."""
+    runs = [load_report(out, name) for name in (SCANLINES_FILE, *(n for n, _ in VIEW_TRIALS))]
+    runs = [G.at_threshold(r, FAULT_MIN_CONFIDENCE) for r in runs if G.has_probabilities(r)]
+    charlotte = [G.untouched(r, "int8_cpu")["site:charlotte"]["share"] for r in runs]
+    low = [G.recall(r, "int8_cpu", "gain_low")["recall"] for r in runs]
+    base = G.at_threshold(load_report(out, "grouped_cv.json"), FAULT_MIN_CONFIDENCE)
+    base_low = G.recall(base, "int8_cpu", "gain_low")["recall"]
+    return (
+        f"**What the {len(runs)} scan-line runs share.** Each carries `site:charlotte` "
+        f"({min(charlotte):.3f}-{max(charlotte):.3f} against "
+        f"{G.untouched(base, 'int8_cpu')['site:charlotte']['share']:.3f}), and each loses `gain_low` recall "
+        f"({min(low):.3f}-{max(low):.3f} against {base_low:.3f}), the misses nearly all on that "
+        "source's dark deep views, most of them unsure between `gain_low`, `shadow` and `diagnostic` (no "
+        "fault at 0.5, so the floor calls them `diagnostic`). "
+        "A good dark frame and a far-too-dark one are the boundary the scan-line model has not learnt; "
+        "none of these runs is bundled."
+    )
 
 
 def first_run_section(out: Path, g: dict) -> str:

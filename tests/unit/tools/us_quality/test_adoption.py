@@ -52,3 +52,10 @@ def test_a_fault_recall_falling_by_more_than_two_points_blocks_it() -> None:
                 row[form]["rendered_top"] = [[y, 0 if y == 4 else k, p] for y, k, p in top]
     v = judge(worse, base)
     assert not v.adopted and v.failed[0].startswith("gain_low recall 0.983 -> ")
+
+
+def test_the_rectangle_crop_trials_fail_on_gain_low() -> None:
+    base = _run("grouped_cv.json")
+    for name in ("grouped_cv_scanlines_rect.json", "grouped_cv_scanlines_rect_1600.json"):
+        v = judge(_run(name), base)
+        assert not v.adopted and any(f.startswith("gain_low recall 0.983 -> ") for f in v.failed), name
