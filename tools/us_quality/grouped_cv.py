@@ -85,6 +85,10 @@ def fault_p(probs: np.ndarray) -> list[float]:
     return [round(float(p[k]), 4) if k else 0.0 for k, p in zip(top, probs, strict=True)]
 
 
+def _rounded(probs: np.ndarray) -> list[list[float]]:
+    return [[round(float(p), 4) for p in row] for row in probs]
+
+
 def _forms(model: nn.Module, work: Path, calib: np.ndarray) -> dict[str, ort.InferenceSession]:
     """FP32 torch model -> ONNX Runtime sessions of the FP32 file and both INT8 forms."""
     fp32 = work / "fp32.onnx"
@@ -139,6 +143,10 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
                         # per frame, the probability of the fault it is called (0: called diagnostic),
                         # so a fault floor can be applied afterwards (grouped_report.at_threshold)
                         "untouched_fault_p": {v: fault_p(pr) for v, pr in untouched_probs.items()},
+                        # every class's probability, so other decision rules can be read afterwards
+                        # (grouped_report.diagnostic_floor_rule)
+                        "untouched_probs": {v: _rounded(pr) for v, pr in untouched_probs.items()},
+                        "rendered_probs": _rounded(probs),
                         "rendered_top": [
                             [int(y), int(k), round(float(pr[k]), 4)]
                             for y, k, pr in zip(y_test[sel], pred, probs, strict=True)

@@ -194,6 +194,42 @@ def at_threshold(res: dict, t: float) -> dict:
     return {**res, "clips": clips, "fault_min_confidence": t}
 
 
+def has_all_probabilities(res: dict, form: str = "int8_cpu") -> bool:
+    """Whether the run kept every class's probability per frame (runs from 2026-12-07 on)."""
+    rows = list(res.get("clips", {}).values())
+    return bool(rows) and all("untouched_probs" in r[form] and "rendered_probs" in r[form] for r in rows)
+
+
+def diagnostic_floor_rule(res: dict, t: float) -> dict:
+    """The run as another decision rule reads it: a fault is called when ``diagnostic`` is under
+    ``t`` (the most likely fault named), rather than only when one fault reaches the floor. The
+    result's ``untouched_fault_p`` / ``rendered_top`` hold 1.0 for a fault called, 0 otherwise, so
+    ``at_threshold`` (any floor in (0, 1]) and the reports read it unchanged."""
+    clips = {}
+    for name, row in res["clips"].items():
+        row = dict(row)
+        for form in FORM_NAMES:
+            r = row.get(form)
+            if not r or "untouched_probs" not in r or "rendered_probs" not in r:
+                continue
+
+            def call(p: list[float]) -> int:
+                return 0 if p[0] >= t else 1 + int(np.argmax(p[1:]))
+
+            row[form] = {
+                **r,
+                "untouched_fault_p": {
+                    v: [1.0 if call(p) else 0.0 for p in ps] for v, ps in r["untouched_probs"].items()
+                },
+                "rendered_top": [
+                    [y, k, 1.0 if k else 0.0]
+                    for (y, _, _), k in zip(r["rendered_top"], map(call, r["rendered_probs"]), strict=True)
+                ],
+            }
+        clips[name] = row
+    return {**res, "clips": clips, "decision_rule": f"fault when diagnostic < {t:g}"}
+
+
 def median_fault_p(res: dict, form: str, source: str) -> float:
     """Median probability of the faults called on ``source``'s untouched frames (nan: none called)."""
     p = [

@@ -143,6 +143,30 @@ def test_a_runs_figures_at_the_runtimes_fault_floor() -> None:
     assert untouched(at_threshold(res, 0.7), "fp32")["A"]["share"] == 0.75
 
 
+def test_the_diagnostic_floor_rule_calls_a_fault_when_diagnostic_is_unlikely() -> None:
+    from tools.us_quality.grouped_report import at_threshold, diagnostic_floor_rule
+
+    shadow, low = LABELS.index("shadow"), LABELS.index("gain_low")
+    unsure = [0.3, 0.0, 0.35, 0.0, 0.35]  # no fault at 0.5, yet diagnostic unlikely: a fault
+    sure = [0.9, 0.0, 0.1, 0.0, 0.0]
+    forms = {
+        f: {
+            "untouched_probs": {"as is": [unsure, sure]},
+            "rendered_probs": [unsure, sure, [0.1, 0.0, 0.2, 0.0, 0.7]],
+            "rendered_top": [[low, shadow, 0.35], [0, 0, 0.9], [low, low, 0.7]],
+            "untouched_fault_p": {"as is": [0.35, 0.0]},
+        }
+        for f in ("fp32", "int8", "int8_cpu")
+    }
+    res = {"clips": {"a1": {"source": "A", "frames": 2, **forms}}}
+    old = at_threshold(res, 0.5)["clips"]["a1"]["int8_cpu"]
+    assert old["untouched_diagnostic"]["as is"] == 2 and old["rendered"]["gain_low"] == [1, 2]
+    new = at_threshold(diagnostic_floor_rule(res, 0.5), 0.5)["clips"]["a1"]["int8_cpu"]
+    assert new["untouched_diagnostic"]["as is"] == 1  # the unsure frame is now a fault
+    assert new["rendered"]["gain_low"] == [1, 2]  # named shadow (the first most likely fault): caught
+    assert new["rendered_confusion"][low * len(LABELS) + shadow] == 1
+
+
 def test_frame_share_pools_frames_so_a_big_source_weighs_more() -> None:
     def row(frames: int, ok: int) -> dict:
         return {"frames": frames, "int8_cpu": {"untouched_diagnostic": {"as is": ok}}}

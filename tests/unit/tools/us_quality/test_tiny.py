@@ -94,3 +94,6 @@ def test_tiny_grouped_cv_holds_out_each_source(tmp_path: Path, pocus_dir: Path) 
         for form in ("fp32", "int8", "int8_cpu"):
             assert 0 <= row[form]["untouched_diagnostic"]["as is"] <= row["frames"] == 3
             assert all(n == 1 for _, n in row[form]["rendered"].values())
+            probs = row[form]["untouched_probs"]["as is"]  # every class's, for other decision rules
+            assert len(probs) == 3 and all(len(p) == len(LABELS) and abs(sum(p) - 1) < 1e-3 for p in probs)
+            assert len(row[form]["rendered_probs"]) == len(row[form]["rendered_top"])
