@@ -59,3 +59,14 @@ def test_the_rectangle_crop_trials_fail_on_gain_low() -> None:
     for name in ("grouped_cv_scanlines_rect.json", "grouped_cv_scanlines_rect_1600.json"):
         v = judge(_run(name), base)
         assert not v.adopted and any(f.startswith("gain_low recall 0.983 -> ") for f in v.failed), name
+
+
+def test_the_diagnostic_floor_rule_trial_gives_back_the_good_frames_it_gained() -> None:
+    from tools.us_quality import grouped_report as G
+
+    run = _run("grouped_cv_scanlines_rect.json")
+    assert G.has_all_probabilities(run)
+    ruled = G.diagnostic_floor_rule(run, 0.5)
+    v = judge(ruled, _run("grouped_cv.json"))
+    assert not v.adopted and v.failed[0].startswith("mean of sources 0.939 -> ")
+    assert G.recall(G.at_threshold(ruled, 0.5), "int8_cpu", "gain_low")["recall"] > 0.963  # that it won
