@@ -4,10 +4,11 @@ Modules: ``data`` (clips and their sector masks), ``view`` (what the model sees:
 sector, or its scan lines for comparison), ``looks`` (scanner looks and geometry) and ``degrade``
 (faults, defined relative to the normalised image), ``phantom`` and ``samples`` (labelled sets),
 ``model`` (the CNN), ``fit`` (the training loop), ``train``, ``quantize``, ``grouped_cv`` and
-``grouped_report`` (leave-one-source-out figures), ``sources`` (a published folder per source,
-through the runtime), ``evaluate``, ``publish`` (with ``card``, the model card). What it
-shares with the other recipes (clip loading, seeding, export, INT8 forms, manifest) is
-``tools.modelkit``'s. Run everything with ``python -m tools.us_quality --data PATH/TO/pocus_dev``.
+``grouped_report`` (leave-one-source-out figures), ``adoption`` (the rule a recipe change must
+pass), ``sources`` (a published folder per source, through the runtime), ``evaluate``, ``publish``
+(with ``card``, the model card). What it shares with the other recipes (clip loading, seeding,
+export, INT8 forms, manifest) is ``tools.modelkit``'s. Run everything with
+``python -m tools.us_quality --data PATH/TO/pocus_dev``.
 """
 
 LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
