@@ -8,6 +8,8 @@ sources (the unit that varies between scanners), and the worst source's recall.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tools.us_quality import LABELS
@@ -164,33 +166,42 @@ def has_probabilities(res: dict, form: str = "int8_cpu") -> bool:
     return bool(rows) and all("untouched_fault_p" in r[form] and "rendered_top" in r[form] for r in rows)
 
 
-def at_threshold(res: dict, t: float) -> dict:
-    """The run's figures as the runtime gives them at ``fault_min_confidence`` = ``t``: every form
-    with per-frame probabilities gets its counts (untouched ``diagnostic`` per variant, rendered
-    recall and confusion) again from them, a fault under ``t`` called ``diagnostic`` (0: the arg-max)."""
-    n = len(LABELS)
+def _per_form(res: dict, needs: tuple[str, ...], redo: Callable[[dict], dict]) -> dict[str, dict]:
+    """The run's clips with each form that holds every key in ``needs`` replaced by ``redo(form)``."""
     clips = {}
     for name, row in res["clips"].items():
         row = dict(row)
         for form in FORM_NAMES:
             r = row.get(form)
-            if not r or "untouched_fault_p" not in r or "rendered_top" not in r:
-                continue
-            conf = np.zeros(n * n, int)
-            for y, k, pk in r["rendered_top"]:
-                conf[y * n + (k if k == 0 or pk >= t else 0)] += 1
-            row[form] = {
-                **r,
-                "untouched_diagnostic": {
-                    v: int(sum(1 for p in ps if p == 0 or p < t)) for v, ps in r["untouched_fault_p"].items()
-                },
-                "rendered": {
-                    lab: [int(conf[i * n + i]), int(conf[i * n : (i + 1) * n].sum())]
-                    for i, lab in enumerate(LABELS)
-                },
-                "rendered_confusion": conf.tolist(),
-            }
+            if r and all(k in r for k in needs):
+                row[form] = redo(r)
         clips[name] = row
+    return clips
+
+
+def at_threshold(res: dict, t: float) -> dict:
+    """The run's figures as the runtime gives them at ``fault_min_confidence`` = ``t``: every form
+    with per-frame probabilities gets its counts (untouched ``diagnostic`` per variant, rendered
+    recall and confusion) again from them, a fault under ``t`` called ``diagnostic`` (0: the arg-max)."""
+    n = len(LABELS)
+
+    def redo(r: dict) -> dict:
+        conf = np.zeros(n * n, int)
+        for y, k, pk in r["rendered_top"]:
+            conf[y * n + (k if k == 0 or pk >= t else 0)] += 1
+        return {
+            **r,
+            "untouched_diagnostic": {
+                v: int(sum(1 for p in ps if p == 0 or p < t)) for v, ps in r["untouched_fault_p"].items()
+            },
+            "rendered": {
+                lab: [int(conf[i * n + i]), int(conf[i * n : (i + 1) * n].sum())]
+                for i, lab in enumerate(LABELS)
+            },
+            "rendered_confusion": conf.tolist(),
+        }
+
+    clips = _per_form(res, ("untouched_fault_p", "rendered_top"), redo)
     return {**res, "clips": clips, "fault_min_confidence": t}
 
 
@@ -205,28 +216,23 @@ def diagnostic_floor_rule(res: dict, t: float) -> dict:
     ``t`` (the most likely fault named), rather than only when one fault reaches the floor. The
     result's ``untouched_fault_p`` / ``rendered_top`` hold 1.0 for a fault called, 0 otherwise, so
     ``at_threshold`` (any floor in (0, 1]) and the reports read it unchanged."""
-    clips = {}
-    for name, row in res["clips"].items():
-        row = dict(row)
-        for form in FORM_NAMES:
-            r = row.get(form)
-            if not r or "untouched_probs" not in r or "rendered_probs" not in r:
-                continue
 
-            def call(p: list[float]) -> int:
-                return 0 if p[0] >= t else 1 + int(np.argmax(p[1:]))
+    def call(p: list[float]) -> int:
+        return 0 if p[0] >= t else 1 + int(np.argmax(p[1:]))
 
-            row[form] = {
-                **r,
-                "untouched_fault_p": {
-                    v: [1.0 if call(p) else 0.0 for p in ps] for v, ps in r["untouched_probs"].items()
-                },
-                "rendered_top": [
-                    [y, k, 1.0 if k else 0.0]
-                    for (y, _, _), k in zip(r["rendered_top"], map(call, r["rendered_probs"]), strict=True)
-                ],
-            }
-        clips[name] = row
+    def redo(r: dict) -> dict:
+        calls = map(call, r["rendered_probs"])
+        return {
+            **r,
+            "untouched_fault_p": {
+                v: [1.0 if call(p) else 0.0 for p in ps] for v, ps in r["untouched_probs"].items()
+            },
+            "rendered_top": [
+                [y, k, 1.0 if k else 0.0] for (y, _, _), k in zip(r["rendered_top"], calls, strict=True)
+            ],
+        }
+
+    clips = _per_form(res, ("untouched_probs", "rendered_probs"), redo)
     return {**res, "clips": clips, "decision_rule": f"fault when diagnostic < {t:g}"}
 
 
