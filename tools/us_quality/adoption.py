@@ -27,6 +27,9 @@ class Verdict:
     adopted: bool
     failed: list[str] = field(default_factory=list)  # the rule's points that did not hold, in words
 
+    def __str__(self) -> str:
+        return "adopted" if self.adopted else "not adopted: " + "; ".join(self.failed)
+
 
 def judge(candidate: dict, baseline: dict, floor: float = FAULT_MIN_CONFIDENCE) -> Verdict:
     """The rule (module doc) on two raw runs with per-frame probabilities, both read at ``floor``."""

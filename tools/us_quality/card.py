@@ -162,19 +162,16 @@ def view_trials(out: Path) -> str:
             continue
         cfg = trial.get("config", {})
         steps = cfg.get("train", {}).get("fit", {}).get("steps")
-        v = judge(trial, base)
         at = G.at_threshold(trial, FAULT_MIN_CONFIDENCE)
-        verdict = "adopted" if v.adopted else "not adopted: " + "; ".join(v.failed)
         paras.append(
             f"**Trial: {what.format(rect=cfg.get('rect_crop', 0.0), steps=steps)}** (`{name}`). At "
             f"{FAULT_MIN_CONFIDENCE:g} (INT8 CPU): {_figures(at)}; pooled over all held-out frames "
             f"{G.frame_share(at):.3f} `diagnostic`. The rule (`tools.us_quality.adoption`, the one the "
-            f"scan-line view was judged by, set before any of these trials ran): {verdict}."
+            f"scan-line view was judged by, set before any of these trials ran): {judge(trial, base)}."
         )
     rect = load_report(out, VIEW_TRIALS[0][0])
     if G.has_all_probabilities(rect) and base.get("clips"):
         ruled = G.diagnostic_floor_rule(rect, FAULT_MIN_CONFIDENCE)
-        v = judge(ruled, base)
         paras.append(
             f"**Trial: another decision rule on the first of these runs** (its rule set before it was "
             f"read, but after the run's `gain_low` misses were seen to be unsure: optimistic): a fault "
@@ -182,7 +179,7 @@ def view_trials(out: Path) -> str:
             "of only when one fault reaches the floor. The run was made again on a tree that keeps every "
             "class's probability; its figures under the manifest's rule came out identical to the first. "
             f"At {FAULT_MIN_CONFIDENCE:g}: {_figures(G.at_threshold(ruled, FAULT_MIN_CONFIDENCE))}. "
-            "The rule: " + ("adopted" if v.adopted else "not adopted: " + "; ".join(v.failed)) + "."
+            f"The rule: {judge(ruled, base)}."
         )
     if paras:
         paras.append(_view_trade(out))
