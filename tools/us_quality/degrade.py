@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -56,6 +57,26 @@ MILD = {
     "blur_sigma": (0.0, 0.9),
 }
 SHADOW_MIN_AREA = 0.5
+# What gain_low's black fraction is a fraction of. "sector" (the 2.2 recipe): of every pixel in the
+# sector, so on a view that is already half dark (deep far field, wide rib shadows) the "lost" half
+# is mostly pixels that held no echo, and after the runtime's gain normalisation the rendered fault
+# looks like the good frame. "echo": of the pixels that hold echo (above the sector's own dark level,
+# ``ECHO_MARGIN`` over its 5th percentile), so the fault always loses that share of what was imaged.
+GainLowBasis = Literal["sector", "echo"]
+ECHO_MARGIN = 12.0  # gray levels over the sector's 5th percentile where echo begins
+_gain_low_basis: GainLowBasis = "sector"
+
+
+def set_gain_low_basis(basis: GainLowBasis) -> None:
+    """Measure gain_low's black fraction on this basis (in this process and workers forked after)."""
+    global _gain_low_basis
+    if basis not in get_args(GainLowBasis):
+        raise ValueError(f"gain_low basis {basis!r}: expected one of {get_args(GainLowBasis)}")
+    _gain_low_basis = basis
+
+
+def gain_low_basis() -> GainLowBasis:
+    return _gain_low_basis
 
 
 @dataclass(frozen=True)
@@ -288,16 +309,21 @@ def gain_high(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     """Gain too low: levels shifted down (and contrast reduced) so weak echoes drop to black.
 
-    Half or more of the sector goes below the display floor (crushed: lost to any normalisation,
-    unlike a merely darker display, which is a scanner look); optionally the far field is
-    darkened further, as when time-gain compensation is turned down.
+    Half or more of the sector (of its echo, on the "echo" basis: ``set_gain_low_basis``) goes
+    below the display floor (crushed: lost to any normalisation, unlike a merely darker display,
+    which is a scanner look); optionally the far field is darkened further, as when time-gain
+    compensation is turned down.
     """
     check_gray(img)
     x = img.astype(np.float32)
     inside = x[geo.mask]
     black = _u(GAIN_LOW["black_frac"], rng)
     scale = _u(GAIN_LOW["scale"], rng)
-    q = float(np.percentile(inside, 100 * black))
+    basis = inside
+    if _gain_low_basis == "echo":
+        echo = inside[inside >= float(np.percentile(inside, 5)) + ECHO_MARGIN]
+        basis = echo if echo.size >= 0.05 * inside.size else inside  # a blank sector: all of it
+    q = float(np.percentile(basis, 100 * black))
     offset = max(q, 12.0)
     v = np.nan_to_num(geo.v, nan=0.0)
     tgc = np.exp(-_u(GAIN_LOW["tgc_slope"], rng) * v) if rng.random() < 0.5 else 1.0

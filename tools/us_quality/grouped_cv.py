@@ -40,6 +40,7 @@ from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, FRAME_STEP, load_label
 from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData, load_clips
+from tools.us_quality.degrade import GainLowBasis, gain_low_basis, set_gain_low_basis
 from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
 from tools.us_quality.looks import rect_crop, set_rect_crop
@@ -113,7 +114,12 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
     }
     print(f"rendered {len(x_pool)} + {len(x_test)} samples, {len(ph)} phantom: {time.time() - t0:.0f} s")
     result: dict = {
-        "config": {**asdict(cfg), "view": current_view(), "rect_crop": rect_crop()},
+        "config": {
+            **asdict(cfg),
+            "view": current_view(),
+            "rect_crop": rect_crop(),
+            "gain_low_basis": gain_low_basis(),
+        },
         "clips": {},
         "folds": [],
     }
@@ -197,9 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="share of fan samples cropped to a rectangle inside the fan (looks.set_rect_crop)",
     )
+    p.add_argument(
+        "--gain-low-basis",
+        choices=get_args(GainLowBasis),
+        default="sector",
+        help="what gain_low's black fraction is a fraction of (degrade.set_gain_low_basis)",
+    )
     args = p.parse_args(argv)
     set_view(args.view)
     set_rect_crop(args.rect_crop)
+    set_gain_low_basis(args.gain_low_basis)
     cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)
