@@ -13,9 +13,11 @@ from tools.us_quality.degrade import (
     SHADOW_MIN_AREA,
     gain_high,
     gain_low,
+    gain_low_basis,
     natural_shadow,
     no_contact,
     sector_geometry,
+    set_gain_low_basis,
     shadow,
 )
 
@@ -156,6 +158,46 @@ def test_gain_low_lowers_the_mean_and_blackens(frame: tuple[np.ndarray, np.ndarr
         assert out[mask].astype(float).mean() <= 0.6 * img[mask].astype(float).mean() + 1e-6, seed
         # crushed: at least the drawn black fraction sits at the noise floor
         assert (out[mask] < 12).mean() >= GAIN_LOW["black_frac"][0] - 0.05, seed
+
+
+@pytest.fixture
+def basis():  # type: ignore[no-untyped-def]
+    before = gain_low_basis()
+    yield set_gain_low_basis
+    set_gain_low_basis(before)
+
+
+def _half_dark(frame: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The frame with its deeper half near black (a far field beyond the beam, wide rib shadows)."""
+    img, mask = frame
+    out = img.copy()
+    v = sector_geometry(mask).v
+    out[mask & (np.nan_to_num(v, nan=0.0) > 0.45)] = 4
+    return out
+
+
+def test_gain_low_on_the_echo_basis_crushes_that_share_of_the_echo(  # type: ignore[no-untyped-def]
+    frame: tuple[np.ndarray, np.ndarray], basis
+) -> None:
+    _, mask = frame
+    img = _half_dark(frame)
+    geo = sector_geometry(mask)
+    echo = mask & (img >= 40)  # the imaged half: tissue is >= 60 in this frame
+    lost = {}
+    for b in ("sector", "echo"):
+        basis(b)
+        lost[b] = min((gain_low(img, geo, np.random.default_rng(s))[echo] < 12).mean() for s in SEEDS)
+    # On the whole sector the black half is already "lost": little of the echo needs to go.
+    assert lost["sector"] < GAIN_LOW["black_frac"][0] - 0.2, lost
+    assert lost["echo"] >= GAIN_LOW["black_frac"][0] - 0.05, lost
+
+
+def test_gain_low_basis_is_sector_unless_set_and_is_checked(basis) -> None:  # type: ignore[no-untyped-def]
+    assert gain_low_basis() == "sector"  # the 2.2 recipe
+    with pytest.raises(ValueError, match="gain_low basis"):
+        basis("pixels")
+    basis("echo")
+    assert gain_low_basis() == "echo"
 
 
 def test_degradations_reject_colour_frames() -> None:
