@@ -79,6 +79,34 @@ def gain_low_basis() -> GainLowBasis:
     return _gain_low_basis
 
 
+# A shadow must leave some echo in view: a frame whose every imaged part is dark (the drawn shadow over
+# a view already half in rib shadows or beyond the beam) cannot be told from no contact by anyone.
+# With a share > 0, shadows are re-drawn until at least that share of the sector holds echo outside
+# them (on the echo's definition above). 0 in the 2.2 recipe (which then draws as before).
+_shadow_min_echo = 0.0
+
+
+def set_shadow_min_echo(share: float) -> None:
+    """Re-draw shadows that leave less than ``share`` of the sector's echo in view (this process and
+    workers forked after)."""
+    global _shadow_min_echo
+    if not 0.0 <= share < 1.0 - SHADOW_MIN_AREA:
+        raise ValueError(f"shadow min echo {share}: expected 0 <= share < {1.0 - SHADOW_MIN_AREA:g}")
+    _shadow_min_echo = float(share)
+
+
+def shadow_min_echo() -> float:
+    return _shadow_min_echo
+
+
+def echo_mask(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The sector's pixels that hold echo: ``ECHO_MARGIN`` over the sector's own 5th percentile."""
+    inside = img[mask]
+    if inside.size == 0:
+        return np.zeros_like(mask, dtype=bool)
+    return mask & (img >= float(np.percentile(inside, 5)) + ECHO_MARGIN)
+
+
 @dataclass(frozen=True)
 class SectorGeometry:
     """Beam coordinates of each pixel: ``u`` lateral (0 at one edge, 1 at the other, along rays
@@ -258,12 +286,17 @@ def shadow(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
 
     Inside the shadow the echo is attenuated towards a noise floor; a rib shadow may be capped by
     the bright rib surface; a lifted edge may show reverberation bands, as a probe in air does.
-    Wedges are re-drawn wider until they cover at least SHADOW_MIN_AREA of the sector's pixels.
+    Wedges are re-drawn until they cover at least SHADOW_MIN_AREA of the sector's pixels (and,
+    with ``set_shadow_min_echo``, leave that share of the sector's echo in view).
     """
     check_gray(img)
+    echo = echo_mask(img, geo.mask) if _shadow_min_echo else None
+    n_sector = max(int(geo.mask.sum()), 1)
     for _ in range(8):
         field, kind = shadow_field(geo, rng)
-        if (field[geo.mask] > 0.5).mean() >= SHADOW_MIN_AREA + 0.01:
+        if (field[geo.mask] > 0.5).mean() < SHADOW_MIN_AREA + 0.01:
+            continue
+        if echo is None or (echo & (field < 0.5)).sum() / n_sector >= _shadow_min_echo:
             break
     else:  # narrow sectors with a deep start: fall back to a lifted edge covering half the width
         u = np.nan_to_num(geo.u, nan=-1.0)
@@ -321,7 +354,7 @@ def gain_low(img: np.ndarray, geo: SectorGeometry, rng: Rng) -> np.ndarray:
     scale = _u(GAIN_LOW["scale"], rng)
     basis = inside
     if _gain_low_basis == "echo":
-        echo = inside[inside >= float(np.percentile(inside, 5)) + ECHO_MARGIN]
+        echo = x[echo_mask(img, geo.mask)]
         basis = echo if echo.size >= 0.05 * inside.size else inside  # a blank sector: all of it
     q = float(np.percentile(basis, 100 * black))
     offset = max(q, 12.0)

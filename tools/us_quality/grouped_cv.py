@@ -40,7 +40,13 @@ from tools.modelkit.pocus import DEFAULT_CACHE, EXCLUDED, FRAME_STEP, load_label
 from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData, load_clips
-from tools.us_quality.degrade import GainLowBasis, gain_low_basis, set_gain_low_basis
+from tools.us_quality.degrade import (
+    GainLowBasis,
+    gain_low_basis,
+    set_gain_low_basis,
+    set_shadow_min_echo,
+    shadow_min_echo,
+)
 from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
 from tools.us_quality.looks import rect_crop, set_rect_crop
@@ -119,6 +125,7 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
             "view": current_view(),
             "rect_crop": rect_crop(),
             "gain_low_basis": gain_low_basis(),
+            "shadow_min_echo": shadow_min_echo(),
         },
         "clips": {},
         "folds": [],
@@ -209,10 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         default="sector",
         help="what gain_low's black fraction is a fraction of (degrade.set_gain_low_basis)",
     )
+    p.add_argument(
+        "--shadow-min-echo",
+        type=float,
+        default=0.0,
+        help="share of the sector's echo a shadow must leave in view (degrade.set_shadow_min_echo)",
+    )
     args = p.parse_args(argv)
     set_view(args.view)
     set_rect_crop(args.rect_crop)
     set_gain_low_basis(args.gain_low_basis)
+    set_shadow_min_echo(args.shadow_min_echo)
     cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)

@@ -62,6 +62,7 @@ def set_rect_crop(p: float) -> None:
 def rect_crop() -> float:
     return _rect_crop_p
 
+
 MAX_CLIPPED = 0.01  # fraction of the sector a look may newly saturate
 MIN_P99 = 45.0  # a look keeps the sector's 99th percentile above this gray level
 

@@ -11,6 +11,7 @@ from tools.us_quality.degrade import (
     GAIN_HIGH,
     GAIN_LOW,
     SHADOW_MIN_AREA,
+    echo_mask,
     gain_high,
     gain_low,
     gain_low_basis,
@@ -18,7 +19,9 @@ from tools.us_quality.degrade import (
     no_contact,
     sector_geometry,
     set_gain_low_basis,
+    set_shadow_min_echo,
     shadow,
+    shadow_min_echo,
 )
 
 SEEDS = range(12)
@@ -167,12 +170,12 @@ def basis():  # type: ignore[no-untyped-def]
     set_gain_low_basis(before)
 
 
-def _half_dark(frame: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The frame with its deeper half near black (a far field beyond the beam, wide rib shadows)."""
+def _half_dark(frame: tuple[np.ndarray, np.ndarray], below: float = 0.45) -> np.ndarray:
+    """The frame near black below depth ``below`` (a far field beyond the beam, wide rib shadows)."""
     img, mask = frame
     out = img.copy()
     v = sector_geometry(mask).v
-    out[mask & (np.nan_to_num(v, nan=0.0) > 0.45)] = 4
+    out[mask & (np.nan_to_num(v, nan=0.0) > below)] = 4
     return out
 
 
@@ -198,6 +201,39 @@ def test_gain_low_basis_is_sector_unless_set_and_is_checked(basis) -> None:  # t
         basis("pixels")
     basis("echo")
     assert gain_low_basis() == "echo"
+
+
+@pytest.fixture
+def min_echo():  # type: ignore[no-untyped-def]
+    before = shadow_min_echo()
+    yield set_shadow_min_echo
+    set_shadow_min_echo(before)
+
+
+def test_a_shadow_leaves_the_asked_share_of_echo_in_view(  # type: ignore[no-untyped-def]
+    frame: tuple[np.ndarray, np.ndarray], min_echo
+) -> None:
+    _, mask = frame
+    img = _half_dark(frame, below=0.4)
+    geo = sector_geometry(mask)
+    echo, n = echo_mask(img, mask), mask.sum()
+    in_view = {}
+    for share in (0.0, 0.1):
+        min_echo(share)
+        views = []
+        for s in range(40):
+            out = shadow(img, geo, np.random.default_rng(s))
+            views.append((echo & (out >= 0.5 * img)).sum() / n)  # echo dimmed by less than half
+        in_view[share] = min(views)
+    # Over a mostly dark view some shadows leave under 10% of the sector imaged; asked, none does.
+    assert in_view[0.0] < 0.1 <= in_view[0.1], in_view
+
+
+def test_shadow_min_echo_is_off_unless_set_and_is_checked(min_echo) -> None:  # type: ignore[no-untyped-def]
+    assert shadow_min_echo() == 0.0  # the 2.2 recipe
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValueError, match="shadow min echo"):
+            min_echo(bad)
 
 
 def test_degradations_reject_colour_frames() -> None:
