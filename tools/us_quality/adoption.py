@@ -31,15 +31,27 @@ class Verdict:
         return "adopted" if self.adopted else "not adopted: " + "; ".join(self.failed)
 
 
-def judge(candidate: dict, baseline: dict, floor: float = FAULT_MIN_CONFIDENCE) -> Verdict:
-    """The rule (module doc) on two raw runs with per-frame probabilities, both read at ``floor``."""
-    cand, base = G.at_threshold(candidate, floor), G.at_threshold(baseline, floor)
+def _untouched_points(cand: dict, base: dict) -> list[str]:
     cu, bu = G.pooled_untouched(cand, FORM), G.pooled_untouched(base, FORM)
     failed = []
     if cu["mean_of_sources"] < bu["mean_of_sources"]:
         failed.append(f"mean of sources {bu['mean_of_sources']:.3f} -> {cu['mean_of_sources']:.3f}")
     if cu["worst"] <= bu["worst"]:
         failed.append(f"worst source {bu['worst']:.3f} -> {cu['worst']:.3f} ({cu['worst_source']})")
+    return failed
+
+
+def judge_untouched(candidate: dict, baseline: dict, floor: float = FAULT_MIN_CONFIDENCE) -> Verdict:
+    """The rule's first two points only (untouched frames): for a baseline whose rendered faults
+    were drawn otherwise (another label definition), where recalls are not comparable."""
+    failed = _untouched_points(G.at_threshold(candidate, floor), G.at_threshold(baseline, floor))
+    return Verdict(not failed, failed)
+
+
+def judge(candidate: dict, baseline: dict, floor: float = FAULT_MIN_CONFIDENCE) -> Verdict:
+    """The rule (module doc) on two raw runs with per-frame probabilities, both read at ``floor``."""
+    cand, base = G.at_threshold(candidate, floor), G.at_threshold(baseline, floor)
+    failed = _untouched_points(cand, base)
     for lab in LABELS[1:]:
         before, after = G.recall(base, FORM, lab)["recall"], G.recall(cand, FORM, lab)["recall"]
         if before - after > MAX_RECALL_FALL + 1e-9:

@@ -6,7 +6,7 @@ import copy
 import json
 
 from tests.support.paths import MODELS
-from tools.us_quality.adoption import judge
+from tools.us_quality.adoption import judge, judge_untouched
 
 FOLDER = MODELS / "us-quality"
 
@@ -70,3 +70,15 @@ def test_the_diagnostic_floor_rule_trial_gives_back_the_good_frames_it_gained() 
     v = judge(ruled, _run("grouped_cv.json"))
     assert not v.adopted and v.failed[0].startswith("mean of sources 0.939 -> ")
     assert G.recall(G.at_threshold(ruled, 0.5), "int8_cpu", "gain_low")["recall"] > 0.963  # that it won
+
+
+def test_the_untouched_points_alone_ignore_fault_recall() -> None:
+    base = _run("grouped_cv.json")
+    worse = _charlotte_all_diagnostic(base)
+    for row in worse["clips"].values():  # every rendered fault called diagnostic: not read here
+        for form in ("fp32", "int8", "int8_cpu"):
+            row[form]["rendered_top"] = [[y, 0, p] for y, _, p in row[form]["rendered_top"]]
+    assert judge_untouched(worse, base).adopted
+    assert not judge(worse, base).adopted
+    v = judge_untouched(base, base)
+    assert not v.adopted and v.failed == ["worst source 0.745 -> 0.745 (site:charlotte)"]
