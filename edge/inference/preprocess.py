@@ -60,19 +60,20 @@ def refit_in_background() -> Iterator[None]:
         _background = before
 
 
-_frame = threading.local()  # the image of one_frame and its gray, per thread
+_frame = threading.local()  # the image of one_frame, its gray and its scan-line views, per thread
 
 
 @contextmanager
 def one_frame(image: np.ndarray) -> Iterator[None]:
     """Inside the block, every Preprocessor of this thread that wants ``image`` (this very array) in
     gray converts it once and shares the result (the model chain runs its models on one frame so:
-    a colour frame was converted once per gray model). The gray is read-only to them."""
-    _frame.image, _frame.gray = image, None
+    a colour frame was converted once per gray model). The gray is read-only to them. So are its
+    scan-line views: models that unroll the same fan to the same size share one remap."""
+    _frame.image, _frame.gray, _frame.scanlines = image, None, {}
     try:
         yield
     finally:
-        _frame.image = _frame.gray = None
+        _frame.image = _frame.gray = _frame.scanlines = None
 
 
 def _refits() -> ThreadPoolExecutor:
@@ -133,6 +134,17 @@ def _map_boxes(boxes: np.ndarray, points: PointMap) -> np.ndarray:
     ys = b[:, None, 1] + _OUTLINE_Y[None] * (b[:, None, 3] - b[:, None, 1])
     mapped = points(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(len(b), -1, 2)
     return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
+
+
+def _scanlines(view: ScanlineMap, gray: np.ndarray) -> np.ndarray:
+    """``view(gray)``, shared within :func:`one_frame` by every model with the same fan and size."""
+    shared = getattr(_frame, "scanlines", None)
+    if shared is None or (gray is not _frame.image and gray is not _frame.gray):
+        return view(gray)
+    out = shared.get(view.key)
+    if out is None:
+        out = shared[view.key] = view(gray)
+    return out
 
 
 class SectorTracker:
@@ -311,7 +323,7 @@ class Preprocessor:
             self._views = (sector, view)
         aid = self._views[1]
         if isinstance(aid, ScanlineMap):
-            self._resized[...] = aid(gray)
+            self._resized[...] = _scanlines(aid, gray)
             self._apply_gain(self._resized, None)
             return self._resized, Transform(
                 1.0, 1.0, 0.0, 0.0, frame_points=aid.to_frame, input_points=aid.from_frame

@@ -154,6 +154,17 @@ class ScanlineMap:
     def __init__(self, sector: Sector, size: tuple[int, int]) -> None:
         self.sector = sector
         self.size = size
+        # What the output depends on: two maps with one key give the same image of a frame.
+        self.key = (
+            sector.kind,
+            sector.box,
+            sector.apex,
+            sector.angles,
+            sector.radii,
+            sector.width,
+            sector.height,
+            size,
+        )
         w, h = size
         if sector.kind == "convex":
             assert sector.apex is not None and sector.angles is not None and sector.radii is not None

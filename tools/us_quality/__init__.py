@@ -13,7 +13,7 @@ export, INT8 forms, manifest) is ``tools.modelkit``'s. Run everything with
 
 LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
 MODEL_NAME = "us-quality"
-MODEL_VERSION = "2.2.0"
+MODEL_VERSION = "3.0.0"
 # The manifest's thresholds.fault_min_confidence: a fault is called only when more likely than not
 # (the 0.5 floor the manifest carried as min_confidence since 1.0, which the runtime never applied to
 # a classifier). Set after seeing the card's out-of-fold operating points; see the card.

@@ -57,14 +57,16 @@ MILD = {
     "blur_sigma": (0.0, 0.9),
 }
 SHADOW_MIN_AREA = 0.5
-# What gain_low's black fraction is a fraction of. "sector" (the 2.2 recipe): of every pixel in the
+# What gain_low's black fraction is a fraction of. "sector" (the 2.x recipes): of every pixel in the
 # sector, so on a view that is already half dark (deep far field, wide rib shadows) the "lost" half
 # is mostly pixels that held no echo, and after the runtime's gain normalisation the rendered fault
 # looks like the good frame. "echo": of the pixels that hold echo (above the sector's own dark level,
-# ``ECHO_MARGIN`` over its 5th percentile), so the fault always loses that share of what was imaged.
+# ``ECHO_MARGIN`` over its 5th percentile), so the fault always loses that share of what was imaged
+# (the 3.0 recipe).
 GainLowBasis = Literal["sector", "echo"]
 ECHO_MARGIN = 12.0  # gray levels over the sector's 5th percentile where echo begins
-_gain_low_basis: GainLowBasis = "sector"
+GAIN_LOW_BASIS: GainLowBasis = "echo"  # the 3.0 recipe
+_gain_low_basis: GainLowBasis = GAIN_LOW_BASIS
 
 
 def set_gain_low_basis(basis: GainLowBasis) -> None:
@@ -82,8 +84,9 @@ def gain_low_basis() -> GainLowBasis:
 # A shadow must leave some echo in view: a frame whose every imaged part is dark (the drawn shadow over
 # a view already half in rib shadows or beyond the beam) cannot be told from no contact by anyone.
 # With a share > 0, shadows are re-drawn until at least that share of the sector holds echo outside
-# them (on the echo's definition above). 0 in the 2.2 recipe (which then draws as before).
-_shadow_min_echo = 0.0
+# them (on the echo's definition above). 0.1 in the 3.0 recipe; 0 (the 2.x recipes) draws as 2.x did.
+SHADOW_MIN_ECHO = 0.1  # the 3.0 recipe
+_shadow_min_echo = SHADOW_MIN_ECHO
 
 
 def set_shadow_min_echo(share: float) -> None:

@@ -41,6 +41,8 @@ from tools.modelkit.sessions import cpu_session
 from tools.us_quality import LABELS
 from tools.us_quality.data import ClipData, load_clips
 from tools.us_quality.degrade import (
+    GAIN_LOW_BASIS,
+    SHADOW_MIN_ECHO,
     GainLowBasis,
     gain_low_basis,
     set_gain_low_basis,
@@ -49,7 +51,7 @@ from tools.us_quality.degrade import (
 )
 from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
-from tools.us_quality.looks import rect_crop, set_rect_crop
+from tools.us_quality.looks import RECT_CROP_P, rect_crop, set_rect_crop
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE, quantize_file
 from tools.us_quality.samples import STREAM_TEST, class_jobs, render
 from tools.us_quality.sources import DARK_VARIANTS, darker
@@ -207,19 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--rect-crop",
         type=float,
-        default=0.0,
+        default=RECT_CROP_P,
         help="share of fan samples cropped to a rectangle inside the fan (looks.set_rect_crop)",
     )
     p.add_argument(
         "--gain-low-basis",
         choices=get_args(GainLowBasis),
-        default="sector",
+        default=GAIN_LOW_BASIS,
         help="what gain_low's black fraction is a fraction of (degrade.set_gain_low_basis)",
     )
     p.add_argument(
         "--shadow-min-echo",
         type=float,
-        default=0.0,
+        default=SHADOW_MIN_ECHO,
         help="share of the sector's echo a shadow must leave in view (degrade.set_shadow_min_echo)",
     )
     args = p.parse_args(argv)

@@ -48,9 +48,10 @@ DEPTH_LOOK_P = 0.3
 DEPTH_LOOK: dict[str, tuple[float, float]] = {"faded_area": (0.1, 0.4), "fade_depth": (0.05, 0.25)}
 # A convex clip cropped to a rectangle inside its fan (a display or an export that shows only the
 # rectangle): where the view unrolls fans (``"scanlines"``), such a clip is shown as a rectangle and
-# would otherwise be met only in linear clips. 0 in the 2.2 recipe (which then draws as before);
-# ``grouped_cv --rect-crop`` measures another share.
-_rect_crop_p = 0.0
+# would otherwise be met only in linear clips. 0.2 in the 3.0 recipe; 0 (the 2.x recipes) draws as
+# 2.x did; ``grouped_cv --rect-crop`` measures another share.
+RECT_CROP_P = 0.2  # the 3.0 recipe
+_rect_crop_p = RECT_CROP_P
 
 
 def set_rect_crop(p: float) -> None:

@@ -31,7 +31,7 @@ from edge.inference.sector import Sector, SectorNotFound, find_sector
 from tools.us_quality.preprocess import MEAN, SCALE, SIZE, STD
 
 View = Literal["frame", "sector", "scanlines"]
-VIEW: View = "sector"
+VIEW: View = "scanlines"  # 3.0; "sector" in 2.x
 _PREPROCESSORS: dict[str, Preprocessor] = {}  # one per view and process: fit() reuses its buffers
 _current: View = VIEW  # the view to_input builds by default (set_view: a comparison run)
 

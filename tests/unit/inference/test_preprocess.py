@@ -276,3 +276,33 @@ def test_a_background_refit_builds_the_scan_line_map_on_the_worker_too() -> None
     assert live._views[1] is live.tracker.prepared[1], "the worker's map is the one in use"
     assert built_on and all(n.startswith("sector-refit") for n in built_on), built_on
     assert np.array_equal(fitted, ref.fit(img, sector)[0]), "the same input as a map built in place"
+
+
+def test_models_with_the_same_scan_line_view_share_one_remap_of_a_frame() -> None:
+    from edge.inference.sector import ScanlineMap
+
+    img, truth = _fan_frame()
+    calls: list[int] = []
+    original = ScanlineMap.__call__
+
+    def counted(self: ScanlineMap, gray: np.ndarray) -> np.ndarray:
+        calls.append(id(self))
+        return original(self, gray)
+
+    same = [Preprocessor(spec(shape=(1, 1, 48, 48), view="scanlines")) for _ in range(2)]
+    other = Preprocessor(spec(shape=(1, 1, 32, 32), view="scanlines"))
+    alone = [p.fit(img, sector=truth)[0].copy() for p in (*same, other)]
+    ScanlineMap.__call__ = counted  # type: ignore[method-assign]
+    try:
+        with one_frame(img):
+            got = [p.fit(img, sector=truth)[0].copy() for p in (*same, other)]
+        assert len(calls) == 2, "one remap for the two 48x48 models, one for the 32x32"
+        with one_frame(img):  # the next frame: remapped again
+            same[0].fit(img, sector=truth)
+        assert len(calls) == 3
+        same[0].fit(img, sector=truth)  # outside the block: not shared
+        same[1].fit(img, sector=truth)
+        assert len(calls) == 5
+    finally:
+        ScanlineMap.__call__ = original  # type: ignore[method-assign]
+    assert all(np.array_equal(a, b) for a, b in zip(alone, got))

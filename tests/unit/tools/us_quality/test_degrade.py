@@ -10,7 +10,9 @@ from tools.us_quality.degrade import (
     DEGRADATIONS,
     GAIN_HIGH,
     GAIN_LOW,
+    GAIN_LOW_BASIS,
     SHADOW_MIN_AREA,
+    SHADOW_MIN_ECHO,
     echo_mask,
     gain_high,
     gain_low,
@@ -195,8 +197,8 @@ def test_gain_low_on_the_echo_basis_crushes_that_share_of_the_echo(  # type: ign
     assert lost["echo"] >= GAIN_LOW["black_frac"][0] - 0.05, lost
 
 
-def test_gain_low_basis_is_sector_unless_set_and_is_checked(basis) -> None:  # type: ignore[no-untyped-def]
-    assert gain_low_basis() == "sector"  # the 2.2 recipe
+def test_gain_low_basis_is_the_recipes_unless_set_and_is_checked(basis) -> None:  # type: ignore[no-untyped-def]
+    assert gain_low_basis() == GAIN_LOW_BASIS == "echo"  # the 3.0 recipe
     with pytest.raises(ValueError, match="gain_low basis"):
         basis("pixels")
     basis("echo")
@@ -229,8 +231,8 @@ def test_a_shadow_leaves_the_asked_share_of_echo_in_view(  # type: ignore[no-unt
     assert in_view[0.0] < 0.1 <= in_view[0.1], in_view
 
 
-def test_shadow_min_echo_is_off_unless_set_and_is_checked(min_echo) -> None:  # type: ignore[no-untyped-def]
-    assert shadow_min_echo() == 0.0  # the 2.2 recipe
+def test_shadow_min_echo_is_the_recipes_unless_set_and_is_checked(min_echo) -> None:  # type: ignore[no-untyped-def]
+    assert shadow_min_echo() == SHADOW_MIN_ECHO == 0.1  # the 3.0 recipe
     for bad in (-0.1, 0.5):
         with pytest.raises(ValueError, match="shadow min echo"):
             min_echo(bad)

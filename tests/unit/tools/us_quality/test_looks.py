@@ -11,6 +11,7 @@ from tools.us_quality.looks import (
     DEPTH_LOOK,
     MAX_CLIPPED,
     MIN_P99,
+    RECT_CROP_P,
     augment_geometry,
     beyond_penetration,
     inscribed_rectangle,
@@ -75,6 +76,8 @@ def rect_share():  # type: ignore[no-untyped-def]
 
 def test_rect_crop_shows_a_fan_as_a_rectangle_only_when_asked(rect_share) -> None:  # type: ignore[no-untyped-def]
     img, mask = convex_frame()
+    assert rect_crop() == RECT_CROP_P == 0.2  # the 3.0 recipe
+    rect_share(0.0)  # the 2.x recipes
     draws = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
     rect_share(1.0)
     cropped = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
@@ -83,7 +86,7 @@ def test_rect_crop_shows_a_fan_as_a_rectangle_only_when_asked(rect_share) -> Non
 
     assert rectangles(draws) <= 2 and rectangles(cropped) >= len(SEEDS) // 2
     assert all(a[~m].max(initial=0) == 0 for a, m in cropped)
-    rect_share(0.0)  # the recipe's default draws exactly as before the option existed
+    rect_share(0.0)  # 0 draws exactly as before the option existed
     again = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
     assert all(np.array_equal(a, b) and np.array_equal(ma, mb) for (a, ma), (b, mb) in zip(draws, again))
 

@@ -37,7 +37,7 @@ def test_tiny_chain_writes_a_loadable_model_folder(tmp_path: Path, pocus_dir: Pa
         assert sess.get_outputs()[0].name == "logits" and sess.get_inputs()[0].shape == [1, 1, 128, 128]
     assert (out / "us-quality-int8.onnx").stat().st_size < (out / "us-quality-fp32.onnx").stat().st_size
     assert set(verify_folder(out)) == {"fp32", "int8", "int8-cpu"}, "the manifest's hashes match its files"
-    assert man["version"] == "2.2.0"
+    assert man["version"] == "3.0.0"
     assert man["cpu_files"]["int8"]["path"] == "us-quality-int8-cpu.onnx"
     assert tensorrt_qdq_problems(out / man["files"]["int8"]["path"]) == [], "portable INT8 builds in TensorRT"
     assert tensorrt_qdq_problems(out / man["cpu_files"]["int8"]["path"]), "the CPU form is the asymmetric one"
