@@ -291,7 +291,6 @@ def first_run_section(out: Path, previous: dict, g: dict) -> str:
             "spread: a few points between two versions of this model on these folds are within it."
         )
     if g.get("clips") and G.has_probabilities(g):
-        worst = G.pooled_untouched(g, "int8_cpu")["worst_source"]
         parts.append(
             f"""**Operating points.** The runtime calls a fault only at `thresholds.fault_min_confidence`
 or above ({FAULT_MIN_CONFIDENCE:g} in this manifest); a deployment may set its own
@@ -300,13 +299,8 @@ over good frames. Out of fold, from the headline run's probabilities (INT8 CPU; 
 
 """
             + G.operating_table(g)
-            + """
-
-No point meets both targets: on `{worst}` the good frames the model calls a fault are mostly unsure
-(median probability {unsure:.2f}), but so are many rendered shadows. A floor fixed on the other folds
-alone (none of which shows the problem) would not have moved.""".format(
-                worst=worst, unsure=G.median_fault_p(g, "int8_cpu", worst)
-            )
+            + "\n\n"
+            + _no_point(g)
         )
     return "\n\n".join(parts)
 
@@ -357,10 +351,10 @@ way is {src_gap_text} points (frames near a class boundary).
 The recipe does not prune: the network is already small ({log.get("params")} parameters, below).
 **How these figures were reached (so they are read as what they are):** {MODEL_VERSION} is the recipe
 of the last of seven trials recorded in this card (two more runs were their controls), the first to
-pass the rule committed for it before it ran: the
-scan-line view, {RECT_CROP_P:.0%} of fans cropped to a rectangle, and two fault definitions mended after looking at
-an earlier trial's misses (`gain_low` crushes a share of the *echo*, not of the sector; a `shadow`
-leaves at least {D.SHADOW_MIN_ECHO:.0%} of the sector's echo in view). Those mends change the rendered
+pass the rule committed for it before it ran: the scan-line view, {RECT_CROP_P:.0%} of fans cropped
+to a rectangle, and two fault definitions mended after looking at an earlier trial's misses
+(`gain_low` crushes a share of the *echo*, not of the sector; a `shadow` leaves at least
+{D.SHADOW_MIN_ECHO:.0%} of the sector's echo in view). Those mends change the rendered
 faults, so its fault recalls are read against a control (the 2.2 recipe with the same mends), not
 against 2.2.0's; its untouched figures (real frames, no render) compare with 2.2.0's directly:
 {untouched_against_previous(out)}. Choices made after seeing folds (the view, the crop share, the two
@@ -577,6 +571,13 @@ ONNX Runtime {env.get("onnxruntime")} CPU, 1 intra-op thread, interleaved, `{env
 - Rib shadows: every untouched real frame counts as `diagnostic`, so a frame mostly covered by real rib
   shadows may be called `diagnostic`; the `shadow` class is learnt from synthetic shadows.
 - The `diagnostic` probability is not calibrated.
+- `shadow` recall on unseen sources is under its 90% target (the headline); the misses are mostly
+  called `no_contact` (a fault still, but the wrong advice).
+- 3.0.0's `gain_low` and `shadow` are defined otherwise than 2.x's (*What changed in 3.0.0*): its fault
+  recalls are not comparable with 2.2.0's card, only with the control run beside it.
+- Training fits each sample's fan to its mask; the runtime fits it to the live image. On a test fan
+  the two differ by a few pixels at the arcs; how much that moves a verdict on a real stream is
+  measured only through the runtime's own runs (the tour, other vendors), not per source.
 - The darker renderings are a simple model of a darker scanner (a gain and a gamma on the displayed
   levels); a scanner with another dynamic range or speckle reduction may still shift the boundaries.
 
@@ -605,4 +606,23 @@ def untouched_against_previous(out: Path) -> str:
         f"mean of sources {b['mean_of_sources']:.3f} -> {a['mean_of_sources']:.3f}, worst source "
         f"{b['worst']:.3f} ({b['worst_source']}) -> {a['worst']:.3f} ({a['worst_source']}) "
         f"at {FAULT_MIN_CONFIDENCE:g}, INT8 CPU"
+    )
+
+
+def _no_point(g: dict) -> str:
+    """Which targets no ``fault_min_confidence`` of the operating table meets, read from the run."""
+    at = {t: G.at_threshold(g, t) for t in G.OPERATING_POINTS}
+    best = {lab: max(G.recall(r, "int8_cpu", lab)["recall"] for r in at.values()) for lab in LABELS[1:]}
+    short = {lab: b for lab, b in best.items() if b < TARGET_RECALL}
+    worst = {t: G.pooled_untouched(r, "int8_cpu")["worst"] for t, r in at.items()}
+    if not short:
+        return "Every fault reaches its recall target at some floor."
+    faults = ", ".join(f"`{lab}` (at most {b:.3f})" for lab, b in short.items())
+    both = [t for t, w in worst.items() if w >= TARGET_DIAGNOSTIC]
+    return (
+        f"No point meets both targets: {faults} stays under {TARGET_RECALL:.0%} recall at every floor; "
+        f"every source reaches {TARGET_DIAGNOSTIC:.0%} `diagnostic` from {min(both):g} on."
+        if both
+        else f"No point meets both targets: {faults} stays under {TARGET_RECALL:.0%} recall at every "
+        f"floor, and no floor brings every source to {TARGET_DIAGNOSTIC:.0%} `diagnostic`."
     )

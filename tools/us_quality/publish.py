@@ -64,9 +64,10 @@ def manifest(out: Path, splits: dict[str, list[str]], seed: int) -> dict:
         task="classification",
         modality=("US",),
         description=(
-            "Ultrasound frame-quality classifier for lung point-of-care ultrasound, on the normalised "
-            "imaging sector: tells a diagnostic frame from probe-in-air (no_contact), large acoustic "
-            "shadow / poor coupling (shadow), and gain far too high (clipped) or far too low (crushed). "
+            "Ultrasound frame-quality classifier for lung point-of-care ultrasound, on the imaging "
+            "sector in scan lines, normalised: tells a diagnostic frame from probe-in-air (no_contact), "
+            "large acoustic shadow / poor coupling (shadow), and gain far too high (clipped) or far too "
+            "low (crushed). "
             "Quality guidance only; not a medical device, not for diagnosis."
         ),
         input_size=(SIZE, SIZE),
