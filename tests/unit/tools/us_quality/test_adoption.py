@@ -82,3 +82,13 @@ def test_the_untouched_points_alone_ignore_fault_recall() -> None:
     assert not judge(worse, base).adopted
     v = judge_untouched(base, base)
     assert not v.adopted and v.failed == ["worst source 0.745 -> 0.745 (site:charlotte)"]
+
+
+def test_the_label_mend_trials_get_the_verdicts_the_card_gives() -> None:
+    previous = _run("grouped_cv_2.2.json")
+    echo_control, echo = _run("grouped_cv_echo.json"), _run("grouped_cv_scanlines_rect_echo.json")
+    assert judge(echo, echo_control).adopted
+    v = judge(echo, previous)  # its rule also asked this, on renders drawn otherwise: it failed
+    assert not v.adopted and [f.split(" ")[0] for f in v.failed] == ["gain_low"]
+    control, adopted = _run("grouped_cv_echo_shadow.json"), _run("grouped_cv.json")
+    assert judge(adopted, control).adopted and judge_untouched(adopted, previous).adopted

@@ -81,6 +81,7 @@ def test_rect_crop_shows_a_fan_as_a_rectangle_only_when_asked(rect_share) -> Non
     draws = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
     rect_share(1.0)
     cropped = [augment_geometry(img, mask, np.random.default_rng(seed)) for seed in SEEDS]
+
     def rectangles(samples: list[tuple[np.ndarray, np.ndarray]]) -> int:  # masks that fill their box
         return sum(bool(m[np.ix_(m.any(1), m.any(0))].all()) for _, m in samples)
 
