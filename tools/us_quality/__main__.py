@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gcfg = CVConfig(cfg, test_frames_per_clip=1, calib_samples=20) if args.tiny else CVConfig(cfg)
         res = run(clips, gcfg)
-        (out / GROUPED_FILE).write_text(json.dumps(res, indent=2) + "\n")
+        (out / GROUPED_FILE).write_text(json.dumps(res, separators=(",", ":")) + "\n")
         if res["clips"]:
             print(summary(res), flush=True)
     if step in ("all", "evaluate"):

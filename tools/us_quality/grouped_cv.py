@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    args.out.write_text(json.dumps(res, separators=(",", ":")) + "\n")  # ~6 MB indented: kept compact
     from tools.us_quality.grouped_report import summary
 
     print(summary(res), flush=True)
