@@ -209,8 +209,8 @@ def label_trials(out: Path) -> str:
     leaves echo in view): each time the 2.2 recipe (the control) and the scan-line + rectangle recipe
     (the candidate), with the verdicts of the rule committed for each before it ran."""
     base = load_report(out, PREVIOUS_FILE)
-    runs = {f: load_report(out, f) for f in (ECHO_CONTROL_FILE, ECHO_CANDIDATE_FILE)}
-    runs |= {f: load_report(out, f) for f in (SHADOW_CONTROL_FILE, SHADOW_CANDIDATE_FILE)}
+    files = (ECHO_CONTROL_FILE, ECHO_CANDIDATE_FILE, SHADOW_CONTROL_FILE, SHADOW_CANDIDATE_FILE)
+    runs = {f: load_report(out, f) for f in files}
     if not base.get("clips") or not all(G.has_probabilities(r) and r.get("clips") for r in runs.values()):
         return ""
     fig = {f: _figures(G.at_threshold(r, FAULT_MIN_CONFIDENCE)) for f, r in runs.items()}
@@ -357,7 +357,7 @@ to a rectangle, and two fault definitions mended after looking at an earlier tri
 {D.SHADOW_MIN_ECHO:.0%} of the sector's echo in view). Those mends change the rendered
 faults, so its fault recalls are read against a control (the 2.2 recipe with the same mends), not
 against 2.2.0's; its untouched figures (real frames, no render) compare with 2.2.0's directly:
-{untouched_against_previous(out)}. Choices made after seeing folds (the view, the crop share, the two
+{untouched_change(raw, previous)}. Choices made after seeing folds (the view, the crop share, the two
 mends, earlier the looks and the floor) make these figures optimistic; the hidden external sets are
 the check. The 2.x line (sector view) got there so: the recipe was run through
 this leave-one-source-out three times. The first run (shadow fault from 45% of the sector, no rib-shadow
@@ -595,9 +595,8 @@ the untouched frames of a published folder through the runtime's own preprocessi
 """
 
 
-def untouched_against_previous(out: Path) -> str:
-    """The headline's untouched figures against 2.2.0's (both at the fault floor, INT8 CPU)."""
-    new, old = (load_report(out, f) for f in ("grouped_cv.json", PREVIOUS_FILE))
+def untouched_change(new: dict, old: dict) -> str:
+    """The headline run's untouched figures against 2.2.0's (both at the fault floor, INT8 CPU)."""
     if not all(G.has_probabilities(r) and r.get("clips") for r in (new, old)):
         return "-"
     a, b = (G.pooled_untouched(G.at_threshold(r, FAULT_MIN_CONFIDENCE), "int8_cpu") for r in (new, old))

@@ -236,18 +236,6 @@ def diagnostic_floor_rule(res: dict, t: float) -> dict:
     return {**res, "clips": clips, "decision_rule": f"fault when diagnostic < {t:g}"}
 
 
-def median_fault_p(res: dict, form: str, source: str) -> float:
-    """Median probability of the faults called on ``source``'s untouched frames (nan: none called)."""
-    p = [
-        x
-        for row in res["clips"].values()
-        if row["source"] == source
-        for x in row[form]["untouched_fault_p"]["as is"]
-        if x > 0
-    ]
-    return float(np.median(p)) if p else float("nan")
-
-
 def at_operating_point(res: dict, form: str, t: float) -> tuple[dict[str, float], dict[str, float]]:
     """(per source: share of untouched frames called ``diagnostic``; per fault: pooled recall on the
     rendered samples) at ``fault_min_confidence`` = ``t`` (0: the arg-max): point estimates."""

@@ -96,7 +96,7 @@ def _prob_row(source: str, fault_p: list[float], rendered: list[list[float]]) ->
 
 
 def test_operating_points_from_the_runs_probabilities() -> None:
-    from tools.us_quality.grouped_report import at_operating_point, has_probabilities, median_fault_p
+    from tools.us_quality.grouped_report import at_operating_point, has_probabilities
 
     shadow = LABELS.index("shadow")
     res = {
@@ -114,7 +114,6 @@ def test_operating_points_from_the_runs_probabilities() -> None:
     shares, recalls = at_operating_point(res, "int8_cpu", 0.7)  # the 0.55 fault is no longer called
     assert shares == {"A": 0.75, "B": 1.0} and recalls["shadow"] == 1 / 3  # nor the 0.6 shadow
     assert at_operating_point(res, "int8_cpu", 0.95)[0]["A"] == 1.0
-    assert median_fault_p(res, "int8_cpu", "A") == (0.55 + 0.9) / 2
 
 
 def test_a_run_keeps_per_frame_the_probability_of_the_fault_it_calls() -> None:
