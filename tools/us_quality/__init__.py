@@ -6,9 +6,9 @@ sector, or its scan lines for comparison), ``looks`` (scanner looks and geometry
 ``model`` (the CNN), ``fit`` (the training loop), ``train``, ``quantize``, ``grouped_cv`` and
 ``grouped_report`` (leave-one-source-out figures), ``adoption`` (the rule a recipe change must
 pass), ``sources`` (a published folder per source, through the runtime), ``evaluate``, ``publish``
-(with ``card``, the model card). What it shares with the other recipes (clip loading, seeding,
-export, INT8 forms, manifest) is ``tools.modelkit``'s. Run everything with
-``python -m tools.us_quality --data PATH/TO/pocus_dev``.
+(with ``card``, the model card, and ``card_trials``, the recipe trials it quotes). What it shares
+with the other recipes (clip loading, seeding, export, INT8 forms, manifest) is
+``tools.modelkit``'s. Run everything with ``python -m tools.us_quality --data PATH/TO/pocus_dev``.
 """
 
 LABELS: tuple[str, ...] = ("diagnostic", "no_contact", "shadow", "gain_high", "gain_low")
