@@ -457,4 +457,23 @@ def shadow_misses(g: dict) -> str:
             row[j] += conf[k * len(LABELS) + j]
     missed = {LABELS[j]: n for j, n in enumerate(row) if j != k and n}
     parts = ", ".join(f"{n} `{lab}`" for lab, n in sorted(missed.items(), key=lambda x: -x[1]))
-    return f"of {sum(row)} rendered shadows it misses {sum(missed.values())}, called {parts}"
+    worst, on_worst = max(_shadow_misses_by_source(g).items(), key=lambda x: x[1][0])
+    contact = row[k] + row[LABELS.index("no_contact")]
+    return (
+        f"of {sum(row)} rendered shadows it misses {sum(missed.values())}, called {parts}; "
+        f"{on_worst[0]} of the misses are on {worst} ({on_worst[1]} of the renders). Called a contact "
+        'fault (`shadow` or `no_contact`, shown as "shadow / poor coupling" or "no contact": either '
+        f"points the operator at the probe's coupling): {contact} of {sum(row)} "
+        f"({contact / max(sum(row), 1):.3f}); that is not the target's measure"
+    )
+
+
+def _shadow_misses_by_source(g: dict) -> dict[str, tuple[int, int]]:
+    """Per source: (rendered shadows missed, rendered shadows), at the fault floor, INT8 CPU."""
+    k = LABELS.index("shadow")
+    out: dict[str, tuple[int, int]] = {}
+    for r in g["clips"].values():
+        conf = r["int8_cpu"]["rendered_confusion"][k * len(LABELS) : (k + 1) * len(LABELS)]
+        missed, n = out.get(r["source"], (0, 0))
+        out[r["source"]] = (missed + sum(conf) - conf[k], n + sum(conf))
+    return out

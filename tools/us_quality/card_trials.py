@@ -114,8 +114,8 @@ def view_trials(out: Path) -> str:
         )
     if paras:
         paras.append(_view_trade(out))
-    labels = label_trials(out)
-    return "\n\n".join([*paras, labels] if labels else paras)
+    more = [t for t in (label_trials(out), pool_probes(out)) if t]
+    return "\n\n".join([*paras, *more])
 
 
 ECHO_CONTROL_FILE = "grouped_cv_echo.json"
@@ -172,6 +172,49 @@ def label_trials(out: Path) -> str:
             if judge(sh_e, sh_c).adopted and judge_untouched(sh_e, base).adopted
             else "Not adopted."
         )
+    )
+
+
+# Probes of one fold (``grouped_cv --only charlotte``): the fold that holds most of the headline's shadow
+# misses, with a larger training pool. Not trials: no full run, no rule; quoted so that what was tried
+# is on record.
+POOL_PROBES = ("grouped_cv_probe_pool60.json", "grouped_cv_probe_pool60_1600.json")
+PROBE_SOURCE = "site:charlotte"
+
+
+def _one_source(run: dict, source: str) -> dict:
+    return {**run, "clips": {k: v for k, v in run.get("clips", {}).items() if v["source"] == source}}
+
+
+def _fold_figures(run: dict) -> str:
+    at = G.at_threshold(_one_source(run, PROBE_SOURCE), FAULT_MIN_CONFIDENCE)
+    share = G.untouched(at, "int8_cpu")[PROBE_SOURCE]["share"]
+    rec = ", ".join(f"{lab} {G.recall(at, 'int8_cpu', lab)['recall']:.3f}" for lab in LABELS[1:])
+    return f"untouched `diagnostic` {share:.3f}; fault recall {rec}"
+
+
+def pool_probes(out: Path) -> str:
+    """The larger-pool probes on the ``PROBE_SOURCE`` fold against the headline run's same fold."""
+    head = load_report(out, SHADOW_CANDIDATE_FILE)
+    probes = [(f, load_report(out, f)) for f in POOL_PROBES]
+    if not head.get("clips") or not all(G.has_probabilities(r) and r.get("clips") for _, r in probes):
+        return ""
+    lines = []
+    for f, r in probes:
+        t = r["config"]["train"]
+        lines.append(
+            f"{t['frames_per_clip']} frames a clip, {t['still_repeats']} renders a still, "
+            f"{t['fit']['steps']} steps (`{f}`): {_fold_figures(r)}"
+        )
+    return (
+        f"**Probes, not trials: a larger training pool, on the `{PROBE_SOURCE}` fold alone.** That fold "
+        "holds most of the headline's shadow misses, and its models learn from the other sources only "
+        "(a third of the pool). Twice the frames per clip and renders per still, each with its own "
+        f"look (`grouped_cv --only charlotte --frames-per-clip 60 --still-repeats 12`), on the same "
+        f"held-out renders as the headline; at {FAULT_MIN_CONFIDENCE:g}, INT8 CPU. The headline's fold: "
+        f"{_fold_figures(head)}. " + "; ".join(lines) + ". The larger pool moves that fold's frames "
+        "towards `diagnostic`: shadow gains a little, `gain_low` loses more, and shadow stays under 90% "
+        "on the fold where it is missed. No full run was made and nothing was adopted."
     )
 
 

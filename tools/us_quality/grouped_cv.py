@@ -202,6 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=FitConfig.steps)
+    p.add_argument(
+        "--frames-per-clip",
+        type=int,
+        default=TrainConfig.frames_per_clip,
+        help="training pool: frames rendered per clip, each as every class",
+    )
+    p.add_argument(
+        "--still-repeats",
+        type=int,
+        default=TrainConfig.still_repeats,
+        help="training pool: renders per class of a still image",
+    )
     p.add_argument("--only", default=None, help="run only the folds whose name contains this")
     p.add_argument(
         "--view", choices=get_args(View), default=VIEW, help="the model's view (default: the recipe's)"
@@ -229,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     set_rect_crop(args.rect_crop)
     set_gain_low_basis(args.gain_low_basis)
     set_shadow_min_echo(args.shadow_min_echo)
-    cfg = CVConfig(TrainConfig(seed=args.seed, fit=FitConfig(seed=args.seed, steps=args.steps)))
+    tc = TrainConfig(
+        seed=args.seed,
+        frames_per_clip=args.frames_per_clip,
+        still_repeats=args.still_repeats,
+        fit=FitConfig(seed=args.seed, steps=args.steps),
+    )
+    cfg = CVConfig(tc)
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]
     res = run(load_clips(args.data, files, FRAME_STEP, args.cache), cfg, args.only)
     args.out.write_text(json.dumps(res, separators=(",", ":")) + "\n")  # ~6 MB indented: kept compact
