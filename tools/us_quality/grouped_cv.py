@@ -51,7 +51,14 @@ from tools.us_quality.degrade import (
 )
 from tools.us_quality.evaluate import predict, softmax
 from tools.us_quality.fit import FitConfig, fit, predict_logits
-from tools.us_quality.looks import RECT_CROP_P, rect_crop, set_rect_crop
+from tools.us_quality.looks import (
+    DEPTH_LOOK_P,
+    RECT_CROP_P,
+    depth_look,
+    rect_crop,
+    set_depth_look,
+    set_rect_crop,
+)
 from tools.us_quality.quantize import INT8_CPU_FILE, INT8_FILE, quantize_file
 from tools.us_quality.samples import STREAM_TEST, class_jobs, render
 from tools.us_quality.sources import DARK_VARIANTS, darker
@@ -126,6 +133,7 @@ def run(clips: list[ClipData], cfg: CVConfig, only: str | None = None) -> dict:
             **asdict(cfg),
             "view": current_view(),
             "rect_crop": rect_crop(),
+            "depth_look_p": depth_look(),
             "gain_low_basis": gain_low_basis(),
             "shadow_min_echo": shadow_min_echo(),
         },
@@ -214,6 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         default=TrainConfig.still_repeats,
         help="training pool: renders per class of a still image",
     )
+    p.add_argument(
+        "--phantom-per-batch",
+        type=int,
+        default=FitConfig.phantom_per_batch,
+        help="phantom frames in each training batch (of the batch size)",
+    )
+    p.add_argument(
+        "--depth-look-p",
+        type=float,
+        default=DEPTH_LOOK_P,
+        help="share of samples given a far field beyond the beam's reach (looks.set_depth_look)",
+    )
     p.add_argument("--only", default=None, help="run only the folds whose name contains this")
     p.add_argument(
         "--view", choices=get_args(View), default=VIEW, help="the model's view (default: the recipe's)"
@@ -239,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     set_view(args.view)
     set_rect_crop(args.rect_crop)
+    set_depth_look(args.depth_look_p)
     set_gain_low_basis(args.gain_low_basis)
     set_shadow_min_echo(args.shadow_min_echo)
     tc = TrainConfig(
         seed=args.seed,
         frames_per_clip=args.frames_per_clip,
         still_repeats=args.still_repeats,
-        fit=FitConfig(seed=args.seed, steps=args.steps),
+        fit=FitConfig(seed=args.seed, steps=args.steps, phantom_per_batch=args.phantom_per_batch),
     )
     cfg = CVConfig(tc)
     files = [r.file for r in load_labels(args.data) if r.file not in EXCLUDED]

@@ -45,6 +45,7 @@ RIB_LOOK: dict[str, tuple[float, float]] = {"coverage": (0.08, 0.35), "strength"
 # where the pleura and the B-lines are read, stays imaged, so the frame is diagnostic; the faded
 # share is kept below half the sector, where ``gain_low`` (most of the sector crushed) begins.
 DEPTH_LOOK_P = 0.3
+_depth_look_p = DEPTH_LOOK_P
 DEPTH_LOOK: dict[str, tuple[float, float]] = {"faded_area": (0.1, 0.4), "fade_depth": (0.05, 0.25)}
 # A convex clip cropped to a rectangle inside its fan (a display or an export that shows only the
 # rectangle): where the view unrolls fans (``"scanlines"``), such a clip is shown as a rectangle and
@@ -62,6 +63,17 @@ def set_rect_crop(p: float) -> None:
 
 def rect_crop() -> float:
     return _rect_crop_p
+
+
+def set_depth_look(p: float) -> None:
+    """Give this share of samples a far field beyond the beam's reach (``beyond_penetration``), in
+    this process and workers forked after: how ``grouped_cv --depth-look-p`` measures another share."""
+    global _depth_look_p
+    _depth_look_p = float(p)
+
+
+def depth_look() -> float:
+    return _depth_look_p
 
 
 MAX_CLIPPED = 0.01  # fraction of the sector a look may newly saturate
@@ -254,7 +266,7 @@ def make_sample(
     geo = sector_geometry(mask)
     if augment and rng.random() < RIB_LOOK_P:
         img = rib_shadows(img, geo, rng)
-    if augment and rng.random() < DEPTH_LOOK_P:
+    if augment and rng.random() < _depth_look_p:
         img = beyond_penetration(img, geo, rng)
     out = DEGRADATIONS[label](img, geo, rng)
     if label in ("no_contact", "shadow") and rng.random() < 0.5:  # vary noise / blur there too
