@@ -210,24 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=FitConfig.steps)
-    p.add_argument(
-        "--frames-per-clip",
-        type=int,
-        default=TrainConfig.frames_per_clip,
-        help="training pool: frames rendered per clip, each as every class",
-    )
-    p.add_argument(
-        "--still-repeats",
-        type=int,
-        default=TrainConfig.still_repeats,
-        help="training pool: renders per class of a still image",
-    )
-    p.add_argument(
-        "--phantom-per-batch",
-        type=int,
-        default=FitConfig.phantom_per_batch,
-        help="phantom frames in each training batch (of the batch size)",
-    )
+    for flag, default, what in (
+        (
+            "--frames-per-clip",
+            TrainConfig.frames_per_clip,
+            "training pool: frames rendered per clip, each as every class",
+        ),
+        ("--still-repeats", TrainConfig.still_repeats, "training pool: renders per class of a still image"),
+        ("--phantom-per-batch", FitConfig.phantom_per_batch, "phantom frames in each training batch"),
+    ):
+        p.add_argument(flag, type=int, default=default, help=what)
     p.add_argument(
         "--depth-look-p",
         type=float,
