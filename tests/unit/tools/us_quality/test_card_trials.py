@@ -7,6 +7,9 @@ import json
 
 import pytest
 
+# The card reads the recipe, which imports torch: without the tools set (setup.sh --tools) it cannot load.
+pytest.importorskip("torch", reason="torch is not installed (tools extra: scripts/setup.sh --tools)")
+
 from tests.support.paths import MODELS
 from tools.us_quality import LABELS
 from tools.us_quality.card import _shadow_misses_by_source, shadow_misses
