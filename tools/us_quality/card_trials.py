@@ -227,7 +227,7 @@ def probes(out: Path) -> str:
         f"**Probes, not trials: {len(runs)} recipe changes on the `{PROBE_SOURCE}` fold alone** "
         f"(`grouped_cv --only charlotte`). That fold holds most of the headline's shadow misses, and its "
         "models learn from the other sources only (a third of the pool). Each probe is the 3.0 recipe "
-        "with one change, scored on the same held-out renders as the headline, at "
+        "with the change named, scored on the same held-out renders as the headline, at "
         f"{FAULT_MIN_CONFIDENCE:g}, INT8 CPU.\n\n- The headline's fold: {_fold_figures(head)}.\n"
         + "\n".join(lines)
         + "\n\nNone brings that fold's shadow recall near 90%. Each gains a few points of shadow and loses "

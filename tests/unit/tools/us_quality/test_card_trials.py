@@ -44,7 +44,7 @@ def _flat(d: dict, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], object]:
 
 
 @pytest.mark.parametrize("name", [f for f, _, _ in PROBES])
-def test_a_probe_is_the_headline_recipe_with_one_change_on_one_fold(name: str) -> None:
+def test_a_probe_is_the_headline_recipe_with_its_change_on_one_fold(name: str) -> None:
     probe, head = _run(name), _run(SHADOW_CANDIDATE_FILE)
     assert {r["source"] for r in probe["clips"].values()} == {PROBE_SOURCE}
     assert [f["name"] for f in probe["folds"]] == [PROBE_SOURCE]
