@@ -450,11 +450,7 @@ def shadow_misses(g: dict) -> str:
     if not g.get("clips"):
         return "-"
     k = LABELS.index("shadow")
-    row = [0] * len(LABELS)
-    for r in g["clips"].values():
-        conf = r["int8_cpu"]["rendered_confusion"]
-        for j in range(len(LABELS)):
-            row[j] += conf[k * len(LABELS) + j]
+    row = [sum(calls) for calls in zip(*_shadow_calls(g).values(), strict=True)]
     missed = {LABELS[j]: n for j, n in enumerate(row) if j != k and n}
     parts = ", ".join(f"{n} `{lab}`" for lab, n in sorted(missed.items(), key=lambda x: -x[1]))
     worst, on_worst = max(_shadow_misses_by_source(g).items(), key=lambda x: x[1][0])
@@ -468,12 +464,17 @@ def shadow_misses(g: dict) -> str:
     )
 
 
+def _shadow_calls(g: dict) -> dict[str, list[int]]:
+    """Per source: how many rendered shadows were called each label (at the fault floor, INT8 CPU)."""
+    k, n = LABELS.index("shadow"), len(LABELS)
+    out: dict[str, list[int]] = {}
+    for r in g["clips"].values():
+        calls = r["int8_cpu"]["rendered_confusion"][k * n : (k + 1) * n]
+        out[r["source"]] = [a + b for a, b in zip(out.get(r["source"], [0] * n), calls, strict=True)]
+    return out
+
+
 def _shadow_misses_by_source(g: dict) -> dict[str, tuple[int, int]]:
     """Per source: (rendered shadows missed, rendered shadows), at the fault floor, INT8 CPU."""
     k = LABELS.index("shadow")
-    out: dict[str, tuple[int, int]] = {}
-    for r in g["clips"].values():
-        conf = r["int8_cpu"]["rendered_confusion"][k * len(LABELS) : (k + 1) * len(LABELS)]
-        missed, n = out.get(r["source"], (0, 0))
-        out[r["source"]] = (missed + sum(conf) - conf[k], n + sum(conf))
-    return out
+    return {s: (sum(calls) - calls[k], sum(calls)) for s, calls in _shadow_calls(g).items()}

@@ -23,11 +23,15 @@ def load_report(out: Path, name: str) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
+def _recalls(g: dict) -> str:
+    return ", ".join(f"{lab} {G.recall(g, 'int8_cpu', lab)['recall']:.3f}" for lab in LABELS[1:])
+
+
 def figures(g: dict) -> str:
     u = G.pooled_untouched(g, "int8_cpu")
     per = G.untouched(g, "int8_cpu")
     met = sum(x["share"] >= TARGET_DIAGNOSTIC for x in per.values())
-    rec = ", ".join(f"{lab} {G.recall(g, 'int8_cpu', lab)['recall']:.3f}" for lab in LABELS[1:])
+    rec = _recalls(g)
     low = ", ".join(f"{s} {x['share']:.3f}" for s, x in per.items() if x["share"] < TARGET_DIAGNOSTIC)
     return (
         f"mean of sources {u['mean_of_sources']:.3f} [{u['ci'][0]:.3f}, {u['ci'][1]:.3f}], {met} of "
@@ -210,8 +214,7 @@ def _one_source(run: dict, source: str) -> dict:
 def _fold_figures(run: dict) -> str:
     at = G.at_threshold(_one_source(run, PROBE_SOURCE), FAULT_MIN_CONFIDENCE)
     share = G.untouched(at, "int8_cpu")[PROBE_SOURCE]["share"]
-    rec = ", ".join(f"{lab} {G.recall(at, 'int8_cpu', lab)['recall']:.3f}" for lab in LABELS[1:])
-    return f"untouched `diagnostic` {share:.3f}; fault recall {rec}"
+    return f"untouched `diagnostic` {share:.3f}; fault recall {_recalls(at)}"
 
 
 def probes(out: Path) -> str:
