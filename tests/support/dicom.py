@@ -14,6 +14,11 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from edge.frames import Frame
+from edge.sources import open_source
+from edge.sources.dicom import DicomSource
+from tests.support.sources import read_all
+
 
 def installed_dicom_folders() -> list[Path]:
     """pydicom-data's files (when installed), then pydicom's own test files."""
@@ -94,3 +99,20 @@ def write_dicom(
         ds["PixelData"].VR = "OB" if bits <= 8 else "OW"
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def opened(url: str) -> DicomSource:
+    """An opened ``dicom://`` source."""
+    src = open_source(url)
+    assert isinstance(src, DicomSource)
+    src.open()
+    return src
+
+
+def frames_of(path: Path, query: str = "realtime=0", limit: int = 1000) -> list[Frame]:
+    """Every frame ``dicom://path?query`` gives (at most ``limit``), the source closed after."""
+    src = opened(f"dicom://{path}?{query}")
+    try:
+        return read_all(src, limit)
+    finally:
+        src.close()

@@ -88,3 +88,19 @@ def dicom_writer(tmp_path: Path) -> Callable[..., Path]:
         return write_dicom(tmp_path / name, pixel_bytes, **kwargs)
 
     return write
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, dicom_file: Callable[[str], Path]) -> Path:
+    """A study folder: good files (one in a subfolder), garbage, a text file, a truncated file, a
+    hidden one."""
+    folder = tmp_path / "study"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a_good.dcm").write_bytes(dicom_file("US1_UNCR.dcm").read_bytes())
+    (folder / "sub" / "c_cine.dcm").write_bytes(dicom_file("OBXXXX1A_2frame.dcm").read_bytes())
+    (folder / "b_garbage.dcm").write_bytes(b"\x00\x01garbage" * 300)
+    (folder / "notes.txt").write_text("operator notes\n")
+    data = dicom_file("US1_UNCR.dcm").read_bytes()
+    (folder / "d_truncated.dcm").write_bytes(data[: len(data) // 2])
+    (folder / ".hidden").write_bytes(b"ignored")
+    return folder
