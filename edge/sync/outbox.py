@@ -1,4 +1,5 @@
 # Over 400 lines: one class over one SQLite file; its transactions share the kept/sent/confirmed invariants.
+# Its file layout and migration are outbox_layout's, the items and counts it hands out outbox_items'.
 """The durable outbox: every result the runtime keeps, on disk, until the broker has it.
 
 SQLite in WAL mode with ``synchronous=FULL``: :meth:`Outbox.put` returns only after its
@@ -39,10 +40,8 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -51,44 +50,13 @@ from edge.sync import damage
 from edge.sync.damage import DamagedOutbox, NotAnOutbox, OutboxDamaged, OutboxError
 from edge.sync.jpeg import jpeg_size
 from edge.sync.messages import Device, Thumbnail, feedback_message
+from edge.sync.outbox_items import OutboxItem, OutboxStats, PutOutcome, QuotaState, check_id, encode
+from edge.sync.outbox_layout import FORMAT_VERSION, ensure_layout, in_lists
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUOTA_BYTES = 2 * 1024**3  # what a writer opened without a quota enforces (and records)
-FORMAT_VERSION = 2  # of the database layout, kept in the meta table (2: confirmed_wall; 1 is migrated)
-_CHUNK = 500  # ids per IN (...) list: under SQLite's smallest variable limit (999)
-
-
-def _in_lists(ids: list[str]) -> Iterator[tuple[list[str], str]]:
-    """(ids, "?,?,...") per chunk, for ``... IN ({marks})`` with the ids as parameters."""
-    for i in range(0, len(ids), _CHUNK):
-        part = ids[i : i + _CHUNK]
-        yield part, ",".join("?" * len(part))
-
-
 _REFUSAL_LOG_EVERY_S = 10.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
-    result_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('result', 'feedback')),
-    priority INTEGER NOT NULL,
-    created_ns INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'pruned')),
-    payload BLOB,
-    has_thumbnail INTEGER NOT NULL DEFAULT 0,
-    sent_wall REAL,
-    confirmed_wall REAL  -- the ingest's receipt arrived (NULL: not yet, or receipts are off)
-);
-CREATE INDEX IF NOT EXISTS items_backlog ON items (state, priority DESC, created_ns);
-CREATE INDEX IF NOT EXISTS items_age ON items (state, created_ns);
-CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_wall);
-CREATE INDEX IF NOT EXISTS items_unconfirmed ON items (sent_wall)
-    WHERE state='sent' AND confirmed_wall IS NULL;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-"""
-
 
 __all__ = [
     "DamagedOutbox",
@@ -100,66 +68,10 @@ __all__ = [
     "PutOutcome",
 ]
 
-QuotaState = Literal["ok", "thumbnails_refused", "full", "unknown"]
 OnDamage = Literal["move_aside", "raise"]
 _MAX_WAL_PAGES = 1000  # SQLite's default checkpoint threshold (4 MiB of 4 KiB pages)
 _MIN_WAL_PAGES = 64
 _T = TypeVar("_T")
-PutStatus = Literal["stored", "stored_without_thumbnail", "duplicate", "refused"]
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    result_id: str  # the uuid7 result id (time-ordered); for feedback, its own uuid7 id
-    kind: str  # "result" | "feedback"
-    priority: int  # higher = more urgent
-    created_ns: int  # time.time_ns() when put
-    payload: bytes  # the exact MQTT payload (UTF-8 JSON), de-identified
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    queued: int
-    sent: int
-    pruned: int
-    refused: int  # by this Outbox object since it was opened
-    thumbnails_refused: int  # likewise
-    oldest_queued_age_s: float | None
-    last_sent_wall: float | None  # time.time() of the last mark_sent (any process)
-    bytes_used: int  # stored: pages in use (what the quota counts), not the WAL
-    quota_bytes: int | None  # None: opened without a quota and none recorded in the file
-    quota_state: str  # "ok" | "thumbnails_refused" | "full" | "unknown"
-    confirmed: int = 0  # sent and confirmed by the ingest's receipt (part of ``sent``)
-    awaiting_receipt: int = 0  # sent (PUBACK) but no receipt yet (part of ``sent``)
-    last_confirmed_wall: float | None = None  # time.time() of the last receipt that confirmed one
-    wal_bytes: int = 0  # the WAL file on disk (checkpointed scratch space, bounded; not counted)
-    damaged: str | None = None  # a damaged outbox this handle moved aside (its new path)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class PutOutcome:
-    """What became of a put: ``kept`` is True once the item is durably in the outbox."""
-
-    result_id: str
-    status: PutStatus
-    reason: str | None = None
-
-    @property
-    def kept(self) -> bool:
-        return self.status != "refused"
-
-
-def _check_id(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a UUID string, got {type(value).__name__}")
-    try:
-        uuid.UUID(value)
-    except ValueError as exc:
-        raise ValueError(f"{what} is not a UUID: {value!r}") from exc
-    return value
 
 
 class Outbox:
@@ -236,17 +148,9 @@ class Outbox:
             wal_pages = max(_MIN_WAL_PAGES, min(_MAX_WAL_PAGES, quota // 16 // page_size))
             conn.execute(f"PRAGMA wal_autocheckpoint={wal_pages}")
             conn.execute(f"PRAGMA journal_size_limit={wal_pages * page_size}")
-            row = _format_of(conn)
-            if row is not None and int(row[0]) == 1:
-                _migrate_v1(conn)
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,))
-            elif int(row[0]) != FORMAT_VERSION:
-                raise OutboxError(
-                    f"{self.path}: outbox format {row[0]} is not the supported {FORMAT_VERSION}"
-                )
+            found = ensure_layout(conn)
+            if found != FORMAT_VERSION:
+                raise OutboxError(f"{self.path}: outbox format {found} is not the supported {FORMAT_VERSION}")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise OutboxError(f"{self.path}: not a usable outbox database: {exc}") from exc
@@ -434,7 +338,7 @@ class Outbox:
         if kind not in ("result", "feedback"):
             raise ValueError(f"result field 'kind' must be 'result' or 'feedback', got {kind!r}")
         key = "feedback_id" if kind == "feedback" else "result_id"
-        item_id = _check_id(result.get(key), f"{kind} field {key!r}")
+        item_id = check_id(result.get(key), f"{kind} field {key!r}")
         priority = result.get("priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ValueError(f"result field 'priority' must be an integer, got {priority!r}")
@@ -445,7 +349,7 @@ class Outbox:
             thumb_field = Thumbnail(bytes(thumbnail), width, height).to_dict()
         if kind == "result":
             message["thumbnail"] = None
-        bare = _encode(message)
+        bare = encode(message)
         with self._lock:
             try:
                 return self._recovering(
@@ -477,7 +381,7 @@ class Outbox:
                 return self._refuse(item_id, f"outbox quota reached ({used} of {quota} bytes stored)")
             payload, status = bare, "stored"
             if thumb_field is not None:
-                with_thumb = _encode({**message, "thumbnail": thumb_field})
+                with_thumb = encode({**message, "thumbnail": thumb_field})
                 if used + len(with_thumb) > quota * self.thumbnail_fraction:
                     self._thumbs_refused += 1
                     status = "stored_without_thumbnail"
@@ -501,7 +405,7 @@ class Outbox:
         """Queue the operator's "confirm" / "reject" of a result, as urgent as the result itself."""
         if self.device is None:
             raise OutboxError("put_feedback needs the device: open the Outbox with device=Device(...)")
-        message = feedback_message(_check_id(result_id, "feedback result_id"), verdict, self.device,
+        message = feedback_message(check_id(result_id, "feedback result_id"), verdict, self.device,
                                    operator=operator)  # fmt: skip
         sql = "SELECT priority FROM items WHERE result_id=?"
         with self._lock:
@@ -611,7 +515,7 @@ class Outbox:
         now = time.time()
         changed = 0
         with self._write() as conn:
-            for part, marks in _in_lists(ids):
+            for part, marks in in_lists(ids):
                 conn.execute(
                     "UPDATE items SET sent_wall=?"
                     f" WHERE state='sent' AND confirmed_wall IS NULL AND result_id IN ({marks})",
@@ -642,7 +546,7 @@ class Outbox:
         now = time.time()
         changed = 0
         with self._write() as conn:
-            for part, marks in _in_lists(ids):
+            for part, marks in in_lists(ids):
                 cur = conn.execute(
                     "UPDATE items SET state='sent', sent_wall=COALESCE(sent_wall, ?), confirmed_wall=?"
                     " WHERE state IN ('queued', 'sent') AND confirmed_wall IS NULL"
@@ -731,32 +635,3 @@ class Outbox:
         with self._lock:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(r[0]) for r in rows)
-
-
-def _format_of(conn: sqlite3.Connection) -> tuple[Any] | None:
-    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-    if has_meta is None:
-        return None
-    return conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-
-
-def _migrate_v1(conn: sqlite3.Connection) -> None:
-    """Format 1 had no receipts: add ``confirmed_wall``. What v1 marked sent is taken as confirmed
-    (its PUBACK was final then), so an upgrade neither re-sends nor keeps it past its retention."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("ALTER TABLE items ADD COLUMN confirmed_wall REAL")
-        conn.execute("UPDATE items SET confirmed_wall=sent_wall WHERE state IN ('sent', 'pruned')")
-        conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    log.info("outbox: migrated from format 1 to %d (receipts)", FORMAT_VERSION)
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"result is not plain JSON ({exc})") from exc
