@@ -14,7 +14,7 @@ from edge.inference.chain import ModelChain
 from edge.runtime.cpu import STAGES
 from edge.runtime.pipeline import Pipeline
 from edge.sources.base import SourceInfo
-from tests.unit.runtime.test_pipeline import FakeModel, RecordingSink, slot
+from tests.support.pipeline import FakeModel, RecordingSink, slot
 
 
 class BacklogSource:
